@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`. Everything they need installs here.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+# uv from PATH when present, else a project-local copy installed from PyPI into .tools/
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+
+# Telemetry off in everything the project runs; state of every tool stays inside the project.
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_HOME := $(CURDIR)/.prefect
+export UV_COMPILE_BYTECODE := 1
+VENV_BIN := $(CURDIR)/.venv/bin
+export PATH := $(VENV_BIN):$(PATH)
+
+.PHONY: help setup run test test-unit bench lint clean
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen)
+	$(UV) sync --frozen
+
+run: setup  ## the main job: bootstrap data, dvc repro, record the run in MLflow, register the model
+	$(VENV_BIN)/mlpipe run
+
+test: setup  ## the whole test suite (unit + integration with real git, DVC, MLflow)
+	$(VENV_BIN)/pytest
+
+test-unit: setup  ## unit tests only
+	$(VENV_BIN)/pytest tests/unit
+
+bench: setup  ## benchmarks: figures printed and written under bench/results/
+	$(VENV_BIN)/python bench/pipeline.py
+
+clean:  ## remove local state (mlruns, artifacts, DVC store and cache, venv); data.dvc and dvc.lock stay
+	rm -rf .venv .tools mlruns artifacts .dvcstore .dvc/cache .dvc/tmp .prefect data

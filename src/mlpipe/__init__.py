@@ -1,0 +1,1 @@
+"""mlpipe: reproducible, orchestrated ML pipeline for tabular data."""

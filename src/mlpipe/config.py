@@ -1,0 +1,208 @@
+"""Typed view of params.yaml, the only reader of it, and the project's fixed paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PARAMS_FILE = "params.yaml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Period(_Frozen):
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end <= self.start:
+            raise ValueError(f"period: end {self.end} not after start {self.start}")
+        return self
+
+
+class DatasetCfg(_Frozen):
+    adapter: str
+    target: str
+    time_column: str
+    initial_period: Period
+    batch_freq: Literal["month", "week"] = "month"
+
+
+class FeaturesCfg(_Frozen):
+    categorical: list[str]
+    numerical: list[str]
+    leakage: list[str] = Field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.categorical, *self.numerical]
+
+    @model_validator(mode="after")
+    def _no_leakage(self) -> FeaturesCfg:
+        leaked = sorted(set(self.columns) & set(self.leakage))
+        if leaked:
+            raise ValueError(f"features: {leaked} are listed as leakage (rule: a feature must be known at scheduling time)")
+        dupes = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        if dupes:
+            raise ValueError(f"features: {dupes} listed twice (rule: each feature once, categorical or numerical)")
+        return self
+
+
+class RangeRule(_Frozen):
+    min: float | None = None
+    max: float | None = None
+
+
+class ValidateCfg(_Frozen):
+    required_not_null: list[str]
+    max_null_rate: float = Field(ge=0, le=1)
+    ranges: dict[str, RangeRule] = Field(default_factory=dict)
+
+
+class SplitCfg(_Frozen):
+    method: Literal["time", "random"] = "time"
+    test_fraction: float = Field(gt=0, lt=1)
+
+
+class TrainCfg(_Frozen):
+    estimator: Literal["hist_gradient_boosting", "random_forest", "logistic_regression"]
+    n_jobs: int = Field(ge=1)
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluateCfg(_Frozen):
+    threshold: float = Field(gt=0, lt=1)
+
+
+class ModelCfg(_Frozen):
+    name: str
+    experiment: str
+
+
+class Params(_Frozen):
+    seed: int
+    dataset: DatasetCfg
+    features: FeaturesCfg
+    validate_: ValidateCfg = Field(alias="validate")
+    split: SplitCfg
+    train: TrainCfg
+    evaluate: EvaluateCfg
+    model: ModelCfg
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _target_not_a_feature(self) -> Params:
+        if self.dataset.target in self.features.columns:
+            raise ValueError(f"features: target {self.dataset.target!r} is a feature (rule: the target is never an input)")
+        return self
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Parse and validate params.yaml; errors name the key and the rule."""
+    return Params.model_validate(read_params_dict(path))
+
+
+def read_params_dict(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """The raw params.yaml mapping (for logging every value as it is written)."""
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> {"a.b.c": value}; lists are kept as values."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def params_hash(section: dict[str, Any]) -> str:
+    """sha256 of a params mapping in canonical JSON: the identity of a configuration."""
+    canonical = json.dumps(section, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Where every stage reads and writes, relative to the project root (as dvc.yaml declares)."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def profile(self) -> Path:
+        return self.artifacts / "validate" / "profile.json"
+
+    @property
+    def validation_report(self) -> Path:
+        return self.artifacts / "validate" / "report.md"
+
+    @property
+    def train_split(self) -> Path:
+        return self.artifacts / "split" / "train.parquet"
+
+    @property
+    def test_split(self) -> Path:
+        return self.artifacts / "split" / "test.parquet"
+
+    @property
+    def split_record(self) -> Path:
+        return self.artifacts / "split" / "split.json"
+
+    @property
+    def model(self) -> Path:
+        return self.artifacts / "model" / "model.skops"
+
+    @property
+    def manifest(self) -> Path:
+        return self.artifacts / "model" / "manifest.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.artifacts / "evaluate" / "predictions.parquet"
+
+    @property
+    def predictions_record(self) -> Path:
+        return self.artifacts / "evaluate" / "predictions.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.artifacts / "evaluate" / "plots"
+
+    @property
+    def mlruns(self) -> Path:
+        return self.root / "mlruns"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlruns / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.mlruns / "artifacts"

@@ -1,0 +1,91 @@
+"""Dataset loading, period batching, splitting and deterministic files."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA_SUFFIX = ".parquet"
+
+
+def period_label(ts: pd.Series, freq: str) -> pd.Series:
+    """Label of each timestamp's period: "2013-01" for months, "2013-W02" (ISO week) for weeks."""
+    if freq == "month":
+        return ts.dt.strftime("%Y-%m")
+    iso = ts.dt.isocalendar()
+    return iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
+
+
+def partition_by_period(df: pd.DataFrame, time_column: str, freq: str) -> dict[str, pd.DataFrame]:
+    """Split a frame into consecutive periods, keyed by label, each keeping the frame's row order."""
+    labels = period_label(df[time_column], freq)
+    return {str(label): part.reset_index(drop=True) for label, part in df.groupby(labels, sort=True)}
+
+
+def write_frame(df: pd.DataFrame, path: Path) -> None:
+    """Write Parquet deterministically: same frame and library versions give the same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    df.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+    tmp.replace(path)
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path, engine="pyarrow")
+
+
+def data_files(data_dir: Path) -> list[Path]:
+    """The data files of a directory in name order (names carry the period, so this is time order)."""
+    return sorted(p for p in data_dir.glob(f"*{DATA_SUFFIX}") if p.is_file())
+
+
+def read_data_dir(data_dir: Path) -> pd.DataFrame:
+    """All data files of a directory as one frame, in file-name order."""
+    files = data_files(data_dir)
+    if not files:
+        raise FileNotFoundError(f"{data_dir}: no *{DATA_SUFFIX} files (rule: run `mlpipe bootstrap` first)")
+    return pd.concat([read_frame(p) for p in files], ignore_index=True)
+
+
+def materialise_period(load_period, start: date, end: date, data_dir: Path, time_column: str, freq: str) -> list[Path]:
+    """Write the source's rows in [start, end) under data_dir as one file per period; return the files."""
+    df = load_period(start, end)
+    written = []
+    for label, part in partition_by_period(df, time_column, freq).items():
+        path = data_dir / f"batch-{label}{DATA_SUFFIX}"
+        write_frame(part, path)
+        written.append(path)
+    return written
+
+
+def split_by_time(df: pd.DataFrame, time_column: str, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """Train on the past, test on the most recent `test_fraction` of rows; no timestamp on both sides.
+
+    Time-ordered data is never shuffled across the cut: a random split would let the model see the
+    future of the days it is tested on.
+    """
+    ordered = df.sort_values(time_column, kind="mergesort")
+    cutoff = ordered[time_column].iloc[int(len(ordered) * (1 - test_fraction))]
+    train = ordered[ordered[time_column] < cutoff].reset_index(drop=True)
+    test = ordered[ordered[time_column] >= cutoff].reset_index(drop=True)
+    return train, test, cutoff
+
+
+def split_random(df: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seeded random split (for data without a time order)."""
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(df), dtype=bool)
+    is_test[rng.permutation(len(df))[: int(round(len(df) * test_fraction))]] = True
+    return df[~is_test].reset_index(drop=True), df[is_test].reset_index(drop=True)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,45 @@
+"""Stage `train`: seeded fit on the train split -> model.skops + manifest.json."""
+
+from __future__ import annotations
+
+import json
+
+from mlpipe.config import Params, ProjectPaths, params_hash, read_params_dict
+from mlpipe.data import read_frame
+from mlpipe.features import select_features, target_vector
+from mlpipe.logs import event
+from mlpipe.stages import run_stage, write_json
+from mlpipe.train import build_manifest, dump_model, fit_model
+
+TRAIN_SEED_OFFSET = 2
+
+
+def train_model(params: Params, paths: ProjectPaths) -> None:
+    train = read_frame(paths.train_split)
+    split_record = json.loads(paths.split_record.read_text())
+    X = select_features(train, params.features)
+    y = target_vector(train, params.dataset.target)
+    seed = params.seed + TRAIN_SEED_OFFSET
+    model = fit_model(params.train, params.features, X, y, seed)
+    sha = dump_model(model, paths.model)
+    raw = read_params_dict()
+    manifest = build_manifest(
+        model_sha256=sha,
+        seed=seed,
+        params_hash=params_hash({k: raw[k] for k in ("seed", "features", "train")} | {"target": params.dataset.target}),
+        data_md5=split_record["data_md5"],
+        train_sha256=split_record["parts"]["train"]["sha256"],
+        features=params.features,
+        target=params.dataset.target,
+        estimator=params.train.estimator,
+    )
+    write_json(paths.manifest, manifest)
+    event("model_written", rows=len(X), features=X.shape[1], sha256=sha, bytes=paths.model.stat().st_size)
+
+
+def main() -> int:
+    return run_stage("train", train_model)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

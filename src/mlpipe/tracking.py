@@ -1,0 +1,146 @@
+"""MLflow record of a pipeline run: params, metrics, lineage tags, dataset inputs, model, registry."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import platform
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mlpipe.config import Params, ProjectPaths, flatten, read_params_dict
+from mlpipe.data import read_frame
+from mlpipe.features import select_features
+from mlpipe.lineage import dvc_file_md5, git_commit, git_dirty, locked_versions, stage_output_hashes
+from mlpipe.train import MODEL_PACKAGES, TRUSTED_TYPES, load_model_file
+
+# What the packaged model needs at load time, pinned from uv.lock.
+MODEL_REQUIREMENTS = [*MODEL_PACKAGES, "mlflow"]
+KEY_PACKAGES = ["mlflow", "dvc", "prefect", "evidently", "scikit-learn", "pandas", "numpy", "skops", "pandera"]
+MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    model_version: str
+    metrics: dict[str, float]
+    data_md5: str | None
+    git_commit: str | None
+    git_dirty: bool
+    model_sha256: str
+
+
+def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
+    """Tags that tie a run to its code, data and stage outputs (who, when, which code, which data)."""
+    import importlib.metadata
+
+    commit = git_commit(paths.root) or ""
+    tags = {
+        "mlpipe.git_commit": commit,
+        "mlflow.source.git.commit": commit,
+        "mlpipe.git_dirty": str(git_dirty(paths.root)).lower(),
+        "mlpipe.data_md5": dvc_file_md5(paths.root / "data.dvc") or "",
+        "mlpipe.model_sha256": manifest["model_sha256"],
+        "mlpipe.params_sha256": manifest["params_sha256"],
+        "mlpipe.seed": str(manifest["seed"]),
+        "mlpipe.user": getpass.getuser(),
+        "mlpipe.host": socket.gethostname(),
+        "mlpipe.python": platform.python_version(),
+    }
+    for stage, outs in stage_output_hashes(paths.root / "dvc.lock").items():
+        for out_path, md5 in outs.items():
+            tags[f"mlpipe.dvc.{stage}.{out_path}"] = md5
+    for name in KEY_PACKAGES:
+        tags[f"mlpipe.version.{name}"] = importlib.metadata.version(name)
+    return tags
+
+
+def _params_for_mlflow(raw: dict) -> dict[str, str]:
+    return {k: str(v)[:MAX_PARAM_LEN] for k, v in flatten(raw).items()}
+
+
+def _dataset_input(mlflow, df: pd.DataFrame, path: Path, md5: str, commit: str, name: str, target: str):
+    # Digest = DVC's content hash of the file, so MLflow and DVC name the data the same way.
+    source = f"{path.as_uri()}?git_commit={commit}&dvc_md5={md5}"
+    return mlflow.data.from_pandas(df, source=source, name=name, targets=target, digest=md5)
+
+
+def ensure_experiment(client, name: str, artifact_root: Path) -> str:
+    """Id of experiment `name`, created with its artifacts under `artifact_root` if new."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=(artifact_root / name).as_uri())
+
+
+def record_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:
+    """Log the finished pipeline's outputs as one MLflow run and register its model version."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    exp_id = ensure_experiment(client, params.model.experiment, paths.artifact_root)
+    manifest = json.loads(paths.manifest.read_text())
+    metrics = json.loads(paths.metrics.read_text())
+    tags = lineage_tags(paths, manifest)
+    commit = tags["mlpipe.git_commit"]
+    split_hashes = stage_output_hashes(paths.root / "dvc.lock").get("split", {})
+    model = load_model_file(paths.model)
+    train = read_frame(paths.train_split)
+    test = read_frame(paths.test_split)
+    X_example = select_features(train.head(5), params.features)
+    requirements = [f"{n}=={v}" for n, v in locked_versions(paths.root / "uv.lock", MODEL_REQUIREMENTS).items()]
+    run_name = f"train-{(tags['mlpipe.data_md5'] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
+
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / "params.yaml")))
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        target = params.dataset.target
+        for name, df, path, context in (("train", train, paths.train_split, "training"), ("test", test, paths.test_split, "evaluation")):
+            rel = str(path.relative_to(paths.root))
+            md5 = split_hashes.get(rel, "")
+            mlflow.log_input(_dataset_input(mlflow, df, path, md5, commit, name, target), context=context,
+                             tags={"path": rel, "git_commit": commit, "dvc_md5": md5})
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=list(TRUSTED_TYPES),
+            signature=infer_signature(X_example, model.predict(X_example)),
+            input_example=X_example,
+            pip_requirements=requirements,
+            registered_model_name=params.model.name,
+            metadata={"mlpipe_manifest": manifest},
+        )
+        for directory, dest in ((paths.model.parent, "mlpipe/model"), (paths.profile.parent, "mlpipe/validate"),
+                                (paths.plots, "mlpipe/plots"), (paths.split_record.parent, "mlpipe/split")):
+            for f in sorted(directory.iterdir()):
+                if f.is_file() and f.suffix != ".parquet":
+                    mlflow.log_artifact(str(f), dest)
+        mlflow.log_artifact(str(paths.metrics), "mlpipe")
+        mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
+
+    version = str(info.registered_model_version)
+    client.set_model_version_tag(params.model.name, version, "mlpipe.data_md5", tags["mlpipe.data_md5"])
+    client.set_model_version_tag(params.model.name, version, "mlpipe.git_commit", commit)
+    client.set_model_version_tag(params.model.name, version, "mlpipe.model_sha256", manifest["model_sha256"])
+    return RunRecord(
+        run_id=run.info.run_id,
+        experiment_id=exp_id,
+        model_name=params.model.name,
+        model_version=version,
+        metrics=metrics,
+        data_md5=tags["mlpipe.data_md5"] or None,
+        git_commit=commit or None,
+        git_dirty=tags["mlpipe.git_dirty"] == "true",
+        model_sha256=manifest["model_sha256"],
+    )
