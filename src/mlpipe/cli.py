@@ -80,7 +80,7 @@ def run(root: ROOT_OPTION = Path(".")) -> None:
         rec = record_run(paths, params, uri)
     metrics = ", ".join(f"{k}={v}" for k, v in rec.metrics.items() if k in ("roc_auc", "average_precision", "f1", "accuracy", "n_test"))
     typer.echo("\n".join([
-        "mlpipe run: done",
+        "mlpipe run: done" + (" (nothing changed: this commit, data and model were already recorded)" if rec.already_recorded else ""),
         f"  stages run:    {', '.join(ran) or 'none (outputs up to date)'}",
         f"  mlflow run:    {rec.run_id} (experiment {params.model.experiment})",
         f"  model:         {rec.model_name} version {rec.model_version} (sha256 {rec.model_sha256[:16]}...)",

@@ -6,6 +6,7 @@ import getpass
 import json
 import platform
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class RunRecord:
     git_commit: str | None
     git_dirty: bool
     model_sha256: str
+    already_recorded: bool = False
 
 
 def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
@@ -79,11 +81,22 @@ def ensure_experiment(client, name: str, artifact_root: Path) -> str:
     return client.create_experiment(name, artifact_location=(artifact_root / name).as_uri())
 
 
+def find_recorded_run(client, experiment_id: str, tags: dict[str, str]):
+    """A run already recorded for this exact model, commit and data from a clean tree, or None."""
+    if tags["mlpipe.git_dirty"] != "false" or not tags["mlpipe.git_commit"]:
+        return None
+    keys = ("mlpipe.model_sha256", "mlpipe.git_commit", "mlpipe.data_md5", "mlpipe.params_sha256")
+    filt = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in keys) + " and tags.`mlpipe.git_dirty` = 'false'"
+    runs = client.search_runs([experiment_id], filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
+
+
 def record_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:
-    """Log the finished pipeline's outputs as one MLflow run and register its model version."""
+    """Log the finished pipeline's outputs as one MLflow run and register its model version.
+
+    A clean tree whose commit, data and model were already recorded returns that run instead.
+    """
     import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
@@ -91,25 +104,55 @@ def record_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRec
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(paths.metrics.read_text())
     tags = lineage_tags(paths, manifest)
+    previous = find_recorded_run(client, exp_id, tags)
+    if previous is not None:
+        versions = client.search_model_versions(f"run_id = '{previous.info.run_id}'")
+        run_id, version = previous.info.run_id, (versions[0].version if versions else "")
+    else:
+        with warnings.catch_warnings():
+            # MLflow warns that a file URI matches its local-file source twice, and about integer
+            # outputs in the signature; neither is actionable here.
+            warnings.simplefilter("ignore", UserWarning)
+            run_id, version = _log_run(mlflow, exp_id, tags, paths, params, metrics, manifest)
+        for key in ("mlpipe.data_md5", "mlpipe.git_commit", "mlpipe.model_sha256"):
+            client.set_model_version_tag(params.model.name, version, key, tags[key])
+    return RunRecord(
+        run_id=run_id,
+        experiment_id=exp_id,
+        model_name=params.model.name,
+        model_version=version,
+        metrics=metrics,
+        data_md5=tags["mlpipe.data_md5"] or None,
+        git_commit=tags["mlpipe.git_commit"] or None,
+        git_dirty=tags["mlpipe.git_dirty"] == "true",
+        model_sha256=manifest["model_sha256"],
+        already_recorded=previous is not None,
+    )
+
+
+def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, params: Params,
+             metrics: dict, manifest: dict) -> tuple[str, str]:
+    """Write the run (tags, params, metrics, inputs, model, artifacts); return (run id, model version)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
     commit = tags["mlpipe.git_commit"]
     split_hashes = stage_output_hashes(paths.root / "dvc.lock").get("split", {})
     model = load_model_file(paths.model)
-    train = read_frame(paths.train_split)
-    test = read_frame(paths.test_split)
-    X_example = select_features(train.head(5), params.features)
+    parts = {"train": (paths.train_split, "training"), "test": (paths.test_split, "evaluation")}
+    frames = {name: read_frame(path) for name, (path, _) in parts.items()}
+    X_example = select_features(frames["train"].head(5), params.features)
     requirements = [f"{n}=={v}" for n, v in locked_versions(paths.root / "uv.lock", MODEL_REQUIREMENTS).items()]
     run_name = f"train-{(tags['mlpipe.data_md5'] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
-
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / "params.yaml")))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        target = params.dataset.target
-        for name, df, path, context in (("train", train, paths.train_split, "training"), ("test", test, paths.test_split, "evaluation")):
+        for name, (path, context) in parts.items():
             rel = str(path.relative_to(paths.root))
             md5 = split_hashes.get(rel, "")
-            mlflow.log_input(_dataset_input(mlflow, df, path, md5, commit, name, target), context=context,
-                             tags={"path": rel, "git_commit": commit, "dvc_md5": md5})
+            dataset = _dataset_input(mlflow, frames[name], path, md5, commit, name, params.dataset.target)
+            mlflow.log_input(dataset, context=context, tags={"path": rel, "git_commit": commit, "dvc_md5": md5})
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -128,19 +171,4 @@ def record_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRec
                     mlflow.log_artifact(str(f), dest)
         mlflow.log_artifact(str(paths.metrics), "mlpipe")
         mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
-
-    version = str(info.registered_model_version)
-    client.set_model_version_tag(params.model.name, version, "mlpipe.data_md5", tags["mlpipe.data_md5"])
-    client.set_model_version_tag(params.model.name, version, "mlpipe.git_commit", commit)
-    client.set_model_version_tag(params.model.name, version, "mlpipe.model_sha256", manifest["model_sha256"])
-    return RunRecord(
-        run_id=run.info.run_id,
-        experiment_id=exp_id,
-        model_name=params.model.name,
-        model_version=version,
-        metrics=metrics,
-        data_md5=tags["mlpipe.data_md5"] or None,
-        git_commit=commit or None,
-        git_dirty=tags["mlpipe.git_dirty"] == "true",
-        model_sha256=manifest["model_sha256"],
-    )
+    return run.info.run_id, str(info.registered_model_version)

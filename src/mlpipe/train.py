@@ -142,9 +142,13 @@ def load_model_file(path: Path, trusted: tuple[str, ...] = TRUSTED_TYPES) -> Pip
 
 
 def package_versions(names: tuple[str, ...] = MODEL_PACKAGES) -> dict[str, str]:
-    """Exact installed versions of `names`, plus the Python version."""
+    """Exact installed versions of `names`, plus Python's major.minor.
+
+    Python's patch level is left out: it does not change the model, and recording it would make the
+    manifest (and so dvc.lock) differ between machines that build identical models.
+    """
     out = {name: importlib.metadata.version(name) for name in names}
-    out["python"] = platform.python_version()
+    out["python"] = ".".join(platform.python_version_tuple()[:2])
     return out
 
 
