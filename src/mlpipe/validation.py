@@ -22,10 +22,12 @@ class Violation:
     rule: str
     count: int
     examples: tuple[str, ...] = ()
+    source: str = ""  # the file or batch the rows came from, when known
 
     def message(self) -> str:
         shown = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
-        return f"{self.column}: {self.rule}: {self.count} offending{shown}"
+        where = f"{self.source}: " if self.source else ""
+        return f"{where}{self.column}: {self.rule}: {self.count} offending{shown}"
 
 
 class DataValidationError(Exception):
@@ -172,8 +174,9 @@ def render_report(profile: dict | None, violations: list[Violation], source: str
     """Markdown validation report: verdict, broken rules, then the column profile."""
     lines = [f"# Validation report: {source}", ""]
     if violations:
-        lines += [f"**FAILED**: {len(violations)} rule(s) broken.", "", "| column | rule | offending rows | examples |", "|---|---|---|---|"]
-        lines += [f"| {v.column} | {v.rule} | {v.count} | {', '.join(v.examples)} |" for v in violations]
+        lines += [f"**FAILED**: {len(violations)} rule(s) broken.", "",
+                  "| source | column | rule | offending rows | examples |", "|---|---|---|---|---|"]
+        lines += [f"| {v.source} | {v.column} | {v.rule} | {v.count} | {', '.join(v.examples)} |" for v in violations]
     else:
         lines.append("**PASSED**: every rule holds.")
     if profile:

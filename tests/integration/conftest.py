@@ -1,0 +1,115 @@
+"""Integration fixtures: the project in a temporary git repo, on a two-week slice of the real data.
+
+Nothing here mocks git, DVC or MLflow: the tests run `python -m mlpipe.cli` and `dvc` as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlpipe.shell import tool_env
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock", "src"]
+# Two weeks of January (about 12k flights) and a short fit: the real pipeline in seconds.
+SLICE = {"start": "2013-01-01", "end": "2013-01-15"}
+
+
+def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command as a user would in the project, with the project's environment."""
+    env = tool_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def mlpipe(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return sh([sys.executable, "-m", "mlpipe.cli", *args], root, check=check)
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return sh([str(Path(sys.executable).parent / "dvc"), *args], root, check=check)
+
+
+def git(root: Path, *args: str) -> str:
+    return sh(["git", *args], root).stdout.strip()
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+def edit_params(root: Path, **sections) -> None:
+    """Update params.yaml sections in place (one level deep merge)."""
+    path = root / "params.yaml"
+    doc = yaml.safe_load(path.read_text())
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def copy_project(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory) -> Path:
+    """The project's files in a fresh git repo, configured for the small slice, committed."""
+    root = tmp_path_factory.mktemp("template")
+    for name in PROJECT_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / name)
+    doc = yaml.safe_load((root / "params.yaml").read_text())
+    doc["dataset"]["initial_period"] = SLICE
+    doc["train"]["hyperparams"]["max_iter"] = 40
+    (root / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    sh(["git", "init", "-q", "-b", "main"], root)
+    git(root, "config", "user.email", "ci@mlpipe.test")
+    git(root, "config", "user.name", "mlpipe tests")
+    commit_all(root, "project on a two-week slice")
+    return root
+
+
+@pytest.fixture(scope="session")
+def first_run(template_repo, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A clone of the template after `mlpipe run`, with data.dvc and dvc.lock committed."""
+    root = tmp_path_factory.mktemp("first") / "project"
+    sh(["git", "clone", "-q", str(template_repo), str(root)], template_repo.parent)
+    for key in ("user.email", "user.name"):
+        git(root, "config", key, git(template_repo, "config", key))
+    proc = mlpipe(root, "run")
+    commit_all(root, "data snapshot and pipeline outputs")
+    return root, proc
+
+
+@pytest.fixture
+def project_copy(first_run, tmp_path) -> Path:
+    """A private copy of the first run's project (repo, DVC cache and remote, MLflow store)."""
+    return copy_project(first_run[0], tmp_path / "project")
+
+
+def tracking_client(root: Path):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+
+

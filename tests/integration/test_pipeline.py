@@ -1,0 +1,191 @@
+"""The spine end to end: bootstrap a slice of the real data, dvc repro, MLflow record, registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import commit_all, copy_project, dvc, edit_params, git, mlpipe, sh, tracking_client
+from mlpipe.data import read_data_dir, sha256_file
+
+pytestmark = pytest.mark.integration
+
+
+def lock(root: Path) -> dict:
+    return yaml.safe_load((root / "dvc.lock").read_text())
+
+
+def data_md5(root: Path) -> str:
+    return yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
+
+
+def manifest(root: Path) -> dict:
+    return json.loads((root / "artifacts/model/manifest.json").read_text())
+
+
+def test_main_job_runs_every_stage_and_prints_the_summary(first_run):
+    root, proc = first_run
+    assert "mlpipe run: done" in proc.stdout
+    assert "stages run:    validate, split, train, evaluate" in proc.stdout
+    assert "flights-late version 1" in proc.stdout
+    assert data_md5(root) in proc.stdout
+    assert (root / ".dvcstore").is_dir(), "bootstrap pushes to the project-local DVC remote"
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
+    root, _ = first_run
+    client = tracking_client(root)
+    exp = client.get_experiment_by_name("mlpipe")
+    (run,) = client.search_runs([exp.experiment_id])
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    source_commit = git(root, "rev-parse", "HEAD~1")  # the run happened before outputs were committed
+    assert tags["mlpipe.git_commit"] == tags["mlflow.source.git.commit"] == source_commit
+    assert tags["mlpipe.git_dirty"] == "true"  # data.dvc and dvc.lock were new, uncommitted
+    assert tags["mlpipe.data_md5"] == data_md5(root)
+    assert tags["mlpipe.model_sha256"] == manifest(root)["model_sha256"] == sha256_file(root / "artifacts/model/model.skops")
+    for stage, body in lock(root)["stages"].items():
+        for out in body["outs"]:
+            assert tags[f"mlpipe.dvc.{stage}.{out['path']}"] == out["md5"]
+    assert tags["mlpipe.version.scikit-learn"] and tags["mlpipe.user"] and tags["mlpipe.host"]
+    assert params["seed"] == "42" and params["train.hyperparams.max_iter"] == "40"
+    assert params["dataset.initial_period.start"] == "2013-01-01"
+    on_disk = json.loads((root / "metrics.json").read_text())
+    assert metrics["roc_auc"] == pytest.approx(on_disk["roc_auc"]) and 0.5 < metrics["roc_auc"] <= 1
+
+    split_md5 = {o["path"]: o["md5"] for o in lock(root)["stages"]["split"]["outs"]}
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "test"}
+    for name in ("train", "test"):
+        ds = inputs[name].dataset
+        assert ds.digest == split_md5[f"artifacts/split/{name}.parquet"]
+        assert f"artifacts/split/{name}.parquet" in ds.source and source_commit in ds.source
+
+    (version,) = client.search_model_versions("name = 'flights-late'")
+    assert version.run_id == run.info.run_id and str(version.version) == "1"
+    assert version.tags["mlpipe.data_md5"] == data_md5(root)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "mlpipe/model")}
+    assert {"mlpipe/model/model.skops", "mlpipe/model/manifest.json"} <= artifacts
+    validate_art = {a.path for a in client.list_artifacts(run.info.run_id, "mlpipe/validate")}
+    assert {"mlpipe/validate/profile.json", "mlpipe/validate/report.md"} <= validate_art
+
+
+def test_registered_model_predicts_like_the_pipeline_and_never_sees_leakage(first_run):
+    import mlflow
+    import mlflow.sklearn
+
+    root, _ = first_run
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    model = mlflow.sklearn.load_model("models:/flights-late/1")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    test = pd.read_parquet(root / "artifacts/split/test.parquet")
+    feats = params["features"]
+    leakage = set(feats["leakage"])
+    assert leakage <= set(test.columns), "the data carries the leakage columns..."
+    assert not leakage & set(model.feature_names_in_), "...and the model never uses them"
+    from mlpipe.config import load_params
+    from mlpipe.features import select_features
+
+    proba = model.predict_proba(select_features(test, load_params(root / "params.yaml").features))[:, 1]
+    stored = pd.read_parquet(root / "artifacts/evaluate/predictions.parquet")["proba"].to_numpy()
+    assert (proba == stored).all()
+    info = mlflow.models.get_model_info("models:/flights-late/1")
+    assert not leakage & {c.name for c in info.signature.inputs}
+    reqs = (Path(mlflow.artifacts.download_artifacts("models:/flights-late/1")) / "requirements.txt").read_text()
+    assert "scikit-learn==" in reqs and "skops==" in reqs
+
+
+def test_dvc_repro_after_the_main_job_runs_nothing(first_run):
+    root, _ = first_run
+    proc = dvc(root, "repro")
+    assert "Running stage" not in proc.stdout
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_fresh_clone_regenerates_identical_data_model_and_predictions(first_run, tmp_path):
+    """The promise: commit + data hash give the same bytes. A fresh clone has no data, no DVC cache or
+    remote, no MLflow store; `mlpipe run` regenerates everything and the committed hashes still hold."""
+    root, _ = first_run
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(root), str(clone)], tmp_path)
+    assert not (clone / "data").exists() and not (clone / ".dvcstore").exists()
+    proc = mlpipe(clone, "run")
+    assert git(clone, "status", "--porcelain") == "", "data.dvc and dvc.lock must not change"
+    assert data_md5(clone) == data_md5(root)
+    assert manifest(clone)["model_sha256"] == manifest(root)["model_sha256"]
+    assert (clone / "artifacts/model/model.skops").read_bytes() == (root / "artifacts/model/model.skops").read_bytes()
+    pred = "artifacts/evaluate/predictions.parquet"
+    assert (pd.read_parquet(clone / pred)["proba"] == pd.read_parquet(root / pred)["proba"]).all()
+    assert json.loads((clone / "artifacts/evaluate/predictions.json").read_text()) == \
+        json.loads((root / "artifacts/evaluate/predictions.json").read_text())
+    assert "git commit:    " + git(root, "rev-parse", "HEAD") in proc.stdout and "dirty" not in proc.stdout
+
+
+def test_unchanged_clean_state_is_not_recorded_twice(project_copy):
+    first = mlpipe(project_copy, "run")
+    again = mlpipe(project_copy, "run")
+    assert "stages run:    none" in again.stdout
+    assert "nothing changed" in again.stdout
+    client = tracking_client(project_copy)
+    assert len(client.search_model_versions("name = 'flights-late'")) == 2  # the dirty first run + this clean one
+    assert first.stdout.splitlines()[2] == again.stdout.splitlines()[2]  # same run id
+
+
+def test_changed_param_reruns_only_the_stages_that_use_it(project_copy):
+    edit_params(project_copy, evaluate={"threshold": 0.3})
+    proc = dvc(project_copy, "repro")
+    assert "Running stage 'evaluate'" in proc.stdout
+    for stage in ("validate", "split", "train"):
+        assert f"Running stage '{stage}'" not in proc.stdout
+    # and back: the run-cache restores the old outputs without training
+    edit_params(project_copy, evaluate={"threshold": 0.5})
+    proc = dvc(project_copy, "repro")
+    assert "Running stage 'train'" not in proc.stdout
+    assert git(project_copy, "status", "--porcelain") == ""
+
+
+def test_dvc_experiment_with_a_train_param(project_copy):
+    proc = dvc(project_copy, "exp", "run", "-S", "train.hyperparams.max_iter=15")
+    assert "Running stage 'train'" in proc.stdout and "Running stage 'split'" not in proc.stdout
+    shown = json.loads(dvc(project_copy, "exp", "show", "--json").stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    assert exps, "the experiment is listed by dvc exp show"
+
+
+def test_bad_batch_stops_at_validate_naming_column_rule_and_count(project_copy):
+    root = project_copy
+    model_before = sha256_file(root / "artifacts/model/model.skops")
+    good = read_data_dir(root / "data")
+    bad = good.head(50).copy()
+    bad.loc[bad.index[:7], "distance"] = -5
+    bad.loc[bad.index[:3], "carrier"] = None
+    bad = bad.drop(columns=["temp"])
+    bad.to_parquet(root / "data" / "batch-2013-01-zz-bad.parquet", index=False)
+    proc = mlpipe(root, "run", check=False)
+    assert proc.returncode != 0
+    err = proc.stderr
+    name = "batch-2013-01-zz-bad.parquet"
+    assert f"{name}: distance: below min 1.0: 7 offending (e.g. -5.0)" in err
+    assert f"{name}: carrier: null where none are allowed: 3 offending" in err
+    assert f"{name}: temp: required column is missing" in err
+    assert "batch-2013-01.parquet:" not in err, "the good batch is not blamed"
+    assert "nothing was recorded or registered" in err
+    assert "FAILED" in (root / "artifacts/validate/report.md").read_text()
+    assert sha256_file(root / "artifacts/model/model.skops") == model_before
+    client = tracking_client(root)
+    assert [str(v.version) for v in client.search_model_versions("name = 'flights-late'")] == ["1"]
+
+
+def test_bootstrap_twice_gives_the_same_data_hash(project_copy):
+    import shutil
+
+    recorded = data_md5(project_copy)
+    for path in ("data", ".dvcstore", ".dvc/cache"):
+        shutil.rmtree(project_copy / path)
+    mlpipe(project_copy, "bootstrap")
+    assert data_md5(project_copy) == recorded
+    assert git(project_copy, "status", "--porcelain") == ""

@@ -1,0 +1,175 @@
+"""params.yaml is the only knob file: it loads into frozen typed sections, and bad settings are refused by name."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from mlpipe.config import Params, ProjectPaths, flatten, load_params, params_hash, read_params_dict
+
+
+def _refusal(raw: dict) -> str:
+    """The error text pydantic gives for a params mapping that must be refused."""
+    with pytest.raises(ValidationError) as info:
+        Params.model_validate(raw)
+    return str(info.value)
+
+
+def test_project_params_load_into_typed_sections(params):
+    assert params.seed == 42
+    assert params.dataset.target == "late"
+    assert params.dataset.time_column == "time_hour"
+    assert params.dataset.initial_period.start == date(2013, 1, 1)
+    assert params.dataset.initial_period.end == date(2013, 4, 1)
+    assert params.features.columns[:4] == ["carrier", "origin", "dest", "distance"]
+    assert params.validate_.ranges["distance"].min == 1.0
+    assert params.validate_.ranges["distance"].max == 6000.0
+    assert params.split.method == "time"
+    assert params.train.estimator == "hist_gradient_boosting"
+    assert params.train.n_jobs == 1
+
+
+def test_no_leakage_column_is_a_configured_feature(params):
+    assert not set(params.features.columns) & set(params.features.leakage)
+    assert params.dataset.target not in params.features.columns
+
+
+def test_feature_listed_as_leakage_is_refused_with_its_name(params_dict):
+    params_dict["features"]["numerical"].append("dep_delay")
+    message = _refusal(params_dict)
+    assert "dep_delay" in message
+    assert "leakage" in message
+
+
+def test_leaky_params_file_is_refused_when_loaded(tmp_path, params_dict):
+    params_dict["features"]["categorical"].append("tailnum")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_dict), encoding="utf-8")
+    with pytest.raises(ValidationError, match="tailnum"):
+        load_params(path)
+
+
+def test_target_used_as_a_feature_is_refused(params_dict):
+    params_dict["features"]["numerical"].append("late")
+    message = _refusal(params_dict)
+    assert "'late'" in message
+    assert "target" in message
+
+
+def test_feature_listed_twice_is_refused(params_dict):
+    params_dict["features"]["numerical"].append("carrier")
+    message = _refusal(params_dict)
+    assert "carrier" in message
+    assert "listed twice" in message
+
+
+def test_unknown_top_level_key_is_refused(params_dict):
+    params_dict["seeds"] = 7
+    message = _refusal(params_dict)
+    assert "seeds" in message
+    assert "Extra inputs are not permitted" in message
+
+
+def test_misspelled_nested_key_is_refused(params_dict):
+    params_dict["split"]["test_fracton"] = 0.3
+    assert "test_fracton" in _refusal(params_dict)
+
+
+def test_unknown_estimator_is_refused(params_dict):
+    params_dict["train"]["estimator"] = "xgboost"
+    message = _refusal(params_dict)
+    assert "train.estimator" in message
+
+
+def test_test_fraction_outside_zero_one_is_refused(params_dict):
+    params_dict["split"]["test_fraction"] = 1.0
+    assert "split.test_fraction" in _refusal(params_dict)
+
+
+def test_initial_period_ending_before_it_starts_is_refused(params_dict):
+    params_dict["dataset"]["initial_period"] = {"start": "2013-04-01", "end": "2013-01-01"}
+    message = _refusal(params_dict)
+    assert "end 2013-01-01 not after start 2013-04-01" in message
+
+
+def test_params_are_frozen_once_loaded(params):
+    with pytest.raises(ValidationError):
+        params.seed = 0  # type: ignore[misc]
+
+
+def test_missing_params_file_fails_naming_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        load_params(tmp_path / "nowhere.yaml")
+
+
+def test_raw_params_dict_is_the_file_as_written(params_path):
+    raw = read_params_dict(params_path)
+    assert raw["validate"]["max_null_rate"] == 0.2
+    assert raw["dataset"]["initial_period"]["start"] == "2013-01-01"
+
+
+def test_flatten_names_nested_keys_with_dots_and_keeps_lists():
+    nested = {"seed": 1, "train": {"estimator": "rf", "hyperparams": {"max_iter": 5}}, "cols": ["a", "b"]}
+    assert flatten(nested) == {
+        "seed": 1,
+        "train.estimator": "rf",
+        "train.hyperparams.max_iter": 5,
+        "cols": ["a", "b"],
+    }
+
+
+def test_flatten_applies_a_prefix_and_flattens_the_real_params(params_path):
+    assert flatten({"a": {"b": 1}}, "params.") == {"params.a.b": 1}
+    flat = flatten(read_params_dict(params_path))
+    assert flat["validate.ranges.distance.max"] == 6000
+    assert flat["features.categorical"] == ["carrier", "origin", "dest"]
+
+
+def test_params_hash_is_stable_and_ignores_key_order():
+    first = params_hash({"a": 1, "b": {"c": [1, 2], "d": "x"}})
+    again = params_hash({"b": {"d": "x", "c": [1, 2]}, "a": 1})
+    assert first == again
+    assert len(first) == 64 and int(first, 16) >= 0
+
+
+def test_params_hash_changes_when_any_value_changes(params_dict):
+    before = params_hash(params_dict)
+    changed = copy.deepcopy(params_dict)
+    changed["train"]["hyperparams"]["learning_rate"] = 0.11
+    assert params_hash(changed) != before
+    reordered = copy.deepcopy(params_dict)
+    reordered["features"]["categorical"] = list(reversed(reordered["features"]["categorical"]))
+    assert params_hash(reordered) != before  # list order is part of the configuration
+
+
+def test_params_hash_handles_dates():
+    assert params_hash({"start": date(2013, 1, 1)}) == params_hash({"start": "2013-01-01"})
+
+
+def test_project_paths_follow_the_dvc_layout(tmp_path):
+    paths = ProjectPaths(tmp_path)
+    assert paths.data == tmp_path / "data"
+    assert paths.profile == tmp_path / "artifacts" / "validate" / "profile.json"
+    assert paths.validation_report == tmp_path / "artifacts" / "validate" / "report.md"
+    assert paths.train_split == tmp_path / "artifacts" / "split" / "train.parquet"
+    assert paths.test_split == tmp_path / "artifacts" / "split" / "test.parquet"
+    assert paths.split_record == tmp_path / "artifacts" / "split" / "split.json"
+    assert paths.model == tmp_path / "artifacts" / "model" / "model.skops"
+    assert paths.manifest == tmp_path / "artifacts" / "model" / "manifest.json"
+    assert paths.metrics == tmp_path / "metrics.json"
+    assert paths.predictions == tmp_path / "artifacts" / "evaluate" / "predictions.parquet"
+    assert paths.predictions_record == tmp_path / "artifacts" / "evaluate" / "predictions.json"
+    assert paths.plots == tmp_path / "artifacts" / "evaluate" / "plots"
+    assert paths.artifact_root == tmp_path / "mlruns" / "artifacts"
+    assert paths.tracking_uri == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+
+
+def test_project_paths_create_nothing(tmp_path):
+    paths = ProjectPaths(tmp_path / "project")
+    _ = (paths.data, paths.model, paths.tracking_uri)
+    assert not Path(tmp_path / "project").exists()
