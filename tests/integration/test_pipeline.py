@@ -189,3 +189,60 @@ def test_bootstrap_twice_gives_the_same_data_hash(project_copy):
     mlpipe(project_copy, "bootstrap")
     assert data_md5(project_copy) == recorded
     assert git(project_copy, "status", "--porcelain") == ""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
+    """`mlpipe ui` serves this project's store on 127.0.0.1; the run and its registered model are there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from mlpipe.shell import tool_env
+
+    root, _ = first_run
+    port = free_port()
+    env = tool_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "ui", "--port", str(port)], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("MLflow UI not ready within 90 s")
+        req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
+                                     data=json.dumps({"experiment_ids": ["1"]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            runs = json.load(r)["runs"]
+        tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
+        assert tags["mlpipe.data_md5"] == data_md5(root)
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/registered-models/get?name=flights-late", timeout=10) as r:
+            assert json.load(r)["registered_model"]["latest_versions"][0]["run_id"] == runs[0]["info"]["run_id"]
+        with urllib.request.urlopen(f"{base}/", timeout=10) as r:
+            assert b"MLflow" in r.read()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -52,6 +52,16 @@ def test_period_labels_are_zero_padded_so_names_sort_in_time_order():
     assert labels.tolist() == sorted(labels.tolist())
 
 
+@pytest.mark.parametrize("freq", ["month", "week"])
+def test_rows_without_a_time_are_refused_not_lost_or_filed_under_na(freq):
+    # A row with no timestamp belongs to no period: bootstrap must say so, not drop it (month)
+    # or write it to a "batch-<NA>-W<NA>" file (week), which validation would never see as wrong.
+    df = pd.DataFrame({"time_hour": pd.to_datetime(["2013-01-01 10:00", None, "2013-02-01 10:00"], utc=True),
+                       "row": [0, 1, 2]})
+    with pytest.raises(ValueError, match="time_hour"):
+        partition_by_period(df, "time_hour", freq)
+
+
 def test_empty_frame_has_no_batches():
     assert partition_by_period(_timed([]), "time_hour", "month") == {}
 

@@ -217,3 +217,13 @@ def test_report_without_a_profile_has_only_the_verdict():
     assert "**FAILED**" in report
     assert "Rows:" not in report
     assert report.endswith("\n")
+
+
+def test_numbers_in_a_text_column_are_reported_as_a_wrong_type_only(flights, params):
+    # A request may send a carrier code as a number: that is one broken rule (the type), not an
+    # "empty string" whose example is a Python exception text.
+    df = flights.assign(carrier=5)
+    violations = validate_frame(df, params)
+    assert [v.column for v in violations] == ["carrier"]
+    assert violations[0].rule.startswith("wrong type")
+    assert not any("Error" in e for v in violations for e in v.examples)

@@ -1,0 +1,107 @@
+"""Benchmark: `mlpipe run` against a bare training script on the same data, plus the no-op rerun.
+
+Runs everything in one process tree on this machine, in a temporary copy of the project (the
+default params: the whole initial period), and writes bench/results/pipeline.json.
+Usage: python bench/pipeline.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock",
+                 "src", "data.dvc", "dvc.lock", "metrics.json"]
+sys.path.insert(0, str(REPO / "src"))
+from mlpipe.shell import tool_env  # noqa: E402
+
+
+def durations(log: str) -> dict[str, float]:
+    """Seconds per step from mlpipe's `event=<step>_end duration_s=<s>` log lines."""
+    out = {}
+    for m in re.finditer(r"event=(\S+)_end duration_s=([\d.]+)(?: stage=(\S+))?", log):
+        out[m.group(3) or m.group(1)] = float(m.group(2))
+    return out
+
+
+def timed(args: list[str], cwd: Path) -> tuple[float, str, str]:
+    env = tool_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{args} failed:\n{proc.stderr[-3000:]}")
+    return elapsed, proc.stdout, proc.stderr
+
+
+def make_project(dest: Path) -> Path:
+    for name in PROJECT_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=bench@mlpipe", "-c", "user.name=bench", "commit", "-qm", "bench"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3, help="bare-baseline and no-op repetitions (median)")
+    args = parser.parse_args(argv)
+    py = sys.executable
+    mlpipe_cmd = [py, "-m", "mlpipe.cli", "run"]
+    dvc = str(Path(py).parent / "dvc")
+    with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as tmp:
+        root = make_project(Path(tmp) / "project")
+        full_s, out, log = timed(mlpipe_cmd, root)  # fresh clone: bootstrap + all stages + MLflow record
+        stages_full = next(line for line in out.splitlines() if "stages run" in line).split(":", 1)[1].strip()
+        bare = [timed([py, str(REPO / "bench" / "bare_train.py"), str(root)], root) for _ in range(args.repeat)]
+        bare_s = statistics.median(t for t, _, _ in bare)
+        bare_fit_s, bare_auc = (float(x) for x in bare[0][1].split())
+        subprocess.run(["git", "-c", "user.email=b@m", "-c", "user.name=b", "commit", "-qam", "outputs"], cwd=root)
+        noop_runs = [timed(mlpipe_cmd, root) for _ in range(args.repeat)]
+        noop = [t for t, _, _ in noop_runs]
+        repro_noop = [timed([dvc, "repro"], root)[0] for _ in range(args.repeat)]
+        metrics = json.loads((root / "metrics.json").read_text())
+    figures = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "bare_train_s": round(bare_s, 3),
+        "bare_fit_after_imports_s": round(bare_fit_s, 3),
+        "bare_roc_auc": bare_auc,
+        "mlpipe_run_fresh_s": round(full_s, 3),
+        "mlpipe_run_stages": stages_full,
+        "mlpipe_run_fresh_steps_s": durations(log),
+        "mlpipe_roc_auc": metrics["roc_auc"],
+        "ratio_fresh_run_vs_bare": round(full_s / bare_s, 2),
+        "mlpipe_run_noop_s": round(statistics.median(noop), 3),
+        "mlpipe_run_noop_steps_s": durations(noop_runs[-1][2]),
+        "dvc_repro_noop_s": round(statistics.median(repro_noop), 3),
+        "ratio_noop_vs_bare": round(statistics.median(noop) / bare_s, 2),
+    }
+    out_path = REPO / "bench" / "results" / "pipeline.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(figures, indent=2) + "\n")
+    width = max(map(len, figures))
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"written to {out_path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
