@@ -107,6 +107,16 @@ class Params(_Frozen):
             raise ValueError(f"features: target {self.dataset.target!r} is a feature (rule: the target is never an input)")
         return self
 
+    @model_validator(mode="after")
+    def _rules_name_known_columns(self) -> Params:
+        # A misspelt column in a rule would silently switch the rule off.
+        known = {*self.features.columns, self.dataset.target, self.dataset.time_column}
+        unknown = sorted((set(self.validate_.ranges) | set(self.validate_.required_not_null)) - known)
+        if unknown:
+            raise ValueError(f"validate: rules name unknown columns {unknown} (rule: a rule applies to a feature, "
+                             "the target or the time column)")
+        return self
+
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Parse and validate params.yaml; errors name the key and the rule."""

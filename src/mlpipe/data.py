@@ -22,8 +22,15 @@ def period_label(ts: pd.Series, freq: str) -> pd.Series:
 
 def partition_by_period(df: pd.DataFrame, time_column: str, freq: str) -> dict[str, pd.DataFrame]:
     """Split a frame into consecutive periods, keyed by label, each keeping the frame's row order."""
+    _require_times(df, time_column)
     labels = period_label(df[time_column], freq)
     return {str(label): part.reset_index(drop=True) for label, part in df.groupby(labels, sort=True)}
+
+
+def _require_times(df: pd.DataFrame, time_column: str) -> None:
+    missing = int(df[time_column].isna().sum())
+    if missing:
+        raise ValueError(f"{time_column}: {missing} rows without a time (rule: every row needs a time to be batched or split)")
 
 
 def write_frame(df: pd.DataFrame, path: Path) -> None:
@@ -68,6 +75,9 @@ def split_by_time(df: pd.DataFrame, time_column: str, test_fraction: float) -> t
     Time-ordered data is never shuffled across the cut: a random split would let the model see the
     future of the days it is tested on.
     """
+    _require_times(df, time_column)
+    if df.empty:
+        raise ValueError(f"{time_column}: no rows to split (rule: split needs data)")
     ordered = df.sort_values(time_column, kind="mergesort")
     cutoff = ordered[time_column].iloc[int(len(ordered) * (1 - test_fraction))]
     train = ordered[ordered[time_column] < cutoff].reset_index(drop=True)

@@ -72,11 +72,15 @@ def _violations_from(errors: pa.errors.SchemaErrors) -> list[Violation]:
     cases.loc[missing, "check"] = "required column is missing"
     cases["column"] = cases["column"].fillna("<frame>").astype(str)
     check = cases["check"].astype(str)
-    # A value that fails coercion also fails the dtype and range checks run on the raw column;
-    # report the cause once.
-    uncoercible = set(cases.loc[check.str.startswith("coerce_dtype"), "column"])
-    keep = ~cases["column"].isin(uncoercible) | check.str.startswith("coerce_dtype") | (check == "not_nullable")
+    # A value of the wrong type also fails the value checks run on the raw column (with an
+    # exception as the "failure case"); report the type problem once, not its echoes.
+    mistyped = set(cases.loc[check.str.startswith(("coerce_dtype", "dtype(")), "column"])
+    keep = ~cases["column"].isin(mistyped) | check.str.startswith(("coerce_dtype", "dtype(")) | (check == "not_nullable")
     cases = cases[keep]
+    check = cases["check"].astype(str)
+    # After a failed coercion the raw column also fails the dtype check: one rule per cause.
+    uncoercible = set(cases.loc[check.str.startswith("coerce_dtype"), "column"])
+    cases = cases[~(cases["column"].isin(uncoercible) & check.str.startswith("dtype("))]
     out = []
     for (column, check), group in cases.groupby(["column", "check"], sort=True):
         rule = _rule_text(str(check))

@@ -173,3 +173,15 @@ def test_project_paths_create_nothing(tmp_path):
     paths = ProjectPaths(tmp_path / "project")
     _ = (paths.data, paths.model, paths.tracking_uri)
     assert not Path(tmp_path / "project").exists()
+
+
+def test_rule_naming_an_unknown_column_is_refused(params_dict, tmp_path):
+    import yaml
+
+    from mlpipe.config import load_params
+
+    params_dict["validate"]["ranges"]["distnace"] = {"min": 1, "max": 6000}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_dict))
+    with pytest.raises(ValueError, match=r"unknown columns \['distnace'\]"):
+        load_params(path)
