@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from mlpipe.config import PARAMS_FILE, ProjectPaths, load_params
-from mlpipe.logs import configure_logging, event, timed
-from mlpipe.shell import OFFLINE_ENV, ToolError, run_tool, tool_env
+from mlpipe.lock import LockBusy
+from mlpipe.logs import configure_logging, hand_logging_to_prefect
+from mlpipe.shell import OFFLINE_ENV, ToolError, tool_env
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record.")
 
@@ -41,61 +42,178 @@ def bootstrap(root: ROOT_OPTION = Path(".")) -> None:
     """Materialise the initial period under data/ (deterministically), `dvc add` it and push to the remote."""
     from mlpipe.snapshot import bootstrap as bootstrap_data
 
+    from mlpipe.lineage import git_commit_paths
+
     paths = project(root)
-    md5 = bootstrap_data(paths, load_params(paths.root / PARAMS_FILE))
-    typer.echo(f"data/ is at {md5} (data.dvc); pushed to the default DVC remote")
+    params = load_params(paths.root / PARAMS_FILE)
+    md5 = bootstrap_data(paths, params)
+    commit = git_commit_paths(paths.root, ["data.dvc", ".gitignore"], f"data: initial period (md5 {md5})")
+    typer.echo(f"data/ is at {md5} (data.dvc{', committed ' + commit[:8] if commit else ''}); pushed to the default DVC remote")
 
 
-def repro(paths: ProjectPaths) -> list[str]:
-    """`dvc repro`; return the stages that actually ran (an unchanged workspace runs none)."""
-    with timed("dvc_repro"):
-        proc = run_tool(["dvc", "repro"], paths.root, check=False)
-    sys.stderr.write(proc.stderr)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise ToolError(f"`dvc repro` failed (exit {proc.returncode}); nothing was recorded or registered:\n{tail}")
-    ran = re.findall(r"Running stage '([^']+)'", proc.stdout)
-    event("dvc_repro_done", stages_run=",".join(ran) or "none")
-    return ran
+def use_project_prefect(paths: ProjectPaths) -> None:
+    """Prefect state stays inside the project unless PREFECT_HOME/PREFECT_API_URL say otherwise
+    (read by Prefect at import, so call this before importing it)."""
+    os.environ.setdefault("PREFECT_HOME", str(paths.prefect_home))
+    # mlpipe's own event lines also reach the Prefect run logs (and UI).
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mlpipe")
+
+
+EXIT_QUARANTINED = 3
+
+
+def print_summary(s: dict) -> None:
+    metrics = ", ".join(f"{k}={v}" for k, v in s["metrics"].items() if k in ("roc_auc", "average_precision", "f1", "accuracy", "n_test"))
+    lines = [
+        f"mlpipe run: {s['verdict']}" + (" (this commit, data and model were already recorded)" if s["already_recorded"] else ""),
+        f"  batches:       accepted {', '.join(s['accepted']) or 'none'}; quarantined {', '.join(s['quarantined']) or 'none'}",
+        f"  data md5:      {s['data_before']} -> {s['data_after']}",
+        f"  stages run:    {', '.join(s['stages_run']) or 'none (outputs up to date)'}",
+        f"  mlflow run:    {s['run_id']}",
+        f"  model:         {s['model_name']} version {s['model_version']} [{', '.join(s['aliases']) or 'no alias'}] (sha256 {s['model_sha256'][:16]}...)",
+        f"  metrics:       {metrics}",
+        f"  drift share:   {s['drift_share']} (newest batch vs training data)",
+        f"  git commit:    {s['commit']}{' (dirty tree)' if s['git_dirty'] else ''}",
+        f"  tracking:      {s['tracking_uri']}",
+        "  open the UI:   mlpipe ui   (MLflow on http://127.0.0.1:5000)",
+    ]
+    for report in s["quarantine_reports"]:
+        lines.append(f"  QUARANTINED:   {report}")
+    typer.echo("\n".join(lines))
 
 
 @app.command()
 def run(root: ROOT_OPTION = Path(".")) -> None:
-    """The main job: bootstrap when there is no data, snapshot changed data, `dvc repro`, record in MLflow."""
-    from mlpipe.snapshot import bootstrap as bootstrap_data
-    from mlpipe.snapshot import data_changed, has_data, push_data, snapshot_data
-    from mlpipe.tracking import record_run
-
+    """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
+    `dvc repro` stage by stage, record in MLflow, drift report, register the challenger."""
     paths = project(root)
-    params = load_params(paths.root / PARAMS_FILE)
-    if not has_data(paths):
-        bootstrap_data(paths, params)
-    elif data_changed(paths):
-        snapshot_data(paths)
-    else:
-        push_data(paths)
-    ran = repro(paths)
-    uri = tracking_uri(paths)
-    with timed("mlflow_record"):
-        rec = record_run(paths, params, uri)
-    metrics = ", ".join(f"{k}={v}" for k, v in rec.metrics.items() if k in ("roc_auc", "average_precision", "f1", "accuracy", "n_test"))
-    typer.echo("\n".join([
-        "mlpipe run: done" + (" (nothing changed: this commit, data and model were already recorded)" if rec.already_recorded else ""),
-        f"  stages run:    {', '.join(ran) or 'none (outputs up to date)'}",
-        f"  mlflow run:    {rec.run_id} (experiment {params.model.experiment})",
-        f"  model:         {rec.model_name} version {rec.model_version} (sha256 {rec.model_sha256[:16]}...)",
-        f"  metrics:       {metrics}",
-        f"  data md5:      {rec.data_md5}",
-        f"  git commit:    {rec.git_commit}{' (dirty tree)' if rec.git_dirty else ''}",
-        f"  tracking:      {uri}",
-        "  open the UI:   mlpipe ui   (MLflow on http://127.0.0.1:5000)",
-    ]))
+    use_project_prefect(paths)
+    from flows.retrain import retrain
+
+    if any(h.get_name() != "mlpipe-stderr" for h in logging.getLogger("mlpipe").handlers):
+        hand_logging_to_prefect()
+    state = retrain(root=str(paths.root), tracking_uri=tracking_uri(paths), return_state=True)
+    if state.is_failed() or state.is_crashed():
+        raise ToolError(f"retrain flow {state.name}: {state.message}")
+    summary = state.result()
+    print_summary(summary)
+    if summary["quarantined"]:
+        raise typer.Exit(EXIT_QUARANTINED)
 
 
 @app.command()
-def ui(root: ROOT_OPTION = Path("."), port: int = 5000, host: str = "127.0.0.1") -> None:
-    """Start the MLflow UI over this project's tracking store (127.0.0.1 by default)."""
+def simulate(root: ROOT_OPTION = Path("."), next_: Annotated[bool, typer.Option("--next", help="Release the next period.")] = False) -> None:
+    """Replay the bundled dataset: release the period after the newest data into the landing zone."""
+    import pandas as pd
+
+    from mlpipe.adapters import get_adapter
+    from mlpipe.data import data_files, read_frame
+    from mlpipe.landing import landed_batches, read_batch, release_next_period
+
+    if not next_:
+        raise typer.BadParameter("say --next to release the next period")
     paths = project(root)
+    params = load_params(paths.root / PARAMS_FILE)
+    time_col = params.dataset.time_column
+    landing_dir = paths.root / params.retrain.landing_dir
+    stamps = [read_frame(f)[time_col].max() for f in data_files(paths.data)]
+    stamps += [read_batch(f, time_col)[time_col].max() for f in landed_batches(landing_dir)]
+    if not stamps:
+        latest = pd.Timestamp(params.dataset.initial_period.end, tz="UTC") - pd.Timedelta(hours=1)
+    else:
+        latest = max(stamps)
+    dest = release_next_period(get_adapter(params.dataset.adapter).load_period, latest, params.dataset.batch_freq, landing_dir)
+    if dest is None:
+        typer.echo("the source has no more periods to release")
+        raise typer.Exit(1)
+    typer.echo(f"released {dest.relative_to(paths.root)} ({len(read_frame(dest))} rows)")
+
+
+@app.command()
+def ingest(file: Path, root: ROOT_OPTION = Path(".")) -> None:
+    """Copy a data file (Parquet or CSV) into the landing zone; the next run validates it."""
+    from mlpipe.landing import ingest_file
+
+    paths = project(root)
+    params = load_params(paths.root / PARAMS_FILE)
+    dest = ingest_file(file.resolve(), paths.root / params.retrain.landing_dir)
+    typer.echo(f"landed {dest.relative_to(paths.root)}")
+
+
+def start_prefect_server(paths: ProjectPaths, port: int) -> subprocess.Popen:
+    """`prefect server start` on 127.0.0.1 (SQLite under the project's PREFECT_HOME); returns once healthy."""
+    import time
+    import urllib.request
+
+    log = open(paths.prefect_home / "server.log", "ab")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], cwd=paths.root, env=tool_env(), stdout=log, stderr=log,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ToolError(f"prefect server exited with {proc.returncode}; see {paths.prefect_home / 'server.log'}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise ToolError(f"prefect server not healthy on 127.0.0.1:{port} within 120 s")
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@app.command()
+def schedule(
+    root: ROOT_OPTION = Path("."),
+    port: int = 4200,
+    interval: Annotated[float | None, typer.Option(help="Run every N seconds instead of the cron in params.yaml.")] = None,
+) -> None:
+    """Serve the retrain deployment on its schedule (retrain.cron in params.yaml). Without
+    PREFECT_API_URL, a local Prefect server is started on 127.0.0.1 first (schedules need a real server)."""
+    paths = project(root)
+    use_project_prefect(paths)
+    params = load_params(paths.root / PARAMS_FILE)
+    paths.prefect_home.mkdir(parents=True, exist_ok=True)
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        server = start_prefect_server(paths, port)
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+        typer.echo(f"Prefect server and UI on http://127.0.0.1:{port}")
+    try:
+        from flows.retrain import retrain
+
+        when = {"interval": interval} if interval else {"cron": params.retrain.cron}
+        typer.echo(f"serving deployment retrain/{paths.root.name} ({when}); Ctrl-C stops it")
+        retrain.serve(name=paths.root.name, parameters={"root": str(paths.root), "tracking_uri": tracking_uri(paths)},
+                      tags=["mlpipe"], **when, print_starting_message=False)
+    finally:
+        if server is not None:
+            stop_process_group(server)
+
+
+@app.command()
+def ui(root: ROOT_OPTION = Path("."), port: int = 5000, host: str = "127.0.0.1",
+       prefect: Annotated[bool, typer.Option("--prefect", help="Open the Prefect UI (a local server) instead.")] = False) -> None:
+    """Start the MLflow UI over this project's tracking store (127.0.0.1 by default), or the Prefect UI."""
+    paths = project(root)
+    if prefect:
+        use_project_prefect(paths)
+        paths.prefect_home.mkdir(parents=True, exist_ok=True)
+        cmd = [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", host, "--port", str(port)]
+        typer.echo(f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)")
+        raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=tool_env()))
     uri = tracking_uri(paths)
     cmd = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     if not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -111,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         result = app(args=argv, prog_name="mlpipe", standalone_mode=False)
-    except (ToolError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (ToolError, ValueError, FileNotFoundError, FileExistsError, KeyError, LockBusy) as exc:
         typer.echo(f"mlpipe: {exc}", err=True)
         return 1
     except Exception as exc:  # click's usage errors carry their own exit codes

@@ -89,6 +89,14 @@ class ModelCfg(_Frozen):
     experiment: str
 
 
+class RetrainCfg(_Frozen):
+    landing_dir: str = "landing"
+    quarantine_dir: str = "quarantine"
+    cron: str = "0 3 * * *"
+    timezone: str = "UTC"
+    lock_timeout_s: float = Field(default=900, ge=0)
+
+
 class Params(_Frozen):
     seed: int
     dataset: DatasetCfg
@@ -98,6 +106,7 @@ class Params(_Frozen):
     train: TrainCfg
     evaluate: EvaluateCfg
     model: ModelCfg
+    retrain: RetrainCfg = Field(default_factory=RetrainCfg)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -204,6 +213,18 @@ class ProjectPaths:
     @property
     def plots(self) -> Path:
         return self.artifacts / "evaluate" / "plots"
+
+    @property
+    def drift_dir(self) -> Path:
+        return self.artifacts / "drift"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".mlpipe.lock"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / ".prefect"
 
     @property
     def mlruns(self) -> Path:

@@ -20,6 +20,20 @@ def period_label(ts: pd.Series, freq: str) -> pd.Series:
     return iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
 
 
+def next_period(latest: pd.Timestamp, freq: str) -> tuple[date, date]:
+    """[start, end) of what comes after `latest`: from the next UTC day to the end of that day's period
+    (calendar month, or ISO week ending on Sunday), so replayed batches neither overlap nor leave gaps."""
+    ts = pd.Timestamp(latest)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    start = ts.normalize() + pd.Timedelta(days=1)
+    if freq == "month":
+        end = (start.to_period("M") + 1).start_time
+    else:
+        end = start - pd.Timedelta(days=start.dayofweek) + pd.Timedelta(days=7)
+    return start.date(), end.date()
+
+
 def partition_by_period(df: pd.DataFrame, time_column: str, freq: str) -> dict[str, pd.DataFrame]:
     """Split a frame into consecutive periods, keyed by label, each keeping the frame's row order."""
     _require_times(df, time_column)

@@ -49,3 +49,24 @@ def locked_versions(lock_file: Path, names: list[str]) -> dict[str, str]:
     if missing:
         raise KeyError(f"{lock_file}: {missing} not pinned (rule: every model requirement comes from the lock)")
     return {n: pinned[n] for n in names}
+
+
+def git_changed_paths(root: Path) -> set[str]:
+    """Paths with uncommitted changes (tracked or untracked, not ignored)."""
+    proc = run_tool(["git", "status", "--porcelain", "--untracked-files=all"], root)
+    return {line[3:].strip().strip('"') for line in proc.stdout.splitlines() if line.strip()}
+
+
+def git_commit_paths(root: Path, paths: list[str], message: str) -> str | None:
+    """Commit exactly `paths` (other staged or unstaged changes stay as they are); return the new
+    commit id, or None when those paths had nothing to commit."""
+    present = [p for p in paths if (root / p).exists()]
+    run_tool(["git", "add", "--", *present], root)
+    if not run_tool(["git", "diff", "--cached", "--quiet", "--", *present], root, check=False).returncode:
+        return None
+    ident = []
+    for key, default in (("user.name", "mlpipe"), ("user.email", "mlpipe@localhost")):
+        if run_tool(["git", "config", key], root, check=False).returncode != 0:
+            ident += ["-c", f"{key}={default}"]  # a machine without a git identity still gets commits
+    run_tool(["git", *ident, "commit", "-q", "-m", message, "--", *present], root)
+    return git_commit(root)

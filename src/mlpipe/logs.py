@@ -8,16 +8,26 @@ import time
 from contextlib import contextmanager
 
 LOGGER_NAME = "mlpipe"
+_HANDLER_NAME = "mlpipe-stderr"
 
 
 def configure_logging(level: int = logging.INFO) -> None:
     """Send mlpipe's events to stderr, one line each (called by entry points, never at import)."""
     logger = logging.getLogger(LOGGER_NAME)
-    if not logger.handlers:
+    if not any(h.get_name() == _HANDLER_NAME for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(_HANDLER_NAME)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
         logger.addHandler(handler)
     logger.setLevel(level)
+
+
+def hand_logging_to_prefect() -> None:
+    """Inside a Prefect flow, Prefect's handlers (console + run logs in the UI) carry mlpipe's events
+    (PREFECT_LOGGING_EXTRA_LOGGERS=mlpipe); drop ours so each line is printed once."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+        logger.removeHandler(handler)
 
 
 def _fmt(value) -> str:

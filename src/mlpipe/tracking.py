@@ -29,7 +29,7 @@ class RunRecord:
     run_id: str
     experiment_id: str
     model_name: str
-    model_version: str
+    model_uri: str
     metrics: dict[str, float]
     data_md5: str | None
     git_commit: str | None
@@ -82,17 +82,21 @@ def ensure_experiment(client, name: str, artifact_root: Path) -> str:
 
 
 def find_recorded_run(client, experiment_id: str, tags: dict[str, str]):
-    """A run already recorded for this exact model, commit and data from a clean tree, or None."""
+    """A finished run already recorded for this exact model, commit and data from a clean tree, or None.
+
+    Runs that never finished (a killed process) do not count: their record may be half written.
+    """
     if tags["mlpipe.git_dirty"] != "false" or not tags["mlpipe.git_commit"]:
         return None
     keys = ("mlpipe.model_sha256", "mlpipe.git_commit", "mlpipe.data_md5", "mlpipe.params_sha256")
-    filt = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in keys) + " and tags.`mlpipe.git_dirty` = 'false'"
+    filt = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in keys)
+    filt += " and tags.`mlpipe.git_dirty` = 'false' and attributes.status = 'FINISHED'"
     runs = client.search_runs([experiment_id], filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"])
     return runs[0] if runs else None
 
 
-def record_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:
-    """Log the finished pipeline's outputs as one MLflow run and register its model version.
+def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:
+    """Log the finished pipeline's outputs as one MLflow run (not yet registered).
 
     A clean tree whose commit, data and model were already recorded returns that run instead.
     """
@@ -106,21 +110,18 @@ def record_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRec
     tags = lineage_tags(paths, manifest)
     previous = find_recorded_run(client, exp_id, tags)
     if previous is not None:
-        versions = client.search_model_versions(f"run_id = '{previous.info.run_id}'")
-        run_id, version = previous.info.run_id, (versions[0].version if versions else "")
+        run_id, model_uri = previous.info.run_id, previous.data.tags.get("mlpipe.model_uri", "")
     else:
         with warnings.catch_warnings():
             # MLflow warns that a file URI matches its local-file source twice, and about integer
             # outputs in the signature; neither is actionable here.
             warnings.simplefilter("ignore", UserWarning)
-            run_id, version = _log_run(mlflow, exp_id, tags, paths, params, metrics, manifest)
-        for key in ("mlpipe.data_md5", "mlpipe.git_commit", "mlpipe.model_sha256"):
-            client.set_model_version_tag(params.model.name, version, key, tags[key])
+            run_id, model_uri = _log_run(mlflow, exp_id, tags, paths, params, metrics, manifest)
     return RunRecord(
         run_id=run_id,
         experiment_id=exp_id,
         model_name=params.model.name,
-        model_version=version,
+        model_uri=model_uri,
         metrics=metrics,
         data_md5=tags["mlpipe.data_md5"] or None,
         git_commit=tags["mlpipe.git_commit"] or None,
@@ -130,9 +131,61 @@ def record_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRec
     )
 
 
+def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
+    """Register the run's model (once) as a new version aliased `challenger`; the registry's first
+    version also becomes `champion`. Returns (version, its aliases)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    existing = client.search_model_versions(f"name = '{rec.model_name}' and run_id = '{rec.run_id}'")
+    if existing:
+        mv = existing[0]
+    else:
+        try:
+            client.get_registered_model(rec.model_name)
+        except mlflow.exceptions.MlflowException:
+            client.create_registered_model(rec.model_name)
+        mv = client.create_model_version(rec.model_name, rec.model_uri, run_id=rec.run_id, tags={
+            "mlpipe.data_md5": rec.data_md5 or "", "mlpipe.git_commit": rec.git_commit or "",
+            "mlpipe.model_sha256": rec.model_sha256})
+        client.set_registered_model_alias(rec.model_name, "challenger", mv.version)
+        aliases = client.get_registered_model(rec.model_name).aliases
+        if "champion" not in aliases:
+            # Until the promotion gate exists, the first model of a project is the champion.
+            client.set_registered_model_alias(rec.model_name, "champion", mv.version)
+    version = str(mv.version)
+    aliases = sorted(a for a, v in client.get_registered_model(rec.model_name).aliases.items() if str(v) == version)
+    return version, aliases
+
+
+def champion_metrics(tracking_uri: str, model_name: str) -> tuple[str, dict[str, float]] | None:
+    """(version, test metrics) of the current champion, or None when there is none."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    try:
+        mv = client.get_model_version_by_alias(model_name, "champion")
+    except mlflow.exceptions.MlflowException:
+        return None
+    return str(mv.version), client.get_run(mv.run_id).data.metrics
+
+
+def log_drift(tracking_uri: str, run_id: str, files: list[Path], summary: dict) -> None:
+    """Attach a drift report (files + drift metrics) to a run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    for f in files:
+        client.log_artifact(run_id, str(f), "drift")
+    if summary.get("drift_share") is not None:
+        client.log_metric(run_id, "drift_share", summary["drift_share"])
+        client.log_metric(run_id, "drifted_columns", summary["drifted_columns"])
+    client.set_tag(run_id, "mlpipe.drift_share", str(summary.get("drift_share")))
+
+
 def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, params: Params,
              metrics: dict, manifest: dict) -> tuple[str, str]:
-    """Write the run (tags, params, metrics, inputs, model, artifacts); return (run id, model version)."""
+    """Write the run (tags, params, metrics, inputs, model, artifacts); return (run id, model uri)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -161,7 +214,6 @@ def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, par
             signature=infer_signature(X_example, model.predict(X_example)),
             input_example=X_example,
             pip_requirements=requirements,
-            registered_model_name=params.model.name,
             metadata={"mlpipe_manifest": manifest},
         )
         for directory, dest in ((paths.model.parent, "mlpipe/model"), (paths.profile.parent, "mlpipe/validate"),
@@ -171,4 +223,5 @@ def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, par
                     mlflow.log_artifact(str(f), dest)
         mlflow.log_artifact(str(paths.metrics), "mlpipe")
         mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
-    return run.info.run_id, str(info.registered_model_version)
+        mlflow.set_tag("mlpipe.model_uri", info.model_uri)
+    return run.info.run_id, info.model_uri

@@ -46,7 +46,8 @@ def git(root: Path, *args: str) -> str:
 
 def commit_all(root: Path, message: str) -> str:
     git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", message)
+    if git(root, "status", "--porcelain"):
+        git(root, "commit", "-q", "-m", message)
     return git(root, "rev-parse", "HEAD")
 
 
@@ -81,6 +82,7 @@ def template_repo(tmp_path_factory) -> Path:
     doc = yaml.safe_load((root / "params.yaml").read_text())
     doc["dataset"]["initial_period"] = SLICE
     doc["train"]["hyperparams"]["max_iter"] = 40
+    doc["dataset"]["batch_freq"] = "week"  # replayed batches of about 6k rows
     (root / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     sh(["git", "init", "-q", "-b", "main"], root)
     git(root, "config", "user.email", "ci@mlpipe.test")
@@ -91,13 +93,12 @@ def template_repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def first_run(template_repo, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A clone of the template after `mlpipe run`, with data.dvc and dvc.lock committed."""
+    """A clone of the template after `mlpipe run` (which commits data.dvc, then dvc.lock and metrics.json)."""
     root = tmp_path_factory.mktemp("first") / "project"
     sh(["git", "clone", "-q", str(template_repo), str(root)], template_repo.parent)
     for key in ("user.email", "user.name"):
         git(root, "config", key, git(template_repo, "config", key))
     proc = mlpipe(root, "run")
-    commit_all(root, "data snapshot and pipeline outputs")
     return root, proc
 
 
@@ -105,6 +106,10 @@ def first_run(template_repo, tmp_path_factory) -> tuple[Path, subprocess.Complet
 def project_copy(first_run, tmp_path) -> Path:
     """A private copy of the first run's project (repo, DVC cache and remote, MLflow store)."""
     return copy_project(first_run[0], tmp_path / "project")
+
+
+def run_id_of(proc: subprocess.CompletedProcess) -> str:
+    return next(line.split(":", 1)[1].strip() for line in proc.stdout.splitlines() if line.strip().startswith("mlflow run:"))
 
 
 def tracking_client(root: Path):

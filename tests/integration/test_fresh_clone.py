@@ -16,9 +16,10 @@ def test_main_job_on_a_fresh_clone_reproduces_the_committed_hashes(tmp_path):
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(REPO), str(clone)], tmp_path)
     committed_metrics = json.loads((clone / "metrics.json").read_text())
+    head = git(clone, "rev-parse", "HEAD")
     proc = mlpipe(clone, "run")
     assert "stages run:    validate, split, train, evaluate" in proc.stdout
-    assert git(clone, "status", "--porcelain") == "", (
+    assert git(clone, "status", "--porcelain") == "" and git(clone, "rev-parse", "HEAD") == head, (
         "a fresh run changed committed files: data.dvc/dvc.lock are stale or the pipeline is not deterministic\n"
         + sh(["git", "diff", "--stat"], clone).stdout
     )

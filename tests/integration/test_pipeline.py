@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import commit_all, copy_project, dvc, edit_params, git, mlpipe, sh, tracking_client
+from conftest import dvc, edit_params, git, mlpipe, run_id_of, sh, tracking_client
 from mlpipe.data import read_data_dir, sha256_file
 
 pytestmark = pytest.mark.integration
@@ -29,12 +29,15 @@ def manifest(root: Path) -> dict:
 
 def test_main_job_runs_every_stage_and_prints_the_summary(first_run):
     root, proc = first_run
-    assert "mlpipe run: done" in proc.stdout
+    assert "mlpipe run: trained a new model" in proc.stdout
     assert "stages run:    validate, split, train, evaluate" in proc.stdout
-    assert "flights-late version 1" in proc.stdout
+    assert "flights-late version 1 [challenger, champion]" in proc.stdout
     assert data_md5(root) in proc.stdout
     assert (root / ".dvcstore").is_dir(), "bootstrap pushes to the project-local DVC remote"
-    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "status", "--porcelain") == "", "the run commits data.dvc, then dvc.lock and metrics.json"
+    log = git(root, "log", "--format=%s")
+    assert log.splitlines()[:2] == [f"pipeline: outputs for data md5 {data_md5(root)}",
+                                    f"data: initial period 2013-01-01..2013-01-15 (md5 {data_md5(root)})"]
 
 
 def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
@@ -43,9 +46,9 @@ def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
     exp = client.get_experiment_by_name("mlpipe")
     (run,) = client.search_runs([exp.experiment_id])
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    source_commit = git(root, "rev-parse", "HEAD~1")  # the run happened before outputs were committed
+    source_commit = git(root, "rev-parse", "HEAD")  # data and outputs were committed before tracking
     assert tags["mlpipe.git_commit"] == tags["mlflow.source.git.commit"] == source_commit
-    assert tags["mlpipe.git_dirty"] == "true"  # data.dvc and dvc.lock were new, uncommitted
+    assert tags["mlpipe.git_dirty"] == "false"
     assert tags["mlpipe.data_md5"] == data_md5(root)
     assert tags["mlpipe.model_sha256"] == manifest(root)["model_sha256"] == sha256_file(root / "artifacts/model/model.skops")
     for stage, body in lock(root)["stages"].items():
@@ -113,8 +116,10 @@ def test_fresh_clone_regenerates_identical_data_model_and_predictions(first_run,
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(root), str(clone)], tmp_path)
     assert not (clone / "data").exists() and not (clone / ".dvcstore").exists()
+    head = git(clone, "rev-parse", "HEAD")
     proc = mlpipe(clone, "run")
-    assert git(clone, "status", "--porcelain") == "", "data.dvc and dvc.lock must not change"
+    assert git(clone, "status", "--porcelain") == "" and git(clone, "rev-parse", "HEAD") == head, \
+        "data.dvc and dvc.lock must not change"
     assert data_md5(clone) == data_md5(root)
     assert manifest(clone)["model_sha256"] == manifest(root)["model_sha256"]
     assert (clone / "artifacts/model/model.skops").read_bytes() == (root / "artifacts/model/model.skops").read_bytes()
@@ -125,14 +130,13 @@ def test_fresh_clone_regenerates_identical_data_model_and_predictions(first_run,
     assert "git commit:    " + git(root, "rev-parse", "HEAD") in proc.stdout and "dirty" not in proc.stdout
 
 
-def test_unchanged_clean_state_is_not_recorded_twice(project_copy):
-    first = mlpipe(project_copy, "run")
+def test_unchanged_clean_state_is_not_recorded_twice(first_run, project_copy):
     again = mlpipe(project_copy, "run")
     assert "stages run:    none" in again.stdout
-    assert "nothing changed" in again.stdout
+    assert "nothing to train" in again.stdout and "already recorded" in again.stdout
     client = tracking_client(project_copy)
-    assert len(client.search_model_versions("name = 'flights-late'")) == 2  # the dirty first run + this clean one
-    assert first.stdout.splitlines()[2] == again.stdout.splitlines()[2]  # same run id
+    assert len(client.search_model_versions("name = 'flights-late'")) == 1
+    assert run_id_of(again) == run_id_of(first_run[1])
 
 
 def test_changed_param_reruns_only_the_stages_that_use_it(project_copy):

@@ -109,7 +109,7 @@ def test_missing_params_file_fails_naming_it(tmp_path):
 
 def test_raw_params_dict_is_the_file_as_written(params_path):
     raw = read_params_dict(params_path)
-    assert raw["validate"]["max_null_rate"] == 0.2
+    assert raw["validate"]["max_null_rate"] == 0.6
     assert raw["dataset"]["initial_period"]["start"] == "2013-01-01"
 
 

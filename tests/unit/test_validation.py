@@ -85,13 +85,14 @@ def test_empty_category_is_reported(flights, params):
 
 def test_null_rate_above_the_maximum_fails_an_optional_column(flights, params):
     df = flights.copy()
-    df.loc[0:5, "temp"] = np.nan  # 6 of 12 rows
-    assert validate_frame(df, params) == [Violation("temp", "null rate 0.500 above max 0.2", 6)]
+    df.loc[0:7, "temp"] = np.nan  # 8 of 12 rows
+    assert params.validate_.max_null_rate == 0.6
+    assert validate_frame(df, params) == [Violation("temp", "null rate 0.667 above max 0.6", 8)]
 
 
 def test_null_rate_at_the_maximum_is_allowed(make_frame, params):
     df = make_frame(10)
-    df.loc[[0, 1], "visib"] = np.nan  # exactly 0.2
+    df.loc[list(range(6)), "visib"] = np.nan  # exactly 0.6
     assert validate_frame(df, params) == []
 
 

@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only; the ML and data logic lives in `mlpipe`."""

@@ -1,0 +1,251 @@
+"""The retraining flow: landed batches -> validated -> snapshot (DVC + git) -> DVC stages -> MLflow
+run -> drift report -> registered challenger. The engine behind `mlpipe run` and `mlpipe schedule`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.states import Completed
+from prefect.tasks import exponential_backoff
+
+from mlpipe import landing, snapshot as snap
+from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, load_params
+from mlpipe.data import data_files, read_frame, sha256_file
+from mlpipe.lineage import dvc_file_md5, git_changed_paths, git_commit_paths
+from mlpipe.lock import project_lock
+from mlpipe.logs import event
+from mlpipe.shell import run_tool
+
+STAGES = ("validate", "split", "train", "evaluate")
+PIPELINE_OUTPUTS = ["dvc.lock", "metrics.json"]
+TRANSIENT = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5}
+
+
+def _setup(root: str) -> tuple[ProjectPaths, Params]:
+    paths = ProjectPaths(Path(root).resolve())
+    return paths, load_params(paths.root / PARAMS_FILE)
+
+
+@task(name="bootstrap", timeout_seconds=1800, **TRANSIENT)
+def bootstrap_task(root: str) -> str:
+    paths, params = _setup(root)
+    md5 = snap.bootstrap(paths, params)
+    git_commit_paths(paths.root, [snap.DATA_DVC, ".gitignore"], f"data: initial period {params.dataset.initial_period.start}"
+                     f"..{params.dataset.initial_period.end} (md5 {md5})")
+    return md5
+
+
+@task(name="collect", timeout_seconds=60)
+def collect(root: str) -> list[str]:
+    paths, params = _setup(root)
+    found = [str(p) for p in landing.landed_batches(paths.root / params.retrain.landing_dir)]
+    event("collected", batches=len(found))
+    return found
+
+
+@task(name="validate_batch", timeout_seconds=900, task_run_name="validate_batch-{path}")
+def validate_batch(root: str, path: str) -> dict:
+    """Check one landed batch against the schema, the training profile and the rows already in data/."""
+    paths, params = _setup(root)
+    batch_path = Path(path)
+    profile = json.loads(paths.profile.read_text()) if paths.profile.exists() else {}
+    # A batch written into data/ by a run that crashed before its commit is not a duplicate of itself.
+    own = landing.data_name(batch_path)
+    key = [*params.features.columns, params.dataset.target, params.dataset.time_column]
+    known: set[int] = set()
+    for f in data_files(paths.data):
+        if f.name != own:
+            known.update(landing.row_hashes(read_frame(f), key).tolist())
+    try:
+        batch = landing.read_batch(batch_path, params.dataset.time_column)
+    except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
+        from mlpipe.validation import Violation
+
+        violations, warnings, rows = [Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0)], [], 0
+    else:
+        violations, warnings = landing.check_batch(batch, params, profile, known, batch_path.name)
+        rows = len(batch)
+    event("batch_checked", batch=batch_path.name, rows=rows, violations=len(violations), warnings=len(warnings))
+    return {"path": path, "rows": rows, "violations": [asdict(v) for v in violations], "warnings": warnings}
+
+
+@task(name="quarantine", timeout_seconds=120)
+def quarantine_batch(root: str, verdict: dict) -> str:
+    from mlpipe.validation import Violation
+
+    paths, params = _setup(root)
+    v = landing.BatchVerdict(Path(verdict["path"]), verdict["rows"],
+                             [Violation(**{**x, "examples": tuple(x["examples"])}) for x in verdict["violations"]])
+    dest = landing.quarantine(v.path, paths.root / params.retrain.quarantine_dir, v)
+    event("quarantined", batch=v.path.name, to=dest, rules="; ".join(x.message() for x in v.violations)[:500], level=30)
+    return str(dest)
+
+
+@task(name="snapshot", timeout_seconds=1800, **TRANSIENT)
+def snapshot_task(root: str, accepted: list[str]) -> dict:
+    """Append accepted batches to data/, dvc add + push, commit data.dvc; only then consume the landing files."""
+    paths, params = _setup(root)
+    before = dvc_file_md5(paths.root / snap.DATA_DVC)
+    names = []
+    for path in map(Path, accepted):
+        landing.take_into_data(landing.read_batch(path, params.dataset.time_column), path, paths.data)
+        names.append(landing.data_name(path))
+    after = snap.snapshot_data(paths)
+    commit = git_commit_paths(paths.root, [snap.DATA_DVC, ".gitignore"], f"data: add {', '.join(names)} (md5 {after})")
+    for path in map(Path, accepted):
+        path.unlink()  # consumed only now that the snapshot is committed
+    return {"before": before, "after": after, "commit": commit, "batches": names}
+
+
+@task(name="stage", timeout_seconds=3600, task_run_name="stage-{name}")
+def run_stage(root: str, name: str) -> bool:
+    """`dvc repro --single-item <name>`: the same command as `dvc repro`, so dvc.lock stays true; DVC
+    skips the stage when its deps and params are unchanged. Returns whether it ran."""
+    paths, _ = _setup(root)
+    event("stage_running", stage=name)
+    proc = run_tool(["dvc", "repro", "--single-item", name], paths.root, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"stage {name} failed (exit {proc.returncode}); nothing was recorded or registered:\n{tail}")
+    ran = f"Running stage '{name}'" in proc.stdout
+    event("stage_done", stage=name, ran=ran)
+    return ran
+
+
+@task(name="commit_outputs", timeout_seconds=120)
+def commit_outputs(root: str, data_md5: str) -> str | None:
+    """Commit dvc.lock/metrics.json when they are the only changes, so the run is recorded against a
+    clean commit; with other uncommitted changes the tree stays dirty and the run says so."""
+    paths, _ = _setup(root)
+    changed = git_changed_paths(paths.root)
+    if not changed or not changed <= set(PIPELINE_OUTPUTS):
+        return None
+    return git_commit_paths(paths.root, PIPELINE_OUTPUTS, f"pipeline: outputs for data md5 {data_md5}")
+
+
+@task(name="track", timeout_seconds=900, **TRANSIENT)
+def track(root: str, tracking_uri: str) -> dict:
+    from mlpipe.tracking import track_run
+
+    paths, params = _setup(root)
+    return asdict(track_run(paths, params, tracking_uri))
+
+
+@task(name="drift", timeout_seconds=1800, cache_policy=INPUTS + TASK_SOURCE, **TRANSIENT)
+def drift(root: str, tracking_uri: str, run_id: str, reference_sha: str, current: str, current_sha: str) -> dict:
+    """Evidently drift of the newest batch against the training split; cached on its inputs, so an
+    unchanged run id, reference and batch are never reported twice."""
+    from mlpipe.drift import drift_report, save_drift
+    from mlpipe.tracking import log_drift
+
+    paths, params = _setup(root)
+    snapshot_ = drift_report(read_frame(paths.train_split), read_frame(Path(current)), params.features)
+    html, js, summary = save_drift(snapshot_, paths.drift_dir)
+    log_drift(tracking_uri, run_id, [html, js], summary)
+    event("drift", batch=Path(current).name, drift_share=summary["drift_share"], drifted=summary["drifted_columns"])
+    return summary
+
+
+@task(name="register", timeout_seconds=300, **TRANSIENT)
+def register(tracking_uri: str, record: dict) -> dict:
+    from mlpipe.tracking import RunRecord, register_model
+
+    version, aliases = register_model(tracking_uri, RunRecord(**record))
+    event("registered", model=record["model_name"], version=version, aliases=",".join(aliases))
+    return {"version": version, "aliases": aliases}
+
+
+def _summary_markdown(s: dict) -> str:
+    lines = [f"# Retrain: {s['verdict']}", "",
+             f"- batches accepted: {', '.join(s['accepted']) or 'none'}",
+             f"- batches quarantined: {', '.join(s['quarantined']) or 'none'}",
+             f"- rows accepted: {s['rows_accepted']}",
+             f"- data md5: {s['data_before']} -> {s['data_after']}",
+             f"- commit: {s['commit']}{' (dirty tree)' if s['git_dirty'] else ''}",
+             f"- stages run: {', '.join(s['stages_run']) or 'none (DVC: everything up to date)'}",
+             f"- MLflow run: {s['run_link']}",
+             f"- model: {s['model_name']} version {s['model_version']} ({', '.join(s['aliases']) or 'no alias'})",
+             f"- drift share (newest batch vs training): {s['drift_share']}", "",
+             "| metric | this run | champion | change |", "|---|---|---|---|"]
+    lines += [f"| {r['metric']} | {r['value']} | {r['champion']} | {r['change']} |" for r in s["metric_rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def _metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
+    rows = []
+    for name in ("roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1", "n_test"):
+        if name in metrics:
+            champ = champion.get(name) if champion else None
+            change = round(metrics[name] - champ, 6) if champ is not None else None
+            rows.append({"metric": name, "value": metrics[name], "champion": champ, "change": change})
+    return rows
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(root: str = ".", tracking_uri: str | None = None):
+    """One retraining pass over the project at `root`; returns a summary (and a state named
+    `Quarantined` when some batch was rejected)."""
+    from mlpipe.tracking import champion_metrics
+
+    paths, params = _setup(root)
+    root = str(paths.root)
+    uri = tracking_uri or paths.tracking_uri
+    paths.mlruns.mkdir(exist_ok=True)
+    logger = get_run_logger()
+    with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
+        if not snap.has_data(paths):
+            bootstrap_task(root)
+        verdicts = [validate_batch(root, p) for p in collect(root)]
+        accepted = [v for v in verdicts if not v["violations"]]
+        rejected = [v for v in verdicts if v["violations"]]
+        quarantined = [quarantine_batch(root, v) for v in rejected]
+        before = dvc_file_md5(paths.root / snap.DATA_DVC)
+        if accepted:
+            snapshot_task(root, [v["path"] for v in accepted])
+        elif snap.data_changed(paths):
+            snapshot_task(root, [])  # data/ edited by hand: snapshot it as it is
+        after = dvc_file_md5(paths.root / snap.DATA_DVC)
+        ran = [name for name in STAGES if run_stage(root, name)]
+        commit_outputs(root, after)
+        champion = champion_metrics(uri, params.model.name)
+        record = track(root, uri)
+        # Newest batch: the last accepted one, else the last data file (names carry the period).
+        newest = paths.data / landing.data_name(Path(accepted[-1]["path"])) if accepted else data_files(paths.data)[-1]
+        summary = drift(root, uri, record["run_id"], sha256_file(paths.train_split), str(newest), sha256_file(newest))
+        reg = register(uri, record)
+
+    trained = "train" in ran
+    verdict = ("trained a new model" if trained else "nothing to train (no new data, no code or param change)")
+    if quarantined:
+        verdict += f"; {len(quarantined)} batch(es) quarantined"
+    s = {
+        "verdict": verdict,
+        "accepted": [Path(v["path"]).name for v in accepted],
+        "quarantined": [Path(q).name for q in quarantined],
+        "quarantine_reports": [f"{q}.report.md" for q in quarantined],
+        "rows_accepted": sum(v["rows"] for v in accepted),
+        "data_before": before, "data_after": after,
+        "commit": record["git_commit"], "git_dirty": record["git_dirty"],
+        "stages_run": ran, "trained": trained,
+        "run_id": record["run_id"], "already_recorded": record["already_recorded"],
+        "run_link": f"http://127.0.0.1:5000/#/experiments/{record['experiment_id']}/runs/{record['run_id']}",
+        "model_name": record["model_name"], "model_version": reg["version"], "aliases": reg["aliases"],
+        "model_sha256": record["model_sha256"], "metrics": record["metrics"],
+        "drift_share": summary.get("drift_share"),
+        "champion_before": champion[0] if champion else None,
+        "metric_rows": _metric_rows(record["metrics"], champion[1] if champion else None),
+        "tracking_uri": uri,
+    }
+    create_markdown_artifact(_summary_markdown(s), key="retrain-summary", description="What this retrain did")
+    create_table_artifact(s["metric_rows"], key="retrain-metrics", description="Test metrics vs the champion")
+    if quarantined:
+        create_markdown_artifact("\n\n".join(Path(r).read_text() for r in s["quarantine_reports"]),
+                                 key="quarantined-batches", description="Batches rejected by validation")
+        logger.warning("event=retrain_quarantined batches=%s", ",".join(s["quarantined"]))
+        return Completed(message=verdict, name="Quarantined", data=s)
+    return s

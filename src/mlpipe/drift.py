@@ -1,0 +1,49 @@
+"""Evidently drift reports: HTML for people, a dict for decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlpipe.config import FeaturesCfg
+
+
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: FeaturesCfg):
+    """Run Evidently's DataDriftPreset on the feature columns; return the snapshot."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    defn = DataDefinition(numerical_columns=list(features.numerical), categorical_columns=list(features.categorical))
+    cols = features.columns
+    ref = Dataset.from_pandas(reference[cols], data_definition=defn)
+    cur = Dataset.from_pandas(current[cols], data_definition=defn)
+    return Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+
+
+def drift_summary(snapshot_dict: dict) -> dict:
+    """{drifted_columns, drift_share, columns: {name: score}} from a snapshot's dict()."""
+    out: dict = {"drifted_columns": None, "drift_share": None, "columns": {}}
+    for metric in snapshot_dict.get("metrics", []):
+        name = metric.get("metric_name", "")
+        value = metric.get("value")
+        if name.startswith("DriftedColumnsCount"):
+            out["drifted_columns"] = int(value["count"])
+            out["drift_share"] = round(float(value["share"]), 6)
+        elif name.startswith("ValueDrift"):
+            column = metric.get("config", {}).get("column") or name.split("column=")[-1].split(",")[0].rstrip(")")
+            out["columns"][column] = round(float(value), 6)
+    return out
+
+
+def save_drift(snapshot, out_dir: Path) -> tuple[Path, Path, dict]:
+    """Write drift.html (self-contained, no CDN) and drift.json; return their paths and the summary."""
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html, js = out_dir / "drift.html", out_dir / "drift.json"
+    snapshot.save_html(str(html))  # Evidently writes nothing when given a Path object
+    raw = snapshot.dict()
+    summary = drift_summary(raw)
+    js.write_text(json.dumps({"summary": summary, "evidently": raw}, indent=1, default=str), encoding="utf-8")
+    return html, js, summary
