@@ -122,7 +122,8 @@ def simulate(root: ROOT_OPTION = Path("."), next_: Annotated[bool, typer.Option(
         latest = pd.Timestamp(params.dataset.initial_period.end, tz="UTC") - pd.Timedelta(hours=1)
     else:
         latest = max(stamps)
-    dest = release_next_period(get_adapter(params.dataset.adapter).load_period, latest, params.dataset.batch_freq, landing_dir)
+    dest = release_next_period(get_adapter(params.dataset.adapter).load_period, latest, time_col,
+                               params.dataset.batch_freq, landing_dir)
     if dest is None:
         typer.echo("the source has no more periods to release")
         raise typer.Exit(1)
@@ -136,7 +137,7 @@ def ingest(file: Path, root: ROOT_OPTION = Path(".")) -> None:
 
     paths = project(root)
     params = load_params(paths.root / PARAMS_FILE)
-    dest = ingest_file(file.resolve(), paths.root / params.retrain.landing_dir)
+    dest = ingest_file(file.resolve(), paths.root / params.retrain.landing_dir, paths.data)
     typer.echo(f"landed {dest.relative_to(paths.root)}")
 
 

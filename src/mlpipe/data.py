@@ -13,11 +13,11 @@ DATA_SUFFIX = ".parquet"
 
 
 def period_label(ts: pd.Series, freq: str) -> pd.Series:
-    """Label of each timestamp's period: "2013-01" for months, "2013-W02" (ISO week) for weeks."""
-    if freq == "month":
-        return ts.dt.strftime("%Y-%m")
-    iso = ts.dt.isocalendar()
-    return iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
+    """First day of each timestamp's period (UTC): the 1st of the month, or the Monday of the ISO week.
+    ISO dates sort in time order, so file names built from them do too."""
+    day = ts.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() if ts.dt.tz is not None else ts.dt.normalize()
+    start = day.dt.to_period("M").dt.start_time if freq == "month" else day - pd.to_timedelta(day.dt.dayofweek, unit="D")
+    return start.dt.strftime("%Y-%m-%d")
 
 
 def next_period(latest: pd.Timestamp, freq: str) -> tuple[date, date]:
@@ -73,11 +73,12 @@ def read_data_dir(data_dir: Path) -> pd.DataFrame:
 
 
 def materialise_period(load_period, start: date, end: date, data_dir: Path, time_column: str, freq: str) -> list[Path]:
-    """Write the source's rows in [start, end) under data_dir as one file per period; return the files."""
+    """Write the source's rows in [start, end) under data_dir as one file per period, each named after
+    the first day it covers (`batch-YYYY-MM-DD`); return the files."""
     df = load_period(start, end)
     written = []
     for label, part in partition_by_period(df, time_column, freq).items():
-        path = data_dir / f"batch-{label}{DATA_SUFFIX}"
+        path = data_dir / f"batch-{max(label, start.isoformat())}{DATA_SUFFIX}"
         write_frame(part, path)
         written.append(path)
     return written

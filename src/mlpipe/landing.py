@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlpipe.config import Params
-from mlpipe.data import DATA_SUFFIX, next_period, read_frame, write_frame
+from mlpipe.data import DATA_SUFFIX, materialise_period, next_period, read_frame, write_frame
 from mlpipe.validation import Violation, render_report, validate_frame
 
 BATCH_SUFFIXES = (DATA_SUFFIX, ".csv")
@@ -95,26 +95,22 @@ def take_into_data(batch: pd.DataFrame, path: Path, data_dir: Path) -> Path:
     return dest
 
 
-def release_next_period(load_period, latest: pd.Timestamp, freq: str, landing_dir: Path) -> Path | None:
+def release_next_period(load_period, latest: pd.Timestamp, time_column: str, freq: str, landing_dir: Path) -> Path | None:
     """Replay: write the source's period after `latest` into the landing zone; None when the source is exhausted."""
     start, end = next_period(latest, freq)
-    df = load_period(start, end)
-    if df.empty:
-        return None
-    label = start.strftime("%Y-%m") if freq == "month" else f"{start.isocalendar()[0]}-W{start.isocalendar()[1]:02d}"
-    dest = landing_dir / f"batch-{label}{DATA_SUFFIX}"
-    write_frame(df, dest)
-    return dest
+    written = materialise_period(load_period, start, end, landing_dir, time_column, freq)
+    return written[0] if written else None
 
 
-def ingest_file(src: Path, landing_dir: Path) -> Path:
+def ingest_file(src: Path, landing_dir: Path, data_dir: Path) -> Path:
     """Copy a user's file into the landing zone (atomically: a half-copied file is never collected)."""
     if src.suffix not in BATCH_SUFFIXES:
         raise ValueError(f"{src}: unsupported file type {src.suffix!r} (rule: one of {', '.join(BATCH_SUFFIXES)})")
     landing_dir.mkdir(parents=True, exist_ok=True)
     dest = landing_dir / src.name
-    if dest.exists():
-        raise FileExistsError(f"{dest}: a batch of that name is already waiting (rule: batch names are unique)")
+    for taken in (dest, data_dir / data_name(src)):
+        if taken.exists():
+            raise FileExistsError(f"{taken}: a batch of that name already exists (rule: batch names are unique; rename the file)")
     tmp = landing_dir / f".{src.name}.part"
     shutil.copyfile(src, tmp)
     tmp.replace(dest)

@@ -27,14 +27,14 @@ def _timed(stamps: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"time_hour": pd.to_datetime(stamps, utc=True), "row": range(len(stamps))})
 
 
-def test_month_batches_are_labelled_by_year_and_month():
+def test_month_batches_are_labelled_by_their_first_day():
     df = _timed(["2013-02-03 10:00", "2013-01-31 23:00", "2013-02-01 00:00", "2013-01-01 05:00", "2013-03-15 12:00"])
     parts = partition_by_period(df, "time_hour", "month")
-    assert list(parts) == ["2013-01", "2013-02", "2013-03"]
+    assert list(parts) == ["2013-01-01", "2013-02-01", "2013-03-01"]
     # Each batch keeps the incoming row order and gets a fresh index.
-    assert parts["2013-01"]["row"].tolist() == [1, 3]
-    assert parts["2013-02"]["row"].tolist() == [0, 2]
-    assert parts["2013-02"].index.tolist() == [0, 1]
+    assert parts["2013-01-01"]["row"].tolist() == [1, 3]
+    assert parts["2013-02-01"]["row"].tolist() == [0, 2]
+    assert parts["2013-02-01"].index.tolist() == [0, 1]
     assert sum(len(p) for p in parts.values()) == len(df)
 
 
@@ -42,13 +42,13 @@ def test_week_batches_use_iso_weeks_across_the_new_year():
     # 2012-12-31 is a Monday and belongs to ISO week 1 of 2013; 2013-01-06 is that week's Sunday.
     df = _timed(["2012-12-31 10:00", "2013-01-06 10:00", "2013-01-07 10:00", "2013-03-04 10:00"])
     parts = partition_by_period(df, "time_hour", "week")
-    assert list(parts) == ["2013-W01", "2013-W02", "2013-W10"]
-    assert parts["2013-W01"]["row"].tolist() == [0, 1]
+    assert list(parts) == ["2012-12-31", "2013-01-07", "2013-03-04"]
+    assert parts["2012-12-31"]["row"].tolist() == [0, 1]
 
 
 def test_period_labels_are_zero_padded_so_names_sort_in_time_order():
     labels = period_label(pd.Series(pd.to_datetime(["2013-01-07", "2013-03-04", "2013-11-30"], utc=True)), "week")
-    assert labels.tolist() == ["2013-W02", "2013-W10", "2013-W48"]
+    assert labels.tolist() == ["2013-01-07", "2013-03-04", "2013-11-25"]
     assert labels.tolist() == sorted(labels.tolist())
 
 
@@ -125,7 +125,7 @@ def test_materialised_period_is_one_file_per_month(tmp_path, make_frame):
 
     written = materialise_period(load_period, date(2013, 1, 1), date(2013, 3, 1), tmp_path, "time_hour", "month")
     assert asked == [(date(2013, 1, 1), date(2013, 3, 1))]
-    assert [p.name for p in written] == ["batch-2013-01.parquet", "batch-2013-02.parquet"]
+    assert [p.name for p in written] == ["batch-2013-01-01.parquet", "batch-2013-02-01.parquet"]
     pd.testing.assert_frame_equal(read_data_dir(tmp_path), source)
 
 
