@@ -38,15 +38,19 @@ def tracking_uri(paths: ProjectPaths) -> str:
 
 
 @app.command()
-def bootstrap(root: ROOT_OPTION = Path(".")) -> None:
-    """Materialise the initial period under data/ (deterministically), `dvc add` it and push to the remote."""
+def bootstrap(
+    root: ROOT_OPTION = Path("."),
+    regenerate: Annotated[bool, typer.Option(help="Rebuild data/ from the source even if the DVC cache or remote has it.")] = False,
+) -> None:
+    """Bring data/ to the hash data.dvc records (DVC cache or remote), else materialise the initial
+    period from the source (deterministically); `dvc add` it, push to the remote, commit data.dvc."""
     from mlpipe.snapshot import bootstrap as bootstrap_data
 
     from mlpipe.lineage import git_commit_paths
 
     paths = project(root)
     params = load_params(paths.root / PARAMS_FILE)
-    md5 = bootstrap_data(paths, params)
+    md5 = bootstrap_data(paths, params, regenerate=regenerate)
     commit = git_commit_paths(paths.root, ["data.dvc", ".gitignore"], f"data: initial period (md5 {md5})")
     typer.echo(f"data/ is at {md5} (data.dvc{', committed ' + commit[:8] if commit else ''}); pushed to the default DVC remote")
 
