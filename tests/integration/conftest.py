@@ -68,6 +68,54 @@ def copy_project(src: Path, dest: Path) -> Path:
     return dest
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(tmp_path_factory):
+    """One real Prefect server on 127.0.0.1 for the session: each `mlpipe run` then skips starting a
+    temporary server of its own (~6 s). Stopped at the end; tests that need their own pop the URL."""
+    import signal
+    import time
+    import urllib.request
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = tool_env({"PREFECT_HOME": str(home)})
+    log = open(home / "server.log", "wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=log, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    old = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = url
+    yield url
+    if old is None:
+        os.environ.pop("PREFECT_API_URL", None)
+    else:
+        os.environ["PREFECT_API_URL"] = old
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def template_repo(tmp_path_factory) -> Path:
     """The project's files in a fresh git repo, configured for the small slice, committed."""

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import dvc, edit_params, git, mlpipe, run_id_of, sh, tracking_client
+from conftest import dvc, edit_params, free_port, git, mlpipe, run_id_of, sh, tracking_client
 from mlpipe.data import read_data_dir, sha256_file
 
 pytestmark = pytest.mark.integration
@@ -193,14 +193,6 @@ def test_bootstrap_twice_gives_the_same_data_hash(project_copy):
     mlpipe(project_copy, "bootstrap")
     assert data_md5(project_copy) == recorded
     assert git(project_copy, "status", "--porcelain") == ""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):

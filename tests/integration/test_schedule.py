@@ -1,0 +1,57 @@
+"""`mlpipe schedule` serves the retrain deployment on a local Prefect server and the schedule fires."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import free_port
+from mlpipe.shell import tool_env
+
+pytestmark = pytest.mark.integration
+
+
+def _post(url: str, body: dict) -> list | dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def test_served_deployment_with_a_near_term_schedule_creates_and_runs_a_flow_run(project_copy):
+    port = free_port()
+    env = tool_env()
+    for key in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PREFECT_HOME"):
+        env.pop(key, None)
+    proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "schedule", "--port", str(port), "--interval", "10"],
+                            cwd=project_copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+    states: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and "COMPLETED" not in states:
+            assert proc.poll() is None, "mlpipe schedule exited early"
+            try:
+                runs = _post(f"{api}/flow_runs/filter", {"flow_runs": {"deployment_id": {"is_null_": False}}})
+                states = [r["state_type"] for r in runs]
+            except OSError:
+                pass
+            time.sleep(2)
+        assert "COMPLETED" in states, f"no scheduled run completed within 240 s (states seen: {states})"
+        deployments = _post(f"{api}/deployments/filter", {})
+        assert deployments[0]["name"] == project_copy.name
+        assert deployments[0]["schedules"], "the deployment carries its schedule"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
