@@ -22,7 +22,8 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: Featu
 
 
 def drift_summary(snapshot_dict: dict) -> dict:
-    """{drifted_columns, drift_share, columns: {name: score}} from a snapshot's dict()."""
+    """{drifted_columns, drift_share, columns: {name: score}} from a snapshot's dict(); a column's score
+    is what Evidently's chosen method gives (a p-value on small samples, a distance on large ones)."""
     out: dict = {"drifted_columns": None, "drift_share": None, "columns": {}}
     for metric in snapshot_dict.get("metrics", []):
         name = metric.get("metric_name", "")
