@@ -31,7 +31,8 @@ setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen)
 run: setup  ## the main job: bootstrap data, dvc repro, record the run in MLflow, register the model
 	$(VENV_BIN)/mlpipe run
 
-test: setup  ## the whole test suite (unit + integration with real git, DVC, MLflow)
+test: setup  ## lint, then the whole test suite (unit + integration with real git, DVC, MLflow, Prefect)
+	$(VENV_BIN)/ruff check src flows tests bench
 	$(VENV_BIN)/pytest
 
 test-unit: setup  ## unit tests only

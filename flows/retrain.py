@@ -13,7 +13,8 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
-from mlpipe import landing, snapshot as snap
+from mlpipe import landing
+from mlpipe import snapshot as snap
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, load_params
 from mlpipe.data import data_files, read_frame, sha256_file
 from mlpipe.lineage import dvc_file_md5, git_changed_paths, git_commit_paths

@@ -14,7 +14,7 @@ import typer
 from mlpipe.config import PARAMS_FILE, ProjectPaths, load_params
 from mlpipe.lock import LockBusy
 from mlpipe.logs import configure_logging, hand_logging_to_prefect
-from mlpipe.shell import OFFLINE_ENV, ToolError, tool_env
+from mlpipe.shell import OFFLINE_ENV, ToolError, stop_process_group, tool_env
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record.")
 
@@ -44,9 +44,8 @@ def bootstrap(
 ) -> None:
     """Bring data/ to the hash data.dvc records (DVC cache or remote), else materialise the initial
     period from the source (deterministically); `dvc add` it, push to the remote, commit data.dvc."""
-    from mlpipe.snapshot import bootstrap as bootstrap_data
-
     from mlpipe.lineage import git_commit_paths
+    from mlpipe.snapshot import bootstrap as bootstrap_data
 
     paths = project(root)
     params = load_params(paths.root / PARAMS_FILE)
@@ -165,18 +164,6 @@ def start_prefect_server(paths: ProjectPaths, port: int) -> subprocess.Popen:
             time.sleep(0.5)
     proc.terminate()
     raise ToolError(f"prefect server not healthy on 127.0.0.1:{port} within 120 s")
-
-
-def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
-    import signal
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 @app.command()

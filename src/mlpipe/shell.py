@@ -42,3 +42,16 @@ def run_tool(args: list[str], cwd: Path, check: bool = True, env: dict[str, str]
         raise ToolError(f"`{' '.join([Path(args[0]).name, *args[1:]])}` failed in {cwd} "
                         f"(exit {proc.returncode}):\n{proc.stderr.strip() or proc.stdout.strip()}")
     return proc
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    """SIGTERM a process started with start_new_session=True and all its children; SIGKILL after `grace_s`."""
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpipe.shell import tool_env
+from mlpipe.shell import stop_process_group, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock", "src"]
@@ -80,7 +80,6 @@ def free_port() -> int:
 def prefect_server(tmp_path_factory):
     """One real Prefect server on 127.0.0.1 for the session: each `mlpipe run` then skips starting a
     temporary server of its own (~6 s). Stopped at the end; tests that need their own pop the URL."""
-    import signal
     import time
     import urllib.request
 
@@ -108,12 +107,7 @@ def prefect_server(tmp_path_factory):
         os.environ.pop("PREFECT_API_URL", None)
     else:
         os.environ["PREFECT_API_URL"] = old
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    stop_process_group(proc, grace_s=30)
 
 
 @pytest.fixture(scope="session")

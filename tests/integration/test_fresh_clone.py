@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import REPO, git, mlpipe, sh
 
 pytestmark = pytest.mark.integration

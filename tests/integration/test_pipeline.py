@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import dvc, edit_params, free_port, git, mlpipe, run_id_of, sh, tracking_client
+
 from mlpipe.data import read_data_dir, sha256_file
 
 pytestmark = pytest.mark.integration
@@ -197,14 +197,12 @@ def test_bootstrap_twice_gives_the_same_data_hash(project_copy):
 
 def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
     """`mlpipe ui` serves this project's store on 127.0.0.1; the run and its registered model are there."""
-    import os
-    import signal
     import subprocess
     import sys
     import time
     import urllib.request
 
-    from mlpipe.shell import tool_env
+    from mlpipe.shell import stop_process_group, tool_env
 
     root, _ = first_run
     port = free_port()
@@ -236,9 +234,4 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
         with urllib.request.urlopen(f"{base}/", timeout=10) as r:
             assert b"MLflow" in r.read()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import dvc, git, mlpipe, run_id_of, tracking_client
+
 from mlpipe.data import read_data_dir
 from mlpipe.shell import tool_env
 

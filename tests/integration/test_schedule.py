@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-
 from conftest import free_port
-from mlpipe.shell import tool_env
+
+from mlpipe.shell import stop_process_group, tool_env
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +47,4 @@ def test_served_deployment_with_a_near_term_schedule_creates_and_runs_a_flow_run
         assert deployments[0]["name"] == project_copy.name
         assert deployments[0]["schedules"], "the deployment carries its schedule"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc, grace_s=30)

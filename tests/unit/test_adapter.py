@@ -59,7 +59,7 @@ def test_flights_that_never_arrived_are_dropped(shaped):
 
 
 def test_late_means_more_than_fifteen_minutes_late(shaped):
-    late = dict(zip(shaped["flight"], shaped["late"]))
+    late = dict(zip(shaped["flight"], shaped["late"], strict=True))
     assert LATE_MINUTES == 15
     assert late == {10: 0, 11: 1, 5: 0, 20: 1}  # exactly 15 minutes is on time
     assert shaped["late"].dtype == "int64"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlpipe.evaluate import (

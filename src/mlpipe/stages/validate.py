@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from mlpipe.config import Params, ProjectPaths
 from dataclasses import replace
 
 import pandas as pd
 
+from mlpipe.config import Params, ProjectPaths
 from mlpipe.data import data_files, read_frame
 from mlpipe.logs import event
 from mlpipe.stages import run_stage, write_json
@@ -20,7 +20,7 @@ def validate_data(params: Params, paths: ProjectPaths) -> None:
     # Each file is checked on its own, so a broken batch is named and its missing columns are not
     # hidden by the other files when they are put together.
     frames = [read_frame(f) for f in files]
-    violations = [replace(v, source=f.name) for f, part in zip(files, frames) for v in validate_frame(part, params)]
+    violations = [replace(v, source=f.name) for f, part in zip(files, frames, strict=True) for v in validate_frame(part, params)]
     df = pd.concat(frames, ignore_index=True)
     profile = None if violations else profile_frame(df, params)
     paths.validation_report.parent.mkdir(parents=True, exist_ok=True)
