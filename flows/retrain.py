@@ -221,7 +221,12 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
         reg = register(uri, record)
 
     trained = "train" in ran
-    verdict = ("trained a new model" if trained else "nothing to train (no new data, no code or param change)")
+    if trained:
+        verdict = "trained a new model"
+    elif ran:
+        verdict = f"model unchanged (reran {', '.join(ran)}; the training inputs are identical)"
+    else:
+        verdict = "nothing to train (no new data, no code or param change)"
     if quarantined:
         verdict += f"; {len(quarantined)} batch(es) quarantined"
     s = {
