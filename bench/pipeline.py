@@ -1,8 +1,10 @@
 """Benchmark: `mlpipe run` against a bare training script on the same data, plus the no-op rerun.
 
-Runs everything in one process tree on this machine, in a temporary copy of the project (the
-default params: the whole initial period), and writes bench/results/pipeline.json.
-Usage: python bench/pipeline.py [--repeat N]
+Runs everything in one process tree on this machine, in a temporary copy of the project, and writes
+bench/results/pipeline.json (or pipeline-full.json with --full: the whole bundled year as the data).
+The no-op rerun is measured twice: with Prefect's temporary server (what `mlpipe run` does alone)
+and against a running `prefect server` (what a scheduled deployment sees).
+Usage: python bench/pipeline.py [--repeat N] [--full]
 """
 
 from __future__ import annotations
@@ -45,29 +47,68 @@ def timed(args: list[str], cwd: Path) -> tuple[float, str, str]:
     return elapsed, proc.stdout, proc.stderr
 
 
-def make_project(dest: Path) -> Path:
+def make_project(dest: Path, full: bool) -> Path:
     for name in PROJECT_FILES:
+        if full and name in ("data.dvc", "dvc.lock", "metrics.json"):
+            continue  # they describe the committed initial period, not the whole year
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
+    if full:
+        text = (dest / "params.yaml").read_text()
+        text = text.replace('end: "2013-04-01"', 'end: "2014-01-02"')
+        (dest / "params.yaml").write_text(text)
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=bench@mlpipe", "-c", "user.name=bench", "commit", "-qm", "bench"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest
 
 
+def noop_with_server(cmd: list[str], root: Path, repeat: int) -> list[float]:
+    """No-op `mlpipe run` times against a running local Prefect server (started and stopped here)."""
+    import socket
+    import urllib.request
+
+    from mlpipe.shell import stop_process_group
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = tool_env({"PREFECT_HOME": str(root / ".prefect-bench")})
+    server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        import os
+
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+        try:
+            return [timed(cmd, root)[0] for _ in range(repeat)]
+        finally:
+            del os.environ["PREFECT_API_URL"]
+    finally:
+        stop_process_group(server)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3, help="bare-baseline and no-op repetitions (median)")
+    parser.add_argument("--full", action="store_true", help="the whole bundled year (336k flights) as the data")
     args = parser.parse_args(argv)
     py = sys.executable
     mlpipe_cmd = [py, "-m", "mlpipe.cli", "run"]
     dvc = str(Path(py).parent / "dvc")
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as tmp:
-        root = make_project(Path(tmp) / "project")
+        root = make_project(Path(tmp) / "project", args.full)
         full_s, out, log = timed(mlpipe_cmd, root)  # fresh clone: bootstrap + all stages + MLflow record
         stages_full = next(line for line in out.splitlines() if "stages run" in line).split(":", 1)[1].strip()
         bare = [timed([py, str(REPO / "bench" / "bare_train.py"), str(root)], root) for _ in range(args.repeat)]
@@ -76,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["git", "-c", "user.email=b@m", "-c", "user.name=b", "commit", "-qam", "outputs"], cwd=root)
         noop_runs = [timed(mlpipe_cmd, root) for _ in range(args.repeat)]
         noop = [t for t, _, _ in noop_runs]
+        noop_server = noop_with_server(mlpipe_cmd, root, args.repeat)
         repro_noop = [timed([dvc, "repro"], root)[0] for _ in range(args.repeat)]
         metrics = json.loads((root / "metrics.json").read_text())
+        split = json.loads((root / "artifacts/split/split.json").read_text())
+        rows = {k: v["rows"] for k, v in split["parts"].items()}
     figures = {
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "bare_train_s": round(bare_s, 3),
@@ -90,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_fresh_run_vs_bare": round(full_s / bare_s, 2),
         "mlpipe_run_noop_s": round(statistics.median(noop), 3),
         "mlpipe_run_noop_steps_s": durations(noop_runs[-1][2]),
+        "mlpipe_run_noop_with_prefect_server_s": round(statistics.median(noop_server), 3),
         "dvc_repro_noop_s": round(statistics.median(repro_noop), 3),
         "ratio_noop_vs_bare": round(statistics.median(noop) / bare_s, 2),
     }
-    out_path = REPO / "bench" / "results" / "pipeline.json"
+    figures["rows"] = rows
+    out_path = REPO / "bench" / "results" / ("pipeline-full.json" if args.full else "pipeline.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(figures, indent=2) + "\n")
     width = max(map(len, figures))
