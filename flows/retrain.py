@@ -21,6 +21,7 @@ from mlpipe.lineage import dvc_file_md5, git_changed_paths, git_commit_paths
 from mlpipe.lock import project_lock
 from mlpipe.logs import event
 from mlpipe.shell import run_tool
+from mlpipe.validation import Violation, violations_as_dicts
 
 STAGES = ("validate", "split", "train", "evaluate")
 PIPELINE_OUTPUTS = ["dvc.lock", "metrics.json"]
@@ -65,20 +66,16 @@ def validate_batch(root: str, path: str) -> dict:
     try:
         batch = landing.read_batch(batch_path, params.dataset.time_column)
     except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
-        from mlpipe.validation import Violation
-
         violations, warnings, rows = [Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0)], [], 0
     else:
         violations, warnings = landing.check_batch(batch, params, profile, known, batch_path.name)
         rows = len(batch)
     event("batch_checked", batch=batch_path.name, rows=rows, violations=len(violations), warnings=len(warnings))
-    return {"path": path, "rows": rows, "violations": [asdict(v) for v in violations], "warnings": warnings}
+    return {"path": path, "rows": rows, "violations": violations_as_dicts(violations), "warnings": warnings}
 
 
 @task(name="quarantine", timeout_seconds=120)
 def quarantine_batch(root: str, verdict: dict) -> str:
-    from mlpipe.validation import Violation
-
     paths, params = _setup(root)
     v = landing.BatchVerdict(Path(verdict["path"]), verdict["rows"],
                              [Violation(**{**x, "examples": tuple(x["examples"])}) for x in verdict["violations"]])

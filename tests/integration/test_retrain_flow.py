@@ -90,6 +90,7 @@ def test_corrupted_batches_are_quarantined_with_reports_and_good_batch_goes_in(p
     good.assign(origin=None).to_parquet(lz / "bad-nulls.parquet", index=False)
     good.assign(hour=good["hour"] + 30).to_parquet(lz / "bad-out-of-range.parquet", index=False)
     earlier.head(200).to_parquet(lz / "bad-duplicates.parquet", index=False)
+    (lz / "bad-unreadable.parquet").write_bytes(b"not a parquet file")
     champion_before = alias(root, "champion")
 
     proc = mlpipe(root, "run", check=False)
@@ -101,6 +102,7 @@ def test_corrupted_batches_are_quarantined_with_reports_and_good_batch_goes_in(p
         "bad-nulls.parquet": "origin | null where none are allowed",
         "bad-out-of-range.parquet": "hour | above max 23.0",
         "bad-duplicates.parquet": "<rows> | duplicates rows already in data/ | 200",
+        "bad-unreadable.parquet": "<file> | unreadable: ",
     }
     qdir = root / "quarantine"
     for name, rule in expected.items():
