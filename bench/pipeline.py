@@ -78,28 +78,17 @@ def make_project(dest: Path, full: bool) -> Path:
 
 def noop_with_server(cmd: list[str], root: Path, repeat: int) -> list[float]:
     """No-op `mlpipe run` times against a running local Prefect server (started and stopped here)."""
+    import os
     import socket
-    import urllib.request
 
-    from mlpipe.shell import stop_process_group
+    from mlpipe.shell import start_prefect_server, stop_process_group
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     home = Path(tempfile.mkdtemp(prefix="mlpipe-bench-prefect-"))  # outside the project: keep its tree clean
-    env = tool_env({"PREFECT_HOME": str(home)})
-    server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    server = start_prefect_server(port, home)
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        import os
-
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
         try:
             return [timed(cmd, root)[0] for _ in range(repeat)]

@@ -14,7 +14,7 @@ import typer
 from mlpipe.config import PARAMS_FILE, ProjectPaths, load_params
 from mlpipe.lock import LockBusy
 from mlpipe.logs import configure_logging, hand_logging_to_prefect
-from mlpipe.shell import OFFLINE_ENV, ToolError, stop_process_group, tool_env
+from mlpipe.shell import OFFLINE_ENV, ToolError, start_prefect_server, stop_process_group, tool_env
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record.")
 
@@ -144,28 +144,6 @@ def ingest(file: Path, root: ROOT_OPTION = Path(".")) -> None:
     typer.echo(f"landed {dest.relative_to(paths.root)}")
 
 
-def start_prefect_server(paths: ProjectPaths, port: int) -> subprocess.Popen:
-    """`prefect server start` on 127.0.0.1 (SQLite under the project's PREFECT_HOME); returns once healthy."""
-    import time
-    import urllib.request
-
-    log = open(paths.prefect_home / "server.log", "ab")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=paths.root, env=tool_env(), stdout=log, stderr=log,
-                            start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ToolError(f"prefect server exited with {proc.returncode}; see {paths.prefect_home / 'server.log'}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise ToolError(f"prefect server not healthy on 127.0.0.1:{port} within 120 s")
-
-
 @app.command()
 def schedule(
     root: ROOT_OPTION = Path("."),
@@ -177,10 +155,9 @@ def schedule(
     paths = project(root)
     use_project_prefect(paths)
     params = load_params(paths.root / PARAMS_FILE)
-    paths.prefect_home.mkdir(parents=True, exist_ok=True)
     server = None
     if not os.environ.get("PREFECT_API_URL"):
-        server = start_prefect_server(paths, port)
+        server = start_prefect_server(port, Path(os.environ["PREFECT_HOME"]), cwd=paths.root)
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
         typer.echo(f"Prefect server and UI on http://127.0.0.1:{port}")
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpipe.shell import stop_process_group, tool_env
+from mlpipe.shell import ToolError, start_prefect_server, stop_process_group, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock", "src"]
@@ -80,26 +80,13 @@ def free_port() -> int:
 def prefect_server(tmp_path_factory):
     """One real Prefect server on 127.0.0.1 for the session: each `mlpipe run` then skips starting a
     temporary server of its own (~6 s). Stopped at the end; tests that need their own pop the URL."""
-    import time
-    import urllib.request
-
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
-    env = tool_env({"PREFECT_HOME": str(home)})
-    log = open(home / "server.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        proc = start_prefect_server(port, home)
+    except ToolError as exc:
+        pytest.fail(f"{exc}\n{(home / 'server.log').read_text()[-2000:]}")
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
     old = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     yield url
