@@ -20,7 +20,6 @@ from mlpipe.data import data_files, read_frame, sha256_file
 from mlpipe.lineage import dvc_file_md5, git_changed_paths, git_commit_paths
 from mlpipe.lock import project_lock
 from mlpipe.logs import event
-from mlpipe.shell import run_tool
 from mlpipe.validation import Violation, violations_as_dicts
 
 STAGES = ("validate", "split", "train", "evaluate")
@@ -101,18 +100,12 @@ def snapshot_task(root: str, accepted: list[str]) -> dict:
 
 
 @task(name="stage", timeout_seconds=3600, task_run_name="stage-{name}")
-def run_stage(root: str, name: str) -> bool:
-    """`dvc repro --single-item <name>`: the same command as `dvc repro`, so dvc.lock stays true; DVC
-    skips the stage when its deps and params are unchanged. Returns whether it ran."""
-    paths, _ = _setup(root)
-    event("stage_running", stage=name)
-    proc = run_tool(["dvc", "repro", "--single-item", name], paths.root, check=False)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"stage {name} failed (exit {proc.returncode}); nothing was recorded or registered:\n{tail}")
-    ran = f"Running stage '{name}'" in proc.stdout
-    event("stage_done", stage=name, ran=ran)
-    return ran
+def run_stage(root: str, name: str) -> str:
+    """One stage through DVC's own `repro --single-item` logic (skip when unchanged, run-cache restore,
+    dvc.lock update), its body run in this process: "ran", "restored" or "skipped"."""
+    from mlpipe.stagerun import reproduce_stage
+
+    return reproduce_stage(Path(root), name)
 
 
 @task(name="commit_outputs", timeout_seconds=120)
@@ -134,19 +127,40 @@ def track(root: str, tracking_uri: str) -> dict:
     return asdict(track_run(paths, params, tracking_uri))
 
 
-@task(name="drift", timeout_seconds=1800, cache_policy=INPUTS + TASK_SOURCE, **TRANSIENT)
-def drift(root: str, tracking_uri: str, run_id: str, reference_sha: str, current: str, current_sha: str) -> dict:
-    """Evidently drift of the newest batch against the training split; cached on its inputs, so an
-    unchanged run id, reference and batch are never reported twice."""
-    from mlpipe.drift import drift_report, save_drift
-    from mlpipe.tracking import log_drift
+@task(name="drift", timeout_seconds=1800, **TRANSIENT)
+def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict:
+    """Evidently drift of the newest batch against the training split, written to a directory named by
+    both inputs' hashes, so an existing report for the same data is reused, not recomputed."""
+    from mlpipe.drift import drift_report, read_drift, save_drift
 
     paths, params = _setup(root)
-    snapshot_ = drift_report(read_frame(paths.train_split), read_frame(Path(current)), params.features)
-    html, js, summary = save_drift(snapshot_, paths.drift_dir)
-    log_drift(tracking_uri, run_id, [html, js], summary)
+    out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}"
+    found = read_drift(out_dir)
+    if found is None:
+        snapshot_ = drift_report(read_frame(paths.train_split), read_frame(Path(current)), params.features)
+        found = save_drift(snapshot_, out_dir)
+    html, js, summary = found
     event("drift", batch=Path(current).name, drift_share=summary["drift_share"], drifted=summary["drifted_columns"])
-    return summary
+    return {"files": [str(html), str(js)], "summary": summary}
+
+
+@task(name="log_drift", timeout_seconds=300, cache_policy=INPUTS + TASK_SOURCE, **TRANSIENT)
+def log_drift_task(tracking_uri: str, run_id: str, report: dict) -> dict:
+    """Attach the drift report to the run; cached on its inputs, so a run gets each report once."""
+    from mlpipe.tracking import log_drift
+
+    log_drift(tracking_uri, run_id, [Path(f) for f in report["files"]], report["summary"])
+    return report["summary"]
+
+
+@task(name="champion", timeout_seconds=300, **TRANSIENT)
+def champion(tracking_uri: str, model_name: str) -> list | None:
+    """The current champion's (version, metrics). Submitted first: its MLflow import and store set-up
+    overlap with the data and training steps instead of delaying `track`."""
+    from mlpipe.tracking import champion_metrics
+
+    found = champion_metrics(tracking_uri, model_name)
+    return list(found) if found else None
 
 
 @task(name="register", timeout_seconds=300, **TRANSIENT)
@@ -188,14 +202,13 @@ def _metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
 def retrain(root: str = ".", tracking_uri: str | None = None):
     """One retraining pass over the project at `root`; returns a summary (and a state named
     `Quarantined` when some batch was rejected)."""
-    from mlpipe.tracking import champion_metrics
-
     paths, params = _setup(root)
     root = str(paths.root)
     uri = tracking_uri or paths.tracking_uri
     paths.mlruns.mkdir(exist_ok=True)
     logger = get_run_logger()
     with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
+        champion_before = champion.submit(uri, params.model.name)
         if not snap.has_data(paths):
             bootstrap_task(root)
         verdicts = [validate_batch(root, p) for p in collect(root)]
@@ -208,13 +221,18 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
         elif snap.data_changed(paths):
             snapshot_task(root, [])  # data/ edited by hand: snapshot it as it is
         after = dvc_file_md5(paths.root / snap.DATA_DVC)
-        ran = [name for name in STAGES if run_stage(root, name)]
-        commit_outputs(root, after)
-        champion = champion_metrics(uri, params.model.name)
-        record = track(root, uri)
         # Newest batch: the last accepted one, else the last data file (names carry the period).
         newest = paths.data / landing.data_name(Path(accepted[-1]["path"])) if accepted else data_files(paths.data)[-1]
-        summary = drift(root, uri, record["run_id"], sha256_file(paths.train_split), str(newest), sha256_file(newest))
+        outcomes, report = {}, None
+        for name in STAGES:
+            outcomes[name] = run_stage(root, name)
+            if name == "split":  # drift needs only the split: it runs beside training (2 cores)
+                report = drift.submit(root, sha256_file(paths.train_split), str(newest), sha256_file(newest))
+        ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
+        commit_outputs(root, after)
+        champ = champion_before.result()  # before track: one thread sets up the MLflow store
+        record = track(root, uri)
+        summary = log_drift_task(uri, record["run_id"], report.result())
         reg = register(uri, record)
 
     trained = "train" in ran
@@ -240,8 +258,8 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
         "model_name": record["model_name"], "model_version": reg["version"], "aliases": reg["aliases"],
         "model_sha256": record["model_sha256"], "metrics": record["metrics"],
         "drift_share": summary.get("drift_share"),
-        "champion_before": champion[0] if champion else None,
-        "metric_rows": _metric_rows(record["metrics"], champion[1] if champion else None),
+        "champion_before": champ[0] if champ else None,
+        "metric_rows": _metric_rows(record["metrics"], champ[1] if champ else None),
         "tracking_uri": uri,
     }
     create_markdown_artifact(_summary_markdown(s), key="retrain-summary", description="What this retrain did")

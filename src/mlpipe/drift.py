@@ -46,5 +46,20 @@ def save_drift(snapshot, out_dir: Path) -> tuple[Path, Path, dict]:
     snapshot.save_html(str(html))  # Evidently writes nothing when given a Path object
     raw = snapshot.dict()
     summary = drift_summary(raw)
-    js.write_text(json.dumps({"summary": summary, "evidently": raw}, indent=1, default=str), encoding="utf-8")
+    tmp = js.with_suffix(".json.tmp")  # written last and renamed: a complete json means a complete report
+    tmp.write_text(json.dumps({"summary": summary, "evidently": raw}, indent=1, default=str), encoding="utf-8")
+    tmp.replace(js)
     return html, js, summary
+
+
+def read_drift(out_dir: Path) -> tuple[Path, Path, dict] | None:
+    """A report save_drift wrote earlier into `out_dir`, or None when it is not complete."""
+    import json
+
+    html, js = out_dir / "drift.html", out_dir / "drift.json"
+    if not (html.exists() and js.exists()):
+        return None
+    try:
+        return html, js, json.loads(js.read_text(encoding="utf-8"))["summary"]
+    except (ValueError, KeyError):
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlpipe.config import Params, ProjectPaths, params_hash, read_params_dict
+from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, params_hash, read_params_dict
 from mlpipe.data import read_frame
 from mlpipe.features import select_features, target_vector
 from mlpipe.logs import event
@@ -22,7 +22,7 @@ def train_model(params: Params, paths: ProjectPaths) -> None:
     seed = params.seed + TRAIN_SEED_OFFSET
     model = fit_model(params.train, params.features, X, y, seed)
     sha = dump_model(model, paths.model)
-    raw = read_params_dict()
+    raw = read_params_dict(paths.root / PARAMS_FILE)
     manifest = build_manifest(
         model_sha256=sha,
         seed=seed,
