@@ -172,6 +172,16 @@ def register(tracking_uri: str, record: dict) -> dict:
     return {"version": version, "aliases": aliases}
 
 
+@task(name="lineage", timeout_seconds=300, **TRANSIENT)
+def lineage(tracking_uri: str, run_id: str) -> None:
+    """The model's reproducibility checklist (`mlpipe lineage`) as artifacts of its run."""
+    import mlflow
+
+    from mlpipe.provenance import log_lineage
+
+    log_lineage(mlflow.MlflowClient(tracking_uri=tracking_uri), run_id)
+
+
 def _summary_markdown(s: dict) -> str:
     lines = [f"# Retrain: {s['verdict']}", "",
              f"- batches accepted: {', '.join(s['accepted']) or 'none'}",
@@ -234,6 +244,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
         record = track(root, uri)
         summary = log_drift_task(uri, record["run_id"], report.result())
         reg = register(uri, record)
+        lineage(uri, record["run_id"])
 
     trained = "train" in ran
     if trained:

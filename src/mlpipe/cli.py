@@ -191,10 +191,96 @@ def ui(root: ROOT_OPTION = Path("."), port: int = 5000, host: str = "127.0.0.1",
     raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=tool_env()))
 
 
+EXIT_NOT_IDENTICAL = 4
+EXIT_REFUSED = 2
+JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _client(paths: ProjectPaths):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=tracking_uri(paths))
+
+
+def _echo_json(payload: dict) -> None:
+    import json
+
+    typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+@app.command()
+def reproduce(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
+              keep: Annotated[bool, typer.Option("--keep", help="Keep the isolated checkout (prints its path).")] = False) -> None:
+    """Rebuild REF (run id, models:/NAME/VERSION or models:/NAME@ALIAS) from its git commit and DVC data
+    hash in an isolated worktree and compare model bytes, predictions, metrics and stage outputs.
+    Exit 0 when identical, 4 when not, 2 when it cannot be reproduced (the message says why)."""
+    from mlpipe.reproduce import Refused, render_table
+    from mlpipe.reproduce import reproduce as run_reproduction
+
+    paths = project(root)
+    try:
+        verdict = run_reproduction(paths.root, ref, tracking_uri(paths), keep=keep)
+    except Refused as exc:
+        if as_json:
+            _echo_json({"ref": ref, "identical": False, "refused": str(exc)})
+        typer.echo(f"mlpipe reproduce: refused: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+    if as_json:
+        _echo_json(verdict.as_dict())
+    else:
+        typer.echo(render_table(verdict))
+        typer.echo(f"recorded as MLflow run {verdict.reproduction_run_id}")
+        if verdict.checkout:
+            typer.echo(f"isolated checkout kept at {verdict.checkout} (git worktree remove --force it when done)")
+    if not verdict.identical:
+        raise typer.Exit(EXIT_NOT_IDENTICAL)
+
+
+@app.command()
+def lineage(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False) -> None:
+    """The reproducibility checklist of one model: registry -> run -> commit -> data -> outputs -> verdicts."""
+    from mlpipe.provenance import model_lineage, render_lineage
+    from mlpipe.reproduce import Refused
+
+    paths = project(root)
+    try:
+        d = model_lineage(_client(paths), ref)
+    except Refused as exc:
+        typer.echo(f"mlpipe lineage: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+    _echo_json(d) if as_json else typer.echo(render_lineage(d))
+
+
+@app.command()
+def diff(ref_a: str, ref_b: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
+         data: Annotated[Path | None, typer.Option("--data", help="Parquet rows to compare on (default: the current test split).")] = None,
+         top: Annotated[int, typer.Option("--top", help="How many most-changed rows to show.")] = 10) -> None:
+    """Compare two models on the same rows: metric deltas, changed predictions, rows that moved most."""
+    from mlpipe.data import read_frame
+    from mlpipe.diff import diff as diff_models
+    from mlpipe.diff import render_diff
+    from mlpipe.reproduce import Refused
+
+    paths = project(root)
+    params = load_params(paths.root / PARAMS_FILE)
+    source = data or paths.test_split
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no data to compare on (run `mlpipe run` first or pass --data)")
+    try:
+        d = diff_models(_client(paths), ref_a, ref_b, read_frame(source), params.dataset.target,
+                        params.evaluate.threshold, top)
+    except Refused as exc:
+        typer.echo(f"mlpipe diff: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+    d["data"] = str(source)
+    _echo_json(d) if as_json else typer.echo(render_diff(d))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlpipe` script; returns the exit code."""
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per event, no bars
     configure_logging()
     try:
         result = app(args=argv, prog_name="mlpipe", standalone_mode=False)

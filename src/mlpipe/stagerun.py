@@ -6,6 +6,7 @@ rather than once per stage. Any other command in dvc.yaml still runs as DVC woul
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -57,8 +58,14 @@ def _in_process_commands(root: Path, executed: list[str]):
             except Exception as exc:
                 raise StageFailed(f"stage {name} failed: {exc}") from exc
 
-    with mock.patch.object(dvc_run, "cmd_run", cmd_run):
-        yield
+    dvc_logger = logging.getLogger("dvc")
+    level = dvc_logger.level
+    dvc_logger.setLevel(logging.WARNING)  # DVC's info lines go to stdout; the stage_outcome event says it
+    try:
+        with mock.patch.object(dvc_run, "cmd_run", cmd_run):
+            yield
+    finally:
+        dvc_logger.setLevel(level)
 
 
 def reproduce_stage(root: Path, name: str) -> str:

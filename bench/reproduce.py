@@ -1,0 +1,62 @@
+"""Benchmark: `mlpipe reproduce` against the original pipeline's own time on the same data.
+
+In a temporary copy of the project: `mlpipe run` once (the original model), then, measured in the same
+run, the baseline `dvc repro --force` (every stage, as the original training ran them) and
+`mlpipe reproduce models:/NAME/1` (worktree + data restore + `dvc repro --force` + comparison +
+MLflow record). Goal of issue 4: reproduce <= 1.2 x baseline + 10 s. Writes bench/results/reproduce.json.
+Usage: python bench/reproduce.py [--repeat N] [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline import REPO, make_project, timed  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measurement (median)")
+    parser.add_argument("--full", action="store_true", help="the whole bundled year as the data")
+    args = parser.parse_args(argv)
+    py = sys.executable
+    dvc = str(Path(py).parent / "dvc")
+    with tempfile.TemporaryDirectory(prefix="mlpipe-bench-repro-") as tmp:
+        root = make_project(Path(tmp) / "project", args.full)
+        timed([py, "-m", "mlpipe.cli", "run"], root)
+        baseline = [timed([dvc, "repro", "--force"], root)[0] for _ in range(args.repeat)]
+        repro, verdicts = [], []
+        for _ in range(args.repeat):
+            seconds, out, _ = timed([py, "-m", "mlpipe.cli", "reproduce", "models:/flights-late/1", "--json"], root)
+            repro.append(seconds)
+            verdicts.append(json.loads(out)["identical"])
+    base_s, repro_s = statistics.median(baseline), statistics.median(repro)
+    figures = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "data": "whole 2013" if args.full else "initial period (Jan-Mar 2013)",
+        "dvc_repro_force_s": round(base_s, 3),
+        "mlpipe_reproduce_s": round(repro_s, 3),
+        "ratio": round(repro_s / base_s, 2),
+        "overhead_s": round(repro_s - base_s, 3),
+        "goal_s": round(1.2 * base_s + 10, 3),
+        "goal_met": repro_s <= 1.2 * base_s + 10,
+        "all_identical": all(verdicts),
+    }
+    out_path = REPO / "bench" / "results" / ("reproduce-full.json" if args.full else "reproduce.json")
+    out_path.write_text(json.dumps(figures, indent=2) + "\n")
+    width = max(map(len, figures))
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"written to {out_path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
