@@ -86,10 +86,19 @@ def print_summary(s: dict) -> None:
 
 
 @app.command()
-def run(root: ROOT_OPTION = Path(".")) -> None:
+def run(root: ROOT_OPTION = Path("."),
+        flow: Annotated[bool, typer.Option("--flow", help="Always start the flow, even when nothing changed.")] = False) -> None:
     """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
-    `dvc repro` stage by stage, record in MLflow, drift report, register the challenger."""
+    `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
+    changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow."""
     paths = project(root)
+    if not flow:
+        from mlpipe.preflight import recorded_state
+
+        summary = recorded_state(paths, load_params(paths.root / PARAMS_FILE), tracking_uri(paths))
+        if summary is not None:
+            print_summary(summary)
+            return
     use_project_prefect(paths)
     from flows.retrain import retrain
 

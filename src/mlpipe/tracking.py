@@ -16,6 +16,7 @@ from mlpipe.config import Params, ProjectPaths, flatten, read_params_dict
 from mlpipe.data import read_frame
 from mlpipe.features import select_features
 from mlpipe.lineage import dvc_file_md5, git_commit, git_dirty, locked_versions, stage_output_hashes
+from mlpipe.recorded import find_recorded_run
 from mlpipe.train import MODEL_PACKAGES, TRUSTED_TYPES, load_model_file
 
 # What the packaged model needs at load time, pinned from uv.lock.
@@ -79,20 +80,6 @@ def ensure_experiment(client, name: str, artifact_root: Path) -> str:
     if exp is not None:
         return exp.experiment_id
     return client.create_experiment(name, artifact_location=(artifact_root / name).as_uri())
-
-
-def find_recorded_run(client, experiment_id: str, tags: dict[str, str]):
-    """A finished run already recorded for this exact model, commit and data from a clean tree, or None.
-
-    Runs that never finished (a killed process) do not count: their record may be half written.
-    """
-    if tags["mlpipe.git_dirty"] != "false" or not tags["mlpipe.git_commit"]:
-        return None
-    keys = ("mlpipe.model_sha256", "mlpipe.git_commit", "mlpipe.data_md5", "mlpipe.params_sha256")
-    filt = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in keys)
-    filt += " and tags.`mlpipe.git_dirty` = 'false' and attributes.status = 'FINISHED'"
-    runs = client.search_runs([experiment_id], filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"])
-    return runs[0] if runs else None
 
 
 def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:

@@ -132,8 +132,9 @@ def test_fresh_clone_regenerates_identical_data_model_and_predictions(first_run,
 
 def test_unchanged_clean_state_is_not_recorded_twice(first_run, project_copy):
     again = mlpipe(project_copy, "run")
-    assert "stages run:    none" in again.stdout
+    assert "stages run:    none" in again.stdout and "answered before starting the flow" in again.stdout
     assert "nothing to train" in again.stdout and "already recorded" in again.stdout
+    assert "Beginning flow run" not in again.stderr, "DVC status and the MLflow record answer it: no flow started"
     client = tracking_client(project_copy)
     assert len(client.search_model_versions("name = 'flights-late'")) == 1
     assert run_id_of(again) == run_id_of(first_run[1])

@@ -67,8 +67,10 @@ def test_two_released_batches_are_taken_in_and_the_model_retrains_then_a_rerun_t
     assert drift_files == {"drift/drift.html", "drift/drift.json"}
     assert "Running stage" not in dvc(root, "repro").stdout, "the flow left dvc.lock true: dvc repro is a no-op"
 
-    again = mlpipe(root, "run")
+    again = mlpipe(root, "run", "--flow")  # the flow itself: DVC skips every stage, Prefect's cache the drift log
     assert "nothing to train" in again.stdout and "stages run:    none" in again.stdout
+    assert "answered before starting the flow" not in again.stdout
+    assert "Finished in state Cached" in again.stderr
     assert run_id_of(again) == run.info.run_id and versions(root) == ["1", "2"]
     assert git(root, "log", "--format=%s", "-1") == subjects[0], "no new commit"
 
