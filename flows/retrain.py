@@ -103,9 +103,12 @@ def snapshot_task(root: str, accepted: list[str]) -> dict:
 def run_stage(root: str, name: str) -> str:
     """One stage through DVC's own `repro --single-item` logic (skip when unchanged, run-cache restore,
     dvc.lock update), its body run in this process: "ran", "restored" or "skipped"."""
-    from mlpipe.stagerun import reproduce_stage
+    from mlpipe.stagerun import StageFailed, reproduce_stage
 
-    return reproduce_stage(Path(root), name)
+    try:
+        return reproduce_stage(Path(root), name)
+    except StageFailed as exc:
+        raise RuntimeError(f"{exc}\nnothing was recorded or registered") from None
 
 
 @task(name="commit_outputs", timeout_seconds=120)
@@ -172,6 +175,29 @@ def register(tracking_uri: str, record: dict) -> dict:
     return {"version": version, "aliases": aliases}
 
 
+@task(name="precheck", timeout_seconds=120)
+def precheck_task(root: str) -> list[dict]:
+    """Size and expected memory of the fresh model against `deploy`, before anything is recorded: a
+    hopeless model fails the flow here, with the budget it broke."""
+    from mlpipe.infra import checks_as_dicts, precheck
+
+    paths, params = _setup(root)
+    checks = precheck(paths.model, params.deploy)
+    failed = [c.line() for c in checks if not c.passed]
+    if failed:
+        raise RuntimeError("model over the deploy budget, not recorded or registered: " + "; ".join(failed))
+    return checks_as_dicts(checks)
+
+
+@task(name="gate", timeout_seconds=900, **TRANSIENT)
+def gate(root: str, tracking_uri: str, record: dict, version: str) -> dict:
+    """Infra check, champion comparison on the same rows, differential test; promote or keep."""
+    from mlpipe.gate import run_gate
+
+    paths, params = _setup(root)
+    return run_gate(paths, params, tracking_uri, record["run_id"], version, record["model_sha256"])
+
+
 @task(name="lineage", timeout_seconds=300, **TRANSIENT)
 def lineage(tracking_uri: str, run_id: str) -> None:
     """The model's reproducibility checklist (`mlpipe lineage`) as artifacts of its run."""
@@ -180,6 +206,13 @@ def lineage(tracking_uri: str, run_id: str) -> None:
     from mlpipe.provenance import log_lineage
 
     log_lineage(mlflow.MlflowClient(tracking_uri=tracking_uri), run_id)
+
+
+def _aliases(tracking_uri: str, name: str, version: str) -> list[str]:
+    import mlflow
+
+    model = mlflow.MlflowClient(tracking_uri=tracking_uri).get_registered_model(name)
+    return sorted(a for a, v in model.aliases.items() if str(v) == str(version))
 
 
 def _summary_markdown(s: dict) -> str:
@@ -192,9 +225,14 @@ def _summary_markdown(s: dict) -> str:
              f"- stages run: {', '.join(s['stages_run']) or 'none (DVC: everything up to date)'}",
              f"- MLflow run: {s['run_link']}",
              f"- model: {s['model_name']} version {s['model_version']} ({', '.join(s['aliases']) or 'no alias'})",
-             f"- drift share (newest batch vs training): {s['drift_share']}", "",
+             f"- drift share (newest batch vs training): {s['drift_share']}",
+             f"- gate: {s['gate_decision']}" + (f" (failed: {', '.join(s['gate_failed'])})" if s["gate_failed"] else ""), "",
              "| metric | this run | champion | change |", "|---|---|---|---|"]
     lines += [f"| {r['metric']} | {r['value']} | {r['champion']} | {r['change']} |" for r in s["metric_rows"]]
+    if s["gate_checks"]:
+        lines += ["", "| criterion | value | bound | verdict |", "|---|---|---|---|"]
+        lines += [f"| {c['criterion']} | {c['value']} | {c['bound']} | {'pass' if c['passed'] else 'FAIL'} {c['detail']} |"
+                  for c in s["gate_checks"]]
     return "\n".join(lines) + "\n"
 
 
@@ -239,11 +277,14 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
             if name == "split":  # drift needs only the split: it runs beside training (2 cores)
                 report = drift.submit(root, sha256_file(paths.train_split), str(newest), sha256_file(newest))
         ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
+        precheck_task(root)  # every run: a model that failed it before must not slip through on a rerun
         commit_outputs(root, after)
         champ = champion_before.result()  # before track: one thread sets up the MLflow store
         record = track(root, uri)
         summary = log_drift_task(uri, record["run_id"], report.result())
         reg = register(uri, record)
+        decision = gate(root, uri, record, reg["version"])
+        reg["aliases"] = _aliases(uri, record["model_name"], reg["version"])
         lineage(uri, record["run_id"])
 
     trained = "train" in ran
@@ -272,9 +313,13 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
         "champion_before": champ[0] if champ else None,
         "metric_rows": _metric_rows(record["metrics"], champ[1] if champ else None),
         "tracking_uri": uri,
+        "gate_decision": decision["decision"], "gate_failed": decision.get("failed", []),
+        "gate_checks": decision.get("checks", []), "champion": decision.get("champion"),
     }
     create_markdown_artifact(_summary_markdown(s), key="retrain-summary", description="What this retrain did")
     create_table_artifact(s["metric_rows"], key="retrain-metrics", description="Test metrics vs the champion")
+    if s["gate_checks"]:
+        create_table_artifact(s["gate_checks"], key="promotion-gate", description=f"Gate: {s['gate_decision']}")
     if quarantined:
         create_markdown_artifact("\n\n".join(Path(r).read_text() for r in s["quarantine_reports"]),
                                  key="quarantined-batches", description="Batches rejected by validation")

@@ -14,6 +14,7 @@ import typer
 from mlpipe.config import PARAMS_FILE, ProjectPaths, load_params
 from mlpipe.lock import LockBusy
 from mlpipe.logs import configure_logging, hand_logging_to_prefect
+from mlpipe.safe_load import ModelRefused
 from mlpipe.shell import OFFLINE_ENV, ToolError, start_prefect_server, stop_process_group, tool_env
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record.")
@@ -76,6 +77,9 @@ def print_summary(s: dict) -> None:
         f"  model:         {s['model_name']} version {s['model_version']} [{', '.join(s['aliases']) or 'no alias'}] (sha256 {s['model_sha256'][:16]}...)",
         f"  metrics:       {metrics}",
         f"  drift share:   {s['drift_share']} (newest batch vs training data)",
+        f"  gate:          {s.get('gate_decision') or 'not judged'}"
+        + (f" (failed: {', '.join(s['gate_failed'])})" if s.get("gate_failed") else "")
+        + (f"; champion is version {s['champion']}" if s.get("champion") else ""),
         f"  git commit:    {s['commit']}{' (dirty tree)' if s['git_dirty'] else ''}",
         f"  tracking:      {s['tracking_uri']}",
         "  open the UI:   mlpipe ui   (MLflow on http://127.0.0.1:5000)",
@@ -285,6 +289,32 @@ def diff(ref_a: str, ref_b: str, root: ROOT_OPTION = Path("."), as_json: JSON_OP
     _echo_json(d) if as_json else typer.echo(render_diff(d))
 
 
+@app.command()
+def promote(ref: str, reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the run and version).")],
+            root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False) -> None:
+    """Make REF (models:/NAME/VERSION or a run id) the champion by hand; the infra check still runs."""
+    from mlpipe.gate import manual_promote
+
+    paths = project(root)
+    d = manual_promote(paths, load_params(paths.root / PARAMS_FILE), tracking_uri(paths), ref, reason)
+    if as_json:
+        _echo_json(d)
+    else:
+        typer.echo(f"champion is now version {d['version']} (was {d['replaced'] or 'none'}); {d['decision']}")
+
+
+@app.command("rollback")
+def rollback_cmd(root: ROOT_OPTION = Path("."),
+                 reason: Annotated[str, typer.Option("--reason", help="Why (tagged on the demoted version).")] = "") -> None:
+    """champion <- previous (the version the last promotion replaced)."""
+    from mlpipe.gate import rollback
+
+    paths = project(root)
+    params = load_params(paths.root / PARAMS_FILE)
+    demoted, champion = rollback(_client(paths), params.model.name, reason)
+    typer.echo(f"champion is now version {champion} (rolled back from {demoted or 'none'})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlpipe` script; returns the exit code."""
     for key, value in OFFLINE_ENV.items():
@@ -293,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         result = app(args=argv, prog_name="mlpipe", standalone_mode=False)
-    except (ToolError, ValueError, FileNotFoundError, FileExistsError, KeyError, LockBusy) as exc:
+    except (ToolError, ValueError, FileNotFoundError, FileExistsError, KeyError, LockBusy, ModelRefused) as exc:
         typer.echo(f"mlpipe: {exc}", err=True)
         return 1
     except Exception as exc:  # click's usage errors carry their own exit codes

@@ -97,6 +97,42 @@ class RetrainCfg(_Frozen):
     lock_timeout_s: float = Field(default=900, ge=0)
 
 
+class DeployCfg(_Frozen):
+    """The target platform's budgets; the infra check measures the packaged model against them."""
+
+    cores: int = Field(default=1, ge=1)
+    max_model_mb: float = Field(default=50, gt=0)
+    max_peak_memory_mb: float = Field(default=1024, gt=0)
+    max_p99_latency_ms: float = Field(default=50, gt=0)
+    min_throughput_rows_s: float = Field(default=5000, gt=0)
+    max_load_s: float = Field(default=5, gt=0)
+    single_row_requests: int = Field(default=200, ge=10)
+    batch_rows: int = Field(default=10000, ge=100)
+
+
+HIGHER_IS_BETTER = ("roc_auc", "average_precision", "accuracy", "f1", "precision", "recall")
+LOWER_IS_BETTER = ("log_loss", "brier")
+
+
+class GateCfg(_Frozen):
+    """Promotion rules: a challenger may be worse than the champion by at most `tolerance` per metric
+    (on the same held-out rows) and flip at most `max_changed_share` of its predictions, unless
+    `override_diff` gives a reason (recorded on the run)."""
+
+    tolerance: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.01, "average_precision": 0.01, "log_loss": 0.01})
+    max_changed_share: float = Field(default=0.1, ge=0, le=1)
+    override_diff: str = ""
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> GateCfg:
+        unknown = sorted(set(self.tolerance) - set(HIGHER_IS_BETTER) - set(LOWER_IS_BETTER))
+        if unknown:
+            raise ValueError(f"gate.tolerance: unknown metrics {unknown} (rule: one of {HIGHER_IS_BETTER + LOWER_IS_BETTER})")
+        if any(v < 0 for v in self.tolerance.values()):
+            raise ValueError("gate.tolerance: negative tolerance (rule: tolerances are >= 0)")
+        return self
+
+
 class Params(_Frozen):
     seed: int
     dataset: DatasetCfg
@@ -107,6 +143,8 @@ class Params(_Frozen):
     evaluate: EvaluateCfg
     model: ModelCfg
     retrain: RetrainCfg = Field(default_factory=RetrainCfg)
+    deploy: DeployCfg = Field(default_factory=DeployCfg)
+    gate: GateCfg = Field(default_factory=GateCfg)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -51,14 +51,12 @@ def compare_models(a: np.ndarray, b: np.ndarray, classifier: bool, y: np.ndarray
 
 
 def load_registered_model(client, ref: str) -> tuple[object, str]:
-    """(model, run id) for a run id / models:/ ref, loaded through the project's allowlist of types."""
-    from mlpipe.reproduce import resolve_run_id
-    from mlpipe.train import load_model_file
+    """(model, run id) for a run id / models:/ ref, through the safe loader (sha256, versions, allowlist)."""
+    from mlpipe.safe_load import load_registered
 
-    run_id = resolve_run_id(client, ref)
     with tempfile.TemporaryDirectory(prefix="mlpipe-diff-") as tmp:
-        path = Path(client.download_artifacts(run_id, "mlpipe/model/model.skops", tmp))
-        return load_model_file(path), run_id
+        loaded, run_id = load_registered(client, ref, dest=Path(tmp))
+        return loaded.model, run_id
 
 
 def diff(client, ref_a: str, ref_b: str, data: pd.DataFrame, target: str | None, threshold: float, top: int = 10) -> dict:

@@ -60,8 +60,8 @@ def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> d
     if run is None or "mlpipe.drift_share" not in run.data.tags:
         return None  # not recorded, or a run cut short before its drift report: the flow completes it
     versions = client.search_model_versions(f"name = '{params.model.name}' and run_id = '{run.info.run_id}'")
-    if not versions:
-        return None
+    if not versions or not versions[0].tags.get("mlpipe.gate.decision"):
+        return None  # not registered, or never judged by the gate: the flow finishes the job
     version = str(versions[0].version)
     aliases = sorted(a for a, v in client.get_registered_model(params.model.name).aliases.items() if str(v) == version)
     metrics = json.loads(paths.metrics.read_text())
@@ -73,4 +73,7 @@ def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> d
         "model_name": params.model.name, "model_version": version, "aliases": aliases,
         "model_sha256": manifest["model_sha256"], "metrics": metrics,
         "drift_share": run.data.metrics.get("drift_share"), "tracking_uri": tracking_uri,
+        "gate_decision": versions[0].tags.get("mlpipe.gate.decision"),
+        "gate_failed": [f for f in versions[0].tags.get("mlpipe.gate.failed", "").split(",") if f],
+        "champion": next((v for a, v in client.get_registered_model(params.model.name).aliases.items() if a == "champion"), None),
     }

@@ -23,7 +23,6 @@ RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 DVC_TAG = "mlpipe.dvc."
 VERSION_TAG = "mlpipe.version."
-MODEL_FILE = "artifacts/model/model.skops"
 TEST_SPLIT = "artifacts/split/test.parquet"
 
 
@@ -279,18 +278,16 @@ def reproduced_outputs(wt: Path) -> dict:
     }
 
 
-def compare_predictions(original_model: Path, reproduced_model: Path, test_split: Path) -> dict:
+def compare_predictions(original_model, reproduced_model, test_split: Path) -> dict:
     """Both models' positive-class probabilities on the same test rows: exact equality and hashes."""
     import numpy as np
 
     from mlpipe.data import read_frame
     from mlpipe.evaluate import positive_proba, predictions_sha256
-    from mlpipe.train import load_model_file
 
     test = read_frame(test_split)
-    a_model, b_model = load_model_file(original_model), load_model_file(reproduced_model)
-    cols = list(a_model.feature_names_in_)
-    a, b = positive_proba(a_model, test[cols]), positive_proba(b_model, test[cols])
+    cols = list(original_model.feature_names_in_)
+    a, b = positive_proba(original_model, test[cols]), positive_proba(reproduced_model, test[cols])
     return {"identical": bool(np.array_equal(a, b)), "original_sha256": predictions_sha256(a),
             "reproduced_sha256": predictions_sha256(b), "rows": len(test)}
 
@@ -323,6 +320,8 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False) -> Ve
     and log the verdict as its own MLflow run (tagged on the original run and its model versions)."""
     import mlflow
 
+    from mlpipe.safe_load import load_model_dir, load_registered
+
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     run_id = resolve_run_id(client, ref)
     rec = recorded_from_run(client.get_run(run_id))
@@ -335,14 +334,14 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False) -> Ve
         data_files = restored_file_hashes(wt, rec.data_md5)
         rerun_stages(wt)
         got = reproduced_outputs(wt) | {"data_files": data_files}
-        original_model = Path(client.download_artifacts(run_id, "mlpipe/model/model.skops",
-                                                        tempfile.mkdtemp(prefix="mlpipe-original-")))
+        with tempfile.TemporaryDirectory(prefix="mlpipe-original-") as tmp:
+            original, _ = load_registered(client, run_id, dest=Path(tmp))
+        reproduced = load_model_dir(wt / "artifacts/model")  # checked against its own manifest
         split = recorded_test_split(root, rec, wt / TEST_SPLIT)
-        got["predictions"] = compare_predictions(original_model, wt / MODEL_FILE, split)
+        got["predictions"] = compare_predictions(original.model, reproduced.model, split)
         got["versions"] = environment_versions(sorted(rec.versions))
         verdict = Verdict(ref=ref, run_id=run_id, commit=rec.commit, data_md5=rec.data_md5, rows=compare(rec, got),
                           checkout=str(wt) if keep else None)
-        shutil.rmtree(original_model.parent, ignore_errors=True)
     verdict.reproduction_run_id = log_reproduction(client, rec, verdict)
     return verdict
 

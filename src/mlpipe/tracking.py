@@ -119,8 +119,8 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunReco
 
 
 def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
-    """Register the run's model (once) as a new version aliased `challenger`; the registry's first
-    version also becomes `champion`. Returns (version, its aliases)."""
+    """Register the run's model (once) as a new version aliased `challenger` (the promotion gate moves
+    `champion`). Returns (version, its aliases)."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -135,11 +135,7 @@ def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
         mv = client.create_model_version(rec.model_name, rec.model_uri, run_id=rec.run_id, tags={
             "mlpipe.data_md5": rec.data_md5 or "", "mlpipe.git_commit": rec.git_commit or "",
             "mlpipe.model_sha256": rec.model_sha256})
-        client.set_registered_model_alias(rec.model_name, "challenger", mv.version)
-        aliases = client.get_registered_model(rec.model_name).aliases
-        if "champion" not in aliases:
-            # Until the promotion gate exists, the first model of a project is the champion.
-            client.set_registered_model_alias(rec.model_name, "champion", mv.version)
+        client.set_registered_model_alias(rec.model_name, "challenger", mv.version)  # the gate decides on champion
     version = str(mv.version)
     aliases = sorted(a for a, v in client.get_registered_model(rec.model_name).aliases.items() if str(v) == version)
     return version, aliases

@@ -32,6 +32,7 @@ def test_main_job_runs_every_stage_and_prints_the_summary(first_run):
     assert "mlpipe run: trained a new model" in proc.stdout
     assert "stages run:    validate, split, train, evaluate" in proc.stdout
     assert "flights-late version 1 [challenger, champion]" in proc.stdout
+    assert "gate:          promoted; champion is version 1" in proc.stdout  # a first model needs data + infra only
     assert data_md5(root) in proc.stdout
     assert (root / ".dvcstore").is_dir(), "bootstrap pushes to the project-local DVC remote"
     assert git(root, "status", "--porcelain") == "", "the run commits data.dvc, then dvc.lock and metrics.json"

@@ -35,6 +35,13 @@ def alias(root: Path, name: str) -> str:
     return str(tracking_client(root).get_model_version_by_alias(MODEL, name).version)
 
 
+def champion_after_gate(root: Path, before: str, new_version: str) -> str:
+    """What the gate's recorded decision for `new_version` says the champion must now be."""
+    decision = tracking_client(root).get_model_version(MODEL, new_version).tags["mlpipe.gate.decision"]
+    assert decision in ("promoted", "kept champion")
+    return new_version if decision == "promoted" else before
+
+
 def landing(root: Path) -> list[str]:
     d = root / "landing"
     return sorted(p.name for p in d.iterdir()) if d.exists() else []
@@ -59,7 +66,8 @@ def test_two_released_batches_are_taken_in_and_the_model_retrains_then_a_rerun_t
     assert subjects[0] == f"pipeline: outputs for data md5 {after_md5}"
     assert subjects[1] == f"data: add batch-2013-01-15.parquet, batch-2013-01-21.parquet (md5 {after_md5})"
     assert git(root, "status", "--porcelain") == ""
-    assert versions(root) == ["1", "2"] and alias(root, "champion") == "1" and alias(root, "challenger") == "2"
+    assert versions(root) == ["1", "2"] and alias(root, "challenger") == "2"
+    assert alias(root, "champion") == champion_after_gate(root, "1", "2")
     run = tracking_client(root).get_run(run_id_of(proc))
     assert run.data.tags["mlpipe.data_md5"] == after_md5 and run.data.tags["mlpipe.git_dirty"] == "false"
     assert 0 <= run.data.metrics["drift_share"] <= 1
@@ -114,7 +122,7 @@ def test_corrupted_batches_are_quarantined_with_reports_and_good_batch_goes_in(p
         assert f"QUARANTINED:   {qdir / name}.report.md" in proc.stdout
     assert landing(root) == []
     assert (root / "data" / good_path.name).exists()
-    assert alias(root, "champion") == champion_before
+    assert alias(root, "champion") == champion_after_gate(root, champion_before, versions(root)[-1])
     assert "data: add " + good_path.name in git(root, "log", "--format=%s", "-2")
 
 
