@@ -315,6 +315,30 @@ def rollback_cmd(root: ROOT_OPTION = Path("."),
     typer.echo(f"champion is now version {champion} (rolled back from {demoted or 'none'})")
 
 
+@app.command()
+def serve(root: ROOT_OPTION = Path("."), host: str = "127.0.0.1", port: int = 8000,
+          model: Annotated[str | None, typer.Option("--model", help="Serve this ref instead of models:/NAME@champion.")] = None,
+          log_url: Annotated[str | None, typer.Option("--log-url", help="Prediction log database URL "
+                             "(default: $MLPIPE_PREDICTION_LOG_URL, else SQLite under .mlpipe/).")] = None,
+          max_records: int = 1000, poll_s: float = 5.0) -> None:
+    """The REST service: POST /predict, /feedback; GET /health, /ready, /model, /metrics, /docs."""
+    import uvicorn
+
+    from mlpipe.predlog import PredictionLog
+    from mlpipe.serve import ServeConfig, create_app, default_log_url
+
+    paths = project(root)
+    params = load_params(paths.root / PARAMS_FILE)
+    ref = model or f"models:/{params.model.name}@champion"
+    url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL") or default_log_url(paths.root)
+    cfg = ServeConfig(max_records=max_records, threshold=params.evaluate.threshold, poll_s=poll_s,
+                      features=list(params.features.columns))
+    service = create_app(_client(paths), params, ref, PredictionLog(url), cfg,
+                         watch_alias="champion" if model is None else None)
+    typer.echo(f"serving {ref} on http://{host}:{port} (docs: /docs; prediction log: {url.split('@')[-1]})")
+    uvicorn.run(service, host=host, port=port, log_level="warning")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlpipe` script; returns the exit code."""
     for key, value in OFFLINE_ENV.items():

@@ -112,6 +112,9 @@ def template_repo(tmp_path_factory) -> Path:
     doc["dataset"]["initial_period"] = SLICE
     doc["train"]["hyperparams"]["max_iter"] = 40
     doc["dataset"]["batch_freq"] = "week"  # replayed batches of about 6k rows
+    # The gate's logic is under test here, not this shared 2-core machine's latency: wide time budgets
+    # (the budget refusals are tested with budgets no model can meet).
+    doc["deploy"].update(max_p99_latency_ms=2000, max_load_s=60, min_throughput_rows_s=100)
     (root / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     sh(["git", "init", "-q", "-b", "main"], root)
     git(root, "config", "user.email", "ci@mlpipe.test")

@@ -1,0 +1,248 @@
+"""`mlpipe serve`: the champion behind a REST API (FastAPI).
+
+The model is loaded through the safe loader (recorded sha256, dependency manifest, skops allowlist);
+requests are checked against the training profile before the model sees them (`request_rules`);
+every answered request goes to the prediction log; `/metrics` speaks Prometheus; when the `champion`
+alias moves, the new version is loaded and checked in the background and swapped in atomically."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from mlpipe.logs import event
+from mlpipe.predlog import PredictionLog, log_rows
+from mlpipe.request_rules import RequestRules, check_request
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded, checked model and what /model tells about it."""
+
+    model: object
+    name: str
+    version: str
+    run_id: str
+    info: dict
+    rules: RequestRules  # from this model's own training profile: no train/serve skew
+    profile: dict
+
+
+@dataclass
+class ServeConfig:
+    max_records: int = 1000
+    max_bytes: int = 1 << 20
+    threshold: float = 0.5
+    poll_s: float = 5.0
+    features: list[str] = field(default_factory=list)
+
+
+def load_served(client, params, ref: str) -> Served:
+    """The model behind `ref` through the safe loader, with its training profile and lineage."""
+    import tempfile
+
+    from mlpipe.request_rules import rules_from
+    from mlpipe.safe_load import load_registered
+
+    name = params.model.name
+    loaded, run_id = load_registered(client, ref)
+    with tempfile.TemporaryDirectory(prefix="mlpipe-profile-") as tmp:
+        profile = json.loads(Path(client.download_artifacts(run_id, "mlpipe/validate/profile.json", tmp)).read_text())
+    run = client.get_run(run_id)
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    version = str(versions[0].version) if versions else "unregistered"
+    tags = run.data.tags
+    info = {"name": name, "version": version, "run_id": run_id, "ref": ref,
+            "git_commit": tags.get("mlpipe.git_commit"), "data_md5": tags.get("mlpipe.data_md5"),
+            "model_sha256": loaded.sha256, "metrics": dict(run.data.metrics),
+            "loader_warnings": loaded.warnings}
+    return Served(loaded.model, name, version, run_id, info, rules_from(profile, params), profile)
+
+
+def input_example(profile: dict, features: list[str]) -> dict:
+    """A valid /predict body from the training profile: the commonest category, the median number."""
+    record = {}
+    for name in features:
+        col = profile["columns"][name]
+        if col["kind"] == "categorical":
+            record[name] = max(col["categories"], key=col["categories"].get)
+        else:
+            median = col["quantiles"]["0.5"]
+            record[name] = int(median) if col["dtype"].startswith("int") else median
+    return {"records": [record]}
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mlpipe_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("mlpipe_request_latency_seconds", "Request latency by endpoint", ["endpoint"],
+                                 registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.predictions = Counter("mlpipe_predictions", "Predictions by class", ["cls"], registry=self.registry)
+        self.failures = Counter("mlpipe_validation_failures", "Refused fields by rule", ["rule"], registry=self.registry)
+        self.swaps = Counter("mlpipe_model_swaps", "Hot swaps by outcome", ["outcome"], registry=self.registry)
+
+
+def _error(status: int, rule: str, detail: list | None = None, field_: str = "<body>") -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail or [{"field": field_, "rule": rule}]})
+
+
+def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
+               watch_alias: str | None = "champion") -> FastAPI:
+    """The service; `watch_alias` (when serving an alias) is polled for hot swaps."""
+    name = params.model.name
+    state: dict = {"served": None, "load_error": None}
+    metrics = Metrics()
+    stop = threading.Event()
+
+    def load(target: str) -> None:
+        try:
+            state["served"] = load_served(client, params, target)  # one assignment: the swap is atomic
+            state["load_error"] = None
+            event("model_loaded", model=name, version=state["served"].version)
+        except Exception as exc:  # noqa: BLE001 - the reason is reported, never served
+            state["load_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            event("model_refused", model=name, ref=target, error=state["load_error"], level=40)
+
+    def watch() -> None:
+        from mlpipe.gate import alias_version
+
+        refused: set[str] = set()  # a version that failed its checks is not retried every poll
+        while not stop.wait(cfg.poll_s):
+            try:
+                version = alias_version(client, name, watch_alias)
+            except Exception:  # noqa: BLE001 - a tracking hiccup: try again next poll
+                continue
+            current = state["served"]
+            if version is None or version in refused or (current is not None and current.version == version):
+                continue
+            try:
+                candidate = load_served(client, params, f"models:/{name}/{version}")
+            except Exception as exc:  # noqa: BLE001
+                refused.add(version)
+                metrics.swaps.labels("refused").inc()
+                event("hot_swap_refused", model=name, version=version, error=str(exc).splitlines()[0], level=40)
+                continue
+            state["served"] = candidate
+            metrics.swaps.labels("swapped").inc()
+            event("hot_swap", model=name, version=version, previous=current.version if current else None)
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        load(ref)
+        watcher = threading.Thread(target=watch, name="champion-watch", daemon=True) if watch_alias else None
+        if watcher:
+            watcher.start()
+        yield
+        stop.set()
+        log.close()
+        event("prediction_log_closed", written=log.written, errors=len(log.errors))
+
+    app = FastAPI(title="mlpipe model service", lifespan=lifespan,
+                  description="Predictions from the champion model, checked against the training profile.")
+    app.state.mlpipe = state
+    app.state.log = log
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        endpoint = request.url.path
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
+        return response
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready():
+        if state["served"] is None:
+            return JSONResponse(status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"})
+        return {"ready": True, "model_version": state["served"].version}
+
+    @app.get("/model")
+    def model_info():
+        served = state["served"]
+        if served is None:
+            return JSONResponse(status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"})
+        return {**served.info, "threshold": cfg.threshold, "features": cfg.features,
+                "input_example": input_example(served.profile, cfg.features), "max_records": cfg.max_records}
+
+    @app.get("/metrics")
+    def prometheus():
+        return PlainTextResponse(generate_latest(metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        t0 = time.perf_counter()
+        served = state["served"]
+        if served is None:
+            return JSONResponse(status_code=503, content={"detail": [{"field": "<model>", "rule": state["load_error"] or "loading"}]})
+        body = await request.body()
+        if len(body) > cfg.max_bytes:
+            return _error(413, f"payload of {len(body)} bytes is over the limit of {cfg.max_bytes}")
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(400, f"invalid JSON: {exc}")
+        records = payload.get("records") if isinstance(payload, dict) and "records" in payload else [payload]
+        if not isinstance(records, list) or not records:
+            return _error(422, "records must be a non-empty list of objects", field_="records")
+        if len(records) > cfg.max_records:
+            return _error(413, f"{len(records)} records, over the limit of {cfg.max_records}", field_="records")
+        problems, flags = check_request(records, served.rules)
+        if problems:
+            for p in problems:
+                metrics.failures.labels(p["kind"]).inc()
+            return JSONResponse(status_code=422, content={"detail": problems})
+        frame = pd.DataFrame.from_records(records, columns=cfg.features)
+        for col in served.rules.numerical:
+            frame[col] = frame[col].astype("float64")
+        proba = served.model.predict_proba(frame)[:, 1]
+        classes = (proba >= cfg.threshold).astype(int)
+        request_id = uuid.uuid4().hex
+        latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+        log.append(log_rows(request_id, records, proba, classes, flags, served.name, served.version, latency_ms))
+        for c in classes:
+            metrics.predictions.labels(str(int(c))).inc()
+        return {"request_id": request_id, "model": {"name": served.name, "version": served.version, "run_id": served.run_id},
+                "predictions": classes.tolist(), "probabilities": np.round(proba, 6).tolist(), "flags": flags}
+
+    @app.post("/feedback")
+    async def feedback(request: Request):
+        try:
+            payload = json.loads(await request.body())
+            request_id, labels = payload["request_id"], payload["labels"]
+        except (ValueError, KeyError, TypeError):
+            return _error(422, 'expected {"request_id": "...", "labels": [0 or 1, ...]}')
+        if not isinstance(labels, list) or not all(v in (0, 1) and not isinstance(v, float) for v in labels):
+            return _error(422, "labels must be a list of 0/1", field_="labels")
+        log.flush()
+        matched = log.add_feedback(str(request_id), labels)
+        if matched == 0:
+            return _error(404, f"no logged request {request_id}", field_="request_id")
+        return {"request_id": request_id, "labels_attached": matched}
+
+    return app
+
+
+def default_log_url(root: Path) -> str:
+    state = root / ".mlpipe"
+    state.mkdir(exist_ok=True)
+    return f"sqlite:///{state / 'predictions.db'}"

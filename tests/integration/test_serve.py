@@ -1,0 +1,163 @@
+"""The service for real: `mlpipe serve` on 127.0.0.1 and a free port, the champion from the MLflow
+registry, requests checked against the training profile, every answer in the prediction log (also
+on shutdown), feedback, Prometheus metrics, hot swap when the alias moves, refusal of a tampered model."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port, tracking_client
+
+from mlpipe.shell import tool_env
+
+pytestmark = pytest.mark.integration
+MODEL = "flights-late"
+
+
+def wait_until(check, timeout_s: float = 90, every_s: float = 0.5):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every_s)
+    raise AssertionError(f"not true within {timeout_s}s")
+
+
+def start_server(root: Path, *args: str, wait_ready: bool = True):
+    """`mlpipe serve` in its own process group on a free loopback port; returns (base url, process)."""
+    port = free_port()
+    env = tool_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def answering():
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read())
+        try:
+            status = httpx.get(f"{base}/ready", timeout=2).status_code
+        except httpx.HTTPError:
+            return False
+        return status == 200 or (not wait_ready and status == 503)
+
+    wait_until(answering)
+    return base, proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server(project_copy):
+    """The service over the first run's registry; stopped with SIGTERM (as an operator would)."""
+    base, proc = start_server(project_copy, "--poll-s", "0.5")
+    yield base, proc, project_copy
+    stop(proc)
+
+
+def logged(root: Path) -> int:
+    with sqlite3.connect(root / ".mlpipe" / "predictions.db") as db:
+        return db.execute("select count(*) from predictions").fetchone()[0]
+
+
+def test_predict_validate_log_feedback_metrics_and_a_clean_shutdown(server):
+    base, proc, root = server
+    info = httpx.get(f"{base}/model").json()
+    assert info["version"] == "1" and info["git_commit"] and info["data_md5"] and "roc_auc" in info["metrics"]
+    example = info["input_example"]
+    ok = httpx.post(f"{base}/predict", json=example).json()
+    assert ok["model"]["version"] == "1" and ok["predictions"][0] in (0, 1) and 0 <= ok["probabilities"][0] <= 1
+
+    record = example["records"][0]
+    bad = httpx.post(f"{base}/predict", content=json.dumps({"records": [
+        {**record, "carrier": "ZZ", "distance": -5, "hour": float("nan"), "extra": 1}]}))
+    assert bad.status_code == 422
+    rules = {(d["field"], d["kind"]) for d in bad.json()["detail"]}
+    assert rules == {("carrier", "unseen_category"), ("distance", "physically_impossible"),
+                     ("hour", "not_finite"), ("extra", "unknown_field")}
+    flagged = httpx.post(f"{base}/predict", json={"records": [{**record, "distance": 4999}]}).json()
+    assert flagged["flags"][0]["field"] == "distance" and "outside the training range" in flagged["flags"][0]["rule"]
+    assert httpx.post(f"{base}/predict", json={"records": [record] * 1001}).status_code == 413
+    assert httpx.post(f"{base}/predict", content=b"{not json").status_code == 400
+    assert httpx.get(f"{base}/docs").status_code == 200 and httpx.get(f"{base}/openapi.json").status_code == 200
+
+    fb = httpx.post(f"{base}/feedback", json={"request_id": ok["request_id"], "labels": [1]})
+    assert fb.status_code == 200 and fb.json()["labels_attached"] == 1
+    assert httpx.post(f"{base}/feedback", json={"request_id": "nope", "labels": [1]}).status_code == 404
+
+    with ThreadPoolExecutor(8) as pool:  # a burst of single-row requests, then SIGTERM right away
+        codes = list(pool.map(lambda _: httpx.post(f"{base}/predict", json=example, timeout=30).status_code, range(300)))
+    assert codes.count(200) == 300
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'mlpipe_requests_total{endpoint="/predict",status="422"} 1.0' in metrics
+    assert 'mlpipe_validation_failures_total{rule="unseen_category"} 1.0' in metrics
+    assert "mlpipe_request_latency_seconds_bucket" in metrics and "mlpipe_predictions_total" in metrics
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert logged(root) == 1 + 1 + 300, "every answered request is in the log, also after shutdown"
+
+
+def test_no_input_reaches_a_5xx(server):
+    base, _, _ = server
+    example = httpx.get(f"{base}/model").json()["input_example"]["records"][0]
+    rng = random.Random(7)
+    junk = [None, "", "x" * 5000, -1e308, 1e308, True, [], {}, 3, -3.5, "JFK"]
+    bodies = [b"", b"null", b"[]", b"[1,2]", b'{"records": 5}', b'{"records": []}', b'"text"', b"\xff\xfe"]
+    for _ in range(150):
+        rec = dict(example)
+        for key in rng.sample(sorted(rec), k=rng.randint(1, 4)):
+            rec[key] = rng.choice(junk)
+        if rng.random() < 0.2:
+            rec.pop(rng.choice(sorted(rec)))
+        bodies.append(json.dumps({"records": [rec]}).encode())
+    for body in bodies:
+        status = httpx.post(f"{base}/predict", content=body, timeout=30).status_code
+        assert 200 <= status < 500, body[:200]
+
+
+def test_hot_swap_follows_the_champion_alias_and_refuses_a_tampered_model(server):
+    base, _, root = server
+    import mlflow
+
+    client = tracking_client(root)
+    # the registry resolves a version's logged model through the global tracking URI: point it here
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    v1 = client.get_model_version(MODEL, "1")
+    v2 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id)
+    client.set_registered_model_alias(MODEL, "champion", v2.version)
+    wait_until(lambda: httpx.get(f"{base}/ready").json().get("model_version") == str(v2.version), 60)
+
+    artifact = Path(client.get_run(v1.run_id).info.artifact_uri.removeprefix("file://")) / "mlpipe/model/model.skops"
+    raw = bytearray(artifact.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    artifact.chmod(0o644)
+    artifact.write_bytes(bytes(raw))
+    v3 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id)
+    client.set_registered_model_alias(MODEL, "champion", v3.version)
+    wait_until(lambda: 'mlpipe_model_swaps_total{outcome="refused"}' in httpx.get(f"{base}/metrics").text, 60)
+    assert httpx.get(f"{base}/ready").json()["model_version"] == str(v2.version), "the checked model stays in service"
+    assert httpx.post(f"{base}/predict", json=httpx.get(f"{base}/model").json()["input_example"]).status_code == 200
+
+    other, proc = start_server(root, "--model", f"models:/{MODEL}/{v3.version}", wait_ready=False)
+    try:
+        refusal = httpx.get(f"{other}/ready")
+        assert refusal.status_code == 503 and "sha256" in refusal.json()["reason"], "a tampered model is never served"
+        assert httpx.post(f"{other}/predict", json={}).status_code == 503
+    finally:
+        stop(proc)
