@@ -339,6 +339,42 @@ def serve(root: ROOT_OPTION = Path("."), host: str = "127.0.0.1", port: int = 80
     uvicorn.run(service, host=host, port=port, log_level="warning")
 
 
+EXIT_RETIRE = 5
+
+
+@app.command()
+def monitor(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
+            trigger: Annotated[bool, typer.Option("--trigger/--no-trigger", help="Run the retrain flow when the verdict says so.")] = True,
+            log_url: Annotated[str | None, typer.Option("--log-url", help="Prediction log URL (as for serve).")] = None) -> None:
+    """Check the prediction log against the champion's training data (Evidently), decide, maybe retrain.
+    Exit 5 when live performance is below monitor.floor (retire)."""
+    paths = project(root)
+    use_project_prefect(paths)
+    from flows.monitor import monitor as monitor_flow
+
+    if any(h.get_name() != "mlpipe-stderr" for h in logging.getLogger("mlpipe").handlers):
+        hand_logging_to_prefect()
+    url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL")
+    state = monitor_flow(root=str(paths.root), tracking_uri=tracking_uri(paths), log_url=url, trigger=trigger,
+                         return_state=True)
+    if state.name != "Retire" and (state.is_failed() or state.is_crashed()):
+        raise ToolError(f"monitor flow {state.name}: {state.message}")
+    result = state.result(raise_on_failure=False)
+    if as_json:
+        _echo_json(result)
+    else:
+        verdict = "RETIRE" if result["retire"] else ("retrain" if result["retrain"] else "healthy")
+        typer.echo(f"mlpipe monitor: {verdict}; {result['rows_in_window']} rows in window, input drift share "
+                   f"{(result['input_drift'] or {}).get('drift_share')}, live {result['metric']} "
+                   f"{(result['live_metrics'] or {}).get(result['metric'])} on {result['labels']} labels")
+        for reason in result["reasons"]:
+            typer.echo(f"  reason: {reason}")
+        if "retrain_run" in result:
+            typer.echo(f"  retrain flow: {result['retrain_run']['state']}")
+    if result["retire"]:
+        raise typer.Exit(EXIT_RETIRE)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlpipe` script; returns the exit code."""
     for key, value in OFFLINE_ENV.items():

@@ -133,6 +133,21 @@ class GateCfg(_Frozen):
         return self
 
 
+class MonitorCfg(_Frozen):
+    """Live monitoring over the prediction log: when to retrain, when to stop trusting the model."""
+
+    window_rows: int = Field(default=50000, ge=1)  # the newest logged rows the monitor looks at
+    sample_rows: int = Field(default=20000, ge=100)  # at most this many of them (a deterministic stride) go to Evidently
+    reference_rows: int = Field(default=20000, ge=100)  # seeded sample of the training split as the reference
+    min_rows: int = Field(default=200, ge=1)  # fewer logged rows: no verdict
+    drift_share_max: float = Field(default=0.5, ge=0, le=1)  # share of drifted input columns that triggers retraining
+    prediction_drift: bool = True  # a drifted prediction distribution triggers retraining too
+    min_labels: int = Field(default=100, ge=1)  # feedback labels needed before performance counts
+    metric: Literal["roc_auc", "average_precision", "accuracy", "f1"] = "roc_auc"
+    max_drop: float = Field(default=0.05, ge=0)  # live metric this far below the training metric: retrain
+    floor: float = Field(default=0.55, ge=0, le=1)  # live metric below this: retire (alert), retrain
+
+
 class Params(_Frozen):
     seed: int
     dataset: DatasetCfg
@@ -145,6 +160,7 @@ class Params(_Frozen):
     retrain: RetrainCfg = Field(default_factory=RetrainCfg)
     deploy: DeployCfg = Field(default_factory=DeployCfg)
     gate: GateCfg = Field(default_factory=GateCfg)
+    monitor: MonitorCfg = Field(default_factory=MonitorCfg)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -148,5 +151,46 @@ def tracking_client(root: Path):
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+
+
+
+
+def wait_until(check, timeout_s: float = 90, every_s: float = 0.5):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every_s)
+    raise AssertionError(f"not true within {timeout_s}s")
+
+
+def start_server(root: Path, *args: str, wait_ready: bool = True):
+    """`mlpipe serve` in its own process group on a free loopback port; returns (base url, process)."""
+    port = free_port()
+    env = tool_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def answering():
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read())
+        try:
+            status = httpx.get(f"{base}/ready", timeout=2).status_code
+        except httpx.HTTPError:
+            return False
+        return status == 200 or (not wait_ready and status == 503)
+
+    wait_until(answering)
+    return base, proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 

@@ -1,0 +1,78 @@
+"""Closing the loop: real traffic through `mlpipe serve` lands in the prediction log with feedback;
+`mlpipe monitor` (Evidently on the log vs the champion's training data) finds the healthy case
+healthy, drifted traffic a reason to retrain (and triggers the retrain flow), and a model whose
+live performance fell below the floor a reason to retire (alert state, exit 5)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import httpx
+import pandas as pd
+import pytest
+from conftest import mlpipe, start_server, stop, tracking_client
+
+from mlpipe.config import load_params
+
+pytestmark = pytest.mark.integration
+
+
+def records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+    out = []
+    for row in frame[columns].to_dict(orient="records"):
+        out.append({k: (None if isinstance(v, float) and math.isnan(v) else (v.item() if hasattr(v, "item") else v))
+                    for k, v in row.items()})
+    return out
+
+
+def send(root, frame: pd.DataFrame, labels) -> None:
+    """Serve `frame` in batches of 200 records, attach `labels` as feedback, stop the server (log drained)."""
+    params = load_params(root / "params.yaml")
+    base, proc = start_server(root)
+    try:
+        for start in range(0, len(frame), 200):
+            part = frame.iloc[start:start + 200]
+            answer = httpx.post(f"{base}/predict", json={"records": records(part, params.features.columns)}, timeout=60)
+            assert answer.status_code == 200, answer.text[:500]
+            fb = httpx.post(f"{base}/feedback", json={"request_id": answer.json()["request_id"],
+                                                       "labels": [int(x) for x in labels[start:start + 200]]})
+            assert fb.status_code == 200
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def train_rows(project_copy):
+    return pd.read_parquet(project_copy / "artifacts/split/train.parquet").sample(n=1000, random_state=1).reset_index(drop=True)
+
+
+def test_healthy_then_drifted_traffic_and_the_retrain_it_triggers(project_copy, train_rows):
+    root = project_copy
+    send(root, train_rows, train_rows["late"].to_numpy())
+    healthy = json.loads(mlpipe(root, "monitor", "--json", "--no-trigger").stdout)
+    assert healthy["rows_in_window"] == 1000 and healthy["labels"] == 1000
+    assert healthy["retrain"] is False and healthy["retire"] is False, healthy["reasons"]
+    assert healthy["input_drift"]["drift_share"] <= 0.5 and healthy["live_metrics"]["roc_auc"] > 0.55
+    run = tracking_client(root).get_run(healthy["monitoring_run_id"])
+    assert run.data.tags["mlpipe.kind"] == "monitoring" and run.data.tags["mlpipe.monitors"] == healthy["champion_run_id"]
+    files = {a.path for a in tracking_client(root).list_artifacts(run.info.run_id, "monitor")}
+    assert {"monitor/drift.html", "monitor/drift.json", "monitor/decision.json"} <= files
+
+    shifted = train_rows.assign(temp=train_rows["temp"] + 45, dewp=train_rows["dewp"] + 40, humid=95.0,
+                                wind_speed=train_rows["wind_speed"] * 3, visib=0.5, pressure=990.0,
+                                hour=23, minute=59, distance=4000)
+    send(root, shifted, shifted["late"].to_numpy())
+    drifted = mlpipe(root, "monitor", "--json")
+    d = json.loads(drifted.stdout)
+    assert d["retrain"] is True and any(r.startswith("input drift share") for r in d["reasons"])
+    assert d["retrain_run"]["state"] == "Completed", "the retrain flow ran (and, with no new data, trained nothing)"
+    assert "nothing to train" in d["retrain_run"]["summary"]["verdict"]
+
+
+def test_live_performance_below_the_floor_retires_the_model(project_copy, train_rows):
+    root = project_copy
+    send(root, train_rows, 1 - train_rows["late"].to_numpy())  # feedback says the opposite of the truth
+    proc = mlpipe(root, "monitor", "--no-trigger", check=False)
+    assert proc.returncode == 5, proc.stderr[-2000:]
+    assert "mlpipe monitor: RETIRE" in proc.stdout and "< monitor.floor 0.55: retire this model" in proc.stdout
