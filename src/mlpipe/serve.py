@@ -70,6 +70,19 @@ def load_served(client, params, ref: str) -> Served:
     return Served(loaded.model, name, version, run_id, info, rules_from(profile, params), profile)
 
 
+def health_of(client, served: Served) -> dict:
+    """`status`: "degraded" when the latest monitoring run of this model said retire, else "ok"."""
+    try:
+        runs = client.search_runs([client.get_run(served.run_id).info.experiment_id],
+                                  filter_string=f"tags.`mlpipe.monitors` = '{served.run_id}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+    except Exception:  # noqa: BLE001 - the tracking store is down: say so rather than fail /model
+        return {"status": "unknown", "status_reason": "tracking store unreachable"}
+    if runs and runs[0].data.tags.get("mlpipe.monitor.retire") == "true":
+        return {"status": "degraded", "status_reason": runs[0].data.tags.get("mlpipe.monitor.reasons", "")}
+    return {"status": "ok", "status_reason": ""}
+
+
 def input_example(profile: dict, features: list[str]) -> dict:
     """A valid /predict body from the training profile: the commonest category, the median number."""
     record = {}
@@ -181,7 +194,7 @@ def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
         served = state["served"]
         if served is None:
             return JSONResponse(status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"})
-        return {**served.info, "threshold": cfg.threshold, "features": cfg.features,
+        return {**served.info, **health_of(client, served), "threshold": cfg.threshold, "features": cfg.features,
                 "input_example": input_example(served.profile, cfg.features), "max_records": cfg.max_records}
 
     @app.get("/metrics")

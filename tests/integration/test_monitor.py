@@ -76,3 +76,9 @@ def test_live_performance_below_the_floor_retires_the_model(project_copy, train_
     proc = mlpipe(root, "monitor", "--no-trigger", check=False)
     assert proc.returncode == 5, proc.stderr[-2000:]
     assert "mlpipe monitor: RETIRE" in proc.stdout and "< monitor.floor 0.55: retire this model" in proc.stdout
+    base, server = start_server(root)
+    try:
+        info = httpx.get(f"{base}/model").json()
+        assert info["status"] == "degraded" and "retire this model" in info["status_reason"]
+    finally:
+        stop(server)
