@@ -36,6 +36,7 @@ def test_predict_validate_log_feedback_metrics_and_a_clean_shutdown(server):
     base, proc, root = server
     info = httpx.get(f"{base}/model").json()
     assert info["version"] == "1" and info["git_commit"] and info["data_md5"] and "roc_auc" in info["metrics"]
+    assert info["status"] == "ok"
     example = info["input_example"]
     ok = httpx.post(f"{base}/predict", json=example).json()
     assert ok["model"]["version"] == "1" and ok["predictions"][0] in (0, 1) and 0 <= ok["probabilities"][0] <= 1
