@@ -100,11 +100,20 @@ def test_hot_swap_follows_the_champion_alias_and_refuses_a_tampered_model(server
     client.set_registered_model_alias(MODEL, "champion", v2.version)
     wait_until(lambda: httpx.get(f"{base}/ready").json().get("model_version") == str(v2.version), 60)
 
+    # The copied store still points at the session's shared artifacts: tamper, then put the bytes back.
     artifact = Path(client.get_run(v1.run_id).info.artifact_uri.removeprefix("file://")) / "mlpipe/model/model.skops"
-    raw = bytearray(artifact.read_bytes())
+    original = artifact.read_bytes()
+    raw = bytearray(original)
     raw[len(raw) // 2] ^= 0xFF
     artifact.chmod(0o644)
     artifact.write_bytes(bytes(raw))
+    try:
+        _refused_after_tampering(base, root, client, v2, v1)
+    finally:
+        artifact.write_bytes(original)
+
+
+def _refused_after_tampering(base, root, client, v2, v1):
     v3 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id)
     client.set_registered_model_alias(MODEL, "champion", v3.version)
     wait_until(lambda: 'mlpipe_model_swaps_total{outcome="refused"}' in httpx.get(f"{base}/metrics").text, 60)
