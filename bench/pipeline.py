@@ -141,14 +141,19 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_noop_vs_bare": round(statistics.median(noop) / bare_s, 2),
     }
     figures["rows"] = rows
-    out_path = REPO / "bench" / "results" / ("pipeline-full.json" if args.full else "pipeline.json")
+    report(figures, "pipeline-full.json" if args.full else "pipeline.json")
+    return 0
+
+
+def report(figures: dict, name: str) -> None:
+    """Write bench/results/<name> and print the figures, one per line."""
+    out_path = REPO / "bench" / "results" / name
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(figures, indent=2) + "\n")
     width = max(map(len, figures))
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
     print(f"written to {out_path.relative_to(REPO)}")
-    return 0
 
 
 if __name__ == "__main__":

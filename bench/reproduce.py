@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline import REPO, make_project, timed  # noqa: E402
+from pipeline import make_project, report, timed  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,12 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal_met": repro_s <= 1.2 * base_s + 10,
         "all_identical": all(verdicts),
     }
-    out_path = REPO / "bench" / "results" / ("reproduce-full.json" if args.full else "reproduce.json")
-    out_path.write_text(json.dumps(figures, indent=2) + "\n")
-    width = max(map(len, figures))
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value}")
-    print(f"written to {out_path.relative_to(REPO)}")
+    report(figures, "reproduce-full.json" if args.full else "reproduce.json")
     return 0
 
 

@@ -13,26 +13,16 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
-from mlpipe.config import PARAMS_FILE, ProjectPaths, load_params
+from flows.retrain import _setup
+from mlpipe.config import ProjectPaths
 from mlpipe.logs import event
-
-
-def _setup(root: str):
-    paths = ProjectPaths(Path(root).resolve())
-    return paths, load_params(paths.root / PARAMS_FILE)
 
 
 def _training_split(paths: ProjectPaths, run) -> Path:
     """The champion's own train split from the DVC cache by its recorded md5; the project's as a fallback."""
-    from dvc.repo import Repo
+    from mlpipe.reproduce import cached_output
 
-    md5 = run.data.tags.get("mlpipe.dvc.split.artifacts/split/train.parquet")
-    if md5:
-        with Repo(str(paths.root)) as repo:
-            cached = Path(repo.cache.local.oid_to_path(md5))
-        if cached.exists():
-            return cached
-    return paths.train_split
+    return cached_output(paths.root, run.data.tags.get("mlpipe.dvc.split.artifacts/split/train.parquet"), paths.train_split)
 
 
 @task(name="monitor_window", timeout_seconds=900)

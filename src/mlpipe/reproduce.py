@@ -292,17 +292,21 @@ def compare_predictions(original_model, reproduced_model, test_split: Path) -> d
             "reproduced_sha256": predictions_sha256(b), "rows": len(test)}
 
 
-def recorded_test_split(root: Path, rec: Recorded, fallback: Path) -> Path:
-    """The test split the run recorded, from the DVC cache by its md5; else the reproduced one."""
+def cached_output(root: Path, md5: str | None, fallback: Path) -> Path:
+    """A stage output as recorded (from the project's DVC cache by its md5); `fallback` when absent."""
     from dvc.repo import Repo
 
-    md5 = rec.stage_outputs.get(f"split:{TEST_SPLIT}")
     if md5:
         with Repo(str(root)) as repo:
             path = Path(repo.cache.local.oid_to_path(md5))
         if path.exists():
             return path
     return fallback
+
+
+def recorded_test_split(root: Path, rec: Recorded, fallback: Path) -> Path:
+    """The test split the run recorded, from the DVC cache by its md5; else the reproduced one."""
+    return cached_output(root, rec.stage_outputs.get(f"split:{TEST_SPLIT}"), fallback)
 
 
 def environment_versions(names: list[str]) -> dict[str, str]:
