@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -320,7 +321,10 @@ def serve(root: ROOT_OPTION = Path("."), host: str = "127.0.0.1", port: int = 80
           model: Annotated[str | None, typer.Option("--model", help="Serve this ref instead of models:/NAME@champion.")] = None,
           log_url: Annotated[str | None, typer.Option("--log-url", help="Prediction log database URL "
                              "(default: $MLPIPE_PREDICTION_LOG_URL, else SQLite under .mlpipe/).")] = None,
-          max_records: int = 1000, poll_s: float = 5.0) -> None:
+          max_records: int = 1000, poll_s: float = 5.0,
+          max_concurrency: Annotated[int, typer.Option("--max-concurrency", help="Open connections/requests "
+                                     "beyond this get 503 at once (uvicorn's limit), so a burst cannot pile up.")] = 64
+          ) -> None:
     """The REST service: POST /predict, /feedback; GET /health, /ready, /model, /metrics, /docs."""
     import uvicorn
 
@@ -336,7 +340,22 @@ def serve(root: ROOT_OPTION = Path("."), host: str = "127.0.0.1", port: int = 80
     service = create_app(_client(paths), params, ref, PredictionLog(url), cfg,
                          watch_alias="champion" if model is None else None)
     typer.echo(f"serving {ref} on http://{host}:{port} (docs: /docs; prediction log: {url.split('@')[-1]})")
-    uvicorn.run(service, host=host, port=port, log_level="warning")
+    uvicorn.run(service, host=host, port=port, log_level="warning", limit_concurrency=max_concurrency)
+
+
+@app.command()
+def demo(root: ROOT_OPTION = Path("."),
+         dir_: Annotated[Path | None, typer.Option("--dir", help="A new directory for the demo's clone "
+                         "(default: .mlpipe/demo-<time> in the project).")] = None,
+         traffic_rows: Annotated[int, typer.Option("--traffic-rows", help="Flights replayed as traffic.")] = 3000) -> None:
+    """The whole story in a fresh clone: train, serve, new data and traffic, monitor finds drift,
+    retrain, gate, hot swap; then a table of what happened and where to look."""
+    from mlpipe.demo import run_demo, table
+
+    paths = project(root)
+    dest = (dir_ or paths.root / ".mlpipe" / time.strftime("demo-%Y%m%dT%H%M%S")).resolve()
+    steps = run_demo(paths.root, dest, traffic_rows, typer.echo)
+    typer.echo("\n" + table(steps, dest))
 
 
 EXIT_RETIRE = 5

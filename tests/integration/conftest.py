@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
+from mlpipe.localserver import free_port, start_service
 from mlpipe.shell import ToolError, start_prefect_server, stop_process_group, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,14 +69,6 @@ def edit_params(root: Path, **sections) -> None:
 def copy_project(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest, symlinks=True)
     return dest
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -167,25 +159,10 @@ def wait_until(check, timeout_s: float = 90, every_s: float = 0.5):
 
 def start_server(root: Path, *args: str, wait_ready: bool = True):
     """`mlpipe serve` in its own process group on a free loopback port; returns (base url, process)."""
-    port = free_port()
-    env = tool_env()
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args],
-                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def answering():
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read())
-        try:
-            status = httpx.get(f"{base}/ready", timeout=2).status_code
-        except httpx.HTTPError:
-            return False
-        return status == 200 or (not wait_ready and status == 503)
-
-    wait_until(answering)
-    return base, proc
+    try:
+        return start_service(root, *args, wait_ready=wait_ready)
+    except ToolError as exc:
+        raise AssertionError(str(exc)) from exc
 
 
 def stop(proc: subprocess.Popen) -> None:
