@@ -157,10 +157,13 @@ def run_demo(root: Path, dest: Path, traffic_rows: int, echo: Callable[[str], No
         monitored = json.loads(mlpipe_cmd(dest, "monitor", "--json", ok=(0, 5)).stdout)
         verdict = "retire" if monitored["retire"] else ("retrain" if monitored["retrain"] else "healthy")
         report = sorted((dest / "artifacts" / "monitor").glob("*/drift.html"))
-        done("monitor", f"{verdict}: " + ("; ".join(monitored["reasons"]) or "no reason to act"), t0,
+        share = (monitored["input_drift"] or {}).get("drift_share")
+        done("monitor", f"{verdict} on {monitored['rows_in_window']} logged rows (input drift share {share}): "
+             + ("; ".join(monitored["reasons"]) or "no reason to act") + (" (its time includes the retrain flow)"
+             if monitored.get("retrain_run") else ""), t0,
              [f"MLflow monitoring run {monitored['monitoring_run_id']}"] + [str(p) for p in report[-1:]])
 
-        t0 = step(6, "the retrain flow the monitor triggered, and the gate's decision")
+        t0 = step(6, "what the retrain flow the monitor triggered did, and the gate's decision")
         retrained = monitored.get("retrain_run")
         champion = _champion(dest, params.model.name)
         if retrained is None:

@@ -33,18 +33,22 @@ def _ready_status(base: str) -> int | None:
 def start_service(root: Path, *args: str, wait_ready: bool = True, timeout_s: float = 90,
                   env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
     """(base URL, process) of `mlpipe serve` in its own session; returns once /ready says 200 (or, with
-    `wait_ready=False`, once it answers at all). Stop it with `mlpipe.shell.stop_process_group`."""
+    `wait_ready=False`, once it answers at all). Its output goes to `.mlpipe/serve-<port>.log` in the
+    project (a pipe nobody reads would block a chatty server). Stop it with `shell.stop_process_group`."""
     port = free_port()
     environment = env or tool_env()
     environment.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args],
-                            cwd=root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    log_path = Path(root) / ".mlpipe" / f"serve-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args],
+                                cwd=root, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log_path
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ToolError(f"mlpipe serve exited with {proc.returncode}:\n{proc.stderr.read()[-3000:]}")
+            raise ToolError(f"mlpipe serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
         status = _ready_status(base)
         if status == 200 or (status == 503 and not wait_ready):
             return base, proc
@@ -52,4 +56,4 @@ def start_service(root: Path, *args: str, wait_ready: bool = True, timeout_s: fl
     from mlpipe.shell import stop_process_group
 
     stop_process_group(proc)
-    raise ToolError(f"mlpipe serve not ready on {base} within {timeout_s:.0f} s")
+    raise ToolError(f"mlpipe serve not ready on {base} within {timeout_s:.0f} s; see {log_path}")
