@@ -45,9 +45,10 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
     result = {"champion_run_id": run_id, "rows_in_window": rows, "rows_checked": len(window), "read_s": round(read_s, 3)}
     inputs = prediction = live = None
     files: list[str] = []
+    trained = dict(run.data.metrics)
     if rows >= cfg.min_rows:
-        reference = mon.reference_sample(read_frame(_training_split(paths, run)), loaded.model, params.features,
-                                         cfg.reference_rows, params.seed + 3)
+        train = read_frame(_training_split(paths, run))
+        reference = mon.reference_sample(train, loaded.model, params.features, cfg.reference_rows, params.seed + 3)
         current = mon.coerce_like(window, reference, params.features)
         t1 = time.perf_counter()
         inputs, prediction, snapshot = mon.drift_summaries(reference, current, params.features)
@@ -55,10 +56,18 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
         html, js, _ = save_drift(snapshot, paths.artifacts / "monitor" / time.strftime("%Y%m%dT%H%M%S"))
         files = [str(html), str(js)]
         live = mon.live_performance(window, params.evaluate.threshold, cfg.min_labels)
-    decision = mon.decide(cfg, rows, inputs, prediction, live, dict(run.data.metrics))
+        verdicts = inputs["verdicts"] | prediction["verdicts"]
+        sampled = len(window) < rows or len(reference) < len(train)
+        if sampled and mon.decision_at_stake(cfg, rows, verdicts, params.features, live, trained):
+            # A sampled score near its threshold could flip the decision: Evidently on every row decides.
+            whole = mon.reference_sample(train, loaded.model, params.features, len(train), params.seed + 3)
+            verdicts = mon.confirm_borderline(log_url, cfg.window_rows, whole, verdicts, params.features)
+            inputs, prediction = mon.summaries_from_verdicts(verdicts, params.features)
+            result["confirmed_on_every_row"] = sorted(c for c, v in verdicts.items() if v.get("confirmed"))
+    decision = mon.decide(cfg, rows, inputs, prediction, live, trained)
     result |= {"input_drift": inputs, "prediction_drift": prediction, "live_metrics": live,
                "labels": int(window["label"].notna().sum()) if len(window) else 0,
-               "training_metric": run.data.metrics.get(cfg.metric), "metric": cfg.metric, **decision}
+               "training_metric": trained.get(cfg.metric), "metric": cfg.metric, **decision}
     result["monitoring_run_id"] = _log_monitoring_run(client, run, result, files)
     event("monitor", rows=rows, drift_share=(inputs or {}).get("drift_share"), retrain=decision["retrain"],
           retire=decision["retire"], reasons="; ".join(decision["reasons"]) or "none")

@@ -1,0 +1,349 @@
+"""Benchmark: the monitor's drift check on a large prediction log, against Evidently on the whole log.
+
+Fits the project's model on the initial period (Jan-Mar 2013: time split, seeded fit, as `mlpipe run`
+does), then writes SQLite prediction logs of N rows (the service's PREDICTIONS rows: inputs as JSON,
+the model's probability) for two periods: "stable" (Jan-Mar flights, resampled with a fixed seed)
+and "drifted" (Jul-Sep). Each log is checked in fresh processes, the window covering the whole log:
+- fast: what flows/monitor.py runs (read_window samples monitor.sample_rows rows in the database,
+  reference_sample, coerce_like, drift_summaries, decide), then the HTML/JSON report it saves;
+  `--repeat` runs, the median kept;
+- fast_confirmed (only when some column is borderline): the same, then monitoring.confirm_borderline
+  (Evidently again, on every row of the window, for the borderline columns only);
+- baseline: every row read and JSON-parsed, Evidently's DataDriftPreset on the raw frame (inputs +
+  proba) against the whole training split.
+Prints wall and CPU seconds (imports apart), peak RSS (the process's VmHWM), ratios, each path's per-column
+verdicts (method, threshold, score, flag), drift share and retrain decision. Aims (issue 6): the fast
+path on 1M rows in <= 5 s and <= 0.6 GB peak. Writes bench/results/monitor.json.
+Usage: python bench/monitor.py [--rows 100000 1000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline import REPO, report  # noqa: E402
+
+from mlpipe.shell import tool_env  # noqa: E402
+
+PERIODS = {"stable": (date(2013, 1, 1), date(2013, 4, 1)), "drifted": (date(2013, 7, 1), date(2013, 10, 1))}
+REQUEST_ROWS = 200  # rows per logged request, as the integration tests send them
+
+
+# ---- setup (parent process) ----------------------------------------------------------------------
+
+def fit_reference(params, work: Path):
+    """The project's model on the initial period's train split (time split, seeded fit); both written
+    to `work` for the measuring processes. Returns the model."""
+    from mlpipe.adapters import get_adapter
+    from mlpipe.data import split_by_time, write_frame
+    from mlpipe.features import select_features, target_vector
+    from mlpipe.stages.train import TRAIN_SEED_OFFSET
+    from mlpipe.train import dump_model, fit_model
+
+    period = params.dataset.initial_period
+    df = get_adapter(params.dataset.adapter).load_period(period.start, period.end)
+    train, _, _ = split_by_time(df, params.dataset.time_column, params.split.test_fraction)
+    model = fit_model(params.train, params.features, select_features(train, params.features),
+                      target_vector(train, params.dataset.target), params.seed + TRAIN_SEED_OFFSET)
+    dump_model(model, work / "model.skops")
+    write_frame(train, work / "train.parquet")
+    return model
+
+
+def logged_rows(params, model, start: date, end: date) -> tuple[list[str], list[float], list[int]]:
+    """Each flight of [start, end) as the service logs it: (inputs JSON, proba, prediction) per row."""
+    import math
+
+    from mlpipe.adapters import get_adapter
+    from mlpipe.features import select_features
+    from mlpipe.predlog import log_rows
+
+    df = get_adapter(params.dataset.adapter).load_period(start, end)
+    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+               for r in df[params.features.columns].to_dict(orient="records")]
+    proba = model.predict_proba(select_features(df, params.features))[:, 1]
+    rows = log_rows("source", records, proba, (proba >= params.evaluate.threshold).astype(int), [], "bench", "1", 0.0)
+    return [r["inputs"] for r in rows], [r["proba"] for r in rows], [r["prediction"] for r in rows]
+
+
+def write_log(path: Path, source: tuple[list[str], list[float], list[int]], rows: int, seed: int) -> None:
+    """A SQLite prediction log (the service's schema) of `rows` rows drawn with replacement from `source`."""
+    import numpy as np
+    import sqlalchemy as sa
+
+    from mlpipe.predlog import METADATA
+
+    engine = sa.create_engine(f"sqlite:///{path}")
+    METADATA.create_all(engine)
+    engine.dispose()
+    inputs, proba, pred = source
+    picks = np.random.default_rng(seed).integers(0, len(inputs), rows)
+    now = time.time()
+    values = ((f"req-{i // REQUEST_ROWS:07d}", i % REQUEST_ROWS, now + i * 1e-3, "bench", "1", 1.0,
+               inputs[j], proba[j], pred[j], "[]") for i, j in enumerate(picks.tolist()))
+    with sqlite3.connect(path) as conn:
+        conn.executemany("INSERT INTO predictions (request_id, row, ts, model_name, model_version, latency_ms, "
+                         "inputs, proba, prediction, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    conn.close()
+
+
+def measure(kind: str, log: Path, work: Path, rows: int) -> dict:
+    """Run one path in a fresh process; its figures (JSON on its last stdout line) plus the wall time."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--log", str(log), "--work", str(work),
+                           "--rows", str(rows)], env=tool_env(), capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} on {log.name} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]) | {"process_wall_s": round(wall, 3)}
+
+
+# ---- measured paths (child processes) ------------------------------------------------------------
+
+def peak_mb() -> float:
+    """This process's peak RSS so far. VmHWM, not ru_maxrss: Linux carries the parent's high-water mark
+    into ru_maxrss across fork/exec, so a child started by a 600 MB parent would report >= 600 MB."""
+    with open("/proc/self/status") as fh:
+        kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    return round(kb / 1024, 1)
+
+
+class Clock:
+    """Wall and CPU seconds per named step since the last one (CPU time barely moves when other people's
+    load on the shared machine stretches the wall time)."""
+
+    def __init__(self):
+        self.steps: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._t, self._c = time.perf_counter(), time.process_time()
+
+    def lap(self, name: str) -> None:
+        now, cpu = time.perf_counter(), time.process_time()
+        self.steps[name], self.cpu[name] = round(now - self._t, 3), round(cpu - self._c, 3)
+        self._t, self._c = now, cpu
+
+
+def fast_path(params, log: Path, work: Path, rows: int, clock: Clock, confirm: bool) -> dict:
+    """What the monitor flow's `check` task runs, with the window covering the whole log; with `confirm`,
+    then Evidently again on every row for the borderline columns (monitoring.confirm_borderline)."""
+    from mlpipe import monitoring as mon
+    from mlpipe.data import read_frame
+    from mlpipe.drift import save_drift
+    from mlpipe.train import load_model_file
+
+    cfg = params.monitor.model_copy(update={"window_rows": rows})
+    url = f"sqlite:///{log}"
+    model = load_model_file(work / "model.skops")
+    clock.lap("model_s")
+    window, in_window = mon.read_window(url, cfg.window_rows, cfg.sample_rows)
+    clock.lap("read_s")
+    train = read_frame(work / "train.parquet")
+    reference = mon.reference_sample(train, model, params.features, cfg.reference_rows, params.seed + 3)
+    clock.lap("reference_s")
+    current = mon.coerce_like(window, reference, params.features)
+    clock.lap("coerce_s")
+    inputs, prediction, snapshot = mon.drift_summaries(reference, current, params.features)
+    verdicts = inputs["verdicts"] | prediction["verdicts"]
+    if sum(v["drifted"] for v in inputs["verdicts"].values()) != inputs["drifted_columns"]:
+        raise SystemExit("column_verdicts disagree with Evidently's DriftedColumnsCount (rule: monitoring.DRIFTED_WHEN)")
+    decision = mon.decide(cfg, in_window, inputs, prediction, None, {})
+    clock.lap("drift_s")
+    out = {"rows_in_window": in_window, "rows_checked": len(window), "reference_rows": len(reference),
+           "borderline": sorted(c for c, v in verdicts.items() if v["borderline"]),
+           "decision_at_stake": mon.decision_at_stake(cfg, in_window, verdicts, params.features, None, {})}
+    if confirm:
+        whole_reference = mon.reference_sample(train, model, params.features, len(train), params.seed + 3)
+        verdicts = mon.confirm_borderline(url, cfg.window_rows, whole_reference, verdicts, params.features)
+        inputs, prediction = mon.summaries_from_verdicts(verdicts, params.features)
+        decision = mon.decide(cfg, in_window, inputs, prediction, None, {})
+        clock.lap("confirm_s")
+    else:
+        out["check_peak_mb"] = peak_mb()
+        save_drift(snapshot, work / f"report-{log.stem}")
+        clock.lap("html_json_report_s")
+    return out | {"input_drift_share": inputs["drift_share"], "columns": verdicts, "retrain": decision["retrain"],
+                  "reasons": decision["reasons"]}
+
+
+def baseline_path(params, log: Path, work: Path, rows: int, clock: Clock) -> dict:
+    """Every logged row read and parsed; Evidently's DataDriftPreset on inputs + proba against the whole train split."""
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    from mlpipe.monitoring import PROBA, column_verdicts, decide, summaries_from_verdicts
+    from mlpipe.train import load_model_file
+
+    features = params.features
+    model = load_model_file(work / "model.skops")
+    clock.lap("model_s")
+    with sqlite3.connect(log) as conn:
+        raw = pd.read_sql_query("SELECT inputs, proba FROM predictions ORDER BY id", conn)
+    conn.close()
+    current = pd.DataFrame.from_records([json.loads(s) for s in raw["inputs"]], columns=features.columns)
+    current[PROBA] = raw["proba"].to_numpy()
+    del raw
+    for col in features.numerical:
+        current[col] = pd.to_numeric(current[col], errors="coerce").astype("float64")
+    clock.lap("read_s")
+    reference = pd.read_parquet(work / "train.parquet")[features.columns]
+    reference[PROBA] = model.predict_proba(reference[list(model.feature_names_in_)])[:, 1]
+    clock.lap("reference_s")
+    defn = DataDefinition(numerical_columns=[*features.numerical, PROBA], categorical_columns=list(features.categorical))
+    snapshot = Report([DataDriftPreset()], include_tests=True).run(
+        current_data=Dataset.from_pandas(current, data_definition=defn),
+        reference_data=Dataset.from_pandas(reference, data_definition=defn))
+    clock.lap("drift_s")
+    out = snapshot.dict()
+    verdicts = column_verdicts(out)
+    tested = {t["metric_config"]["params"]["column"]: t["status"] == "FAIL" for t in out["tests"] if t["id"] == "drift"}
+    if tested != {c: v["drifted"] for c, v in verdicts.items()}:
+        raise SystemExit(f"monitoring.DRIFTED_WHEN disagrees with Evidently's own per-column tests: {tested}")
+    inputs, prediction = summaries_from_verdicts(verdicts, features)
+    decision = decide(params.monitor, rows, inputs, prediction, None, {})
+    return {"rows_checked": len(current), "reference_rows": len(reference), "input_drift_share": inputs["drift_share"],
+            "columns": verdicts, "retrain": decision["retrain"], "reasons": decision["reasons"]}
+
+
+def child(kind: str, log: Path, work: Path, rows: int) -> int:
+    """One measured path; prints its figures as JSON. Imports are timed apart from the work."""
+    clock = Clock()
+    import evidently.presets  # noqa: F401  (both paths need Evidently, pandas, sklearn, the model loader)
+
+    import mlpipe.monitoring  # noqa: F401
+    import mlpipe.train  # noqa: F401
+    from mlpipe.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    clock.lap("imports_s")
+    after_imports = peak_mb()
+    if kind == "baseline":
+        result = baseline_path(params, log, work, rows, clock)
+    else:
+        result = fast_path(params, log, work, rows, clock, confirm=kind == "confirm")
+    check = [k for k in clock.steps if k not in ("imports_s", "html_json_report_s")]
+    print(json.dumps(result | {"steps_s": clock.steps, "check_s": round(sum(clock.steps[k] for k in check), 3),
+                               "check_cpu_s": round(sum(clock.cpu[k] for k in check), 3),
+                               "peak_after_imports_mb": after_imports, "peak_mb": peak_mb()}))
+    return 0
+
+
+# ---- comparison and report -------------------------------------------------------------------------
+
+def compare(fast: dict, confirmed: dict, base: dict) -> dict:
+    """Per-column verdicts of the paths (method, threshold, scores, flags) and where they differ."""
+    table = {}
+    for col, b in base["columns"].items():
+        f, c = fast["columns"][col], confirmed["columns"][col]
+        table[col] = {"method": b["method"], "threshold": b["threshold"], "baseline_score": b["score"],
+                      "fast_score": f["score"], "baseline": b["drifted"], "fast": f["drifted"],
+                      "borderline": f["borderline"], "confirmed": c["drifted"]}
+        if f["method"] != b["method"]:
+            table[col]["fast_method"] = f["method"]
+    return {
+        "columns": table,
+        "fast_differs_on": sorted(c for c, v in table.items() if v["fast"] != v["baseline"] or "fast_method" in v),
+        "confirmed_differs_on": sorted(c for c, v in table.items() if v["confirmed"] != v["baseline"]),
+        "fast_decision_agrees": fast["retrain"] == base["retrain"],
+        "confirmed_decision_agrees": confirmed["retrain"] == base["retrain"],
+    }
+
+
+def one_case(source, rows: int, name: str, work: Path, seed: int, repeat: int) -> dict:
+    """Write the log, measure the three paths on it in fresh processes (the fast one `repeat` times, the
+    median run kept), compare their verdicts."""
+    log = work / f"log-{name}-{rows}.sqlite"
+    t0 = time.perf_counter()
+    write_log(log, source, rows, seed)
+    print(f"{rows} {name}: log written in {time.perf_counter() - t0:.1f} s ({log.stat().st_size / 1e6:.0f} MB)",
+          file=sys.stderr)
+    runs = sorted((measure("fast", log, work, rows) for _ in range(repeat)), key=lambda r: r["check_s"])
+    fast = runs[len(runs) // 2] | {"check_s_runs": [r["check_s"] for r in runs]}
+    confirmed = measure("confirm", log, work, rows) if fast["borderline"] else fast
+    base = measure("baseline", log, work, rows)
+    log.unlink()
+    strip = ("columns", "reasons")
+    return {
+        "fast": {k: v for k, v in fast.items() if k not in strip},
+        "fast_confirmed": {k: v for k, v in confirmed.items() if k not in strip},
+        "baseline": {k: v for k, v in base.items() if k not in strip},
+        "ratio_time_baseline_vs_fast": round(base["check_s"] / fast["check_s"], 1),
+        "ratio_peak_baseline_vs_fast": round(base["peak_mb"] / fast["check_peak_mb"], 1),
+        "verdicts": compare(fast, confirmed, base),
+    }
+
+
+def print_table(cases: dict) -> None:
+    print(f"{'case':<16}{'path':<16}{'rows read':>10}{'check s':>9}{'CPU s':>7}{'peak MB':>9}{'imports MB':>11}"
+          f"{'drift share':>12}{'retrain':>8}")
+    for name, c in cases.items():
+        for path in ("fast", "fast_confirmed", "baseline"):
+            r = c[path]
+            print(f"{name:<16}{path:<16}{r['rows_checked']:>10}{r['check_s']:>9}{r['check_cpu_s']:>7}"
+                  f"{r.get('check_peak_mb', r['peak_mb']):>9}{r['peak_after_imports_mb']:>11}{r['input_drift_share']:>12}"
+                  f"{r['retrain']!s:>8}")
+        v = c["verdicts"]
+        print(f"{'':<16}fast vs baseline: {'same verdicts' if not v['fast_differs_on'] else 'differ on ' + ', '.join(v['fast_differs_on'])}"
+              f" (borderline: {', '.join(c['fast']['borderline']) or 'none'}; decision at stake: {c['fast']['decision_at_stake']}); "
+              f"confirmed: {'same' if not v['confirmed_differs_on'] else 'differ on ' + ', '.join(v['confirmed_differs_on'])}; "
+              f"decisions agree: {v['fast_decision_agrees']}")
+        for col in v["fast_differs_on"]:
+            d = v["columns"][col]
+            print(f"{'':<16}  {col}: {d['method']} threshold {d['threshold']}: fast {d['fast_score']} -> {d['fast']}, "
+                  f"whole log {d['baseline_score']} -> {d['baseline']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="logged prediction rows")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the fast path per case (median kept)")
+    parser.add_argument("--child", choices=["fast", "confirm", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child, args.log, args.work, args.rows[0])
+
+    from mlpipe.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    load = round(os.getloadavg()[0], 2)  # the machine is shared: other load slows every path alike
+    cases = {}
+    with tempfile.TemporaryDirectory(prefix="mlpipe-bench-monitor-") as tmp:
+        work = Path(tmp)
+        model = fit_reference(params, work)
+        sources = {name: logged_rows(params, model, *period) for name, period in PERIODS.items()}
+        for rows in args.rows:
+            for k, name in enumerate(PERIODS):
+                cases[f"{rows} {name}"] = one_case(sources[name], rows, name, work, params.seed + 10 + k, args.repeat)
+    print_table(cases)
+    largest = [c["fast"] for name, c in cases.items() if name.startswith(f"{max(args.rows)} ")]
+    figures = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg_1m_at_start": load},
+        "data": "model fit on Jan-Mar 2013 (time split); logs resampled from Jan-Mar (stable) and Jul-Sep (drifted)",
+        "monitor": {"window_rows": "whole log", "sample_rows": params.monitor.sample_rows,
+                    "reference_rows": params.monitor.reference_rows},
+        "aims": {"seconds": 5, "peak_mb": 600},
+        "aims_met_at_largest": all(f["check_s"] <= 5 and f["check_peak_mb"] <= 600 for f in largest),
+        "fast_verdicts_same": all(not c["verdicts"]["fast_differs_on"] for c in cases.values()),
+        "confirmed_verdicts_same": all(not c["verdicts"]["confirmed_differs_on"] for c in cases.values()),
+        "decisions_agree": all(c["verdicts"]["fast_decision_agrees"] for c in cases.values()),
+        "cases": cases,
+    }
+    report(figures, "monitor.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
