@@ -25,15 +25,19 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
-setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen)
-	$(UV) sync --frozen
+UV_SYNC_FLAGS ?=
+setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen; the images add --no-dev)
+	$(UV) sync --frozen $(UV_SYNC_FLAGS)
 
 run: setup  ## the main job: bootstrap data, dvc repro, record the run in MLflow, register the model
 	$(VENV_BIN)/mlpipe run
 
-test: setup  ## lint, then the whole test suite (unit + integration with real git, DVC, MLflow, Prefect)
-	$(VENV_BIN)/ruff check src flows tests bench
+test: lint  ## lint, then the whole test suite (unit + integration with real git, DVC, MLflow, Prefect)
 	$(VENV_BIN)/pytest
+
+lint: setup  ## ruff on the code, hadolint on the Dockerfile
+	$(VENV_BIN)/ruff check src flows tests bench
+	$(VENV_BIN)/hadolint Dockerfile
 
 test-unit: setup  ## unit tests only
 	$(VENV_BIN)/pytest tests/unit

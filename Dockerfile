@@ -1,0 +1,42 @@
+# mlpipe images, built from the same lock and the same make target the tests use (`make setup` runs
+# `uv sync --frozen`), running as a non-root user. Two targets:
+#   service: `mlpipe serve`; the model is pulled from the MLflow registry at start (models:/NAME@champion
+#            on $MLFLOW_TRACKING_URI), never baked in; the prediction log goes to $MLPIPE_PREDICTION_LOG_URL.
+#   flows:   the retrain deployment on its schedule against a Prefect server ($PREFECT_API_URL), in a clone
+#            of the project's repository made at start ($MLPIPE_GIT_URL at $MLPIPE_GIT_REF), so a flow run is
+#            always a commit, and its data comes from the DVC remote in that commit's .dvc/config.
+# No container engine runs on the development machine: these files are linted (hadolint, `make lint`), not built there.
+#   docker build --target service -t mlpipe-service .    docker build --target flows -t mlpipe-flows .
+FROM python:3.11.7-slim-bookworm AS base
+# git: DVC and the lineage need it; make: the project's own setup target
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git=1:2.39.* make=4.3-* \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 mlpipe
+ENV PYTHONUNBUFFERED=1 \
+    DVC_NO_ANALYTICS=1 \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    PREFECT_SERVER_ANALYTICS_ENABLED=false \
+    DO_NOT_TRACK=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    PATH=/app/.venv/bin:$PATH
+WORKDIR /app
+RUN chown 10001:10001 /app
+USER 10001:10001
+COPY --chown=10001:10001 Makefile pyproject.toml uv.lock README.md ./
+COPY --chown=10001:10001 src ./src
+COPY --chown=10001:10001 flows ./flows
+RUN make setup UV_SYNC_FLAGS=--no-dev
+
+FROM base AS service
+COPY --chown=10001:10001 params.yaml ./
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=4)"]
+CMD ["mlpipe", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+FROM base AS flows
+ENV MLPIPE_GIT_URL="" \
+    MLPIPE_GIT_REF=main
+WORKDIR /home/mlpipe
+CMD ["sh", "-c", "git clone --quiet --branch \"$MLPIPE_GIT_REF\" \"$MLPIPE_GIT_URL\" project && cd project && exec mlpipe schedule"]
