@@ -253,7 +253,8 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
     paths, params = _setup(root)
     root = str(paths.root)
     uri = tracking_uri or paths.tracking_uri
-    paths.mlruns.mkdir(exist_ok=True)
+    if uri == paths.tracking_uri:
+        paths.mlruns.mkdir(exist_ok=True)
     logger = get_run_logger()
     with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
         champion_before = champion.submit(uri, params.model.name)

@@ -37,7 +37,6 @@ def start_service(root: Path, *args: str, wait_ready: bool = True, timeout_s: fl
     project (a pipe nobody reads would block a chatty server). Stop it with `shell.stop_process_group`."""
     port = free_port()
     environment = env or tool_env()
-    environment.pop("MLFLOW_TRACKING_URI", None)
     log_path = Path(root) / ".mlpipe" / f"serve-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:

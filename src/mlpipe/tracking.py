@@ -74,12 +74,18 @@ def _dataset_input(mlflow, df: pd.DataFrame, path: Path, md5: str, commit: str, 
     return mlflow.data.from_pandas(df, source=source, name=name, targets=target, digest=md5)
 
 
-def ensure_experiment(client, name: str, artifact_root: Path) -> str:
-    """Id of experiment `name`, created with its artifacts under `artifact_root` if new."""
+def ensure_experiment(client, name: str, artifact_root: Path | None) -> str:
+    """Id of experiment `name`, created with its artifacts under `artifact_root` if new (None: where the
+    tracking server keeps artifacts, as in team mode)."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=(artifact_root / name).as_uri())
+    return client.create_experiment(name, artifact_location=(artifact_root / name).as_uri() if artifact_root else None)
+
+
+def local_store(tracking_uri: str) -> bool:
+    """True for a tracking store in a local file (the embedded default), False for a tracking server."""
+    return not tracking_uri.startswith(("http://", "https://", "databricks"))
 
 
 def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:
@@ -91,7 +97,7 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunReco
 
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
-    exp_id = ensure_experiment(client, params.model.experiment, paths.artifact_root)
+    exp_id = ensure_experiment(client, params.model.experiment, paths.artifact_root if local_store(tracking_uri) else None)
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(paths.metrics.read_text())
     tags = lineage_tags(paths, manifest)
@@ -132,7 +138,9 @@ def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
             client.get_registered_model(rec.model_name)
         except mlflow.exceptions.MlflowException:
             client.create_registered_model(rec.model_name)
-        mv = client.create_model_version(rec.model_name, rec.model_uri, run_id=rec.run_id, tags={
+        # A tracking server accepts a `models:/<model id>` source only with the model id named too.
+        model_id = rec.model_uri.removeprefix("models:/") if rec.model_uri.startswith("models:/m-") else None
+        mv = client.create_model_version(rec.model_name, rec.model_uri, run_id=rec.run_id, model_id=model_id, tags={
             "mlpipe.data_md5": rec.data_md5 or "", "mlpipe.git_commit": rec.git_commit or "",
             "mlpipe.model_sha256": rec.model_sha256})
         client.set_registered_model_alias(rec.model_name, "challenger", mv.version)  # the gate decides on champion

@@ -11,9 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from mlpipe.localserver import free_port, start_service
@@ -159,8 +161,10 @@ def wait_until(check, timeout_s: float = 90, every_s: float = 0.5):
 
 def start_server(root: Path, *args: str, wait_ready: bool = True):
     """`mlpipe serve` in its own process group on a free loopback port; returns (base url, process)."""
+    env = tool_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
     try:
-        return start_service(root, *args, wait_ready=wait_ready)
+        return start_service(root, *args, wait_ready=wait_ready, env=env)
     except ToolError as exc:
         raise AssertionError(str(exc)) from exc
 
@@ -171,3 +175,31 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
 
 
+# Team mode: PostgreSQL on 127.0.0.1:5432 (trust auth) on the development and CI machines.
+PG_SERVER = os.environ.get("MLPIPE_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def pg_databases():
+    """A factory of PostgreSQL databases of the test's own: `make(driver)` gives a URL; all are dropped afterwards."""
+    names: list[str] = []
+    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+
+    def make(driver: str = "psycopg") -> str:
+        name = f"mlpipe_test_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return PG_SERVER.replace("+psycopg", f"+{driver}").rsplit("/", 1)[0] + f"/{name}"
+
+    yield make
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_databases) -> str:
+    """One PostgreSQL database of the test's own (SQLAlchemy URL, psycopg)."""
+    return pg_databases()

@@ -5,9 +5,7 @@ dropped afterwards. Set MLPIPE_POSTGRES_URL to use another server."""
 from __future__ import annotations
 
 import json
-import os
 import threading
-import uuid
 
 import numpy as np
 import pytest
@@ -19,21 +17,6 @@ from mlpipe.monitoring import read_columns, read_window
 from mlpipe.predlog import PredictionLog, log_rows
 
 pytestmark = pytest.mark.integration
-SERVER = os.environ.get("MLPIPE_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-@pytest.fixture
-def pg_url():
-    name = f"mlpipe_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield SERVER.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_prediction_log_on_postgres_loses_nothing_and_feeds_the_monitor(pg_url):
