@@ -45,6 +45,8 @@ test-unit: setup  ## unit tests only
 bench: setup  ## benchmarks: figures printed and written under bench/results/
 	$(VENV_BIN)/python bench/pipeline.py
 	$(VENV_BIN)/python bench/reproduce.py
+	$(VENV_BIN)/python bench/monitor.py
+	$(VENV_BIN)/python bench/sweep.py
 
 clean:  ## remove local state (mlruns, artifacts, DVC store and cache, venv); data.dvc and dvc.lock stay
 	rm -rf .venv .tools mlruns artifacts .dvcstore .dvc/cache .dvc/tmp .prefect data

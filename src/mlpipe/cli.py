@@ -394,6 +394,45 @@ def monitor(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
         raise typer.Exit(EXIT_RETIRE)
 
 
+@app.command()
+def sweep(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
+          workers: Annotated[int | None, typer.Option("--workers", min=1, help="Dask workers of the local cluster "
+                             "(default: sweep.workers in params.yaml).")] = None,
+          dask_address: Annotated[str | None, typer.Option("--dask-address", help="An existing Dask scheduler "
+                                  "(tcp://HOST:8786) instead of a local cluster.")] = None,
+          apply: Annotated[bool, typer.Option("--apply/--no-apply", help="Write the winner to params.yaml, commit it "
+                           "and run the pipeline (--no-apply: score and record only).")] = True) -> None:
+    """Grid search over params.yaml `sweep.grid` on Dask: each candidate fitted as the train stage fits,
+    scored on a validation part of the train split, recorded as a child MLflow run; the winner written to
+    train.hyperparams, committed, and trained through the pipeline (DVC), so commit + data hash rebuild it."""
+    paths = project(root)
+    use_project_prefect(paths)
+    from flows.sweep import run_sweep
+
+    if any(h.get_name() != "mlpipe-stderr" for h in logging.getLogger("mlpipe").handlers):
+        hand_logging_to_prefect()
+    state = run_sweep(str(paths.root), tracking_uri(paths), workers=workers, dask_address=dask_address, apply=apply)
+    if state.is_failed() or state.is_crashed():
+        raise ToolError(f"sweep flow {state.name}: {state.message}")
+    s = state.result()
+    if as_json:
+        _echo_json(s)
+        return
+    metric = f"val_{s['metric']}"
+    lines = [f"mlpipe sweep: {len(s['candidates'])} candidates on {s['dask']} in {s['candidates_wall_s']} s "
+             f"(fits {s['fit_s_total']} s); MLflow run {s['run_id']}"]
+    lines += [f"  {'*' if r['candidate'] == s['winner'] else ' '} " + " ".join(f"{k}={v}" for k, v in r.items() if k != "worker")
+              for r in s["candidates"]]
+    lines.append(f"  winner: candidate {s['winner']} {s['winner_hyperparams']} ({metric} {s['best_value']})")
+    if s["pipeline"]:
+        p = s["pipeline"]
+        lines.append(f"  params.yaml: {'updated' if s['params_changed'] else 'already had the winner'}"
+                     + (f"; committed {s['commit'][:8]}" if s["commit"] else ""))
+        lines.append(f"  pipeline run: {p['run_id']} model version {p['model_version']} [{', '.join(p['aliases']) or 'no alias'}]"
+                     f" test roc_auc={p['metrics'].get('roc_auc')}; gate: {p['gate_decision']}")
+    typer.echo("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlpipe` script; returns the exit code."""
     for key, value in OFFLINE_ENV.items():

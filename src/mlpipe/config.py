@@ -148,6 +148,30 @@ class MonitorCfg(_Frozen):
     floor: float = Field(default=0.55, ge=0, le=1)  # live metric below this: retire (alert), retrain
 
 
+class SweepCfg(_Frozen):
+    """Hyperparameter search (`mlpipe sweep`): every combination of `grid` (values of train.hyperparams
+    keys) is fitted as the train stage fits, and scored on a validation part carved from the train split."""
+
+    grid: dict[str, list[Any]]  # hyperparameter -> values tried; the product is the candidate list
+    metric: str = "roc_auc"  # validation metric that picks the winner (direction known per metric)
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)  # share of the train split held out for scoring
+    workers: int = Field(default=2, ge=1)  # Dask workers of the local cluster (one process, one thread each)
+
+    @model_validator(mode="after")
+    def _grid_usable(self) -> SweepCfg:
+        if self.metric not in HIGHER_IS_BETTER + LOWER_IS_BETTER:
+            raise ValueError(f"sweep.metric: {self.metric!r} unknown (rule: one of {HIGHER_IS_BETTER + LOWER_IS_BETTER})")
+        if not self.grid:
+            raise ValueError("sweep.grid: empty (rule: at least one hyperparameter with values)")
+        empty = sorted(k for k, values in self.grid.items() if not values)
+        if empty:
+            raise ValueError(f"sweep.grid: {empty} have no values (rule: each hyperparameter lists at least one)")
+        dupes = sorted(k for k, values in self.grid.items() if len({json.dumps(v) for v in values}) != len(values))
+        if dupes:
+            raise ValueError(f"sweep.grid: {dupes} repeat a value (rule: each value once, so each candidate once)")
+        return self
+
+
 class Params(_Frozen):
     seed: int
     dataset: DatasetCfg
@@ -161,6 +185,7 @@ class Params(_Frozen):
     deploy: DeployCfg = Field(default_factory=DeployCfg)
     gate: GateCfg = Field(default_factory=GateCfg)
     monitor: MonitorCfg = Field(default_factory=MonitorCfg)
+    sweep: SweepCfg | None = None  # no DVC stage reads it: `mlpipe sweep` only
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
