@@ -45,6 +45,7 @@ test-unit: setup  ## unit tests only
 bench: setup  ## benchmarks: figures printed and written under bench/results/
 	$(VENV_BIN)/python bench/pipeline.py
 	$(VENV_BIN)/python bench/reproduce.py
+	$(VENV_BIN)/python bench/serve.py
 	$(VENV_BIN)/python bench/monitor.py
 	$(VENV_BIN)/python bench/sweep.py
 

@@ -1,7 +1,8 @@
 """The durable prediction log: every request's inputs, outputs, model version, request id, time and
 latency, and ground-truth feedback joined later by request id. SQLAlchemy, so the embedded SQLite
 default and a PostgreSQL URL work the same. Writes go through a queue to one background thread, so
-the response path never waits on the database; `close()` drains the queue (count in == count logged)."""
+the response path never waits on the database (nor, with `append_later`, on building the rows); rows wait
+up to `flush_s` to share a transaction; `close()` drains the queue (count in == count logged)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable
+from operator import itemgetter
 
 import sqlalchemy as sa
 
@@ -35,6 +38,7 @@ FEEDBACK = sa.Table(
     sa.Column("label", sa.Integer, nullable=False),
     sa.Column("ts", sa.Float, nullable=False),
 )
+LOGGED_COLUMNS = [c.name for c in PREDICTIONS.columns if c.name != "id"]  # what log_rows gives per row
 _STOP = object()
 
 
@@ -44,6 +48,11 @@ class PredictionLog:
     def __init__(self, url: str, batch: int = 500, flush_s: float = 0.2):
         self.engine = sa.create_engine(url, future=True)
         METADATA.create_all(self.engine)
+        insert = PREDICTIONS.insert().compile(dialect=self.engine.dialect, column_keys=LOGGED_COLUMNS)
+        # With a positional paramstyle (SQLite's), rows go to the driver's executemany as tuples: SQLAlchemy's
+        # per-row handling of dicts was ~30% of the write (~1.7 ms per 1k rows, holding the GIL).
+        self._insert_sql = str(insert) if insert.positional else None
+        self._row_values = itemgetter(*insert.positiontup) if insert.positional else None
         self._queue: queue.Queue = queue.Queue()
         self._batch, self._flush_s = batch, flush_s
         self.written = 0
@@ -52,8 +61,12 @@ class PredictionLog:
         self._thread.start()
 
     def append(self, rows: list[dict]) -> None:
-        for row in rows:
-            self._queue.put(row)
+        self._queue.put(rows)  # one hand-over per request: a queue put per row cost ~1 ms per 1k rows
+
+    def append_later(self, make_rows: Callable[[], list[dict]]) -> None:
+        """Queue the rows `make_rows()` builds, called on the writer thread: the request path hands its data
+        over and answers (building and serialising 1k rows costs ~5 ms). A failure there is kept in `errors`."""
+        self._queue.put(make_rows)
 
     def flush(self, timeout_s: float = 10) -> bool:
         """Block until everything appended so far is written (or `timeout_s` passes)."""
@@ -68,16 +81,24 @@ class PredictionLog:
         while not stop:
             try:
                 item = self._queue.get(timeout=self._flush_s)
+                # Rows wait up to flush_s for company (unless a batch fills, a flush or the stop comes): single-row
+                # requests then share a transaction instead of paying one each (~1 ms of the writer's CPU).
+                deadline = time.monotonic() + self._flush_s
                 while True:
                     if item is _STOP:
                         stop = True
                     elif isinstance(item, threading.Event):
                         waiters.append(item)
+                    elif callable(item):
+                        try:
+                            pending += item()
+                        except Exception as exc:  # noqa: BLE001 - the writer keeps going; the reason is kept
+                            self.errors.append(f"building log rows: {type(exc).__name__}: {exc}".splitlines()[0])
                     else:
-                        pending.append(item)
-                    if stop or len(pending) >= self._batch:
+                        pending += item
+                    if stop or waiters or len(pending) >= self._batch:
                         break
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 pass
             if pending:
@@ -91,7 +112,10 @@ class PredictionLog:
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(PREDICTIONS.insert(), rows)
+                    if self._insert_sql:
+                        conn.exec_driver_sql(self._insert_sql, list(map(self._row_values, rows)))
+                    else:
+                        conn.execute(PREDICTIONS.insert(), rows)
                 self.written += len(rows)
                 return
             except sa.exc.OperationalError as exc:  # a locked SQLite file, a dropped connection: retry
@@ -119,13 +143,30 @@ class PredictionLog:
 
 
 def log_rows(request_id: str, records: list[dict], proba, predictions, flags: list[dict], model_name: str,
-             model_version: str, latency_ms: float) -> list[dict]:
-    """The log rows of one answered request (pure)."""
-    now = time.time()
+             model_version: str, latency_ms: float, ts: float | None = None) -> list[dict]:
+    """The log rows of one answered request (pure; `ts` is the answer's time, now by default)."""
+    now = time.time() if ts is None else ts
     by_row: dict[int, list[dict]] = {}
     for f in flags:
         by_row.setdefault(f["record"], []).append(f)
+    inputs = inputs_json(records)
     return [{"request_id": request_id, "row": i, "ts": now, "model_name": model_name, "model_version": model_version,
-             "latency_ms": latency_ms, "inputs": json.dumps(r, sort_keys=True), "proba": float(p),
-             "prediction": int(c), "flags": json.dumps(by_row.get(i, []))}
-            for i, (r, p, c) in enumerate(zip(records, proba, predictions, strict=True))]
+             "latency_ms": latency_ms, "inputs": inputs[i], "proba": float(p), "prediction": int(c),
+             "flags": json.dumps(by_row[i]) if i in by_row else "[]"}
+            for i, (p, c) in enumerate(zip(proba, predictions, strict=True))]
+
+
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # what json.dumps(x, sort_keys=True) builds per call
+
+
+def inputs_json(records: list) -> list[str]:
+    """`json.dumps(record, sort_keys=True)` of each record, the same text; a batch of non-empty objects is
+    encoded in one pass and cut between objects (half the time of one call per record)."""
+    if records and all(type(r) is dict and r for r in records):
+        whole = _SORTED_JSON(records)
+        # Between two objects of the list the text is `}, {"`, which no JSON string can hold (a quote inside one
+        # is escaped); only nested lists of objects add more, and then the count tells and the records go one by one.
+        parts = whole[3:-2].split('}, {"')
+        if len(parts) == len(records):
+            return ['{"' + part + "}" for part in parts]
+    return [_SORTED_JSON(r) for r in records]

@@ -59,3 +59,12 @@ def test_out_of_training_range_but_possible_is_accepted_and_flagged(rules, good)
 
 def test_null_is_fine_where_training_had_nulls(rules, good):
     assert check_request([{**good, "precip": None}], rules)[0] == []
+
+
+def test_problem_bodies_stay_valid_json_whatever_the_value(rules, good):
+    import json
+
+    problems, _ = check_request([{**good, "0": float("inf"), "carrier": float("nan"), "hour": 10 ** 400}], rules)
+    body = json.dumps({"detail": problems}, allow_nan=False)  # what a JSON response must be able to encode
+    assert kinds(problems) == {("0", "unknown_field"), ("carrier", "wrong_type"), ("hour", "physically_impossible")}
+    assert '"inf"' in body
