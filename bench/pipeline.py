@@ -80,13 +80,11 @@ def make_project(dest: Path, full: bool) -> Path:
 def noop_with_server(cmd: list[str], root: Path, repeat: int) -> list[float]:
     """No-op `mlpipe run` times against a running local Prefect server (started and stopped here)."""
     import os
-    import socket
 
+    from mlpipe.localserver import free_port
     from mlpipe.shell import start_prefect_server, stop_process_group
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     home = Path(tempfile.mkdtemp(prefix="mlpipe-bench-prefect-"))  # outside the project: keep its tree clean
     server = start_prefect_server(port, home)
     try:

@@ -198,9 +198,10 @@ def _summary(stdout: str) -> dict:
 def _champion(dest: Path, name: str) -> str:
     import mlflow
 
+    from mlpipe.config import ProjectPaths
     from mlpipe.gate import alias_version
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{dest / 'mlruns' / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=ProjectPaths(dest).tracking_uri)
     return str(alias_version(client, name, "champion"))
 
 

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,8 @@ import pytest
 from conftest import copy_project, start_server, stop, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from mlpipe.demo import json_records
 
 pytestmark = pytest.mark.integration
 # --max-concurrency of the service under test. uvicorn counts connections *and* request tasks against it,
@@ -54,9 +55,7 @@ def traffic(root: Path, n: int) -> list[dict]:
     features = yaml.safe_load((root / "params.yaml").read_text())["features"]
     cols = features["categorical"] + features["numerical"]
     frame = pd.read_parquet(root / "artifacts" / "split" / "test.parquet", columns=cols).dropna()
-    frame = frame.sample(n=n, replace=len(frame) < n, random_state=11)
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in json.loads(frame.to_json(orient="records"))]
+    return json_records(frame.sample(n=n, replace=len(frame) < n, random_state=11), cols)
 
 
 def test_bounded_load_answers_everything_and_logs_every_request(service):
