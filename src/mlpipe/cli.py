@@ -60,6 +60,9 @@ def use_project_prefect(paths: ProjectPaths) -> None:
     """Prefect state stays inside the project unless PREFECT_HOME/PREFECT_API_URL say otherwise
     (read by Prefect at import, so call this before importing it)."""
     os.environ.setdefault("PREFECT_HOME", str(paths.prefect_home))
+    # The temporary server's first start on a cold machine (new database, imports off a cold disk)
+    # took more than Prefect's default 20 s here; 20 s made the README's first command fail.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # mlpipe's own event lines also reach the Prefect run logs (and UI).
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mlpipe")
 

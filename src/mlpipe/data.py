@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 DATA_SUFFIX = ".parquet"
 
@@ -49,14 +51,21 @@ def _require_times(df: pd.DataFrame, time_column: str) -> None:
 
 def write_frame(df: pd.DataFrame, path: Path) -> None:
     """Write Parquet deterministically: same frame and library versions give the same bytes."""
+    write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write an Arrow table as write_frame does (same bytes as the frame it converts to), without
+    going through pandas: the large-data stages move rows as Arrow, which keeps strings compact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+    pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path, engine="pyarrow")
+def read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file as a frame with its written column types; only `columns` when given."""
+    return pd.read_parquet(path, engine="pyarrow", columns=columns)
 
 
 def data_files(data_dir: Path) -> list[Path]:
@@ -64,12 +73,19 @@ def data_files(data_dir: Path) -> list[Path]:
     return sorted(p for p in data_dir.glob(f"*{DATA_SUFFIX}") if p.is_file())
 
 
-def read_data_dir(data_dir: Path) -> pd.DataFrame:
-    """All data files of a directory as one frame, in file-name order."""
+def read_data_table(data_dir: Path, columns: list[str] | None = None) -> pa.Table:
+    """All data files of a directory as one Arrow table, in file-name order. The files' chunks are
+    put side by side, not copied; types that differ between files are widened (int64 + double)."""
     files = data_files(data_dir)
     if not files:
         raise FileNotFoundError(f"{data_dir}: no *{DATA_SUFFIX} files (rule: run `mlpipe bootstrap` first)")
-    return pd.concat([read_frame(p) for p in files], ignore_index=True)
+    return pa.concat_tables([pq.read_table(p, columns=columns) for p in files], promote_options="permissive")
+
+
+def read_data_dir(data_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """All data files of a directory as one frame, in file-name order (one conversion from Arrow,
+    instead of a frame per file plus their concatenation)."""
+    return read_data_table(data_dir, columns).to_pandas()
 
 
 def materialise_period(load_period, start: date, end: date, data_dir: Path, time_column: str, freq: str) -> list[Path]:
@@ -84,28 +100,44 @@ def materialise_period(load_period, start: date, end: date, data_dir: Path, time
     return written
 
 
-def split_by_time(df: pd.DataFrame, time_column: str, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
-    """Train on the past, test on the most recent `test_fraction` of rows; no timestamp on both sides.
+def time_split_positions(times: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """Row positions of train (the past) and test (the most recent `test_fraction` of rows), each in
+    time order (stable: ties keep file order), and the cutoff: the first test time. No timestamp is on
+    both sides. Time-ordered data is never shuffled across the cut: a random split would let the model
+    see the future of the days it is tested on."""
+    if len(times) == 0:
+        raise ValueError("no rows to split (rule: split needs data)")
+    order = np.argsort(times, kind="stable")
+    ordered = times[order]
+    cutoff = ordered[int(len(ordered) * (1 - test_fraction))]
+    n_train = int(np.searchsorted(ordered, cutoff, side="left"))
+    return order[:n_train], order[n_train:], cutoff
 
-    Time-ordered data is never shuffled across the cut: a random split would let the model see the
-    future of the days it is tested on.
-    """
+
+def random_split_positions(n_rows: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of a seeded random split (for data without a time order), each in row order."""
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(n_rows, dtype=bool)
+    is_test[rng.permutation(n_rows)[: int(round(n_rows * test_fraction))]] = True
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def split_by_time(df: pd.DataFrame, time_column: str, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """time_split_positions applied to a frame: (train, test, cutoff)."""
     _require_times(df, time_column)
     if df.empty:
         raise ValueError(f"{time_column}: no rows to split (rule: split needs data)")
-    ordered = df.sort_values(time_column, kind="mergesort")
-    cutoff = ordered[time_column].iloc[int(len(ordered) * (1 - test_fraction))]
-    train = ordered[ordered[time_column] < cutoff].reset_index(drop=True)
-    test = ordered[ordered[time_column] >= cutoff].reset_index(drop=True)
-    return train, test, cutoff
+    col = df[time_column]
+    times = col.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(col.dtype, pd.DatetimeTZDtype) else col
+    train_pos, test_pos, _ = time_split_positions(times.to_numpy(), test_fraction)
+    cutoff = col.iloc[test_pos[0]]
+    return df.take(train_pos).reset_index(drop=True), df.take(test_pos).reset_index(drop=True), cutoff
 
 
 def split_random(df: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Seeded random split (for data without a time order)."""
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(df), dtype=bool)
-    is_test[rng.permutation(len(df))[: int(round(len(df) * test_fraction))]] = True
-    return df[~is_test].reset_index(drop=True), df[is_test].reset_index(drop=True)
+    """random_split_positions applied to a frame: (train, test)."""
+    train_pos, test_pos = random_split_positions(len(df), test_fraction, seed)
+    return df.take(train_pos).reset_index(drop=True), df.take(test_pos).reset_index(drop=True)
 
 
 def sha256_file(path: Path) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -106,29 +107,53 @@ def _rule_text(check: str) -> str:
     return check
 
 
-def check_null_rates(df: pd.DataFrame, columns: list[str], max_rate: float) -> list[Violation]:
+def null_rate_violations(nulls: dict[str, int], rows: int, max_rate: float) -> list[Violation]:
     """Columns whose share of nulls exceeds `max_rate` (a broken feed, not the odd missing reading)."""
     out = []
-    for col in columns:
-        if col in df.columns and len(df):
-            rate = float(df[col].isna().mean())
-            if rate > max_rate:
-                out.append(Violation(col, f"null rate {rate:.3f} above max {max_rate}", int(df[col].isna().sum())))
+    for col, count in nulls.items():
+        rate = count / rows if rows else 0.0
+        if rate > max_rate:
+            out.append(Violation(col, f"null rate {rate:.3f} above max {max_rate}", count))
     return out
 
 
 def validate_frame(df: pd.DataFrame, params: Params) -> list[Violation]:
     """Every violation of the schema and the null-rate rule; an empty list means the data is valid."""
-    violations: list[Violation] = []
-    if df.empty:
-        violations.append(Violation("<frame>", "no rows", 0))
-    try:
-        build_schema(params).validate(df, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        violations.extend(_violations_from(errors))
+    return validate_chunks([df], params)
+
+
+def validate_chunks(chunks: Iterable[pd.DataFrame], params: Params) -> list[Violation]:
+    """validate_frame over the row chunks of one source, holding one chunk at a time: schema
+    violations of the chunks are merged (counts added, first examples kept) and the null-rate rule
+    is judged on the null counts of all rows."""
+    schema = build_schema(params)
     columns = [*params.features.columns, params.dataset.target]
-    violations.extend(check_null_rates(df, columns, params.validate_.max_null_rate))
+    rows = 0
+    nulls: dict[str, int] = {}
+    found: dict[tuple[str, str], Violation] = {}
+    for df in chunks:
+        rows += len(df)
+        try:
+            schema.validate(df, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            for v in _violations_from(errors):
+                found[(v.column, v.rule)] = merge_violations(found.get((v.column, v.rule)), v)
+        for col in columns:
+            if col in df.columns:
+                nulls[col] = nulls.get(col, 0) + int(df[col].isna().sum())
+    violations = [Violation("<frame>", "no rows", 0)] if rows == 0 else []
+    violations.extend(found.values())
+    violations.extend(null_rate_violations(nulls, rows, params.validate_.max_null_rate))
     return violations
+
+
+def merge_violations(seen: Violation | None, new: Violation) -> Violation:
+    """One rule broken in two chunks: counts add up (a missing column counts once), first examples kept."""
+    if seen is None:
+        return new
+    count = 1 if new.rule == "required column is missing" else seen.count + new.count
+    examples = tuple(dict.fromkeys(seen.examples + new.examples))[:MAX_EXAMPLES]
+    return replace(seen, count=count, examples=examples)
 
 
 def profile_frame(df: pd.DataFrame, params: Params) -> dict:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mlpipe.validation import (
     QUANTILES,
     DataValidationError,
     Violation,
-    check_null_rates,
+    null_rate_violations,
     profile_frame,
     render_report,
+    validate_chunks,
     validate_frame,
     violations_as_dicts,
 )
@@ -96,10 +96,26 @@ def test_null_rate_at_the_maximum_is_allowed(make_frame, params):
     assert validate_frame(df, params) == []
 
 
-def test_null_rates_are_checked_only_for_listed_columns_present():
-    df = pd.DataFrame({"a": [None, None, 1.0], "b": [None, None, None]})
-    assert check_null_rates(df, ["a", "missing"], 0.5) == [Violation("a", "null rate 0.667 above max 0.5", 2)]
-    assert check_null_rates(df.iloc[:0], ["a", "b"], 0.0) == []
+def test_null_rate_rule_judges_counts_over_all_rows():
+    assert null_rate_violations({"a": 2, "b": 1}, 3, 0.5) == [Violation("a", "null rate 0.667 above max 0.5", 2)]
+    assert null_rate_violations({"a": 0, "b": 0}, 0, 0.0) == []
+
+
+def test_chunked_validation_reports_what_the_whole_frame_does(flights, params):
+    df = flights.copy()
+    df.loc[[1, 3, len(df) - 2], "distance"] = -5
+    df.loc[[0, len(df) - 1], "carrier"] = None
+    df.loc[list(range(len(df) // 2, len(df))), "temp"] = np.nan  # all nulls in the second chunk only
+    half = len(df) // 2
+    whole = validate_frame(df, params)
+    chunked = validate_chunks([df.iloc[:half], df.iloc[half:]], params)
+    assert chunked == whole
+    assert {(v.column, v.count) for v in whole} == {("distance", 3), ("carrier", 2)}
+
+
+def test_chunked_validation_counts_a_missing_column_once(flights, params):
+    df = flights.drop(columns=["dest"])
+    assert validate_chunks([df.iloc[:5], df.iloc[5:]], params) == [Violation("dest", "required column is missing", 1)]
 
 
 def test_empty_batch_is_refused(flights, params):

@@ -12,7 +12,7 @@ from mlpipe.train import load_model_file
 
 
 def evaluate_model(params: Params, paths: ProjectPaths) -> None:
-    test = read_frame(paths.test_split)
+    test = read_frame(paths.test_split, columns=[*params.features.columns, params.dataset.target])
     model = load_model_file(paths.model)
     X = select_features(test, params.features)
     y = target_vector(test, params.dataset.target).to_numpy()

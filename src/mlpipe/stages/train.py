@@ -15,7 +15,7 @@ TRAIN_SEED_OFFSET = 2
 
 
 def train_model(params: Params, paths: ProjectPaths) -> None:
-    train = read_frame(paths.train_split)
+    train = read_frame(paths.train_split, columns=[*params.features.columns, params.dataset.target])
     split_record = json.loads(paths.split_record.read_text())
     X = select_features(train, params.features)
     y = target_vector(train, params.dataset.target)
