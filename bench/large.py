@@ -7,8 +7,10 @@ mlpipe.data.write_frame (column types kept) into the data/ of a temporary projec
 `python -m mlpipe.stages.<name>` calls) runs in a fresh subprocess: validate -> split -> train ->
 evaluate. Each child reports the body's wall seconds and its peak memory (VmHWM from /proc/self/status,
 read at the end of the child; also read after the imports, before the body). A baseline child per size
-reads the Parquet alone (mlpipe.data.read_frame) and reports the same, plus the in-memory frame size.
-Usage: python bench/large.py [--rows 100000 1000000 10000000] [--max-iter N [--max-iter-from-rows R]] [--merge]
+reads the Parquet alone with plain pandas (pd.read_parquet: the bare baseline) and reports the same, plus the in-memory frame size.
+With --flow, the whole `mlpipe run` runs on the project instead of the stage bodies (DVC snapshot and
+hashing, Prefect, MLflow tracking, the drift report, the gate), measured from outside.
+Usage: python bench/large.py [--rows 100000 1000000 10000000] [--max-iter N [--max-iter-from-rows R]] [--flow] [--merge]
 """
 
 from __future__ import annotations
@@ -76,12 +78,13 @@ def child_make(root: Path, rows: int, order: str) -> None:
 
 
 def child_read(root: Path) -> None:
-    from mlpipe.data import read_frame
+    """The bare baseline: the whole file through plain pandas (pd.read_parquet, pyarrow engine)."""
+    import pandas as pd
 
     path = root / "data" / "batch-resampled.parquet"
     after_imports = proc_status_kib("VmHWM") / 1024
     t0 = time.perf_counter()
-    df = read_frame(path)
+    df = pd.read_parquet(path, engine="pyarrow")
     elapsed = time.perf_counter() - t0
     child_result({"seconds": round(elapsed, 3), "peak_after_imports_mib": round(after_imports, 1),
                   "frame_mib": round(df.memory_usage(deep=True).sum() / MIB, 1),
@@ -105,6 +108,52 @@ def child_stage(root: Path, name: str) -> None:
     body(params, paths)
     elapsed = time.perf_counter() - t0
     child_result({"seconds": round(elapsed, 3), "peak_after_imports_mib": round(after_imports, 1)})
+
+
+def memory_in_use_mib() -> float:
+    info = {line.split(":")[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()}
+    return (info["MemTotal"] - info["MemAvailable"]) / 1024
+
+
+def child_flow(root: Path) -> None:
+    """`mlpipe run` on the project as a user runs it (snapshot with DVC, stages, MLflow tracking, drift,
+    gate, registry; Prefect's temporary server): wall seconds, the highest peak RSS of any one of its
+    processes (RUSAGE_CHILDREN), and the machine's memory in use at its highest (sampled every 0.5 s)
+    above what was in use when it started."""
+    import resource
+    import threading
+
+    from mlpipe.shell import tool_env
+
+    env = tool_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    start = highest = memory_in_use_mib()
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal highest
+        while not stop.wait(0.5):
+            highest = max(highest, memory_in_use_mib())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "mlpipe.cli", "run"], cwd=root, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"mlpipe run exited {proc.returncode}")
+    durations = {}
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if "event=stage_end" in line:
+            fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+            durations[fields["stage"]] = float(fields["duration_s"])
+    child_result({"seconds": round(elapsed, 3), "stage_seconds": durations,
+                  "largest_process_peak_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+                  "machine_in_use_over_start_mib": round(highest - start, 1),
+                  "summary": [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")][-14:]})
 
 
 def run_child(args: list[str], root: Path, timeout: float) -> dict:
@@ -155,6 +204,13 @@ def measure(rows: int, args: argparse.Namespace) -> dict:
         out["stages"] = {}
         if args.baseline_only:
             return out
+        if args.flow:
+            res = run_child(["flow"], root, args.timeout)
+            if res["ok"]:
+                res["peak_x_read_parquet"] = round(res["largest_process_peak_mib"] / out["read_parquet"]["peak_mib"], 2)
+            out["flow"] = res
+            print(f"  flow: {res}", flush=True)
+            return out
         failed = None
         for name in STAGES:
             if failed:
@@ -193,6 +249,13 @@ def table(sizes: list[dict]) -> str:
     lines = [head]
     for s in sizes:
         steps = {"read_parquet": s.get("read_parquet", {}), **s.get("stages", {})}
+        if "flow" in s:
+            f = s["flow"]
+            lines.append(f"{s['rows']:>10} {'mlpipe run':<13} " + (
+                f"yes {f['seconds']:>8.2f} {f['process_s']:>8.2f} {f['largest_process_peak_mib']:>9.0f} (largest process; "
+                f"machine +{f['machine_in_use_over_start_mib']:.0f} MiB at its highest) stages {f['stage_seconds']}"
+                if f.get("ok") else f"no  {f.get('error', '')[:90]}"))
+            steps = {"read_parquet": steps["read_parquet"]}
         for name, r in steps.items():
             if not r.get("ok"):
                 lines.append(f"{s['rows']:>10} {name:<13} no  {r.get('error', 'not run (--baseline-only)')[:90]}")
@@ -215,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--order", choices=["source", "shuffled"], default="source",
                         help="row order of the resample: source (time) order, or shuffled")
     parser.add_argument("--baseline-only", action="store_true", help="write and read the Parquet only, no stages")
+    parser.add_argument("--flow", action="store_true",
+                        help="run the whole `mlpipe run` (DVC, Prefect, MLflow, drift, gate) instead of the stage bodies")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -226,16 +291,18 @@ def main(argv: list[str] | None = None) -> int:
             child_make(args.root, args.size, args.order)
         elif kind == "read":
             child_read(args.root)
+        elif kind == "flow":
+            child_flow(args.root)
         else:
             child_stage(args.root, args.stage)
         return 0
     sizes = {}
     result_path = REPO / "bench" / "results" / RESULT
     if args.merge and result_path.exists():
-        sizes = {(s["rows"], s.get("order", "source"), bool(s.get("baseline_only"))): s
+        sizes = {(s["rows"], s.get("order", "source"), bool(s.get("baseline_only")), "flow" in s): s
                  for s in json.loads(result_path.read_text()).get("sizes", [])}
     for rows in args.rows:
-        sizes[(rows, args.order, args.baseline_only)] = measure(rows, args) | {"order": args.order, "baseline_only": args.baseline_only}
+        sizes[(rows, args.order, args.baseline_only, args.flow)] = measure(rows, args) | {"order": args.order, "baseline_only": args.baseline_only}
     ordered = [sizes[k] for k in sorted(sizes)]
     figures = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -243,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "method": ("seeded resample with replacement (seed 7) of the bundled year to N rows, one Parquet file "
                    "(write_frame, zstd) in data/ of a make_project copy; each stage body from mlpipe.stagerun.BODIES "
                    "in a fresh subprocess; seconds = body only, process_s = whole child incl. imports; peak = VmHWM "
-                   "at the end of the child; frame = read_frame(...).memory_usage(deep=True); (peak-imports)/frame uses the part each stage reads (train 80%, evaluate 20%)"),
+                   "at the end of the child; frame = pd.read_parquet(...).memory_usage(deep=True); (peak-imports)/frame uses the part each stage reads (train 80%, evaluate 20%)"),
         "sizes": ordered,
     }
     report(figures, RESULT)

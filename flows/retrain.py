@@ -61,7 +61,7 @@ def validate_batch(root: str, path: str) -> dict:
     known: set[int] = set()
     for f in data_files(paths.data):
         if f.name != own:
-            known.update(landing.row_hashes(read_frame(f), key).tolist())
+            known.update(landing.row_hashes(read_frame(f, columns=key), key).tolist())
     try:
         batch = landing.read_batch(batch_path, params.dataset.time_column)
     except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
@@ -132,16 +132,22 @@ def track(root: str, tracking_uri: str) -> dict:
 
 @task(name="drift", timeout_seconds=1800, **TRANSIENT)
 def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict:
-    """Evidently drift of the newest batch against the training split, written to a directory named by
-    both inputs' hashes, so an existing report for the same data is reused, not recomputed."""
-    from mlpipe.drift import drift_report, read_drift, save_drift
+    """Evidently drift of the newest batch against the training split (feature columns; at most
+    `retrain.drift_max_rows` rows of each, an even stride beyond), written to a directory named by both
+    inputs' hashes and the cap, so an existing report for the same data is reused, not recomputed."""
+    from mlpipe.drift import drift_report, read_drift, save_drift, stride_sample
 
     paths, params = _setup(root)
-    out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}"
+    cap = params.retrain.drift_max_rows
+    out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}-{cap}"
     found = read_drift(out_dir)
     if found is None:
-        snapshot_ = drift_report(read_frame(paths.train_split), read_frame(Path(current)), params.features)
-        found = save_drift(snapshot_, out_dir)
+        cols = params.features.columns
+        reference, newest = read_frame(paths.train_split, columns=cols), read_frame(Path(current), columns=cols)
+        rows = {"reference": len(reference), "current": len(newest), "max_rows": cap}
+        reference, newest = stride_sample(reference, cap), stride_sample(newest, cap)
+        rows |= {"reference_seen": len(reference), "current_seen": len(newest)}
+        found = save_drift(drift_report(reference, newest, params.features), out_dir, rows)
     html, js, summary = found
     event("drift", batch=Path(current).name, drift_share=summary["drift_share"], drifted=summary["drifted_columns"])
     return {"files": [str(html), str(js)], "summary": summary}

@@ -95,6 +95,7 @@ class RetrainCfg(_Frozen):
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
     lock_timeout_s: float = Field(default=900, ge=0)
+    drift_max_rows: int = Field(default=200_000, ge=1000)  # rows of each side Evidently sees (an even stride beyond)
 
 
 class DeployCfg(_Frozen):

@@ -65,7 +65,15 @@ def write_table(table: pa.Table, path: Path) -> None:
 
 def read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A Parquet file as a frame with its written column types; only `columns` when given."""
-    return pd.read_parquet(path, engine="pyarrow", columns=columns)
+    return arrow_to_frame(pq.read_table(path, columns=columns))
+
+
+def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas (types as pd.read_parquet gives them) without holding two copies: each column
+    becomes its own block and its Arrow buffers are released as it is converted. pandas' default
+    first converts, then consolidates same-typed columns into one 2-D block: twice the frame at once.
+    The table must not be used afterwards."""
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def data_files(data_dir: Path) -> list[Path]:
@@ -85,7 +93,7 @@ def read_data_table(data_dir: Path, columns: list[str] | None = None) -> pa.Tabl
 def read_data_dir(data_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """All data files of a directory as one frame, in file-name order (one conversion from Arrow,
     instead of a frame per file plus their concatenation)."""
-    return read_data_table(data_dir, columns).to_pandas()
+    return arrow_to_frame(read_data_table(data_dir, columns))
 
 
 def materialise_period(load_period, start: date, end: date, data_dir: Path, time_column: str, freq: str) -> list[Path]:

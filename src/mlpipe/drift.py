@@ -21,6 +21,14 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: Featu
     return Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
 
 
+def stride_sample(df: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """At most `max_rows` rows: every k-th row, in order. No randomness, so the same data gives the same
+    sample, and a time-ordered frame is covered from end to end."""
+    if len(df) <= max_rows:
+        return df
+    return df.iloc[:: -(-len(df) // max_rows)]
+
+
 def drift_summary(snapshot_dict: dict) -> dict:
     """{drifted_columns, drift_share, columns: {name: score}} from a snapshot's dict(); a column's score
     is what Evidently's chosen method gives (a p-value on small samples, a distance on large ones)."""
@@ -37,15 +45,16 @@ def drift_summary(snapshot_dict: dict) -> dict:
     return out
 
 
-def save_drift(snapshot, out_dir: Path) -> tuple[Path, Path, dict]:
-    """Write drift.html (self-contained, no CDN) and drift.json; return their paths and the summary."""
+def save_drift(snapshot, out_dir: Path, rows: dict | None = None) -> tuple[Path, Path, dict]:
+    """Write drift.html (self-contained, no CDN) and drift.json; return their paths and the summary
+    (with `rows`, when given: how many rows each side had and how many Evidently saw)."""
     import json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     html, js = out_dir / "drift.html", out_dir / "drift.json"
     snapshot.save_html(str(html))  # Evidently writes nothing when given a Path object
     raw = snapshot.dict()
-    summary = drift_summary(raw)
+    summary = drift_summary(raw) | ({"rows": rows} if rows else {})
     tmp = js.with_suffix(".json.tmp")  # written last and renamed: a complete json means a complete report
     tmp.write_text(json.dumps({"summary": summary, "evidently": raw}, indent=1, default=str), encoding="utf-8")
     tmp.replace(js)

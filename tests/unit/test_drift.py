@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlpipe.drift import drift_report, drift_summary, save_drift
+from mlpipe.drift import drift_report, drift_summary, save_drift, stride_sample
 
 
 def test_shifted_batch_drifts_and_reports_render_without_a_cdn(make_frame, params, tmp_path):
@@ -24,3 +24,18 @@ def test_shifted_batch_drifts_and_reports_render_without_a_cdn(make_frame, param
 
 def test_summary_of_an_empty_snapshot_is_empty():
     assert drift_summary({}) == {"drifted_columns": None, "drift_share": None, "columns": {}}
+
+
+def test_stride_sample_caps_rows_evenly_and_keeps_small_frames_whole(make_frame):
+    df = make_frame(1000)
+    assert stride_sample(df, 1000) is df
+    sample = stride_sample(df, 300)
+    assert len(sample) <= 300 and list(sample.index) == list(range(0, 1000, 4))  # every 4th, first to last
+    assert stride_sample(df, 300).equals(sample)  # no randomness
+
+
+def test_saved_summary_records_the_rows_evidently_saw(make_frame, params, tmp_path):
+    ref, cur = make_frame(200, seed=1), make_frame(200, seed=2)
+    rows = {"reference": 200, "current": 200, "max_rows": 1000, "reference_seen": 200, "current_seen": 200}
+    _, js, summary = save_drift(drift_report(ref, cur, params.features), tmp_path / "d", rows)
+    assert summary["rows"] == rows == json.loads(js.read_text())["summary"]["rows"]

@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlpipe.config import Params, ProjectPaths
-from mlpipe.data import data_files, read_data_dir
+from mlpipe.data import arrow_to_frame, data_files, read_data_dir
 from mlpipe.logs import event
 from mlpipe.stages import run_stage, write_json
 from mlpipe.validation import DataValidationError, profile_frame, render_report, validate_chunks
 
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 250_000  # pandera holds about 2x a chunk while it checks it
 
 
 def file_chunks(path: Path, rows: int = CHUNK_ROWS) -> Iterator:
@@ -30,9 +30,9 @@ def file_chunks(path: Path, rows: int = CHUNK_ROWS) -> Iterator:
     empty = True
     for batch in pf.iter_batches(batch_size=rows):
         empty = False
-        yield pa.Table.from_batches([batch], schema=schema).to_pandas()
+        yield arrow_to_frame(pa.Table.from_batches([batch], schema=schema))
     if empty:
-        yield schema.empty_table().to_pandas()
+        yield arrow_to_frame(schema.empty_table())
 
 
 def validate_data(params: Params, paths: ProjectPaths) -> None:
