@@ -7,6 +7,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from mlpipe.data import (
@@ -14,12 +15,15 @@ from mlpipe.data import (
     materialise_period,
     partition_by_period,
     period_label,
+    random_split_positions,
     read_data_dir,
     read_frame,
     sha256_file,
     split_by_time,
     split_random,
+    time_split_positions,
     write_frame,
+    write_table,
 )
 
 
@@ -194,3 +198,34 @@ def test_sha256_file_is_the_hash_of_the_bytes(tmp_path):
     big = bytes(range(256)) * 10_000  # larger than one read chunk
     path.write_bytes(big)
     assert sha256_file(path) == hashlib.sha256(big).hexdigest()
+
+
+def test_an_arrow_table_is_written_with_the_bytes_of_its_frame(tmp_path, make_frame):
+    df = make_frame(30)
+    write_frame(df, tmp_path / "frame.parquet")
+    write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "table.parquet")
+    assert sha256_file(tmp_path / "frame.parquet") == sha256_file(tmp_path / "table.parquet")
+
+
+def test_data_dir_as_one_frame_equals_the_concatenated_files_and_widens_types(tmp_path, make_frame):
+    a, b = make_frame(5, seed=1), make_frame(4, seed=2, start="2013-02-01 05:00")
+    a["distance"] = a["distance"].astype("int64")  # int64 in one file, float64 in the other
+    write_frame(a, tmp_path / "batch-2013-01-01.parquet")
+    write_frame(b, tmp_path / "batch-2013-02-01.parquet")
+    expected = pd.concat([read_frame(p) for p in data_files(tmp_path)], ignore_index=True)
+    got = read_data_dir(tmp_path)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["distance"].dtype == "float64"
+    assert list(read_data_dir(tmp_path, columns=["late", "dest"]).columns) == ["late", "dest"]
+
+
+def test_split_positions_gather_the_rows_the_frame_split_gives():
+    df = _hourly(40, 3, seed=5)
+    train, test, cutoff = split_by_time(df, "time_hour", 0.25)
+    train_pos, test_pos, cut = time_split_positions(df["time_hour"].dt.tz_localize(None).to_numpy(), 0.25)
+    assert df["row"].to_numpy()[train_pos].tolist() == train["row"].tolist()
+    assert df["row"].to_numpy()[test_pos].tolist() == test["row"].tolist()
+    assert pd.Timestamp(cut, tz="UTC") == cutoff
+    r_train, r_test = random_split_positions(len(df), 0.25, seed=3)
+    assert df["row"].to_numpy()[r_test].tolist() == split_random(df, 0.25, 3)[1]["row"].tolist()
+    assert sorted([*r_train, *r_test]) == list(range(len(df)))

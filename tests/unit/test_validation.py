@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
+from mlpipe.data import read_frame, write_frame
+from mlpipe.stages.split import part_summary
+from mlpipe.stages.validate import file_chunks
 from mlpipe.validation import (
     QUANTILES,
     DataValidationError,
@@ -244,3 +249,26 @@ def test_numbers_in_a_text_column_are_reported_as_a_wrong_type_only(flights, par
     assert [v.column for v in violations] == ["carrier"]
     assert violations[0].rule.startswith("wrong type")
     assert not any("Error" in e for v in violations for e in v.examples)
+
+
+def test_file_chunks_cover_every_row_with_the_written_types(tmp_path, make_frame):
+    df = make_frame(10)
+    write_frame(df, tmp_path / "a.parquet")
+    chunks = list(file_chunks(tmp_path / "a.parquet", rows=4))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), read_frame(tmp_path / "a.parquet"))
+
+
+def test_an_empty_file_is_one_empty_chunk_whose_columns_are_still_checked(tmp_path, make_frame, params):
+    write_frame(make_frame(3).drop(columns=["dest"]).iloc[:0], tmp_path / "empty.parquet")
+    chunks = list(file_chunks(tmp_path / "empty.parquet"))
+    assert len(chunks) == 1 and chunks[0].empty
+    rules = {(v.column, v.rule) for v in validate_chunks(chunks, params)}
+    assert {("<frame>", "no rows"), ("dest", "required column is missing")} <= rules
+
+
+def test_split_summary_from_arrow_reads_as_the_pandas_values(make_frame, params):
+    df = make_frame(20)
+    summary = part_summary(pa.Table.from_pandas(df, preserve_index=False), params)
+    assert summary == {"rows": 20, "target_rate": round(float(df["late"].mean()), 6),
+                       "time_min": str(df["time_hour"].min()), "time_max": str(df["time_hour"].max())}
