@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -74,6 +75,26 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     first converts, then consolidates same-typed columns into one 2-D block: twice the frame at once.
     The table must not be used afterwards."""
     return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def read_chunks(path: Path, rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """A Parquet file as frames of at most `rows` rows, in order, with the types read_frame gives; only
+    one chunk (and the row group under it) is in memory at a time. An empty file gives one empty frame,
+    so its columns can still be checked."""
+    pf = pq.ParquetFile(path)
+    schema = pf.schema_arrow if columns is None else pa.schema([pf.schema_arrow.field(c) for c in columns],
+                                                                 metadata=pf.schema_arrow.metadata)
+    empty = True
+    for batch in pf.iter_batches(batch_size=rows, columns=columns):
+        empty = False
+        yield arrow_to_frame(pa.Table.from_batches([batch], schema=schema))
+    if empty:
+        yield arrow_to_frame(schema.empty_table())
+
+
+def read_head(path: Path, rows: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """The first `rows` rows of a Parquet file, without reading the rest."""
+    return next(read_chunks(path, rows, columns))
 
 
 def data_files(data_dir: Path) -> list[Path]:

@@ -64,12 +64,16 @@ def budget_checks(figures: dict, deploy: DeployCfg) -> list[Check]:
     ]
 
 
+PROBE_SAMPLE_ROWS = 50_000  # the probe draws its requests from this head of the sample file, not all of it
+
+
 def probe(model_dir: Path, expected_sha256: str, sample: Path, deploy: DeployCfg, timeout_s: float = 300) -> dict:
     """Run `python -m mlpipe.infra_probe` in a fresh process limited to `deploy.cores`; return its figures."""
     threads = str(deploy.cores)
     env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     spec = {"model_dir": str(model_dir), "sha256": expected_sha256, "sample": str(sample), "cores": deploy.cores,
-            "single_row_requests": deploy.single_row_requests, "batch_rows": deploy.batch_rows}
+            "single_row_requests": deploy.single_row_requests, "batch_rows": deploy.batch_rows,
+            "sample_rows": max(PROBE_SAMPLE_ROWS, deploy.batch_rows)}
     proc = subprocess.run([sys.executable, "-m", "mlpipe.infra_probe", json.dumps(spec)], env=env,
                           capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:

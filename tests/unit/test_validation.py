@@ -7,9 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlpipe.data import read_frame, write_frame
+from mlpipe.data import read_chunks, read_frame, write_frame
 from mlpipe.stages.split import part_summary
-from mlpipe.stages.validate import file_chunks
 from mlpipe.validation import (
     QUANTILES,
     DataValidationError,
@@ -251,17 +250,17 @@ def test_numbers_in_a_text_column_are_reported_as_a_wrong_type_only(flights, par
     assert not any("Error" in e for v in violations for e in v.examples)
 
 
-def test_file_chunks_cover_every_row_with_the_written_types(tmp_path, make_frame):
+def test_read_chunks_cover_every_row_with_the_written_types(tmp_path, make_frame):
     df = make_frame(10)
     write_frame(df, tmp_path / "a.parquet")
-    chunks = list(file_chunks(tmp_path / "a.parquet", rows=4))
+    chunks = list(read_chunks(tmp_path / "a.parquet", 4))
     assert [len(c) for c in chunks] == [4, 4, 2]
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), read_frame(tmp_path / "a.parquet"))
 
 
 def test_an_empty_file_is_one_empty_chunk_whose_columns_are_still_checked(tmp_path, make_frame, params):
     write_frame(make_frame(3).drop(columns=["dest"]).iloc[:0], tmp_path / "empty.parquet")
-    chunks = list(file_chunks(tmp_path / "empty.parquet"))
+    chunks = list(read_chunks(tmp_path / "empty.parquet", 1000))
     assert len(chunks) == 1 and chunks[0].empty
     rules = {(v.column, v.rule) for v in validate_chunks(chunks, params)}
     assert {("<frame>", "no rows"), ("dest", "required column is missing")} <= rules

@@ -6,15 +6,12 @@ the columns it describes: memory follows the used columns, not the whole data se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlpipe.config import Params, ProjectPaths
-from mlpipe.data import arrow_to_frame, data_files, read_data_dir
+from mlpipe.data import data_files, read_chunks, read_data_dir
 from mlpipe.logs import event
 from mlpipe.stages import run_stage, write_json
 from mlpipe.validation import DataValidationError, profile_frame, render_report, validate_chunks
@@ -22,24 +19,11 @@ from mlpipe.validation import DataValidationError, profile_frame, render_report,
 CHUNK_ROWS = 250_000  # pandera holds about 2x a chunk while it checks it
 
 
-def file_chunks(path: Path, rows: int = CHUNK_ROWS) -> Iterator:
-    """The file's rows as pandas frames of at most `rows` rows, with the column types the file was
-    written with; an empty file gives one empty frame, so its columns are still checked."""
-    pf = pq.ParquetFile(path)
-    schema = pf.schema_arrow
-    empty = True
-    for batch in pf.iter_batches(batch_size=rows):
-        empty = False
-        yield arrow_to_frame(pa.Table.from_batches([batch], schema=schema))
-    if empty:
-        yield arrow_to_frame(schema.empty_table())
-
-
 def validate_data(params: Params, paths: ProjectPaths) -> None:
     files = data_files(paths.data)
     if not files:
         raise FileNotFoundError(f"{paths.data}: no data files (rule: run `mlpipe bootstrap` first)")
-    violations = [replace(v, source=f.name) for f in files for v in validate_chunks(file_chunks(f), params)]
+    violations = [replace(v, source=f.name) for f in files for v in validate_chunks(read_chunks(f, CHUNK_ROWS), params)]
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     profile = None
     if not violations:
