@@ -112,11 +112,10 @@ def measure(kind: str, log: Path, work: Path, rows: int) -> dict:
 # ---- measured paths (child processes) ------------------------------------------------------------
 
 def peak_mb() -> float:
-    """This process's peak RSS so far. VmHWM, not ru_maxrss: Linux carries the parent's high-water mark
-    into ru_maxrss across fork/exec, so a child started by a 600 MB parent would report >= 600 MB."""
-    with open("/proc/self/status") as fh:
-        kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
-    return round(kb / 1024, 1)
+    """This process's peak RSS so far (VmHWM; see mlpipe.infra_probe.peak_rss_mb)."""
+    from mlpipe.infra_probe import peak_rss_mb
+
+    return round(peak_rss_mb(), 1)
 
 
 class Clock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 import pytest
 
 from mlpipe.data import write_frame
@@ -89,6 +90,17 @@ def test_infra_probe_measures_a_real_process_and_a_latency_budget_fails(model_di
     assert figures["cores"] == 1 and figures["peak_memory_mb"] > 10 and figures["throughput_rows_s"] > 0
     failed = [c.criterion for c in checks if not c.passed]
     assert failed == ["infra.p99_latency_ms"]
+
+
+def test_infra_probe_reports_its_own_peak_memory_not_its_parents(model_dir, params):
+    """Linux carries a parent's high-water mark into the child's ru_maxrss across fork/exec: a probe
+    started by a flow holding 8.6 GB (10M rows) reported 8.6 GB, and the gate refused the model."""
+    sha = json.loads((model_dir / "manifest.json").read_text())["model_sha256"]
+    small = params.deploy.model_copy(update={"single_row_requests": 20, "batch_rows": 500})
+    ballast = np.ones(800 * 2**20 // 8)  # 800 MiB held (and touched) by this process while it starts the probe
+    _, figures = infra_check(model_dir, sha, model_dir.parent / "sample.parquet", small)
+    assert ballast[-1] == 1.0
+    assert 10 < figures["peak_memory_mb"] < 700
 
 
 def test_budget_checks_compare_each_figure(params):
