@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
-from pipeline import make_project, report  # noqa: E402
+from pipeline import durations, make_project, report  # noqa: E402
 
 SEED = 7  # the resample's own seed (not the pipeline's)
 STAGES = ["validate", "split", "train", "evaluate"]
@@ -145,12 +145,12 @@ def child_flow(root: Path) -> None:
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
         raise SystemExit(f"mlpipe run exited {proc.returncode}")
-    durations = {}
+    stage_s = {}
     for line in (proc.stdout + proc.stderr).splitlines():
         if "event=stage_end" in line:
             fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
-            durations[fields["stage"]] = float(fields["duration_s"])
-    child_result({"seconds": round(elapsed, 3), "stage_seconds": durations,
+            stage_s[fields["stage"]] = float(fields["duration_s"])
+    child_result({"seconds": round(elapsed, 3), "stage_seconds": stage_s, "steps_s": durations(proc.stderr),
                   "largest_process_peak_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
                   "machine_in_use_over_start_mib": round(highest - start, 1),
                   "summary": [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")][-14:]})
