@@ -30,6 +30,8 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 from pipeline import durations, make_project, report  # noqa: E402
 
+from mlpipe.infra_probe import peak_rss_mb  # noqa: E402
+
 SEED = 7  # the resample's own seed (not the pipeline's)
 STAGES = ["validate", "split", "train", "evaluate"]
 SOURCE_START, SOURCE_END = "2013-01-01", "2014-01-01"  # the last UTC hours have no weather (see pipeline.py)
@@ -37,16 +39,9 @@ RESULT = "large.json"
 MIB = 1 << 20
 
 
-def proc_status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def child_result(payload: dict) -> None:
     """The child's last stdout line: its figures as JSON."""
-    payload["peak_mib"] = round(proc_status_kib("VmHWM") / 1024, 1)
+    payload["peak_mib"] = round(peak_rss_mb(), 1)
     print("RESULT " + json.dumps(payload), flush=True)
 
 
@@ -82,7 +77,7 @@ def child_read(root: Path) -> None:
     import pandas as pd
 
     path = root / "data" / "batch-resampled.parquet"
-    after_imports = proc_status_kib("VmHWM") / 1024
+    after_imports = peak_rss_mb()
     t0 = time.perf_counter()
     df = pd.read_parquet(path, engine="pyarrow")
     elapsed = time.perf_counter() - t0
@@ -103,7 +98,7 @@ def child_stage(root: Path, name: str) -> None:
 
     params = load_params(root / PARAMS_FILE)
     paths = ProjectPaths(root)
-    after_imports = proc_status_kib("VmHWM") / 1024
+    after_imports = peak_rss_mb()
     t0 = time.perf_counter()
     body(params, paths)
     elapsed = time.perf_counter() - t0
