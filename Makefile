@@ -18,7 +18,7 @@ export UV_COMPILE_BYTECODE := 1
 VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help setup run test test-unit bench lint clean
+.PHONY: help setup run test coverage test-unit bench lint clean
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -35,6 +35,9 @@ run: setup  ## the main job: bootstrap data, dvc repro, record the run in MLflow
 
 test: lint  ## lint, then the whole test suite (unit + integration with real git, DVC, MLflow, Prefect)
 	$(VENV_BIN)/pytest
+
+coverage: lint  ## the same suite with coverage measured in every Python subprocess; fails under the floor (85%)
+	$(VENV_BIN)/pytest --cov --cov-report=term
 
 lint: setup  ## ruff on the code, hadolint on the Dockerfile
 	$(VENV_BIN)/ruff check src flows tests bench

@@ -81,8 +81,8 @@ def noop_with_server(cmd: list[str], root: Path, repeat: int) -> list[float]:
     """No-op `mlpipe run` times against a running local Prefect server (started and stopped here)."""
     import os
 
-    from mlpipe.localserver import free_port
-    from mlpipe.shell import start_prefect_server, stop_process_group
+    from mlpipe.localserver import free_port, start_prefect_server
+    from mlpipe.shell import stop_process_group
 
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="mlpipe-bench-prefect-"))  # outside the project: keep its tree clean

@@ -13,10 +13,11 @@ from typing import Annotated
 import typer
 
 from mlpipe.config import PARAMS_FILE, ProjectPaths, load_params
+from mlpipe.localserver import start_prefect_server
 from mlpipe.lock import LockBusy
 from mlpipe.logs import configure_logging, hand_logging_to_prefect
 from mlpipe.safe_load import ModelRefused
-from mlpipe.shell import OFFLINE_ENV, ToolError, start_prefect_server, stop_process_group, tool_env
+from mlpipe.shell import OFFLINE_ENV, ToolError, stop_process_group, tool_env
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record.")
 
@@ -191,7 +192,9 @@ def schedule(
 
 @app.command()
 def ui(root: ROOT_OPTION = Path("."), port: int = 5000, host: str = "127.0.0.1",
-       prefect: Annotated[bool, typer.Option("--prefect", help="Open the Prefect UI (a local server) instead.")] = False) -> None:
+       prefect: Annotated[bool, typer.Option("--prefect", help="Open the Prefect UI (a local server) instead.")] = False,
+       workers: Annotated[int, typer.Option("--workers", min=1, help="MLflow server processes (MLflow's own default "
+                          "is 4; each imports the whole app, so one starts fastest for one person).")] = 1) -> None:
     """Start the MLflow UI over this project's tracking store (127.0.0.1 by default), or the Prefect UI."""
     paths = project(root)
     if prefect:
@@ -201,7 +204,8 @@ def ui(root: ROOT_OPTION = Path("."), port: int = 5000, host: str = "127.0.0.1",
         typer.echo(f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)")
         raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=tool_env()))
     uri = tracking_uri(paths)
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
+           "--workers", str(workers)]
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", paths.artifact_root.as_uri()]
     typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")

@@ -39,13 +39,13 @@ def next_period(latest: pd.Timestamp, freq: str) -> tuple[date, date]:
 
 def partition_by_period(df: pd.DataFrame, time_column: str, freq: str) -> dict[str, pd.DataFrame]:
     """Split a frame into consecutive periods, keyed by label, each keeping the frame's row order."""
-    _require_times(df, time_column)
+    require_times(time_column, int(df[time_column].isna().sum()))
     labels = period_label(df[time_column], freq)
     return {str(label): part.reset_index(drop=True) for label, part in df.groupby(labels, sort=True)}
 
 
-def _require_times(df: pd.DataFrame, time_column: str) -> None:
-    missing = int(df[time_column].isna().sum())
+def require_times(time_column: str, missing: int) -> None:
+    """Every row needs a time to be batched or split: `missing` rows have none."""
     if missing:
         raise ValueError(f"{time_column}: {missing} rows without a time (rule: every row needs a time to be batched or split)")
 
@@ -129,10 +129,10 @@ def materialise_period(load_period, start: date, end: date, data_dir: Path, time
     return written
 
 
-def time_split_positions(times: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+def time_split_positions(times: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of train (the past) and test (the most recent `test_fraction` of rows), each in
-    time order (stable: ties keep file order), and the cutoff: the first test time. No timestamp is on
-    both sides. Time-ordered data is never shuffled across the cut: a random split would let the model
+    time order (stable: ties keep file order); the first test row holds the cutoff time. No timestamp is
+    on both sides. Time-ordered data is never shuffled across the cut: a random split would let the model
     see the future of the days it is tested on."""
     if len(times) == 0:
         raise ValueError("no rows to split (rule: split needs data)")
@@ -140,7 +140,7 @@ def time_split_positions(times: np.ndarray, test_fraction: float) -> tuple[np.nd
     ordered = times[order]
     cutoff = ordered[int(len(ordered) * (1 - test_fraction))]
     n_train = int(np.searchsorted(ordered, cutoff, side="left"))
-    return order[:n_train], order[n_train:], cutoff
+    return order[:n_train], order[n_train:]
 
 
 def random_split_positions(n_rows: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,12 +153,10 @@ def random_split_positions(n_rows: int, test_fraction: float, seed: int) -> tupl
 
 def split_by_time(df: pd.DataFrame, time_column: str, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """time_split_positions applied to a frame: (train, test, cutoff)."""
-    _require_times(df, time_column)
-    if df.empty:
-        raise ValueError(f"{time_column}: no rows to split (rule: split needs data)")
+    require_times(time_column, int(df[time_column].isna().sum()))
     col = df[time_column]
     times = col.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(col.dtype, pd.DatetimeTZDtype) else col
-    train_pos, test_pos, _ = time_split_positions(times.to_numpy(), test_fraction)
+    train_pos, test_pos = time_split_positions(times.to_numpy(), test_fraction)
     cutoff = col.iloc[test_pos[0]]
     return df.take(train_pos).reset_index(drop=True), df.take(test_pos).reset_index(drop=True), cutoff
 

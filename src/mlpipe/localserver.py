@@ -1,5 +1,7 @@
-"""Start `mlpipe serve` as a process of its own on 127.0.0.1 and a free port, and wait (bounded) until it
-answers: used by `mlpipe demo`, the benchmarks and the deployment tests alike."""
+"""Start a local HTTP server (`mlpipe serve`, `mlflow server`, `mlpipe ui`) as a process of its own on
+127.0.0.1 and a free port, and wait (bounded) until it answers: used by `mlpipe demo`, the benchmarks
+and the deployment tests alike. Its output goes to a log file (a pipe nobody reads would block a chatty
+server), and a server that exits or never answers is reported with the end of that log."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from mlpipe.shell import ToolError, tool_env
+from mlpipe.shell import ToolError, stop_process_group, tool_env
 
 
 def free_port() -> int:
@@ -20,9 +23,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ready_status(base: str) -> int | None:
+def http_status(url: str) -> int | None:
+    """The HTTP status `url` answers with, or None while nothing answers."""
     try:
-        with urllib.request.urlopen(f"{base}/ready", timeout=2) as answer:
+        with urllib.request.urlopen(url, timeout=2) as answer:
             return answer.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -30,29 +34,47 @@ def _ready_status(base: str) -> int | None:
         return None
 
 
+def launch(cmd: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`cmd` in its own session with its output appended to `log_path` (kept on the process as .log_path)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log_path
+    return proc
+
+
+def wait_answering(proc: subprocess.Popen, url: str, timeout_s: float, accept: Collection[int] = (200,)) -> None:
+    """Return once `url` answers with a status in `accept`; raise ToolError (with the end of the log)
+    when the process exits first, or stop it and raise when the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ToolError(f"{proc.args[0]} exited with {proc.returncode}:\n{proc.log_path.read_text()[-3000:]}")
+        if http_status(url) in accept:
+            return
+        time.sleep(0.5)
+    stop_process_group(proc)
+    raise ToolError(f"{url} did not answer within {timeout_s:.0f} s:\n{proc.log_path.read_text()[-3000:]}")
+
+
 def start_service(root: Path, *args: str, wait_ready: bool = True, timeout_s: float = 90,
                   env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
     """(base URL, process) of `mlpipe serve` in its own session; returns once /ready says 200 (or, with
     `wait_ready=False`, once it answers at all). Its output goes to `.mlpipe/serve-<port>.log` in the
-    project (a pipe nobody reads would block a chatty server). Stop it with `shell.stop_process_group`."""
+    project. Stop it with `shell.stop_process_group`."""
     port = free_port()
-    environment = env or tool_env()
-    log_path = Path(root) / ".mlpipe" / f"serve-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args],
-                                cwd=root, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    proc.log_path = log_path
+    proc = launch([sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args], root, env or tool_env(),
+                  Path(root) / ".mlpipe" / f"serve-{port}.log")
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ToolError(f"mlpipe serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        status = _ready_status(base)
-        if status == 200 or (status == 503 and not wait_ready):
-            return base, proc
-        time.sleep(0.5)
-    from mlpipe.shell import stop_process_group
+    wait_answering(proc, f"{base}/ready", timeout_s, accept=(200,) if wait_ready else (200, 503))
+    return base, proc
 
-    stop_process_group(proc)
-    raise ToolError(f"mlpipe serve not ready on {base} within {timeout_s:.0f} s; see {log_path}")
+
+def start_prefect_server(port: int, prefect_home: Path, cwd: Path | None = None, timeout_s: float = 120) -> subprocess.Popen:
+    """`prefect server start` on 127.0.0.1:`port` with its state (and server.log) under `prefect_home`,
+    in a session of its own (stop it with stop_process_group); returns once /api/health answers."""
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    proc = launch([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                  cwd or Path.cwd(), tool_env({"PREFECT_HOME": str(prefect_home)}), prefect_home / "server.log")
+    wait_answering(proc, f"http://127.0.0.1:{port}/api/health", timeout_s)
+    return proc

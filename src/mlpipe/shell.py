@@ -55,28 +55,3 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-
-
-def start_prefect_server(port: int, prefect_home: Path, cwd: Path | None = None, timeout_s: float = 120) -> subprocess.Popen:
-    """`prefect server start` on 127.0.0.1:`port` with its state (and server.log) under `prefect_home`,
-    in a session of its own (stop it with stop_process_group); returns once /api/health answers."""
-    import time
-    import urllib.request
-
-    prefect_home.mkdir(parents=True, exist_ok=True)
-    log_path = prefect_home / "server.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=cwd, env=tool_env({"PREFECT_HOME": str(prefect_home)}),
-                                stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ToolError(f"prefect server exited with {proc.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    stop_process_group(proc)
-    raise ToolError(f"prefect server not healthy on 127.0.0.1:{port} within {timeout_s:.0f} s; see {log_path}")

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from mlpipe.localserver import free_port, start_service
-from mlpipe.shell import ToolError, start_prefect_server, stop_process_group, tool_env
+from mlpipe.localserver import free_port, start_prefect_server, start_service
+from mlpipe.shell import ToolError, stop_process_group, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock", "src"]
@@ -164,7 +164,7 @@ def start_server(root: Path, *args: str, wait_ready: bool = True):
     env = tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)
     try:
-        return start_service(root, *args, wait_ready=wait_ready, env=env)
+        return start_service(root, *args, wait_ready=wait_ready, env=env, timeout_s=180)
     except ToolError as exc:
         raise AssertionError(str(exc)) from exc
 

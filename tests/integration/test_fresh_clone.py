@@ -1,5 +1,7 @@
-"""The README's promise on the project itself: a fresh clone of the committed tree, `mlpipe run`,
-and the committed data.dvc and dvc.lock still hold (same data bytes, same model, same outputs)."""
+"""The README's promise on the project itself: a fresh clone of the committed tree (no data, no DVC
+cache or remote, no MLflow store), `mlpipe run`, and the committed data.dvc and dvc.lock still hold:
+dvc.lock records the md5 of every stage output (split parts, model bytes, predictions, metrics), so
+an unchanged tree means the same data, model and predictions as the commit."""
 
 from __future__ import annotations
 
@@ -23,3 +25,4 @@ def test_main_job_on_a_fresh_clone_reproduces_the_committed_hashes(tmp_path):
         + sh(["git", "diff", "--stat"], clone).stdout
     )
     assert json.loads((clone / "metrics.json").read_text()) == committed_metrics
+    assert f"git commit:    {head}" in proc.stdout and "dirty" not in proc.stdout

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -17,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from conftest import dvc, git, sh
 
-from mlpipe.localserver import free_port, start_service
-from mlpipe.shell import start_prefect_server, stop_process_group, tool_env
+from mlpipe.localserver import free_port, launch, start_prefect_server, start_service, wait_answering
+from mlpipe.shell import stop_process_group, tool_env
 
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"
@@ -27,22 +25,12 @@ MODEL = "flights-late"
 def start_mlflow_server(backend: str, artifacts: Path, log: Path) -> tuple[str, subprocess.Popen]:
     """`mlflow server` on 127.0.0.1 and a free port: PostgreSQL backend store, proxied artifact store."""
     port = free_port()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend,
-                                 "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "1"], env=tool_env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc = launch([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend,
+                   "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", "1"], log.parent, tool_env(), log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return url, proc
-        except OSError:
-            time.sleep(1)
-    stop_process_group(proc)
-    raise AssertionError(f"mlflow server not healthy within 180 s:\n{log.read_text()[-3000:]}")
+    wait_answering(proc, f"{url}/health", timeout_s=180)
+    return url, proc
 
 
 def clone(src: Path, dest: Path, shared: Path) -> Path:
@@ -89,7 +77,7 @@ def test_team_mode_on_postgres_servers_and_a_shared_remote(template_repo, tmp_pa
         dvc(bob, "pull", "data.dvc")
         assert dvc(bob, "status", "data.dvc").stdout.strip().startswith("Data and pipelines are up to date")
 
-        base, service = start_service(alice, env=env)
+        base, service = start_service(alice, env=env, timeout_s=180)
         try:
             example = httpx.get(f"{base}/model").json()
             assert example["version"] == champion.version and example["run_id"] == champion.run_id

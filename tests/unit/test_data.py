@@ -222,10 +222,25 @@ def test_data_dir_as_one_frame_equals_the_concatenated_files_and_widens_types(tm
 def test_split_positions_gather_the_rows_the_frame_split_gives():
     df = _hourly(40, 3, seed=5)
     train, test, cutoff = split_by_time(df, "time_hour", 0.25)
-    train_pos, test_pos, cut = time_split_positions(df["time_hour"].dt.tz_localize(None).to_numpy(), 0.25)
+    train_pos, test_pos = time_split_positions(df["time_hour"].dt.tz_localize(None).to_numpy(), 0.25)
     assert df["row"].to_numpy()[train_pos].tolist() == train["row"].tolist()
     assert df["row"].to_numpy()[test_pos].tolist() == test["row"].tolist()
-    assert pd.Timestamp(cut, tz="UTC") == cutoff
+    assert df["time_hour"].iloc[test_pos[0]] == cutoff
     r_train, r_test = random_split_positions(len(df), 0.25, seed=3)
     assert df["row"].to_numpy()[r_test].tolist() == split_random(df, 0.25, 3)[1]["row"].tolist()
     assert sorted([*r_train, *r_test]) == list(range(len(df)))
+
+
+def test_a_split_refuses_rows_without_a_time_and_empty_data_with_the_rule(params):
+    from mlpipe.stages.split import split_positions
+
+    assert params.split.method == "time"
+    df = _hourly(10, 2).rename(columns={"time_hour": params.dataset.time_column})
+    df.loc[3, params.dataset.time_column] = pd.NaT
+    message = f"{params.dataset.time_column}: 1 rows without a time"
+    with pytest.raises(ValueError, match=message):
+        split_by_time(df, params.dataset.time_column, 0.2)
+    with pytest.raises(ValueError, match=message):  # the stage's Arrow path names the same rule
+        split_positions(pa.Table.from_pandas(df, preserve_index=False), params)
+    with pytest.raises(ValueError, match="no rows to split"):
+        split_by_time(df.iloc[:0], params.dataset.time_column, 0.2)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlpipe.config import Params, ProjectPaths
-from mlpipe.data import random_split_positions, read_data_table, sha256_file, time_split_positions, write_table
+from mlpipe.data import random_split_positions, read_data_table, require_times, sha256_file, time_split_positions, write_table
 from mlpipe.lineage import dvc_file_md5
 from mlpipe.logs import event
 from mlpipe.stages import run_stage, write_json
@@ -23,11 +23,9 @@ def split_positions(table: pa.Table, params: Params):
     if params.split.method != "time":
         train_pos, test_pos = random_split_positions(table.num_rows, params.split.test_fraction, params.seed + SPLIT_SEED_OFFSET)
         return train_pos, test_pos, None
-    missing = table.column(time_col).null_count
-    if missing:
-        raise ValueError(f"{time_col}: {missing} rows without a time (rule: every row needs a time to be batched or split)")
+    require_times(time_col, table.column(time_col).null_count)
     times = table.column(time_col).to_numpy()
-    train_pos, test_pos, _ = time_split_positions(times, params.split.test_fraction)
+    train_pos, test_pos = time_split_positions(times, params.split.test_fraction)
     cutoff = table.column(time_col).take(test_pos[:1]).to_pandas().iloc[0] if len(test_pos) else None
     return train_pos, test_pos, cutoff
 
