@@ -209,7 +209,10 @@ def ui(root: ROOT_OPTION = Path("."), port: int = 5000, host: str = "127.0.0.1",
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", paths.artifact_root.as_uri()]
     typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
-    raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=tool_env()))
+    # MLflow's job runner (7 huey consumer processes, ~200 MB each) serves GenAI jobs this project has
+    # none of: off unless the environment asks for it.
+    jobs = os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=tool_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": jobs})))
 
 
 EXIT_NOT_IDENTICAL = 4

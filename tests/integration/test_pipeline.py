@@ -176,6 +176,19 @@ def test_bootstrap_twice_gives_the_same_data_hash(project_copy):
     assert git(project_copy, "status", "--porcelain") == ""
 
 
+def session_commands(sid: int) -> list[str]:
+    """Command lines of the live processes in session `sid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
 def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
     """`mlpipe ui` serves this project's store on 127.0.0.1; the run and its registered model are there."""
     import sys
@@ -193,6 +206,8 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_answering(proc, f"{base}/health", timeout_s=180)
+        # one server worker and no MLflow job runner: two processes (mlflow ui, its uvicorn worker) below ours
+        assert len(session_commands(proc.pid)) == 3 and not any("huey" in c for c in session_commands(proc.pid))
         req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
                                      data=json.dumps({"experiment_ids": ["1"]}).encode(),
                                      headers={"Content-Type": "application/json"})

@@ -23,11 +23,12 @@ MODEL = "flights-late"
 
 
 def start_mlflow_server(backend: str, artifacts: Path, log: Path) -> tuple[str, subprocess.Popen]:
-    """`mlflow server` on 127.0.0.1 and a free port: PostgreSQL backend store, proxied artifact store."""
+    """`mlflow server` on 127.0.0.1 and a free port: PostgreSQL backend store, proxied artifact store.
+    One worker and no job runner (7 more processes for GenAI jobs): the 2 cores are shared with the suite."""
     port = free_port()
     proc = launch([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend,
                    "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1"], log.parent, tool_env(), log)
+                   "--workers", "1"], log.parent, tool_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}), log)
     url = f"http://127.0.0.1:{port}"
     wait_answering(proc, f"{url}/health", timeout_s=180)
     return url, proc
