@@ -27,7 +27,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,23 +47,15 @@ MODEL_REF = "models:/flights-late/1"
 def start_mlflow(cmd: list[str], root: Path, env: dict, port: int, log: Path, timeout_s: float = 180):
     """`mlflow models serve` in a session of its own (stop it with stop_process_group); returns once /ping
     gives 200."""
-    from mlpipe.shell import stop_process_group
+    from mlpipe.localserver import launch, wait_answering
+    from mlpipe.shell import ToolError
 
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=out, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{cmd[:4]} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            status, _ = request(port, "GET", "/ping", timeout=2)
-            if status == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.5)
-    stop_process_group(proc)
-    raise SystemExit(f"{cmd[:4]} not ready within {timeout_s}s:\n{log.read_text()[-3000:]}")
+    proc = launch(cmd, root, env, log)
+    try:
+        wait_answering(proc, f"http://127.0.0.1:{port}/ping", timeout_s)
+    except ToolError as exc:
+        raise SystemExit(str(exc)) from exc
+    return proc
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, timeout: float = 60,

@@ -211,8 +211,9 @@ def ui(root: ROOT_OPTION = Path("."), port: int = 5000, host: str = "127.0.0.1",
     typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
     # MLflow's job runner (7 huey consumer processes, ~200 MB each) serves GenAI jobs this project has
     # none of: off unless the environment asks for it.
-    jobs = os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=tool_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": jobs})))
+    env = tool_env()
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=env))
 
 
 EXIT_NOT_IDENTICAL = 4

@@ -49,7 +49,8 @@ def wait_answering(proc: subprocess.Popen, url: str, timeout_s: float, accept: C
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ToolError(f"{proc.args[0]} exited with {proc.returncode}:\n{proc.log_path.read_text()[-3000:]}")
+            name = " ".join([Path(proc.args[0]).name, *proc.args[1:4]])  # e.g. "python -m mlpipe.cli serve"
+            raise ToolError(f"{name} exited with {proc.returncode}:\n{proc.log_path.read_text()[-3000:]}")
         if http_status(url) in accept:
             return
         time.sleep(0.5)

@@ -207,7 +207,8 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
     try:
         wait_answering(proc, f"{base}/health", timeout_s=180)
         # one server worker and no MLflow job runner: two processes (mlflow ui, its uvicorn worker) below ours
-        assert len(session_commands(proc.pid)) == 3 and not any("huey" in c for c in session_commands(proc.pid))
+        below = session_commands(proc.pid)
+        assert len(below) == 3 and not any("huey" in c for c in below), below
         req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
                                      data=json.dumps({"experiment_ids": ["1"]}).encode(),
                                      headers={"Content-Type": "application/json"})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import urllib.request
@@ -11,6 +10,7 @@ import urllib.request
 import pytest
 from conftest import free_port
 
+from mlpipe.localserver import launch
 from mlpipe.shell import stop_process_group, tool_env
 
 pytestmark = pytest.mark.integration
@@ -27,22 +27,22 @@ def test_served_deployment_with_a_near_term_schedule_creates_and_runs_a_flow_run
     env = tool_env()
     for key in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PREFECT_HOME"):
         env.pop(key, None)
-    proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "schedule", "--port", str(port), "--interval", "10"],
-                            cwd=project_copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = launch([sys.executable, "-m", "mlpipe.cli", "schedule", "--port", str(port), "--interval", "10"],
+                  project_copy, env, project_copy / ".mlpipe" / f"schedule-{port}.log")
     api = f"http://127.0.0.1:{port}/api"
     states: list[str] = []
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and "COMPLETED" not in states:
-            assert proc.poll() is None, "mlpipe schedule exited early"
+            assert proc.poll() is None, f"mlpipe schedule exited early:\n{proc.log_path.read_text()[-3000:]}"
             try:
                 runs = _post(f"{api}/flow_runs/filter", {"flow_runs": {"deployment_id": {"is_null_": False}}})
                 states = [r["state_type"] for r in runs]
             except OSError:
                 pass
             time.sleep(2)
-        assert "COMPLETED" in states, f"no scheduled run completed within 240 s (states seen: {states})"
+        assert "COMPLETED" in states, (f"no scheduled run completed within 240 s (states seen: {states}):\n"
+                                       + proc.log_path.read_text()[-3000:])
         deployments = _post(f"{api}/deployments/filter", {})
         assert deployments[0]["name"] == project_copy.name
         assert deployments[0]["schedules"], "the deployment carries its schedule"
