@@ -24,7 +24,7 @@ cat, num = p["features"]["categorical"], p["features"]["numerical"]
 model = Pipeline([
     ("pre", ColumnTransformer([("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                                       encoded_missing_value=-1), cat)], remainder="passthrough")),
-    ("model", HistGradientBoostingClassifier(categorical_features=list(range(len(cat))), random_state=p["seed"] + 2,  # as mlpipe.stages.train: seed + k per step
+    ("model", HistGradientBoostingClassifier(categorical_features=list(range(len(cat))), random_state=p["seed"] + 2,  # as mlpipe.pipeline.stages.train: seed + k per step
                                              **p["train"]["hyperparams"])),
 ])
 model.fit(train[cat + num], train[p["dataset"]["target"]])

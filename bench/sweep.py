@@ -31,14 +31,14 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import REPO, make_project, report, timed  # noqa: E402
 
-from mlpipe.shell import tool_env  # noqa: E402
+from mlpipe.runtime.shell import tool_env  # noqa: E402
 
 
 def bare_loop(root: Path, part: int, parts: int) -> None:
     """Candidates part, part + parts, ... fitted and scored serially here; prints "ready", waits for a
     line on stdin, then runs the loop and prints its seconds and scores as JSON."""
     from mlpipe.config import ProjectPaths, load_params
-    from mlpipe.sweep import (
+    from mlpipe.pipeline.sweep import (
         candidate_seed,
         candidate_train_cfg,
         expand_grid,

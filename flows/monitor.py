@@ -13,31 +13,34 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
-from flows.retrain import _setup
+from flows.common import setup
 from mlpipe.config import ProjectPaths
-from mlpipe.logs import event
+from mlpipe.registry import tags as tag
+from mlpipe.registry.aliases import CHAMPION
+from mlpipe.registry.client import mlflow_client
+from mlpipe.runtime.logs import event
+
+TRAIN_SPLIT = "artifacts/split/train.parquet"
 
 
 def _training_split(paths: ProjectPaths, run) -> Path:
     """The champion's own train split from the DVC cache by its recorded md5; the project's as a fallback."""
-    from mlpipe.reproduce import cached_output
+    from mlpipe.registry.reproduce import cached_output
 
-    return cached_output(paths.root, run.data.tags.get("mlpipe.dvc.split.artifacts/split/train.parquet"), paths.train_split)
+    return cached_output(paths.root, run.data.tags.get(tag.dvc_output_tag("split", TRAIN_SPLIT)), paths.train_split)
 
 
 @task(name="monitor_window", timeout_seconds=900)
 def check(root: str, tracking_uri: str, log_url: str) -> dict:
-    import mlflow
+    from mlpipe.data.frames import read_frame
+    from mlpipe.monitoring import monitor as mon
+    from mlpipe.monitoring.drift import save_drift
+    from mlpipe.registry.models import load_registered
 
-    from mlpipe import monitoring as mon
-    from mlpipe.data import read_frame
-    from mlpipe.drift import save_drift
-    from mlpipe.safe_load import load_registered
-
-    paths, params = _setup(root)
+    paths, params = setup(root)
     cfg = params.monitor
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    loaded, run_id = load_registered(client, f"models:/{params.model.name}@champion")
+    client = mlflow_client(tracking_uri)
+    loaded, run_id = load_registered(client, f"models:/{params.model.name}@{CHAMPION}")
     run = client.get_run(run_id)
     t0 = time.perf_counter()
     window, rows = mon.read_window(log_url, cfg.window_rows, cfg.sample_rows)
@@ -64,7 +67,7 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
             verdicts = mon.confirm_borderline(log_url, cfg.window_rows, whole, verdicts, params.features)
             inputs, prediction = mon.summaries_from_verdicts(verdicts, params.features)
             result["confirmed_on_every_row"] = sorted(c for c, v in verdicts.items() if v.get("confirmed"))
-    decision = mon.decide(cfg, rows, inputs, prediction, live, trained)
+    decision = mon.monitor_verdict(cfg, rows, inputs, prediction, live, trained)
     result |= {"input_drift": inputs, "prediction_drift": prediction, "live_metrics": live,
                "labels": int(window["label"].notna().sum()) if len(window) else 0,
                "training_metric": trained.get(cfg.metric), "metric": cfg.metric, **decision}
@@ -76,9 +79,9 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
 
 def _log_monitoring_run(client, champion_run, result: dict, files: list[str]) -> str:
     run = client.create_run(champion_run.info.experiment_id, run_name=f"monitor-{champion_run.info.run_id[:8]}", tags={
-        "mlpipe.kind": "monitoring", "mlpipe.monitors": champion_run.info.run_id,
-        "mlpipe.monitor.retrain": str(result["retrain"]).lower(), "mlpipe.monitor.retire": str(result["retire"]).lower(),
-        "mlpipe.monitor.reasons": "; ".join(result["reasons"])[:5000]})
+        tag.KIND: "monitoring", tag.MONITORS: champion_run.info.run_id,
+        tag.MONITOR_RETRAIN: str(result["retrain"]).lower(), tag.MONITOR_RETIRE: str(result["retire"]).lower(),
+        tag.MONITOR_REASONS: "; ".join(result["reasons"])[:5000]})
     rid = run.info.run_id
     client.log_metric(rid, "rows_in_window", result["rows_in_window"])
     if result["input_drift"]:
@@ -109,9 +112,9 @@ def _markdown(r: dict) -> str:
 @flow(name="monitor", log_prints=True)
 def monitor(root: str = ".", tracking_uri: str | None = None, log_url: str | None = None, trigger: bool = True):
     """One monitoring pass; retrains when the verdict says so (and `trigger`), alerts on retirement."""
-    from mlpipe.serve import default_log_url
+    from mlpipe.serving.prediction_log import default_log_url
 
-    paths, _ = _setup(root)
+    paths, _ = setup(root)
     uri = tracking_uri or paths.tracking_uri
     result = check(str(paths.root), uri, log_url or default_log_url(paths.root))
     create_markdown_artifact(_markdown(result), key="monitor-summary", description="What the monitor saw and decided")
@@ -120,7 +123,7 @@ def monitor(root: str = ".", tracking_uri: str | None = None, log_url: str | Non
 
         event("monitor_triggers_retrain", reasons="; ".join(result["reasons"]))
         state = retrain(root=str(paths.root), tracking_uri=uri, return_state=True)
-        result["retrain_run"] = {"state": state.name, "summary": state.result(raise_on_failure=False)
+        result["retrain_run"] = {"state": state.name, "summary": state.result(raise_on_failure=False).as_dict()
                                  if not state.is_failed() else str(state.message)}
     if result["retire"]:
         return Failed(name="Retire", message="; ".join(result["reasons"]), data=json.loads(json.dumps(result, default=str)))

@@ -13,28 +13,28 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
-from mlpipe import landing
-from mlpipe import snapshot as snap
-from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, load_params
-from mlpipe.data import data_files, read_frame, sha256_file
-from mlpipe.lineage import dvc_file_md5, git_changed_paths, git_commit_paths
-from mlpipe.lock import project_lock
-from mlpipe.logs import event
-from mlpipe.validation import Violation, violations_as_dicts
+from flows.common import RunSummary, metric_rows, render_markdown, setup
+from mlpipe.data import landing
+from mlpipe.data import snapshot as snap
+from mlpipe.data.frames import data_files, read_frame
+from mlpipe.data.validation import Violation, violations_as_dicts
+from mlpipe.errors import DeployBudgetExceeded, StageFailed
+from mlpipe.registry.aliases import aliases_of
+from mlpipe.registry.client import mlflow_client
+from mlpipe.runtime.git import git_changed_paths, git_commit_paths
+from mlpipe.runtime.hashing import sha256_file
+from mlpipe.runtime.lock import project_lock
+from mlpipe.runtime.lockfiles import dvc_file_md5
+from mlpipe.runtime.logs import event
 
 STAGES = ("validate", "split", "train", "evaluate")
 PIPELINE_OUTPUTS = ["dvc.lock", "metrics.json"]
 TRANSIENT = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5}
 
 
-def _setup(root: str) -> tuple[ProjectPaths, Params]:
-    paths = ProjectPaths(Path(root).resolve())
-    return paths, load_params(paths.root / PARAMS_FILE)
-
-
 @task(name="bootstrap", timeout_seconds=1800, **TRANSIENT)
 def bootstrap_task(root: str) -> str:
-    paths, params = _setup(root)
+    paths, params = setup(root)
     md5 = snap.bootstrap(paths, params)
     git_commit_paths(paths.root, [snap.DATA_DVC, ".gitignore"], f"data: initial period {params.dataset.initial_period.start}"
                      f"..{params.dataset.initial_period.end} (md5 {md5})")
@@ -43,7 +43,7 @@ def bootstrap_task(root: str) -> str:
 
 @task(name="collect", timeout_seconds=60)
 def collect(root: str) -> list[str]:
-    paths, params = _setup(root)
+    paths, params = setup(root)
     found = [str(p) for p in landing.landed_batches(paths.root / params.retrain.landing_dir)]
     event("collected", batches=len(found))
     return found
@@ -52,7 +52,7 @@ def collect(root: str) -> list[str]:
 @task(name="validate_batch", timeout_seconds=900, task_run_name="validate_batch-{path}")
 def validate_batch(root: str, path: str) -> dict:
     """Check one landed batch against the schema, the training profile and the rows already in data/."""
-    paths, params = _setup(root)
+    paths, params = setup(root)
     batch_path = Path(path)
     profile = json.loads(paths.profile.read_text()) if paths.profile.exists() else {}
     # A batch written into data/ by a run that crashed before its commit is not a duplicate of itself.
@@ -75,7 +75,7 @@ def validate_batch(root: str, path: str) -> dict:
 
 @task(name="quarantine", timeout_seconds=120)
 def quarantine_batch(root: str, verdict: dict) -> str:
-    paths, params = _setup(root)
+    paths, params = setup(root)
     v = landing.BatchVerdict(Path(verdict["path"]), verdict["rows"],
                              [Violation(**{**x, "examples": tuple(x["examples"])}) for x in verdict["violations"]])
     dest = landing.quarantine(v.path, paths.root / params.retrain.quarantine_dir, v)
@@ -86,7 +86,7 @@ def quarantine_batch(root: str, verdict: dict) -> str:
 @task(name="snapshot", timeout_seconds=1800, **TRANSIENT)
 def snapshot_task(root: str, accepted: list[str]) -> dict:
     """Append accepted batches to data/, dvc add + push, commit data.dvc; only then consume the landing files."""
-    paths, params = _setup(root)
+    paths, params = setup(root)
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
     names = []
     for path in map(Path, accepted):
@@ -100,22 +100,22 @@ def snapshot_task(root: str, accepted: list[str]) -> dict:
 
 
 @task(name="stage", timeout_seconds=3600, task_run_name="stage-{name}")
-def run_stage(root: str, name: str) -> str:
+def stage_task(root: str, name: str) -> str:
     """One stage through DVC's own `repro --single-item` logic (skip when unchanged, run-cache restore,
     dvc.lock update), its body run in this process: "ran", "restored" or "skipped"."""
-    from mlpipe.stagerun import StageFailed, reproduce_stage
+    from mlpipe.pipeline.runner import reproduce_stage
 
     try:
         return reproduce_stage(Path(root), name)
     except StageFailed as exc:
-        raise RuntimeError(f"{exc}\nnothing was recorded or registered") from None
+        raise StageFailed(f"{exc}\nnothing was recorded or registered") from None
 
 
 @task(name="commit_outputs", timeout_seconds=120)
 def commit_outputs(root: str, data_md5: str) -> str | None:
     """Commit dvc.lock/metrics.json when they are the only changes, so the run is recorded against a
     clean commit; with other uncommitted changes the tree stays dirty and the run says so."""
-    paths, _ = _setup(root)
+    paths, _ = setup(root)
     changed = git_changed_paths(paths.root)
     if not changed or not changed <= set(PIPELINE_OUTPUTS):
         return None
@@ -124,9 +124,9 @@ def commit_outputs(root: str, data_md5: str) -> str | None:
 
 @task(name="track", timeout_seconds=900, **TRANSIENT)
 def track(root: str, tracking_uri: str) -> dict:
-    from mlpipe.tracking import track_run
+    from mlpipe.registry.tracking import track_run
 
-    paths, params = _setup(root)
+    paths, params = setup(root)
     return asdict(track_run(paths, params, tracking_uri))
 
 
@@ -135,9 +135,9 @@ def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict
     """Evidently drift of the newest batch against the training split (feature columns; at most
     `retrain.drift_max_rows` rows of each, an even stride beyond), written to a directory named by both
     inputs' hashes and the cap, so an existing report for the same data is reused, not recomputed."""
-    from mlpipe.drift import drift_report, read_drift, save_drift, stride_sample
+    from mlpipe.monitoring.drift import drift_report, read_drift, save_drift, stride_sample
 
-    paths, params = _setup(root)
+    paths, params = setup(root)
     cap = params.retrain.drift_max_rows
     out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}-{cap}"
     found = read_drift(out_dir)
@@ -156,7 +156,7 @@ def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict
 @task(name="log_drift", timeout_seconds=300, cache_policy=INPUTS + TASK_SOURCE, **TRANSIENT)
 def log_drift_task(tracking_uri: str, run_id: str, report: dict) -> dict:
     """Attach the drift report to the run; cached on its inputs, so a run gets each report once."""
-    from mlpipe.tracking import log_drift
+    from mlpipe.registry.tracking import log_drift
 
     log_drift(tracking_uri, run_id, [Path(f) for f in report["files"]], report["summary"])
     return report["summary"]
@@ -166,7 +166,7 @@ def log_drift_task(tracking_uri: str, run_id: str, report: dict) -> dict:
 def champion(tracking_uri: str, model_name: str) -> list | None:
     """The current champion's (version, metrics). Submitted first: its MLflow import and store set-up
     overlap with the data and training steps instead of delaying `track`."""
-    from mlpipe.tracking import champion_metrics
+    from mlpipe.registry.models import champion_metrics
 
     found = champion_metrics(tracking_uri, model_name)
     return list(found) if found else None
@@ -174,7 +174,8 @@ def champion(tracking_uri: str, model_name: str) -> list | None:
 
 @task(name="register", timeout_seconds=300, **TRANSIENT)
 def register(tracking_uri: str, record: dict) -> dict:
-    from mlpipe.tracking import RunRecord, register_model
+    from mlpipe.registry.models import register_model
+    from mlpipe.registry.tracking import RunRecord
 
     version, aliases = register_model(tracking_uri, RunRecord(**record))
     event("registered", model=record["model_name"], version=version, aliases=",".join(aliases))
@@ -185,78 +186,38 @@ def register(tracking_uri: str, record: dict) -> dict:
 def precheck_task(root: str) -> list[dict]:
     """Size and expected memory of the fresh model against `deploy`, before anything is recorded: a
     hopeless model fails the flow here, with the budget it broke."""
-    from mlpipe.infra import checks_as_dicts, precheck
+    from mlpipe.release.infra import checks_as_dicts, precheck
 
-    paths, params = _setup(root)
+    paths, params = setup(root)
     checks = precheck(paths.model, params.deploy)
     failed = [c.line() for c in checks if not c.passed]
     if failed:
-        raise RuntimeError("model over the deploy budget, not recorded or registered: " + "; ".join(failed))
+        raise DeployBudgetExceeded("model over the deploy budget, not recorded or registered: " + "; ".join(failed))
     return checks_as_dicts(checks)
 
 
 @task(name="gate", timeout_seconds=900, **TRANSIENT)
 def gate(root: str, tracking_uri: str, record: dict, version: str) -> dict:
     """Infra check, champion comparison on the same rows, differential test; promote or keep."""
-    from mlpipe.gate import run_gate
+    from mlpipe.release.gate import run_gate
 
-    paths, params = _setup(root)
+    paths, params = setup(root)
     return run_gate(paths, params, tracking_uri, record["run_id"], version, record["model_sha256"])
 
 
 @task(name="lineage", timeout_seconds=300, **TRANSIENT)
 def lineage(tracking_uri: str, run_id: str) -> None:
     """The model's reproducibility checklist (`mlpipe lineage`) as artifacts of its run."""
-    import mlflow
+    from mlpipe.registry.lineage import log_lineage
 
-    from mlpipe.provenance import log_lineage
-
-    log_lineage(mlflow.MlflowClient(tracking_uri=tracking_uri), run_id)
-
-
-def _aliases(tracking_uri: str, name: str, version: str) -> list[str]:
-    import mlflow
-
-    model = mlflow.MlflowClient(tracking_uri=tracking_uri).get_registered_model(name)
-    return sorted(a for a, v in model.aliases.items() if str(v) == str(version))
-
-
-def _summary_markdown(s: dict) -> str:
-    lines = [f"# Retrain: {s['verdict']}", "",
-             f"- batches accepted: {', '.join(s['accepted']) or 'none'}",
-             f"- batches quarantined: {', '.join(s['quarantined']) or 'none'}",
-             f"- rows accepted: {s['rows_accepted']}",
-             f"- data md5: {s['data_before']} -> {s['data_after']}",
-             f"- commit: {s['commit']}{' (dirty tree)' if s['git_dirty'] else ''}",
-             f"- stages run: {', '.join(s['stages_run']) or 'none (DVC: everything up to date)'}",
-             f"- MLflow run: {s['run_link']}",
-             f"- model: {s['model_name']} version {s['model_version']} ({', '.join(s['aliases']) or 'no alias'})",
-             f"- drift share (newest batch vs training): {s['drift_share']}",
-             f"- gate: {s['gate_decision']}" + (f" (failed: {', '.join(s['gate_failed'])})" if s["gate_failed"] else ""), "",
-             "| metric | this run | champion | change |", "|---|---|---|---|"]
-    lines += [f"| {r['metric']} | {r['value']} | {r['champion']} | {r['change']} |" for r in s["metric_rows"]]
-    if s["gate_checks"]:
-        lines += ["", "| criterion | value | bound | verdict |", "|---|---|---|---|"]
-        lines += [f"| {c['criterion']} | {c['value']} | {c['bound']} | {'pass' if c['passed'] else 'FAIL'} {c['detail']} |"
-                  for c in s["gate_checks"]]
-    return "\n".join(lines) + "\n"
-
-
-def _metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
-    rows = []
-    for name in ("roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1", "n_test"):
-        if name in metrics:
-            champ = champion.get(name) if champion else None
-            change = round(metrics[name] - champ, 6) if champ is not None else None
-            rows.append({"metric": name, "value": metrics[name], "champion": champ, "change": change})
-    return rows
+    log_lineage(mlflow_client(tracking_uri), run_id)
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(root: str = ".", tracking_uri: str | None = None):
+def retrain(root: str = ".", tracking_uri: str | None = None) -> RunSummary:
     """One retraining pass over the project at `root`; returns a summary (and a state named
     `Quarantined` when some batch was rejected)."""
-    paths, params = _setup(root)
+    paths, params = setup(root)
     root = str(paths.root)
     uri = tracking_uri or paths.tracking_uri
     if uri == paths.tracking_uri:
@@ -280,7 +241,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
         newest = paths.data / landing.data_name(Path(accepted[-1]["path"])) if accepted else data_files(paths.data)[-1]
         outcomes, report = {}, None
         for name in STAGES:
-            outcomes[name] = run_stage(root, name)
+            outcomes[name] = stage_task(root, name)
             if name == "split":  # drift needs only the split: it runs beside training (2 cores)
                 report = drift.submit(root, sha256_file(paths.train_split), str(newest), sha256_file(newest))
         ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
@@ -291,7 +252,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
         summary = log_drift_task(uri, record["run_id"], report.result())
         reg = register(uri, record)
         decision = gate(root, uri, record, reg["version"])
-        reg["aliases"] = _aliases(uri, record["model_name"], reg["version"])
+        reg["aliases"] = aliases_of(mlflow_client(uri), record["model_name"], reg["version"])
         lineage(uri, record["run_id"])
 
     trained = "train" in ran
@@ -303,33 +264,33 @@ def retrain(root: str = ".", tracking_uri: str | None = None):
         verdict = "nothing to train (no new data, no code or param change)"
     if quarantined:
         verdict += f"; {len(quarantined)} batch(es) quarantined"
-    s = {
-        "verdict": verdict,
-        "accepted": [Path(v["path"]).name for v in accepted],
-        "quarantined": [Path(q).name for q in quarantined],
-        "quarantine_reports": [f"{q}.report.md" for q in quarantined],
-        "rows_accepted": sum(v["rows"] for v in accepted),
-        "data_before": before, "data_after": after,
-        "commit": record["git_commit"], "git_dirty": record["git_dirty"],
-        "stages_run": ran, "trained": trained,
-        "run_id": record["run_id"], "already_recorded": record["already_recorded"],
-        "run_link": f"http://127.0.0.1:5000/#/experiments/{record['experiment_id']}/runs/{record['run_id']}",
-        "model_name": record["model_name"], "model_version": reg["version"], "aliases": reg["aliases"],
-        "model_sha256": record["model_sha256"], "metrics": record["metrics"],
-        "drift_share": summary.get("drift_share"),
-        "champion_before": champ[0] if champ else None,
-        "metric_rows": _metric_rows(record["metrics"], champ[1] if champ else None),
-        "tracking_uri": uri,
-        "gate_decision": decision["decision"], "gate_failed": decision.get("failed", []),
-        "gate_checks": decision.get("checks", []), "champion": decision.get("champion"),
-    }
-    create_markdown_artifact(_summary_markdown(s), key="retrain-summary", description="What this retrain did")
-    create_table_artifact(s["metric_rows"], key="retrain-metrics", description="Test metrics vs the champion")
-    if s["gate_checks"]:
-        create_table_artifact(s["gate_checks"], key="promotion-gate", description=f"Gate: {s['gate_decision']}")
+    s = RunSummary(
+        verdict=verdict,
+        accepted=[Path(v["path"]).name for v in accepted],
+        quarantined=[Path(q).name for q in quarantined],
+        quarantine_reports=[f"{q}.report.md" for q in quarantined],
+        rows_accepted=sum(v["rows"] for v in accepted),
+        data_before=before, data_after=after,
+        commit=record["git_commit"], git_dirty=record["git_dirty"],
+        stages_run=ran, trained=trained,
+        run_id=record["run_id"], already_recorded=record["already_recorded"],
+        run_link=f"http://127.0.0.1:5000/#/experiments/{record['experiment_id']}/runs/{record['run_id']}",
+        model_name=record["model_name"], model_version=reg["version"], aliases=reg["aliases"],
+        model_sha256=record["model_sha256"], metrics=record["metrics"],
+        drift_share=summary.get("drift_share"),
+        champion_before=champ[0] if champ else None,
+        metric_rows=metric_rows(record["metrics"], champ[1] if champ else None),
+        tracking_uri=uri,
+        gate_decision=decision["decision"], gate_failed=decision.get("failed", []),
+        gate_checks=decision.get("checks", []), champion=decision.get("champion"),
+    )
+    create_markdown_artifact(render_markdown(s), key="retrain-summary", description="What this retrain did")
+    create_table_artifact(s.metric_rows, key="retrain-metrics", description="Test metrics vs the champion")
+    if s.gate_checks:
+        create_table_artifact(s.gate_checks, key="promotion-gate", description=f"Gate: {s.gate_decision}")
     if quarantined:
-        create_markdown_artifact("\n\n".join(Path(r).read_text() for r in s["quarantine_reports"]),
+        create_markdown_artifact("\n\n".join(Path(r).read_text() for r in s.quarantine_reports),
                                  key="quarantined-batches", description="Batches rejected by validation")
-        logger.warning("event=retrain_quarantined batches=%s", ",".join(s["quarantined"]))
+        logger.warning("event=retrain_quarantined batches=%s", ",".join(s.quarantined))
         return Completed(message=verdict, name="Quarantined", data=s)
     return s

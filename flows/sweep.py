@@ -17,7 +17,6 @@ import logging
 import os
 import socket
 import time
-from pathlib import Path
 from urllib.parse import urlparse
 
 from prefect import flow, get_run_logger, task
@@ -25,13 +24,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.context import FlowRunContext
 
-from mlpipe.config import PARAMS_FILE, FeaturesCfg, Params, ProjectPaths, TrainCfg, load_params
-from mlpipe.lineage import git_commit, git_commit_paths, git_dirty
-from mlpipe.lock import project_lock
-from mlpipe.logs import event
-from mlpipe.sweep import (
+from flows.common import setup
+from mlpipe.config import PARAMS_FILE, FeaturesCfg, Params, ProjectPaths, TrainCfg
+from mlpipe.errors import SnapshotMismatch, SweepRefused
+from mlpipe.pipeline.sweep import (
     VALIDATION_SEED_OFFSET,
-    SnapshotMismatch,
     candidate_seed,
     candidate_train_cfg,
     check_grid,
@@ -43,15 +40,13 @@ from mlpipe.sweep import (
     training_frames,
     write_hyperparams,
 )
+from mlpipe.registry import tags as tag
+from mlpipe.registry.client import local_store, mlflow_client
+from mlpipe.runtime.git import git_commit, git_commit_paths, git_dirty
+from mlpipe.runtime.lock import project_lock
+from mlpipe.runtime.logs import event
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def _setup(root: str) -> tuple[ProjectPaths, Params]:
-    # as flows.retrain._setup; not imported from there so that Dask workers, which import this module
-    # to run `fit_candidate`, do not also import the retrain flow's modules
-    paths = ProjectPaths(Path(root).resolve())
-    return paths, load_params(paths.root / PARAMS_FILE)
 
 
 # No timeout: Prefect cannot interrupt a sync task in a worker thread anyway (it only warns); Dask
@@ -80,7 +75,7 @@ def _share(frames: dict) -> dict:
 @flow(name="sweep-candidates")
 def score_grid(root: str, candidates: list[dict], validation_fraction: float, train_sha256: str) -> dict:
     """Every candidate as a task on this flow's task runner (Dask); returns each one's result or error."""
-    paths, params = _setup(root)
+    paths, params = setup(root)
     train, identity = read_verified_train(paths)
     if identity["train_sha256"] != train_sha256:
         raise SnapshotMismatch(f"{paths.train_split}: changed since the sweep started (rule: one snapshot per sweep)")
@@ -139,9 +134,9 @@ def _record_candidates(client, exp_id: str, parent_id: str, candidates: list[dic
         i = res["index"]
         now = int(time.time() * 1000)
         child = client.create_run(exp_id, run_name=f"candidate-{i:02d}", start_time=res.get("start_ms", now), tags={
-            **base_tags, "mlflow.parentRunId": parent_id, "mlpipe.kind": "sweep-candidate", "mlpipe.sweep": parent_id,
-            "mlpipe.sweep.index": str(i), "mlpipe.sweep.worker": res.get("worker") or "",
-            **({"mlpipe.sweep.error": res["error"][:5000]} if "error" in res else {})})
+            **base_tags, tag.MLFLOW_PARENT_RUN: parent_id, tag.KIND: "sweep-candidate", tag.SWEEP: parent_id,
+            tag.SWEEP_INDEX: str(i), tag.SWEEP_WORKER: res.get("worker") or "",
+            **({tag.SWEEP_ERROR: res["error"][:5000]} if "error" in res else {})})
         run_id = child.info.run_id
         params = [Param(f"train.hyperparams.{k}", str(v)) for k, v in hp.items()]
         metrics = [Metric("val_rows" if k == "n_test" else f"val_{k}", float(v), now, 0) for k, v in res.get("metrics", {}).items()]
@@ -156,13 +151,13 @@ def check_ready(paths: ProjectPaths, params: Params, apply: bool) -> dict[str, s
     """Refusals before anything runs or is recorded: no grid, a grid the estimator cannot take, batches
     waiting to be ingested (the winner would be trained on other data), a split DVC did not record for
     the current data and params. Returns the train split's identity (hashes)."""
-    from mlpipe.landing import landed_batches
+    from mlpipe.data.landing import landed_batches
 
     if params.sweep is None:
-        raise ValueError(f"{paths.root / PARAMS_FILE}: no `sweep:` section (rule: the grid is declared in params.yaml)")
+        raise SweepRefused(f"{paths.root / PARAMS_FILE}: no `sweep:` section (rule: the grid is declared in params.yaml)")
     waiting = landed_batches(paths.root / params.retrain.landing_dir)
     if apply and waiting:
-        raise ValueError(f"{len(waiting)} batch(es) wait in {params.retrain.landing_dir}/ (rule: the winner is trained on "
+        raise SweepRefused(f"{len(waiting)} batch(es) wait in {params.retrain.landing_dir}/ (rule: the winner is trained on "
                          "the data it was chosen on; run `mlpipe run` first)")
     check_grid(params.train, params.features, params.sweep.grid)
     return read_verified_train(paths)[1]
@@ -175,9 +170,9 @@ def sweep(root: str = ".", tracking_uri: str | None = None, workers: int | None 
     train.hyperparams (committed) and through the retrain flow. Returns a summary."""
     import mlflow
 
-    from mlpipe.tracking import ensure_experiment, local_store
+    from mlpipe.registry.tracking import ensure_experiment
 
-    paths, params = _setup(root)
+    paths, params = setup(root)
     root, uri = str(paths.root), tracking_uri or paths.tracking_uri
     logger = get_run_logger()
     identity = check_ready(paths, params, apply)
@@ -189,14 +184,14 @@ def sweep(root: str = ".", tracking_uri: str | None = None, workers: int | None 
 
     if uri == paths.tracking_uri:
         paths.mlruns.mkdir(exist_ok=True)
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = mlflow_client(uri)
     exp_id = ensure_experiment(client, params.model.experiment, paths.artifact_root if local_store(uri) else None)
     commit = git_commit(paths.root) or ""
-    base_tags = {"mlpipe.git_commit": commit, "mlpipe.git_dirty": str(git_dirty(paths.root)).lower(),
-                 "mlpipe.data_md5": identity["data_md5"], "mlpipe.sweep.train_md5": identity["train_md5"],
-                 "mlpipe.seed": str(candidate_seed(params))}
+    base_tags = {tag.GIT_COMMIT: commit, tag.GIT_DIRTY: str(git_dirty(paths.root)).lower(),
+                 tag.DATA_MD5: identity["data_md5"], tag.SWEEP_TRAIN_MD5: identity["train_md5"],
+                 tag.SEED: str(candidate_seed(params))}
     parent = client.create_run(exp_id, run_name=f"sweep-{identity['data_md5'][:8]}-{commit[:8] or 'nogit'}",
-                               tags={**base_tags, "mlpipe.kind": "sweep"})
+                               tags={**base_tags, tag.KIND: "sweep"})
     parent_id = parent.info.run_id
     event("sweep_start", run_id=parent_id, candidates=len(candidates), dask=where)
     try:
@@ -224,8 +219,8 @@ def sweep(root: str = ".", tracking_uri: str | None = None, workers: int | None 
         client.log_batch(parent_id, metrics=metrics)
         client.log_dict(parent_id, {"metric": cfg.metric, "grid": cfg.grid, "winner": best, "candidates": rows,
                                     "child_runs": child_ids}, "sweep/candidates.json")
-        client.set_tag(parent_id, "mlpipe.sweep.winner", json.dumps(winner, sort_keys=True))
-        client.set_tag(parent_id, "mlpipe.sweep.winner_run", child_ids[best])
+        client.set_tag(parent_id, tag.SWEEP_WINNER, json.dumps(winner, sort_keys=True))
+        client.set_tag(parent_id, tag.SWEEP_WINNER_RUN, child_ids[best])
         event("sweep_winner", candidate=best, **winner, **{f"val_{cfg.metric}": values[best]})
         create_table_artifact(rows, key="sweep-candidates", description=f"Validation {cfg.metric} per candidate; winner {best}")
 
@@ -255,23 +250,23 @@ def _apply(paths: ProjectPaths, params: Params, uri: str, client, parent_id: str
     params_text, identity = started_with
     with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
         if params_file.read_bytes() != params_text:
-            raise RuntimeError(f"{params_file}: changed while the sweep ran (rule: the winner is written to the "
+            raise SweepRefused(f"{params_file}: changed while the sweep ran (rule: the winner is written to the "
                                "params it was chosen with); run the sweep again")
         if read_verified_train(paths)[1] != identity:
-            raise RuntimeError(f"{paths.train_split}: a run changed the split while the sweep ran (rule: the winner "
+            raise SweepRefused(f"{paths.train_split}: a run changed the split while the sweep ran (rule: the winner "
                                "is trained on the data it was chosen on); run the sweep again")
         changed = write_hyperparams(params_file, winner)
         commit = git_commit_paths(paths.root, [PARAMS_FILE], f"sweep: train.hyperparams {json.dumps(winner, sort_keys=True)} "
                                   f"(best validation {metric} {value}; MLflow run {parent_id})")
     event("sweep_applied", params_changed=changed, commit=commit)
     result = retrain(root=str(paths.root), tracking_uri=uri)
-    client.set_tag(parent_id, "mlpipe.sweep.pipeline_run", result["run_id"])
-    client.set_tag(parent_id, "mlpipe.sweep.model_version", str(result["model_version"]))
+    client.set_tag(parent_id, tag.SWEEP_PIPELINE_RUN, result.run_id)
+    client.set_tag(parent_id, tag.SWEEP_MODEL_VERSION, str(result.model_version))
     if commit:
-        client.set_tag(parent_id, "mlpipe.sweep.params_commit", commit)
-    client.set_tag(result["run_id"], "mlpipe.sweep", parent_id)
+        client.set_tag(parent_id, tag.SWEEP_PARAMS_COMMIT, commit)
+    client.set_tag(result.run_id, tag.SWEEP, parent_id)
     return {"applied": True, "params_changed": changed, "commit": commit, "pipeline": {
-        k: result[k] for k in ("run_id", "model_version", "aliases", "model_sha256", "metrics", "stages_run", "commit",
+        k: getattr(result, k) for k in ("run_id", "model_version", "aliases", "model_sha256", "metrics", "stages_run", "commit",
                                "git_dirty", "gate_decision", "verdict")}}
 
 
@@ -288,7 +283,7 @@ def workers_reach_prefect(dask_address: str | None):
         return
     host = urlparse(dask_address if "://" in dask_address else f"tcp://{dask_address}").hostname if dask_address else None
     if host is not None and host not in LOOPBACK:
-        raise ValueError(f"--dask-address {dask_address}: workers on another machine need a shared Prefect server "
+        raise SweepRefused(f"--dask-address {dask_address}: workers on another machine need a shared Prefect server "
                          "(rule: set PREFECT_API_URL here and on the workers)")
     from prefect.server.api.server import SubprocessASGIServer
 
@@ -301,7 +296,7 @@ def workers_reach_prefect(dask_address: str | None):
 def run_sweep(root: str, tracking_uri: str, workers: int | None = None, dask_address: str | None = None,
               apply: bool = True):
     """The sweep flow's final state, with the Prefect API pinned for its workers."""
-    check_ready(*_setup(root), apply)  # refused in seconds, before a Prefect server or a cluster starts
+    check_ready(*setup(root), apply)  # refused in seconds, before a Prefect server or a cluster starts
     import distributed  # noqa: F401  (its import sets its loggers to INFO: quiet them after it)
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # per-connection lines of the scheduler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from mlpipe.shell import OFFLINE_ENV
+from mlpipe.runtime.shell import OFFLINE_ENV
 
 
 def pytest_configure(config) -> None:

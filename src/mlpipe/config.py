@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlpipe.errors import ConfigError, MissingInput
 
 PARAMS_FILE = "params.yaml"
 
@@ -113,6 +115,8 @@ class DeployCfg(_Frozen):
 
 HIGHER_IS_BETTER = ("roc_auc", "average_precision", "accuracy", "f1", "precision", "recall")
 LOWER_IS_BETTER = ("log_loss", "brier")
+# The test metrics run summaries, tables and the lineage checklist show, in this order.
+HEADLINE_METRICS = ("roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1", "n_test")
 
 
 class GateCfg(_Frozen):
@@ -208,14 +212,32 @@ class Params(_Frozen):
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Parse and validate params.yaml; errors name the key and the rule."""
-    return Params.model_validate(read_params_dict(path))
+    """Parse and validate params.yaml; a refusal (ConfigError) is one line naming each key and its rule."""
+    raw = read_params_dict(path)
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {config_problems(exc)}") from None
+
+
+def config_problems(exc: ValidationError) -> str:
+    """pydantic's errors as `key.path: message; ...` (its own text spans several lines per error)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg'].removeprefix('Value error, ')}"
+                     for e in exc.errors())
 
 
 def read_params_dict(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """The raw params.yaml mapping (for logging every value as it is written)."""
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise MissingInput(f"{path}: no such file (rule: an mlpipe project has a {PARAMS_FILE})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a mapping of sections expected, found {type(raw).__name__} (rule: params.yaml is key: value)")
+    return raw
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

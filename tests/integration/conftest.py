@@ -18,8 +18,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from mlpipe.localserver import free_port, start_prefect_server, start_service
-from mlpipe.shell import ToolError, stop_process_group, tool_env
+from mlpipe.errors import ToolError
+from mlpipe.runtime.localserver import free_port, start_prefect_server, start_service
+from mlpipe.runtime.shell import stop_process_group, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock", "src"]

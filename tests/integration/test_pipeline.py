@@ -10,7 +10,8 @@ import pytest
 import yaml
 from conftest import dvc, edit_params, free_port, git, mlpipe, run_id_of, tracking_client
 
-from mlpipe.data import read_data_dir, sha256_file
+from mlpipe.data.frames import read_data_dir
+from mlpipe.runtime.hashing import sha256_file
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +93,7 @@ def test_registered_model_predicts_like_the_pipeline_and_never_sees_leakage(firs
     assert leakage <= set(test.columns), "the data carries the leakage columns..."
     assert not leakage & set(model.feature_names_in_), "...and the model never uses them"
     from mlpipe.config import load_params
-    from mlpipe.features import select_features
+    from mlpipe.pipeline.features import select_features
 
     proba = model.predict_proba(select_features(test, load_params(root / "params.yaml").features))[:, 1]
     stored = pd.read_parquet(root / "artifacts/evaluate/predictions.parquet")["proba"].to_numpy()
@@ -194,8 +195,8 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
     import sys
     import urllib.request
 
-    from mlpipe.localserver import launch, wait_answering
-    from mlpipe.shell import stop_process_group, tool_env
+    from mlpipe.runtime.localserver import launch, wait_answering
+    from mlpipe.runtime.shell import stop_process_group, tool_env
 
     root, _ = first_run
     port = free_port()

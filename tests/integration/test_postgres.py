@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from conftest import REPO
 
 from mlpipe.config import load_params
-from mlpipe.monitoring import read_columns, read_window
-from mlpipe.predlog import PredictionLog, log_rows
+from mlpipe.monitoring.monitor import read_columns, read_window
+from mlpipe.serving.prediction_log import PredictionLog, log_rows
 
 pytestmark = pytest.mark.integration
 

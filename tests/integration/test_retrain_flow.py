@@ -16,8 +16,8 @@ import pytest
 import yaml
 from conftest import dvc, git, mlpipe, run_id_of, tracking_client
 
-from mlpipe.data import read_data_dir
-from mlpipe.shell import tool_env
+from mlpipe.data.frames import read_data_dir
+from mlpipe.runtime.shell import tool_env
 
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"

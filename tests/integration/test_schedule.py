@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 from conftest import free_port
 
-from mlpipe.localserver import launch
-from mlpipe.shell import stop_process_group, tool_env
+from mlpipe.runtime.localserver import launch
+from mlpipe.runtime.shell import stop_process_group, tool_env
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,14 @@ import yaml
 from conftest import commit_all, copy_project, edit_params, git, mlpipe, tracking_client
 
 from mlpipe.config import ProjectPaths, load_params
-from mlpipe.sweep import candidate_seed, candidate_train_cfg, expand_grid, read_verified_train, score_candidate, training_frames
+from mlpipe.pipeline.sweep import (
+    candidate_seed,
+    candidate_train_cfg,
+    expand_grid,
+    read_verified_train,
+    score_candidate,
+    training_frames,
+)
 
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"

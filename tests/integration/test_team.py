@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from conftest import dvc, git, sh
 
-from mlpipe.localserver import free_port, launch, start_prefect_server, start_service, wait_answering
-from mlpipe.shell import stop_process_group, tool_env
+from mlpipe.runtime.localserver import free_port, launch, start_prefect_server, start_service, wait_answering
+from mlpipe.runtime.shell import stop_process_group, tool_env
 
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"

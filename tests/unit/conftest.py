@@ -89,3 +89,35 @@ def params_dict() -> dict:
 def flights() -> pd.DataFrame:
     """A dozen clean flights."""
     return make_flights()
+
+
+# Estimators small enough to fit in a unit test.
+SMALL = {
+    "hist_gradient_boosting": {"max_iter": 10, "max_leaf_nodes": 8, "min_samples_leaf": 10},
+    "random_forest": {"n_estimators": 10, "max_depth": 4},
+    "logistic_regression": {"max_iter": 200},
+}
+
+
+@pytest.fixture(scope="session")
+def small_cfg(params):
+    """train config of an estimator with SMALL hyperparams: small_cfg("random_forest")."""
+    def cfg(estimator: str = "hist_gradient_boosting"):
+        return params.train.model_copy(update={"estimator": estimator, "hyperparams": SMALL[estimator]})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def xy(make_frame, params):
+    from mlpipe.pipeline.features import select_features, target_vector
+
+    df = make_frame(300, seed=1)
+    return select_features(df, params.features), target_vector(df, params.dataset.target)
+
+
+@pytest.fixture(scope="module")
+def hgb(small_cfg, params, xy):
+    from mlpipe.pipeline.train import fit_model
+
+    X, y = xy
+    return fit_model(small_cfg(), params.features, X, y, seed=params.seed)

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from mlpipe.config import Params, ProjectPaths, flatten, load_params, params_hash, read_params_dict
+from mlpipe.errors import ConfigError
 
 
 def _refusal(raw: dict) -> str:
@@ -50,7 +51,7 @@ def test_leaky_params_file_is_refused_when_loaded(tmp_path, params_dict):
     params_dict["features"]["categorical"].append("tailnum")
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params_dict), encoding="utf-8")
-    with pytest.raises(ValidationError, match="tailnum"):
+    with pytest.raises(ConfigError, match="tailnum"):
         load_params(path)
 
 

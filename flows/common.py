@@ -1,0 +1,108 @@
+"""What the flows share, kept free of Prefect imports (the CLI's no-op path reads it without starting
+Prefect): the project a flow works on, and the typed summary of a retrain run with its two renderings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlpipe.config import HEADLINE_METRICS, PARAMS_FILE, Params, ProjectPaths, load_params
+
+
+def setup(root: str) -> tuple[ProjectPaths, Params]:
+    """The project at `root` (resolved) and its validated params.yaml."""
+    paths = ProjectPaths(Path(root).resolve())
+    return paths, load_params(paths.root / PARAMS_FILE)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one retrain pass did: batches, data hashes, stages, the MLflow run, the version and the gate."""
+
+    verdict: str
+    accepted: list[str]  # batch file names taken into data/
+    quarantined: list[str]
+    quarantine_reports: list[str]
+    rows_accepted: int
+    data_before: str | None  # data.dvc md5 before and after the snapshot
+    data_after: str | None
+    commit: str | None
+    git_dirty: bool
+    stages_run: list[str]
+    trained: bool
+    run_id: str
+    already_recorded: bool
+    model_name: str
+    model_version: str
+    aliases: list[str]
+    model_sha256: str
+    metrics: dict
+    drift_share: float | None
+    tracking_uri: str
+    gate_decision: str | None
+    gate_failed: list[str] = field(default_factory=list)
+    gate_checks: list[dict] = field(default_factory=list)
+    champion: str | None = None
+    champion_before: str | None = None
+    metric_rows: list[dict] = field(default_factory=list)
+    run_link: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
+    """The headline metrics of this run beside the champion's recorded ones."""
+    rows = []
+    for name in HEADLINE_METRICS:
+        if name in metrics:
+            champ = champion.get(name) if champion else None
+            change = round(metrics[name] - champ, 6) if champ is not None else None
+            rows.append({"metric": name, "value": metrics[name], "champion": champ, "change": change})
+    return rows
+
+
+def render_text(s: RunSummary) -> str:
+    """The summary `mlpipe run` prints."""
+    metrics = ", ".join(f"{k}={s.metrics[k]}" for k in HEADLINE_METRICS if k in s.metrics)
+    lines = [
+        f"mlpipe run: {s.verdict}" + (" (this commit, data and model were already recorded)" if s.already_recorded else ""),
+        f"  batches:       accepted {', '.join(s.accepted) or 'none'}; quarantined {', '.join(s.quarantined) or 'none'}",
+        f"  data md5:      {s.data_before} -> {s.data_after}",
+        f"  stages run:    {', '.join(s.stages_run) or 'none (outputs up to date)'}",
+        f"  mlflow run:    {s.run_id}",
+        f"  model:         {s.model_name} version {s.model_version} [{', '.join(s.aliases) or 'no alias'}]"
+        f" (sha256 {s.model_sha256[:16]}...)",
+        f"  metrics:       {metrics}",
+        f"  drift share:   {s.drift_share} (newest batch vs training data)",
+        f"  gate:          {s.gate_decision or 'not judged'}"
+        + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else "")
+        + (f"; champion is version {s.champion}" if s.champion else ""),
+        f"  git commit:    {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
+        f"  tracking:      {s.tracking_uri}",
+        "  open the UI:   mlpipe ui   (MLflow on http://127.0.0.1:5000)",
+    ]
+    lines += [f"  QUARANTINED:   {report}" for report in s.quarantine_reports]
+    return "\n".join(lines)
+
+
+def render_markdown(s: RunSummary) -> str:
+    """The summary as the Prefect artifact `retrain-summary`."""
+    lines = [f"# Retrain: {s.verdict}", "",
+             f"- batches accepted: {', '.join(s.accepted) or 'none'}",
+             f"- batches quarantined: {', '.join(s.quarantined) or 'none'}",
+             f"- rows accepted: {s.rows_accepted}",
+             f"- data md5: {s.data_before} -> {s.data_after}",
+             f"- commit: {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
+             f"- stages run: {', '.join(s.stages_run) or 'none (DVC: everything up to date)'}",
+             f"- MLflow run: {s.run_link}",
+             f"- model: {s.model_name} version {s.model_version} ({', '.join(s.aliases) or 'no alias'})",
+             f"- drift share (newest batch vs training): {s.drift_share}",
+             f"- gate: {s.gate_decision}" + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else ""), "",
+             "| metric | this run | champion | change |", "|---|---|---|---|"]
+    lines += [f"| {r['metric']} | {r['value']} | {r['champion']} | {r['change']} |" for r in s.metric_rows]
+    if s.gate_checks:
+        lines += ["", "| criterion | value | bound | verdict |", "|---|---|---|---|"]
+        lines += [f"| {c['criterion']} | {c['value']} | {c['bound']} | {'pass' if c['passed'] else 'FAIL'} {c['detail']} |"
+                  for c in s.gate_checks]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,64 @@
+"""Data in: `mlpipe bootstrap`, `simulate`, `ingest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlpipe.cli.common import ROOT_OPTION, project, project_params
+
+
+def bootstrap(
+    root: ROOT_OPTION = Path("."),
+    regenerate: Annotated[bool, typer.Option(help="Rebuild data/ from the source even if the DVC cache or remote has it.")] = False,
+) -> None:
+    """Bring data/ to the hash data.dvc records (DVC cache or remote), else materialise the initial
+    period from the source (deterministically); `dvc add` it, push to the remote, commit data.dvc."""
+    from mlpipe.data.snapshot import bootstrap as bootstrap_data
+    from mlpipe.runtime.git import git_commit_paths
+
+    paths = project(root)
+    params = project_params(paths)
+    md5 = bootstrap_data(paths, params, regenerate=regenerate)
+    commit = git_commit_paths(paths.root, ["data.dvc", ".gitignore"], f"data: initial period (md5 {md5})")
+    typer.echo(f"data/ is at {md5} (data.dvc{', committed ' + commit[:8] if commit else ''}); pushed to the default DVC remote")
+
+
+def simulate(root: ROOT_OPTION = Path("."), next_: Annotated[bool, typer.Option("--next", help="Release the next period.")] = False) -> None:
+    """Replay the bundled dataset: release the period after the newest data into the landing zone."""
+    import pandas as pd
+
+    from mlpipe.data.adapters import get_adapter
+    from mlpipe.data.frames import data_files, read_frame
+    from mlpipe.data.landing import landed_batches, read_batch, release_next_period
+
+    if not next_:
+        raise typer.BadParameter("say --next to release the next period")
+    paths = project(root)
+    params = project_params(paths)
+    time_col = params.dataset.time_column
+    landing_dir = paths.root / params.retrain.landing_dir
+    stamps = [read_frame(f)[time_col].max() for f in data_files(paths.data)]
+    stamps += [read_batch(f, time_col)[time_col].max() for f in landed_batches(landing_dir)]
+    if not stamps:
+        latest = pd.Timestamp(params.dataset.initial_period.end, tz="UTC") - pd.Timedelta(hours=1)
+    else:
+        latest = max(stamps)
+    dest = release_next_period(get_adapter(params.dataset.adapter).load_period, latest, time_col,
+                               params.dataset.batch_freq, landing_dir)
+    if dest is None:
+        typer.echo("the source has no more periods to release")
+        raise typer.Exit(1)
+    typer.echo(f"released {dest.relative_to(paths.root)} ({len(read_frame(dest))} rows)")
+
+
+def ingest(file: Path, root: ROOT_OPTION = Path(".")) -> None:
+    """Copy a data file (Parquet or CSV) into the landing zone; the next run validates it."""
+    from mlpipe.data.landing import ingest_file
+
+    paths = project(root)
+    params = project_params(paths)
+    dest = ingest_file(file.resolve(), paths.root / params.retrain.landing_dir, paths.data)
+    typer.echo(f"landed {dest.relative_to(paths.root)}")

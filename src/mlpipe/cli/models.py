@@ -1,0 +1,89 @@
+"""Looking at and moving models: `mlpipe reproduce`, `lineage`, `diff`, `promote`, `rollback`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlpipe.cli.common import JSON_OPTION, ROOT_OPTION, echo_json, project, project_params
+from mlpipe.errors import EXIT_NOT_IDENTICAL, MissingInput, Refused
+from mlpipe.registry.client import mlflow_client, tracking_uri
+
+
+def reproduce(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
+              keep: Annotated[bool, typer.Option("--keep", help="Keep the isolated checkout (prints its path).")] = False) -> None:
+    """Rebuild REF (run id, models:/NAME/VERSION or models:/NAME@ALIAS) from its git commit and DVC data
+    hash in an isolated worktree and compare model bytes, predictions, metrics and stage outputs.
+    Exit 0 when identical, 4 when not, 2 when it cannot be reproduced (the message says why)."""
+    from mlpipe.registry.reproduce import render_table
+    from mlpipe.registry.reproduce import reproduce as run_reproduction
+
+    paths = project(root)
+    try:
+        verdict = run_reproduction(paths.root, ref, tracking_uri(paths), keep=keep)
+    except Refused as exc:
+        if as_json:
+            echo_json({"ref": ref, "identical": False, "refused": str(exc)})
+        raise
+    if as_json:
+        echo_json(verdict.as_dict())
+    else:
+        typer.echo(render_table(verdict))
+        typer.echo(f"recorded as MLflow run {verdict.reproduction_run_id}")
+        if verdict.checkout:
+            typer.echo(f"isolated checkout kept at {verdict.checkout} (git worktree remove --force it when done)")
+    if not verdict.identical:
+        raise typer.Exit(EXIT_NOT_IDENTICAL)
+
+
+def lineage(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False) -> None:
+    """The reproducibility checklist of one model: registry -> run -> commit -> data -> outputs -> verdicts."""
+    from mlpipe.registry.lineage import model_lineage, render_lineage
+
+    paths = project(root)
+    d = model_lineage(mlflow_client(tracking_uri(paths)), ref)
+    echo_json(d) if as_json else typer.echo(render_lineage(d))
+
+
+def diff(ref_a: str, ref_b: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
+         data: Annotated[Path | None, typer.Option("--data", help="Parquet rows to compare on (default: the current test split).")] = None,
+         top: Annotated[int, typer.Option("--top", help="How many most-changed rows to show.")] = 10) -> None:
+    """Compare two models on the same rows: metric deltas, changed predictions, rows that moved most."""
+    from mlpipe.data.frames import read_frame
+    from mlpipe.release.diff import diff as diff_models
+    from mlpipe.release.diff import render_diff
+
+    paths = project(root)
+    params = project_params(paths)
+    source = data or paths.test_split
+    if not source.exists():
+        raise MissingInput(f"{source}: no data to compare on (run `mlpipe run` first or pass --data)")
+    d = diff_models(mlflow_client(tracking_uri(paths)), ref_a, ref_b, read_frame(source), params.dataset.target,
+                    params.evaluate.threshold, top)
+    d["data"] = str(source)
+    echo_json(d) if as_json else typer.echo(render_diff(d))
+
+
+def promote(ref: str, reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the run and version).")],
+            root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False) -> None:
+    """Make REF (models:/NAME/VERSION or a run id) the champion by hand; the infra check still runs."""
+    from mlpipe.release.gate import manual_promote
+
+    paths = project(root)
+    d = manual_promote(paths, project_params(paths), tracking_uri(paths), ref, reason)
+    if as_json:
+        echo_json(d)
+    else:
+        typer.echo(f"champion is now version {d['version']} (was {d['replaced'] or 'none'}); {d['decision']}")
+
+
+def rollback(root: ROOT_OPTION = Path("."),
+             reason: Annotated[str, typer.Option("--reason", help="Why (tagged on the demoted version).")] = "") -> None:
+    """champion <- previous (the version the last promotion replaced)."""
+    from mlpipe.registry.aliases import rollback as roll_back
+
+    paths = project(root)
+    demoted, champion = roll_back(mlflow_client(tracking_uri(paths)), project_params(paths).model.name, reason)
+    typer.echo(f"champion is now version {champion} (rolled back from {demoted or 'none'})")

@@ -1,0 +1,147 @@
+"""Running the pipeline: `mlpipe run`, `schedule`, `monitor`, `sweep` (each a Prefect flow)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlpipe.cli.common import (
+    JSON_OPTION,
+    ROOT_OPTION,
+    echo_json,
+    log_through_prefect,
+    project,
+    project_params,
+    use_project_prefect,
+)
+from mlpipe.errors import EXIT_QUARANTINED, EXIT_RETIRE, FlowFailed
+from mlpipe.registry.client import tracking_uri
+
+
+def run(root: ROOT_OPTION = Path("."),
+        flow: Annotated[bool, typer.Option("--flow", help="Always start the flow, even when nothing changed.")] = False) -> None:
+    """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
+    `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
+    changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow."""
+    from flows.common import render_text
+
+    paths = project(root)
+    if not flow:
+        from flows.preflight import recorded_state
+
+        summary = recorded_state(paths, project_params(paths), tracking_uri(paths))
+        if summary is not None:
+            typer.echo(render_text(summary))
+            return
+    use_project_prefect(paths)
+    from flows.retrain import retrain
+
+    log_through_prefect()
+    state = retrain(root=str(paths.root), tracking_uri=tracking_uri(paths), return_state=True)
+    if state.is_failed() or state.is_crashed():
+        raise FlowFailed(f"retrain flow {state.name}: {state.message}")
+    summary = state.result()
+    typer.echo(render_text(summary))
+    if summary.quarantined:
+        raise typer.Exit(EXIT_QUARANTINED)
+
+
+def schedule(
+    root: ROOT_OPTION = Path("."),
+    port: int = 4200,
+    interval: Annotated[float | None, typer.Option(help="Run every N seconds instead of the cron in params.yaml.")] = None,
+) -> None:
+    """Serve the retrain deployment on its schedule (retrain.cron in params.yaml). Without
+    PREFECT_API_URL, a local Prefect server is started on 127.0.0.1 first (schedules need a real server)."""
+    from mlpipe.runtime.localserver import start_prefect_server
+    from mlpipe.runtime.shell import stop_process_group
+
+    paths = project(root)
+    use_project_prefect(paths)
+    params = project_params(paths)
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        server = start_prefect_server(port, Path(os.environ["PREFECT_HOME"]), cwd=paths.root)
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+        typer.echo(f"Prefect server and UI on http://127.0.0.1:{port}")
+    try:
+        from flows.retrain import retrain
+
+        when = {"interval": interval} if interval else {"cron": params.retrain.cron}
+        typer.echo(f"serving deployment retrain/{paths.root.name} ({when}); Ctrl-C stops it")
+        retrain.serve(name=paths.root.name, parameters={"root": str(paths.root), "tracking_uri": tracking_uri(paths)},
+                      tags=["mlpipe"], **when, print_starting_message=False)
+    finally:
+        if server is not None:
+            stop_process_group(server)
+
+
+def monitor(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
+            trigger: Annotated[bool, typer.Option("--trigger/--no-trigger", help="Run the retrain flow when the verdict says so.")] = True,
+            log_url: Annotated[str | None, typer.Option("--log-url", help="Prediction log URL (as for serve).")] = None) -> None:
+    """Check the prediction log against the champion's training data (Evidently), decide, maybe retrain.
+    Exit 5 when live performance is below monitor.floor (retire)."""
+    paths = project(root)
+    use_project_prefect(paths)
+    from flows.monitor import monitor as monitor_flow
+
+    log_through_prefect()
+    url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL")
+    state = monitor_flow(root=str(paths.root), tracking_uri=tracking_uri(paths), log_url=url, trigger=trigger,
+                         return_state=True)
+    if state.name != "Retire" and (state.is_failed() or state.is_crashed()):
+        raise FlowFailed(f"monitor flow {state.name}: {state.message}")
+    result = state.result(raise_on_failure=False)
+    if as_json:
+        echo_json(result)
+    else:
+        verdict = "RETIRE" if result["retire"] else ("retrain" if result["retrain"] else "healthy")
+        typer.echo(f"mlpipe monitor: {verdict}; {result['rows_in_window']} rows in window, input drift share "
+                   f"{(result['input_drift'] or {}).get('drift_share')}, live {result['metric']} "
+                   f"{(result['live_metrics'] or {}).get(result['metric'])} on {result['labels']} labels")
+        for reason in result["reasons"]:
+            typer.echo(f"  reason: {reason}")
+        if "retrain_run" in result:
+            typer.echo(f"  retrain flow: {result['retrain_run']['state']}")
+    if result["retire"]:
+        raise typer.Exit(EXIT_RETIRE)
+
+
+def sweep(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
+          workers: Annotated[int | None, typer.Option("--workers", min=1, help="Dask workers of the local cluster "
+                             "(default: sweep.workers in params.yaml).")] = None,
+          dask_address: Annotated[str | None, typer.Option("--dask-address", help="An existing Dask scheduler "
+                                  "(tcp://HOST:8786) instead of a local cluster.")] = None,
+          apply: Annotated[bool, typer.Option("--apply/--no-apply", help="Write the winner to params.yaml, commit it "
+                           "and run the pipeline (--no-apply: score and record only).")] = True) -> None:
+    """Grid search over params.yaml `sweep.grid` on Dask: each candidate fitted as the train stage fits,
+    scored on a validation part of the train split, recorded as a child MLflow run; the winner written to
+    train.hyperparams, committed, and trained through the pipeline (DVC), so commit + data hash rebuild it."""
+    paths = project(root)
+    use_project_prefect(paths)
+    from flows.sweep import run_sweep
+
+    log_through_prefect()
+    state = run_sweep(str(paths.root), tracking_uri(paths), workers=workers, dask_address=dask_address, apply=apply)
+    if state.is_failed() or state.is_crashed():
+        raise FlowFailed(f"sweep flow {state.name}: {state.message}")
+    s = state.result()
+    if as_json:
+        echo_json(s)
+        return
+    metric = f"val_{s['metric']}"
+    lines = [f"mlpipe sweep: {len(s['candidates'])} candidates on {s['dask']} in {s['candidates_wall_s']} s "
+             f"(fits {s['fit_s_total']} s); MLflow run {s['run_id']}"]
+    lines += [f"  {'*' if r['candidate'] == s['winner'] else ' '} " + " ".join(f"{k}={v}" for k, v in r.items() if k != "worker")
+              for r in s["candidates"]]
+    lines.append(f"  winner: candidate {s['winner']} {s['winner_hyperparams']} ({metric} {s['best_value']})")
+    if s["pipeline"]:
+        p = s["pipeline"]
+        lines.append(f"  params.yaml: {'updated' if s['params_changed'] else 'already had the winner'}"
+                     + (f"; committed {s['commit'][:8]}" if s["commit"] else ""))
+        lines.append(f"  pipeline run: {p['run_id']} model version {p['model_version']} [{', '.join(p['aliases']) or 'no alias'}]"
+                     f" test roc_auc={p['metrics'].get('roc_auc')}; gate: {p['gate_decision']}")
+    typer.echo("\n".join(lines))

@@ -1,0 +1,118 @@
+"""Landing zone: where new batches arrive, how they are checked, quarantined or taken into data/."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mlpipe.config import Params
+from mlpipe.data.frames import DATA_SUFFIX, materialise_period, next_period, read_frame, write_frame
+from mlpipe.data.validation import Violation, render_report, validate_frame
+from mlpipe.errors import AlreadyExists, ConfigError
+
+BATCH_SUFFIXES = (DATA_SUFFIX, ".csv")
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    """The outcome of checking one landed batch."""
+
+    path: Path
+    rows: int
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return not self.violations
+
+
+def landed_batches(landing_dir: Path) -> list[Path]:
+    """Batch files waiting in the landing zone, in name order (temporary files excluded)."""
+    if not landing_dir.is_dir():
+        return []
+    return sorted(p for p in landing_dir.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES)
+
+
+def read_batch(path: Path, time_column: str) -> pd.DataFrame:
+    """A landed file as a frame; CSV times are parsed as UTC."""
+    if path.suffix == ".csv":
+        df = pd.read_csv(path)
+        if time_column in df.columns:
+            df[time_column] = pd.to_datetime(df[time_column], utc=True, errors="coerce")
+        return df
+    return read_frame(path)
+
+
+def row_hashes(df: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One 64-bit hash per row over `columns` (the identity of a record for duplicate checks)."""
+    return pd.util.hash_pandas_object(df[columns], index=False)
+
+
+def check_batch(batch: pd.DataFrame, params: Params, profile: dict, known_rows: set[int], source: str) -> tuple[list[Violation], list[str]]:
+    """Schema violations, rows already in data/, and (as warnings) categories the model never saw."""
+    violations = [Violation(v.column, v.rule, v.count, v.examples, source) for v in validate_frame(batch, params)]
+    key = [*params.features.columns, params.dataset.target, params.dataset.time_column]
+    if not violations and known_rows:
+        dup = row_hashes(batch, key).isin(known_rows)
+        if dup.any():
+            violations.append(Violation("<rows>", "duplicates rows already in data/", int(dup.sum()), (), source))
+    warnings = []
+    for col in params.features.categorical:
+        seen = set(profile.get("columns", {}).get(col, {}).get("categories", {}))
+        if seen and col in batch.columns:
+            new = sorted(set(batch[col].dropna().astype(str)) - seen)
+            if new:
+                warnings.append(f"{col}: {len(new)} categories not in the training profile (e.g. {', '.join(new[:3])})")
+    return violations, warnings
+
+
+def quarantine(path: Path, quarantine_dir: Path, verdict: BatchVerdict) -> Path:
+    """Move a rejected batch beside a report naming each broken rule; nothing is deleted."""
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    dest = quarantine_dir / path.name
+    n = 1
+    while dest.exists():
+        dest = quarantine_dir / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    report = render_report(None, verdict.violations, path.name)
+    dest.with_name(dest.name + ".report.md").write_text(report, encoding="utf-8")
+    shutil.move(str(path), dest)
+    return dest
+
+
+def data_name(path: Path) -> str:
+    """The file name a landed batch gets under data/ (stable, so a retried snapshot rewrites the same file)."""
+    return path.stem + DATA_SUFFIX
+
+
+def take_into_data(batch: pd.DataFrame, path: Path, data_dir: Path) -> Path:
+    """Write an accepted batch under data/ as Parquet; the landing file stays until the commit."""
+    dest = data_dir / data_name(path)
+    write_frame(batch, dest)
+    return dest
+
+
+def release_next_period(load_period, latest: pd.Timestamp, time_column: str, freq: str, landing_dir: Path) -> Path | None:
+    """Replay: write the source's period after `latest` into the landing zone; None when the source is exhausted."""
+    start, end = next_period(latest, freq)
+    written = materialise_period(load_period, start, end, landing_dir, time_column, freq)
+    return written[0] if written else None
+
+
+def ingest_file(src: Path, landing_dir: Path, data_dir: Path) -> Path:
+    """Copy a user's file into the landing zone (atomically: a half-copied file is never collected)."""
+    if src.suffix not in BATCH_SUFFIXES:
+        raise ConfigError(f"{src}: unsupported file type {src.suffix!r} (rule: one of {', '.join(BATCH_SUFFIXES)})")
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    dest = landing_dir / src.name
+    for taken in (dest, data_dir / data_name(src)):
+        if taken.exists():
+            raise AlreadyExists(f"{taken}: a batch of that name already exists (rule: batch names are unique; rename the file)")
+    tmp = landing_dir / f".{src.name}.part"
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    return dest

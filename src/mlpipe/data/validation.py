@@ -1,0 +1,217 @@
+"""Schema, profile and checks of a data frame: one schema for training data, batches and requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from mlpipe.config import Params
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+MAX_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: which column, which rule, how many rows, a few offending values."""
+
+    column: str
+    rule: str
+    count: int
+    examples: tuple[str, ...] = ()
+    source: str = ""  # the file or batch the rows came from, when known
+
+    def message(self) -> str:
+        shown = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
+        where = f"{self.source}: " if self.source else ""
+        return f"{where}{self.column}: {self.rule}: {self.count} offending{shown}"
+
+
+def build_schema(params: Params) -> pa.DataFrameSchema:
+    """Columns the pipeline needs, their types, nullability and physically possible ranges."""
+    required = set(params.validate_.required_not_null)
+    ranges = params.validate_.ranges
+
+    def checks(col: str) -> list[pa.Check]:
+        rule = ranges.get(col)
+        if rule is None:
+            return []
+        out = []
+        if rule.min is not None:
+            out.append(pa.Check.ge(rule.min))
+        if rule.max is not None:
+            out.append(pa.Check.le(rule.max))
+        return out
+
+    columns: dict[str, pa.Column] = {}
+    for col in params.features.categorical:
+        columns[col] = pa.Column(str, nullable=col not in required, checks=[pa.Check.str_length(min_value=1)])
+    for col in [*params.features.numerical, params.dataset.target]:
+        columns[col] = pa.Column("float64", coerce=True, nullable=col not in required, checks=checks(col))
+    columns[params.dataset.time_column] = pa.Column(
+        pd.DatetimeTZDtype("ns", "UTC"), coerce=True, nullable=params.dataset.time_column not in required
+    )
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def _violations_from(errors: pa.errors.SchemaErrors) -> list[Violation]:
+    cases = errors.failure_cases.copy()
+    missing = cases["check"] == "column_in_dataframe"
+    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"].astype(str)
+    cases.loc[missing, "check"] = "required column is missing"
+    cases["column"] = cases["column"].fillna("<frame>").astype(str)
+    check = cases["check"].astype(str)
+    # A value of the wrong type also fails the value checks run on the raw column (with an
+    # exception as the "failure case"); report the type problem once, not its echoes.
+    mistyped = set(cases.loc[check.str.startswith(("coerce_dtype", "dtype(")), "column"])
+    keep = ~cases["column"].isin(mistyped) | check.str.startswith(("coerce_dtype", "dtype(")) | (check == "not_nullable")
+    cases = cases[keep]
+    check = cases["check"].astype(str)
+    # After a failed coercion the raw column also fails the dtype check: one rule per cause.
+    uncoercible = set(cases.loc[check.str.startswith("coerce_dtype"), "column"])
+    cases = cases[~(cases["column"].isin(uncoercible) & check.str.startswith("dtype("))]
+    out = []
+    for (column, check), group in cases.groupby(["column", "check"], sort=True):
+        rule = _rule_text(str(check))
+        count = len(group) if rule != "required column is missing" else 1
+        examples = tuple(dict.fromkeys(str(v) for v in group["failure_case"].head(50)))[:MAX_EXAMPLES]
+        out.append(Violation(str(column), rule, int(count), () if rule == "required column is missing" else examples))
+    return out
+
+
+def _rule_text(check: str) -> str:
+    if check.startswith("greater_than_or_equal_to("):
+        return f"below min {check[len('greater_than_or_equal_to('):-1]}"
+    if check.startswith("less_than_or_equal_to("):
+        return f"above max {check[len('less_than_or_equal_to('):-1]}"
+    if check == "not_nullable":
+        return "null where none are allowed"
+    if check.startswith("coerce_dtype("):
+        return f"not convertible to {check[len('coerce_dtype('):-1]}"
+    if check.startswith("dtype("):
+        return f"wrong type, expected {check[len('dtype('):-1]}"
+    if check.startswith("str_length("):
+        return "empty string"
+    return check
+
+
+def null_rate_violations(nulls: dict[str, int], rows: int, max_rate: float) -> list[Violation]:
+    """Columns whose share of nulls exceeds `max_rate` (a broken feed, not the odd missing reading)."""
+    out = []
+    for col, count in nulls.items():
+        rate = count / rows if rows else 0.0
+        if rate > max_rate:
+            out.append(Violation(col, f"null rate {rate:.3f} above max {max_rate}", count))
+    return out
+
+
+def validate_frame(df: pd.DataFrame, params: Params) -> list[Violation]:
+    """Every violation of the schema and the null-rate rule; an empty list means the data is valid."""
+    return validate_chunks([df], params)
+
+
+def validate_chunks(chunks: Iterable[pd.DataFrame], params: Params) -> list[Violation]:
+    """validate_frame over the row chunks of one source, holding one chunk at a time: schema
+    violations of the chunks are merged (counts added, first examples kept) and the null-rate rule
+    is judged on the null counts of all rows."""
+    schema = build_schema(params)
+    columns = [*params.features.columns, params.dataset.target]
+    rows = 0
+    nulls: dict[str, int] = {}
+    found: dict[tuple[str, str], Violation] = {}
+    for df in chunks:
+        rows += len(df)
+        try:
+            schema.validate(df, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            for v in _violations_from(errors):
+                found[(v.column, v.rule)] = merge_violations(found.get((v.column, v.rule)), v)
+        for col in columns:
+            if col in df.columns:
+                nulls[col] = nulls.get(col, 0) + int(df[col].isna().sum())
+    violations = [Violation("<frame>", "no rows", 0)] if rows == 0 else []
+    violations.extend(found.values())
+    violations.extend(null_rate_violations(nulls, rows, params.validate_.max_null_rate))
+    return violations
+
+
+def merge_violations(seen: Violation | None, new: Violation) -> Violation:
+    """One rule broken in two chunks: counts add up (a missing column counts once), first examples kept."""
+    if seen is None:
+        return new
+    count = 1 if new.rule == "required column is missing" else seen.count + new.count
+    examples = tuple(dict.fromkeys(seen.examples + new.examples))[:MAX_EXAMPLES]
+    return replace(seen, count=count, examples=examples)
+
+
+def profile_frame(df: pd.DataFrame, params: Params) -> dict:
+    """Types, null rates, ranges, quantiles and categories of every used column (the training profile)."""
+    cols: dict[str, dict] = {}
+    for col in params.features.categorical:
+        s = df[col]
+        counts = s.value_counts(dropna=True).sort_index()
+        cols[col] = {
+            "kind": "categorical",
+            "dtype": str(s.dtype),
+            "null_rate": float(s.isna().mean()),
+            "n_unique": int(counts.size),
+            "categories": {str(k): int(v) for k, v in counts.items()},
+        }
+    for col in [*params.features.numerical, params.dataset.target]:
+        s = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        present = s.dropna()
+        cols[col] = {
+            "kind": "target" if col == params.dataset.target else "numerical",
+            "dtype": str(df[col].dtype),
+            "null_rate": float(s.isna().mean()),
+            "min": _num(present.min()),
+            "max": _num(present.max()),
+            "mean": _num(present.mean()),
+            "std": _num(present.std()),
+            "quantiles": {str(q): _num(present.quantile(q)) for q in QUANTILES} if len(present) else {},
+        }
+    t = df[params.dataset.time_column]
+    return {
+        "rows": int(len(df)),
+        "target": params.dataset.target,
+        "target_rate": _num(pd.to_numeric(df[params.dataset.target], errors="coerce").mean()),
+        "time_column": params.dataset.time_column,
+        "time_min": str(t.min()),
+        "time_max": str(t.max()),
+        "columns": cols,
+    }
+
+
+def _num(value: float) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else round(value, 6)
+
+
+def render_report(profile: dict | None, violations: list[Violation], source: str) -> str:
+    """Markdown validation report: verdict, broken rules, then the column profile."""
+    lines = [f"# Validation report: {source}", ""]
+    if violations:
+        lines += [f"**FAILED**: {len(violations)} rule(s) broken.", "",
+                  "| source | column | rule | offending rows | examples |", "|---|---|---|---|---|"]
+        lines += [f"| {v.source} | {v.column} | {v.rule} | {v.count} | {', '.join(v.examples)} |" for v in violations]
+    else:
+        lines.append("**PASSED**: every rule holds.")
+    if profile:
+        lines += ["", f"Rows: {profile['rows']}, target rate: {profile['target_rate']}, "
+                      f"time: {profile['time_min']} .. {profile['time_max']}", "",
+                  "| column | kind | null rate | min | median | max | categories |", "|---|---|---|---|---|---|---|"]
+        for name, c in profile["columns"].items():
+            if c["kind"] == "categorical":
+                lines.append(f"| {name} | categorical | {c['null_rate']:.4f} |  |  |  | {c['n_unique']} |")
+            else:
+                lines.append(f"| {name} | {c['kind']} | {c['null_rate']:.4f} | {c['min']} | "
+                             f"{c['quantiles'].get('0.5')} | {c['max']} |  |")
+    return "\n".join(lines) + "\n"
+
+
+def violations_as_dicts(violations: list[Violation]) -> list[dict]:
+    return [asdict(v) for v in violations]

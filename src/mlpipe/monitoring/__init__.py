@@ -1,0 +1,1 @@
+"""Watching a served model: Evidently drift reports and the monitor's decisions."""

@@ -1,0 +1,85 @@
+"""Run one dvc.yaml stage through DVC's own reproduce logic (change detection, run-cache restore,
+output removal, cache commit, dvc.lock), but execute mlpipe's stage bodies in this process instead
+of a fresh `python -m mlpipe.pipeline.stages.<name>` each: the flow then imports pandas/scikit-learn once
+rather than once per stage. Any other command in dvc.yaml still runs as DVC would run it."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, load_params
+from mlpipe.errors import StageFailed
+from mlpipe.runtime.logs import event, timed
+
+# stage name -> (module, body); dvc.yaml runs `python -m <module>`, whose main() calls the same body.
+BODIES = {
+    "validate": ("mlpipe.pipeline.stages.validate", "validate_data"),
+    "split": ("mlpipe.pipeline.stages.split", "split_data"),
+    "train": ("mlpipe.pipeline.stages.train", "train_model"),
+    "evaluate": ("mlpipe.pipeline.stages.evaluate", "evaluate_model"),
+}
+_DVC_LOCK = threading.Lock()  # the patched runner is process-wide: one stage at a time
+
+
+def in_process_body(cmd: str | list[str]) -> tuple[str, Callable[[Params, ProjectPaths], None]] | None:
+    """(name, body) when `cmd` is exactly `python -m mlpipe.pipeline.stages.<name>`, else None."""
+    if not isinstance(cmd, str):
+        return None
+    for name, (module, attr) in BODIES.items():
+        if cmd.split() == ["python", "-m", module]:
+            return name, getattr(importlib.import_module(module), attr)
+    return None
+
+
+@contextmanager
+def _in_process_commands(root: Path, executed: list[str]):
+    import dvc.stage.run as dvc_run
+
+    original = dvc_run.cmd_run
+
+    def cmd_run(stage, dry=False, run_env=None):
+        found = in_process_body(stage.cmd)
+        if found is None or dry:
+            return original(stage, dry=dry, run_env=run_env)
+        name, body = found
+        executed.append(name)
+        with timed("stage", stage=name, in_process=True):
+            try:
+                body(load_params(root / PARAMS_FILE), ProjectPaths(root))
+            except Exception as exc:
+                raise StageFailed(f"stage {name} failed: {exc}") from exc
+
+    dvc_logger = logging.getLogger("dvc")
+    level = dvc_logger.level
+    dvc_logger.setLevel(logging.WARNING)  # DVC's info lines go to stdout; the stage_outcome event says it
+    try:
+        with mock.patch.object(dvc_run, "cmd_run", cmd_run):
+            yield
+    finally:
+        dvc_logger.setLevel(level)
+
+
+def reproduce_stage(root: Path, name: str) -> str:
+    """`dvc repro --single-item <name>` in process. Returns "ran", "restored" (DVC's run-cache gave the
+    outputs back without running) or "skipped" (deps, params and outs unchanged)."""
+    from dvc.repo import Repo
+
+    executed: list[str] = []
+    with _DVC_LOCK, Repo(str(root)) as repo, _in_process_commands(Path(root), executed):
+        repo.scm_context.quiet = True  # the flow commits dvc.lock itself; no "git add dvc.lock" hint
+        try:
+            reproduced = repo.reproduce(name, single_item=True)
+        except Exception as exc:
+            cause = exc
+            while cause.__cause__ is not None and not isinstance(cause, StageFailed):
+                cause = cause.__cause__
+            raise StageFailed(str(cause)) from exc
+    outcome = "ran" if executed else ("restored" if reproduced else "skipped")
+    event("stage_outcome", stage=name, outcome=outcome)
+    return outcome

@@ -1,0 +1,79 @@
+"""Stage `split`: train/test parts of data/ (time-aware by default), recorded with the hash of each part.
+
+Rows move as Arrow, never as a pandas frame: the data is read once, the time column alone is sorted,
+and each part is gathered, written and dropped in turn (the bytes are those write_frame gives)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlpipe.config import Params, ProjectPaths
+from mlpipe.data.frames import random_split_positions, read_data_table, require_times, time_split_positions, write_table
+from mlpipe.errors import DataError
+from mlpipe.pipeline.stages import stage_main, write_json
+from mlpipe.runtime.hashing import sha256_file
+from mlpipe.runtime.lockfiles import dvc_file_md5
+from mlpipe.runtime.logs import event
+
+SPLIT_SEED_OFFSET = 1  # seed + k per step: the split draws from its own stream
+
+
+def split_positions(table: pa.Table, params: Params):
+    """(train positions, test positions, cutoff or None) of the table's rows."""
+    time_col = params.dataset.time_column
+    if params.split.method != "time":
+        train_pos, test_pos = random_split_positions(table.num_rows, params.split.test_fraction, params.seed + SPLIT_SEED_OFFSET)
+        return train_pos, test_pos, None
+    require_times(time_col, table.column(time_col).null_count)
+    times = table.column(time_col).to_numpy()
+    train_pos, test_pos = time_split_positions(times, params.split.test_fraction)
+    cutoff = table.column(time_col).take(test_pos[:1]).to_pandas().iloc[0] if len(test_pos) else None
+    return train_pos, test_pos, cutoff
+
+
+def as_pandas_text(scalar: pa.Scalar) -> str:
+    """A value as str() of its pandas form (a Timestamp for times), as the record has always shown it."""
+    return str(pa.array([scalar]).to_pandas().iloc[0])
+
+
+def part_summary(part: pa.Table, params: Params) -> dict:
+    """Rows, target rate and time range of one part."""
+    bounds = pc.min_max(part.column(params.dataset.time_column))
+    return {
+        "rows": part.num_rows,
+        "target_rate": round(float(pc.mean(part.column(params.dataset.target)).as_py()), 6),
+        "time_min": as_pandas_text(bounds["min"]),
+        "time_max": as_pandas_text(bounds["max"]),
+    }
+
+
+def split_data(params: Params, paths: ProjectPaths) -> None:
+    table = read_data_table(paths.data)
+    train_pos, test_pos, cutoff = split_positions(table, params)
+    if len(train_pos) == 0 or len(test_pos) == 0:
+        raise DataError(f"split: train has {len(train_pos)} rows, test {len(test_pos)} (rule: both parts non-empty)")
+    parts = {}
+    for name, path, positions in (("train", paths.train_split, train_pos), ("test", paths.test_split, test_pos)):
+        part = table.take(positions)
+        write_table(part, path)
+        parts[name] = {"path": str(path.relative_to(paths.root)), "sha256": sha256_file(path), **part_summary(part, params)}
+        del part
+    record = {
+        "method": params.split.method,
+        "seed": params.seed + SPLIT_SEED_OFFSET,
+        "test_fraction": params.split.test_fraction,
+        "cutoff": str(cutoff) if cutoff is not None else None,
+        "data_md5": dvc_file_md5(paths.root / "data.dvc"),
+        "parts": parts,
+    }
+    write_json(paths.split_record, record)
+    event("split", method=params.split.method, cutoff=cutoff, train_rows=len(train_pos), test_rows=len(test_pos))
+
+
+def main() -> int:
+    return stage_main("split", split_data)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

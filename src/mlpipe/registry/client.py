@@ -1,0 +1,28 @@
+"""The one place an MLflow client is built, and where the project's tracking store is."""
+
+from __future__ import annotations
+
+import os
+
+from mlpipe.config import ProjectPaths
+
+
+def tracking_uri(paths: ProjectPaths) -> str:
+    """MLFLOW_TRACKING_URI when set (team mode), else SQLite under the project's mlruns/ (created)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    paths.mlruns.mkdir(parents=True, exist_ok=True)
+    return paths.tracking_uri
+
+
+def mlflow_client(uri: str):
+    """An MlflowClient on `uri` (MLflow imported here, on first use: it costs about a second)."""
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def local_store(uri: str) -> bool:
+    """True for a tracking store in a local file (the embedded default), False for a tracking server."""
+    return not uri.startswith(("http://", "https://", "databricks"))

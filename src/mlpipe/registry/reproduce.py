@@ -1,0 +1,338 @@
+"""Reproduce a recorded model from its git commit + DVC data hash, in an isolated git worktree, and
+prove it is the same: model bytes, predictions on the recorded test split, metrics, every stage output.
+
+The record is read from MLflow (the tags `track_run` wrote); git makes the checkout, DVC restores the
+data and reruns the stages; this module only decides what to compare and says what it found."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from mlpipe.errors import Refused, ToolError
+from mlpipe.model.manifest import installed_versions
+from mlpipe.registry import tags as tag
+from mlpipe.registry.client import mlflow_client
+from mlpipe.registry.refs import resolve_run_id, versions_of_run
+from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
+from mlpipe.runtime.shell import run_tool, tool_env
+
+TEST_SPLIT = "artifacts/split/test.parquet"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a training run recorded about itself."""
+
+    run_id: str
+    experiment_id: str
+    commit: str
+    dirty: bool
+    data_md5: str
+    model_sha256: str
+    stage_outputs: dict[str, str]  # "stage:path" -> md5
+    metrics: dict[str, float]
+    versions: dict[str, str]
+    predictions_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    item: str
+    original: object
+    reproduced: object
+    same: bool
+    counts: bool = True  # environment rows inform, they do not decide
+
+
+@dataclass
+class Verdict:
+    ref: str
+    run_id: str
+    commit: str
+    data_md5: str
+    rows: list[Row] = field(default_factory=list)
+    reproduction_run_id: str | None = None
+    checkout: str | None = None  # kept isolated checkout (--keep)
+
+    @property
+    def identical(self) -> bool:
+        return all(r.same for r in self.rows if r.counts)
+
+    def as_dict(self) -> dict:
+        def pair(item: str) -> dict:
+            row = next((r for r in self.rows if r.item == item), None)
+            return {"original": row.original, "reproduced": row.reproduced} if row else {}
+
+        metrics = [r for r in self.rows if r.item.startswith("metric:")]
+        return {
+            "ref": self.ref, "run_id": self.run_id, "identical": self.identical,
+            "commit": self.commit, "data_md5": self.data_md5,
+            "model_sha256": pair("model_sha256"),
+            "predictions_identical": next((r.same for r in self.rows if r.item == "predictions"), False),
+            "predictions_sha256": pair("predictions"),
+            "metrics": {"original": {r.item[7:]: r.original for r in metrics},
+                        "reproduced": {r.item[7:]: r.reproduced for r in metrics}},
+            "different": [r.item for r in self.rows if r.counts and not r.same],
+            "rows": [asdict(r) for r in self.rows],
+            "reproduction_run_id": self.reproduction_run_id,
+            "checkout": self.checkout,
+        }
+
+
+# ---- the record -------------------------------------------------------------------------------
+
+def recorded_from_run(run) -> Recorded:
+    """Parse the lineage tags of a training run (pure)."""
+    tags = run.data.tags
+    if tag.MODEL_SHA256 not in tags:
+        raise Refused(f"run {run.info.run_id} is not an mlpipe training run (no {tag.MODEL_SHA256} tag)")
+    return Recorded(
+        run_id=run.info.run_id,
+        experiment_id=run.info.experiment_id,
+        commit=tags.get(tag.GIT_COMMIT, ""),
+        dirty=tags.get(tag.GIT_DIRTY, "true") != "false",
+        data_md5=tags.get(tag.DATA_MD5, ""),
+        model_sha256=tags[tag.MODEL_SHA256],
+        stage_outputs={_stage_key(k[len(tag.DVC_PREFIX):]): v for k, v in tags.items() if k.startswith(tag.DVC_PREFIX)},
+        metrics=dict(run.data.metrics),
+        versions={k[len(tag.VERSION_PREFIX):]: v for k, v in tags.items() if k.startswith(tag.VERSION_PREFIX)},
+    )
+
+
+def _stage_key(tag_rest: str) -> str:
+    stage, _, path = tag_rest.partition(".")
+    return f"{stage}:{path}"
+
+
+def refusal(rec: Recorded, commit_exists: bool) -> str | None:
+    """Why this record cannot be reproduced, or None (pure)."""
+    if not rec.commit:
+        return (f"run {rec.run_id} has no git commit recorded; only runs made by `mlpipe run` inside a git "
+                "repository can be reproduced")
+    if rec.dirty:
+        return (f"run {rec.run_id} was recorded from a dirty tree (uncommitted changes on top of {rec.commit[:12]}): "
+                "the code that trained it is in no commit. Commit your changes and run `mlpipe run` again; "
+                "reproduce that run")
+    if not commit_exists:
+        return (f"commit {rec.commit} of run {rec.run_id} no longer exists in this repository (history rewritten, "
+                "or a clone without it): fetch it (git fetch --all) or reproduce in a clone that has it")
+    if not rec.data_md5:
+        return f"run {rec.run_id} has no DVC data hash recorded (tag mlpipe.data_md5)"
+    return None
+
+
+# ---- the comparison (pure) ---------------------------------------------------------------------
+
+def compare(rec: Recorded, reproduced: dict) -> list[Row]:
+    """Rows of the verdict table: data, every stage output, model bytes, predictions, metrics, environment."""
+    rows = [Row("data_md5", rec.data_md5, reproduced["data_md5"], rec.data_md5 == reproduced["data_md5"])]
+    for relpath, (want, got) in sorted(reproduced.get("data_files", {}).items()):
+        rows.append(Row(f"data file {relpath}", want, got, want == got))
+    outs = reproduced["stage_outputs"]
+    for key in sorted(set(rec.stage_outputs) | set(outs)):
+        a, b = rec.stage_outputs.get(key), outs.get(key)
+        rows.append(Row(f"output {key}", a, b, a == b))
+    rows.append(Row("model_sha256", rec.model_sha256, reproduced["model_sha256"],
+                    rec.model_sha256 == reproduced["model_sha256"]))
+    pred = reproduced["predictions"]
+    rows.append(Row("predictions", pred["original_sha256"], pred["reproduced_sha256"], pred["identical"]))
+    for name in sorted(set(rec.metrics) & set(reproduced["metrics"]) - {"drift_share", "drifted_columns"}):
+        a, b = rec.metrics[name], float(reproduced["metrics"][name])
+        rows.append(Row(f"metric:{name}", a, b, a == b))
+    for name in sorted(rec.versions):
+        now = reproduced["versions"].get(name)
+        rows.append(Row(f"env {name}", rec.versions[name], now, rec.versions[name] == now, counts=False))
+    return rows
+
+
+def render_table(v: Verdict) -> str:
+    width = max(len(r.item) for r in v.rows) if v.rows else 10
+    lines = [f"reproduce {v.ref}: run {v.run_id}, commit {v.commit[:12]}, data md5 {v.data_md5}",
+             f"{'':2}{'item':<{width}}  {'original':<36}  {'reproduced':<36}  verdict"]
+    for r in v.rows:
+        mark = "same" if r.same else ("DIFFERENT" if r.counts else "differs (environment, informative)")
+        lines.append(f"{'':2}{r.item:<{width}}  {_short(r.original):<36}  {_short(r.reproduced):<36}  {mark}")
+    lines.append(f"verdict: {'IDENTICAL' if v.identical else 'NOT IDENTICAL'}"
+                 + ("" if v.identical else f" ({', '.join(r.item for r in v.rows if r.counts and not r.same)})"))
+    return "\n".join(lines)
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 36 else text[:33] + "..."
+
+
+# ---- the I/O edges -----------------------------------------------------------------------------
+
+def commit_exists(root: Path, commit: str) -> bool:
+    return run_tool(["git", "cat-file", "-e", f"{commit}^{{commit}}"], root, check=False).returncode == 0
+
+
+@contextlib.contextmanager
+def isolated_checkout(root: Path, commit: str, keep: bool = False) -> Iterator[Path]:
+    """A detached git worktree of `commit` in a temporary directory; the user's tree is never touched."""
+    base = Path(tempfile.mkdtemp(prefix="mlpipe-reproduce-"))
+    wt = base / "checkout"
+    run_tool(["git", "worktree", "add", "--detach", "--quiet", str(wt), commit], root)
+    try:
+        yield wt
+    finally:
+        if not keep:
+            run_tool(["git", "worktree", "remove", "--force", str(wt)], root, check=False)
+            shutil.rmtree(base, ignore_errors=True)
+            run_tool(["git", "worktree", "prune"], root, check=False)
+
+
+def share_dvc_storage(root: Path, wt: Path) -> None:
+    """Point the worktree's DVC at the project's cache and remotes (as the project resolves them), via
+    its git-ignored .dvc/config.local; the committed config stays as it was."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        cache_dir = Path(repo.cache.local.path).parents[1]  # <cache>/files/md5 -> <cache>
+        remotes = {name: dict(cfg) for name, cfg in repo.config["remote"].items()}
+    lines = ["[cache]", f"    dir = {cache_dir}"]
+    for name, cfg in remotes.items():
+        lines += [f"['remote \"{name}\"']", f"    url = {cfg['url']}"]
+    (wt / ".dvc" / "config.local").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def pull_recorded_data(wt: Path, data_md5: str) -> None:
+    """`dvc pull data.dvc` in the worktree: from the shared cache, else the remote; refuse when neither has it."""
+    found = dvc_file_md5(wt / "data.dvc")
+    if found != data_md5:
+        raise Refused(f"the commit's data.dvc names {found}, the run recorded {data_md5}: the record and the "
+                      "commit disagree, so this run cannot be reproduced from its commit")
+    proc = run_tool(["dvc", "pull", "data.dvc"], wt, check=False)
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        raise Refused(f"data md5 {data_md5} is in neither the DVC cache nor the remote ({tail}). Restore the "
+                      "remote from a backup, or reproduce on a machine whose cache holds it")
+
+
+def restored_file_hashes(wt: Path, data_md5: str) -> dict[str, tuple[str | None, str | None]]:
+    """{relpath: (md5 the snapshot lists, md5 of the restored file's content)}, hashed afresh with DVC's
+    own file hash: DVC trusts its cache on checkout, this proves the bytes the stages will read."""
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash import file_md5
+
+    with Repo(str(wt)) as repo:
+        listing = Path(repo.cache.local.oid_to_path(data_md5))
+    entries = {e["relpath"]: e["md5"] for e in json.loads(listing.read_text())}
+    data = wt / "data"
+    present = {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()}
+    return {rel: (entries.get(rel), file_md5(str(data / rel)) if rel in present else None)
+            for rel in sorted(set(entries) | present)}
+
+
+def rerun_stages(wt: Path) -> None:
+    """`dvc repro --force` in the worktree, with the commit's own code first on the import path."""
+    env = tool_env({"PYTHONPATH": str(wt / "src")})
+    proc = run_tool(["dvc", "repro", "--force"], wt, check=False, env=env)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
+        raise ToolError(f"dvc repro --force failed in the isolated checkout:\n{tail}")
+
+
+def reproduced_outputs(wt: Path) -> dict:
+    """Hashes and metrics of what `dvc repro` produced in the worktree."""
+    lock = yaml.safe_load((wt / "dvc.lock").read_text())
+    data_md5 = next((d["md5"] for d in lock["stages"]["validate"]["deps"] if d["path"] == "data"), "")
+    return {
+        "data_md5": data_md5,
+        "stage_outputs": {f"{s}:{p}": md5 for s, outs in stage_output_hashes(wt / "dvc.lock").items() for p, md5 in outs.items()},
+        "model_sha256": json.loads((wt / "artifacts/model/manifest.json").read_text())["model_sha256"],
+        "metrics": json.loads((wt / "metrics.json").read_text()),
+    }
+
+
+def compare_predictions(original_model, reproduced_model, test_split: Path) -> dict:
+    """Both models' positive-class probabilities on the same test rows: exact equality and hashes."""
+    import numpy as np
+
+    from mlpipe.data.frames import read_frame
+    from mlpipe.pipeline.evaluate import positive_proba, predictions_sha256
+
+    test = read_frame(test_split)
+    cols = list(original_model.feature_names_in_)
+    a, b = positive_proba(original_model, test[cols]), positive_proba(reproduced_model, test[cols])
+    return {"identical": bool(np.array_equal(a, b)), "original_sha256": predictions_sha256(a),
+            "reproduced_sha256": predictions_sha256(b), "rows": len(test)}
+
+
+def cached_output(root: Path, md5: str | None, fallback: Path) -> Path:
+    """A stage output as recorded (from the project's DVC cache by its md5); `fallback` when absent."""
+    from dvc.repo import Repo
+
+    if md5:
+        with Repo(str(root)) as repo:
+            path = Path(repo.cache.local.oid_to_path(md5))
+        if path.exists():
+            return path
+    return fallback
+
+
+def recorded_test_split(root: Path, rec: Recorded, fallback: Path) -> Path:
+    """The test split the run recorded, from the DVC cache by its md5; else the reproduced one."""
+    return cached_output(root, rec.stage_outputs.get(f"split:{TEST_SPLIT}"), fallback)
+
+
+def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False) -> Verdict:
+    """Check out the run's commit in isolation, restore its data hash, `dvc repro --force`, compare,
+    and log the verdict as its own MLflow run (tagged on the original run and its model versions)."""
+    from mlpipe.model.loading import load_model_dir
+    from mlpipe.registry.models import load_registered
+
+    client = mlflow_client(tracking_uri)
+    run_id = resolve_run_id(client, ref)
+    rec = recorded_from_run(client.get_run(run_id))
+    why = refusal(rec, commit_exists(root, rec.commit) if rec.commit else False)
+    if why:
+        raise Refused(why)
+    with isolated_checkout(root, rec.commit, keep=keep) as wt:
+        share_dvc_storage(root, wt)
+        pull_recorded_data(wt, rec.data_md5)
+        data_files = restored_file_hashes(wt, rec.data_md5)
+        rerun_stages(wt)
+        got = reproduced_outputs(wt) | {"data_files": data_files}
+        with tempfile.TemporaryDirectory(prefix="mlpipe-original-") as tmp:
+            original, _ = load_registered(client, run_id, dest=Path(tmp))
+        reproduced = load_model_dir(wt / "artifacts/model")  # checked against its own manifest
+        split = recorded_test_split(root, rec, wt / TEST_SPLIT)
+        got["predictions"] = compare_predictions(original.model, reproduced.model, split)
+        got["versions"] = installed_versions(sorted(rec.versions))
+        verdict = Verdict(ref=ref, run_id=run_id, commit=rec.commit, data_md5=rec.data_md5, rows=compare(rec, got),
+                          checkout=str(wt) if keep else None)
+    verdict.reproduction_run_id = log_reproduction(client, rec, verdict)
+    return verdict
+
+
+def log_reproduction(client, rec: Recorded, v: Verdict) -> str:
+    """The reproduction as its own run (tags + verdict JSON + table), and its verdict on the original
+    run and model versions, so the MLflow UI shows which models have been proven."""
+    from datetime import UTC, datetime
+
+    word = "identical" if v.identical else "different"
+    run = client.create_run(rec.experiment_id, run_name=f"reproduce-{rec.run_id[:8]}", tags={
+        tag.REPRODUCES: rec.run_id, tag.REPRODUCTION_VERDICT: word,
+        tag.REPRODUCTION_DIFFERENT: ",".join(r.item for r in v.rows if r.counts and not r.same)[:5000],
+        tag.GIT_COMMIT: rec.commit, tag.DATA_MD5: rec.data_md5, tag.KIND: "reproduction"})
+    rid = run.info.run_id
+    client.log_metric(rid, "identical", float(v.identical))
+    client.log_dict(rid, {**v.as_dict(), "reproduction_run_id": rid}, "reproduction.json")
+    client.log_text(rid, render_table(v), "reproduction.txt")
+    client.set_terminated(rid, "FINISHED")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    note = f"{word} ({stamp}, run {rid})"
+    client.set_tag(rec.run_id, tag.REPRODUCED, note)
+    for mv in versions_of_run(client, rec.run_id):
+        client.set_model_version_tag(mv.name, mv.version, tag.REPRODUCED, note)
+    return rid

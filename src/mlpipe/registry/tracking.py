@@ -1,0 +1,210 @@
+"""MLflow record of a pipeline run: params, metrics, lineage tags, dataset inputs, model, drift report;
+and whether this exact state was recorded already (the identity of a training run in MLflow)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import platform
+import socket
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, flatten, read_params_dict
+from mlpipe.data.frames import read_frame
+from mlpipe.model.artifact import TRUSTED_TYPES, load_model_file
+from mlpipe.model.manifest import MODEL_PACKAGES
+from mlpipe.pipeline.features import select_features
+from mlpipe.registry import tags as tag
+from mlpipe.registry.client import local_store, mlflow_client
+from mlpipe.runtime.git import git_commit, git_dirty
+from mlpipe.runtime.lockfiles import dvc_file_md5, locked_versions, stage_output_hashes
+
+# What the packaged model needs at load time, pinned from uv.lock.
+MODEL_REQUIREMENTS = [*MODEL_PACKAGES, "mlflow"]
+MODEL_ARTIFACTS = "mlpipe/model"  # where a run keeps its copy of artifacts/model
+KEY_PACKAGES = ["mlflow", "dvc", "prefect", "evidently", "scikit-learn", "pandas", "numpy", "skops", "pandera"]
+MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
+IDENTITY_KEYS = (tag.MODEL_SHA256, tag.GIT_COMMIT, tag.DATA_MD5, tag.PARAMS_SHA256)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    model_uri: str
+    metrics: dict[str, float]
+    data_md5: str | None
+    git_commit: str | None
+    git_dirty: bool
+    model_sha256: str
+    already_recorded: bool = False
+
+
+def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
+    """Tags that tie a run to its code, data and stage outputs (who, when, which code, which data)."""
+    import importlib.metadata
+
+    commit = git_commit(paths.root) or ""
+    tags = {
+        tag.GIT_COMMIT: commit,
+        tag.MLFLOW_GIT_COMMIT: commit,
+        tag.GIT_DIRTY: str(git_dirty(paths.root)).lower(),
+        tag.DATA_MD5: dvc_file_md5(paths.root / "data.dvc") or "",
+        tag.MODEL_SHA256: manifest["model_sha256"],
+        tag.PARAMS_SHA256: manifest["params_sha256"],
+        tag.SEED: str(manifest["seed"]),
+        tag.USER: getpass.getuser(),
+        tag.HOST: socket.gethostname(),
+        tag.PYTHON: platform.python_version(),
+    }
+    for stage, outs in stage_output_hashes(paths.root / "dvc.lock").items():
+        for out_path, md5 in outs.items():
+            tags[tag.dvc_output_tag(stage, out_path)] = md5
+    for name in KEY_PACKAGES:
+        tags[tag.version_tag(name)] = importlib.metadata.version(name)
+    return tags
+
+
+def _params_for_mlflow(raw: dict) -> dict[str, str]:
+    return {k: str(v)[:MAX_PARAM_LEN] for k, v in flatten(raw).items()}
+
+
+SCHEMA_HEAD_ROWS = 10_000
+
+
+def _dataset_input(mlflow, df: pd.DataFrame, path: Path, md5: str, commit: str, name: str, target: str):
+    # Digest = DVC's content hash of the file, so MLflow and DVC name the data the same way.
+    source = f"{path.as_uri()}?git_commit={commit}&dvc_md5={md5}"
+    dataset = mlflow.data.from_pandas(df, source=source, name=name, targets=target, digest=md5)
+    if len(df) > SCHEMA_HEAD_ROWS:
+        # MLflow infers a dataset's schema value by value in Python: 8M rows took 5.6 minutes. The same
+        # schema comes from the rows that decide it (its value is cached; this sets it before first use).
+        dataset.schema = mlflow.data.from_pandas(schema_rows(df), source=source).schema
+    return dataset
+
+
+def schema_rows(df: pd.DataFrame, head: int = SCHEMA_HEAD_ROWS) -> pd.DataFrame:
+    """The rows from which MLflow infers the schema it would infer from all of `df`: the head (types;
+    a column of validated data has one type), plus each column's first missing value (a column is
+    `required` in MLflow's schema exactly when it has none)."""
+    first_missing = {int(np.argmax(missing)) for missing in (df[c].isna().to_numpy() for c in df.columns) if missing.any()}
+    return df.iloc[sorted(set(range(min(head, len(df)))) | first_missing)]
+
+
+def ensure_experiment(client, name: str, artifact_root: Path | None) -> str:
+    """Id of experiment `name`, created with its artifacts under `artifact_root` if new (None: where the
+    tracking server keeps artifacts, as in team mode)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=(artifact_root / name).as_uri() if artifact_root else None)
+
+
+def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:
+    """Log the finished pipeline's outputs as one MLflow run (not yet registered).
+
+    A clean tree whose commit, data and model were already recorded returns that run instead.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow_client(tracking_uri)
+    exp_id = ensure_experiment(client, params.model.experiment, paths.artifact_root if local_store(tracking_uri) else None)
+    manifest = json.loads(paths.manifest.read_text())
+    metrics = json.loads(paths.metrics.read_text())
+    tags = lineage_tags(paths, manifest)
+    previous = find_recorded_run(client, exp_id, tags)
+    if previous is not None:
+        run_id, model_uri = previous.info.run_id, previous.data.tags.get(tag.MODEL_URI, "")
+    else:
+        with warnings.catch_warnings():
+            # MLflow warns that a file URI matches its local-file source twice, and about integer
+            # outputs in the signature; neither is actionable here.
+            warnings.simplefilter("ignore", UserWarning)
+            run_id, model_uri = _log_run(mlflow, exp_id, tags, paths, params, metrics, manifest)
+    return RunRecord(
+        run_id=run_id,
+        experiment_id=exp_id,
+        model_name=params.model.name,
+        model_uri=model_uri,
+        metrics=metrics,
+        data_md5=tags[tag.DATA_MD5] or None,
+        git_commit=tags[tag.GIT_COMMIT] or None,
+        git_dirty=tags[tag.GIT_DIRTY] == "true",
+        model_sha256=manifest["model_sha256"],
+        already_recorded=previous is not None,
+    )
+
+
+def log_drift(tracking_uri: str, run_id: str, files: list[Path], summary: dict) -> None:
+    """Attach a drift report (files + drift metrics) to a run."""
+    client = mlflow_client(tracking_uri)
+    for f in files:
+        client.log_artifact(run_id, str(f), "drift")
+    if summary.get("drift_share") is not None:
+        client.log_metric(run_id, "drift_share", summary["drift_share"])
+        client.log_metric(run_id, "drifted_columns", summary["drifted_columns"])
+    client.set_tag(run_id, tag.DRIFT_SHARE, str(summary.get("drift_share")))
+
+
+def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, params: Params,
+             metrics: dict, manifest: dict) -> tuple[str, str]:
+    """Write the run (tags, params, metrics, inputs, model, artifacts); return (run id, model uri)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    commit = tags[tag.GIT_COMMIT]
+    split_hashes = stage_output_hashes(paths.root / "dvc.lock").get("split", {})
+    model = load_model_file(paths.model)
+    parts = {"train": (paths.train_split, "training"), "test": (paths.test_split, "evaluation")}
+    frames = {name: read_frame(path) for name, (path, _) in parts.items()}
+    X_example = select_features(frames["train"].head(5), params.features)
+    requirements = [f"{n}=={v}" for n, v in locked_versions(paths.root / "uv.lock", MODEL_REQUIREMENTS).items()]
+    run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / PARAMS_FILE)))
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for name, (path, context) in parts.items():
+            rel = str(path.relative_to(paths.root))
+            md5 = split_hashes.get(rel, "")
+            dataset = _dataset_input(mlflow, frames[name], path, md5, commit, name, params.dataset.target)
+            mlflow.log_input(dataset, context=context, tags={"path": rel, "git_commit": commit, "dvc_md5": md5})
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=list(TRUSTED_TYPES),
+            signature=infer_signature(X_example, model.predict(X_example)),
+            input_example=X_example,
+            pip_requirements=requirements,
+            metadata={"mlpipe_manifest": manifest},
+        )
+        for directory, dest in ((paths.model.parent, MODEL_ARTIFACTS), (paths.profile.parent, "mlpipe/validate"),
+                                (paths.plots, "mlpipe/plots"), (paths.split_record.parent, "mlpipe/split")):
+            for f in sorted(directory.iterdir()):
+                if f.is_file() and f.suffix != ".parquet":
+                    mlflow.log_artifact(str(f), dest)
+        mlflow.log_artifact(str(paths.metrics), "mlpipe")
+        mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
+        mlflow.set_tag(tag.MODEL_URI, info.model_uri)
+    return run.info.run_id, info.model_uri
+
+
+def find_recorded_run(client, experiment_id: str, tags: dict[str, str]):
+    """A finished run already recorded for this exact model, commit and data from a clean tree, or None.
+
+    Runs that never finished (a killed process) do not count: their record may be half written.
+    """
+    if tags[tag.GIT_DIRTY] != "false" or not tags[tag.GIT_COMMIT]:
+        return None
+    filt = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in IDENTITY_KEYS)
+    filt += f" and tags.`{tag.GIT_DIRTY}` = 'false' and attributes.status = 'FINISHED'"
+    runs = client.search_runs([experiment_id], filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None

@@ -1,0 +1,154 @@
+"""The promotion gate: a registered challenger becomes `champion` only when it earns it.
+
+(a) data validation passed and the infra check holds the `deploy` budgets; (b) on the *same* held-out
+rows it is not worse than the champion by more than `gate.tolerance` per metric; (c) the differential
+test (`mlpipe diff`) flips at most `gate.max_changed_share` of the predictions, or an override with a
+reason is recorded. Every criterion's value, bound and verdict go on the MLflow run and model version.
+Promotion moves `champion` to the challenger and the old champion to `previous` (registry.aliases)."""
+
+from __future__ import annotations
+
+import getpass
+import re
+from pathlib import Path
+
+from mlpipe.config import HIGHER_IS_BETTER, Params, ProjectPaths
+from mlpipe.errors import PromotionRefused
+from mlpipe.registry import tags as tag
+from mlpipe.registry.aliases import CHAMPION, PREVIOUS, alias_version, move_champion
+from mlpipe.registry.client import mlflow_client
+from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
+from mlpipe.release.infra import Check, checks_as_dicts, infra_check
+from mlpipe.runtime.logs import event
+
+# ---- criteria (pure) ----------------------------------------------------------------------------
+
+def metric_checks(challenger: dict[str, float], champion: dict[str, float], tolerance: dict[str, float]) -> list[Check]:
+    """Per metric: the challenger may trail the champion by at most the tolerance (direction-aware)."""
+    checks = []
+    for name, tol in sorted(tolerance.items()):
+        new, old = float(challenger[name]), float(champion[name])
+        if name in HIGHER_IS_BETTER:
+            bound = round(old - tol, 6)
+            checks.append(Check(f"metric.{name}", round(new, 6), bound, new >= bound, f"(champion {round(old, 6)}, at least)"))
+        else:
+            bound = round(old + tol, 6)
+            checks.append(Check(f"metric.{name}", round(new, 6), bound, new <= bound, f"(champion {round(old, 6)}, at most)"))
+    return checks
+
+
+def diff_check(changed_share: float, bound: float, override: str) -> Check:
+    """The differential test; an override passes it but is named in the detail."""
+    within = changed_share <= bound
+    detail = "" if within or not override else f"(override: {override})"
+    return Check("diff.changed_share", round(changed_share, 6), bound, within or bool(override), detail)
+
+
+def gate_verdict(checks: list[Check]) -> tuple[bool, list[str]]:
+    """(every criterion passed, the failed criteria's names)."""
+    failed = [c.criterion for c in checks if not c.passed]
+    return not failed, failed
+
+
+# ---- the registry (I/O) ---------------------------------------------------------------------------
+
+def _metric_key(criterion: str) -> str:
+    return "gate." + re.sub(r"[^\w.\-/ ]", "_", criterion)
+
+
+def record_decision(client, name: str, version: str, run_id: str, checks: list[Check], decision: str) -> None:
+    """Every criterion on the challenger's run (metrics + tags) and model version (tags)."""
+    for c in checks:
+        if isinstance(c.value, int | float) and not isinstance(c.value, bool):
+            client.log_metric(run_id, _metric_key(c.criterion), float(c.value))
+        if isinstance(c.bound, int | float) and not isinstance(c.bound, bool):
+            client.log_metric(run_id, _metric_key(c.criterion) + ".bound", float(c.bound))
+        client.set_tag(run_id, tag.gate_tag(c.criterion), c.line()[:5000])
+    failed = ",".join(c.criterion for c in checks if not c.passed)
+    for key, value in ((tag.GATE_DECISION, decision), (tag.GATE_FAILED, failed)):
+        client.set_tag(run_id, key, value)
+        client.set_model_version_tag(name, version, key, value)
+
+
+# ---- the gate ---------------------------------------------------------------------------------------
+
+def champion_comparison(client, params: Params, paths: ProjectPaths, champion_ref: str) -> tuple[list[Check], dict]:
+    """(b) and (c): challenger (the project's model) and champion on the current test split."""
+    from mlpipe.data.frames import read_frame
+    from mlpipe.model.loading import load_model_dir
+    from mlpipe.pipeline.evaluate import compute_metrics
+    from mlpipe.registry.models import load_registered
+    from mlpipe.release.diff import compare_models, model_outputs
+
+    test = read_frame(paths.test_split)
+    y = test[params.dataset.target].to_numpy()
+    threshold = params.evaluate.threshold
+    champ, _ = load_registered(client, champion_ref)
+    chall = load_model_dir(paths.model.parent)
+    a, _ = model_outputs(champ.model, test[list(champ.model.feature_names_in_)])
+    b, _ = model_outputs(chall.model, test[list(chall.model.feature_names_in_)])
+    m_champ, m_chall = compute_metrics(y, a, threshold), compute_metrics(y, b, threshold)
+    report = compare_models(a, b, True, y, threshold, test[list(chall.model.feature_names_in_)].reset_index(drop=True), top=5)
+    checks = metric_checks(m_chall, m_champ, params.gate.tolerance)
+    checks.append(diff_check(report["changed_share"], params.gate.max_changed_share, params.gate.override_diff))
+    return checks, {"champion_metrics_same_rows": m_champ, "challenger_metrics": m_chall,
+                    "changed_predictions": report["changed_predictions"], "rows": report["rows"]}
+
+
+def run_gate(paths: ProjectPaths, params: Params, tracking_uri: str, run_id: str, version: str, model_sha256: str) -> dict:
+    """Judge registered `version` (trained in this project, run `run_id`); promote or keep; record all."""
+    client = mlflow_client(tracking_uri)
+    name = params.model.name
+    done = client.get_model_version(name, version).tags.get(tag.GATE_DECISION)
+    if done:
+        return {"decision": done, "already_decided": True, "checks": [], "champion": alias_version(client, name, CHAMPION)}
+    # (a) the validate stage stops the flow on any violation, so a registered model's data passed it
+    checks = [Check("data_validation", "passed", "no rule broken", True)]
+    infra, figures = infra_check(paths.model.parent, model_sha256, paths.test_split, params.deploy)
+    checks += infra
+    champion = alias_version(client, name, CHAMPION)
+    extra: dict = {"infra": figures}
+    if champion is not None and champion != version:
+        more, details = champion_comparison(client, params, paths, f"models:/{name}/{champion}")
+        checks += more
+        extra |= details
+    promote, failed = gate_verdict(checks)
+    decision = "promoted" if promote else "kept champion"
+    replaced = move_champion(client, name, version) if promote else None
+    record_decision(client, name, version, run_id, checks, decision)
+    event("gate", model=name, version=version, decision=decision, failed=",".join(failed) or "none", champion_before=champion)
+    return {"decision": decision, "failed": failed, "checks": checks_as_dicts(checks), "champion_before": champion,
+            "champion": alias_version(client, name, CHAMPION), "previous": replaced or alias_version(client, name, PREVIOUS),
+            "already_decided": False, **extra}
+
+
+def manual_promote(paths: ProjectPaths, params: Params, tracking_uri: str, ref: str, reason: str) -> dict:
+    """`mlpipe promote REF --reason`: the infra check still runs; the reason and who are recorded."""
+    import tempfile
+
+    from mlpipe.registry.models import load_registered
+
+    if not reason.strip():
+        raise PromotionRefused("promote: --reason is required (rule: every manual promotion says why)")
+    client = mlflow_client(tracking_uri)
+    name = params.model.name
+    m = MODEL_REF.match(ref)
+    run_id = resolve_run_id(client, ref)
+    version = m["version"] if m and m["version"] else None
+    if version is None:
+        found = versions_of_run(client, run_id, name)
+        if not found:
+            raise PromotionRefused(f"promote: run {run_id} has no registered version of {name}")
+        version = str(found[0].version)
+    with tempfile.TemporaryDirectory(prefix="mlpipe-promote-") as tmp:
+        loaded, _ = load_registered(client, f"models:/{name}/{version}", dest=Path(tmp))
+        checks, figures = infra_check(loaded.path.parent, loaded.sha256, paths.test_split, params.deploy)
+    ok, failed = gate_verdict(checks)
+    if not ok:
+        raise PromotionRefused(f"promote: version {version} fails the infra check ({', '.join(failed)}): "
+                         + "; ".join(c.line() for c in checks if not c.passed))
+    replaced = move_champion(client, name, version)
+    decision = f"promoted manually by {getpass.getuser()}: {reason}"
+    record_decision(client, name, version, run_id, checks, decision)
+    event("promote", model=name, version=version, replaced=replaced, reason=reason)
+    return {"version": version, "replaced": replaced, "decision": decision, "checks": checks_as_dicts(checks), "infra": figures}

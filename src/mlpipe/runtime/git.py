@@ -1,0 +1,40 @@
+"""git as mlpipe uses it: the commit, whether the tree is clean, what changed, and commits of exact paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlpipe.runtime.shell import run_tool
+
+
+def git_commit(root: Path) -> str | None:
+    """HEAD's commit id, or None outside a git repository or before the first commit."""
+    proc = run_tool(["git", "rev-parse", "HEAD"], root, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_dirty(root: Path) -> bool:
+    """True when tracked files differ from HEAD or untracked, unignored files exist."""
+    proc = run_tool(["git", "status", "--porcelain"], root, check=False)
+    return proc.returncode != 0 or bool(proc.stdout.strip())
+
+
+def git_changed_paths(root: Path) -> set[str]:
+    """Paths with uncommitted changes (tracked or untracked, not ignored)."""
+    proc = run_tool(["git", "status", "--porcelain", "--untracked-files=all"], root)
+    return {line[3:].strip().strip('"') for line in proc.stdout.splitlines() if line.strip()}
+
+
+def git_commit_paths(root: Path, paths: list[str], message: str) -> str | None:
+    """Commit exactly `paths` (other staged or unstaged changes stay as they are); return the new
+    commit id, or None when those paths had nothing to commit."""
+    present = [p for p in paths if (root / p).exists()]
+    run_tool(["git", "add", "--", *present], root)
+    if not run_tool(["git", "diff", "--cached", "--quiet", "--", *present], root, check=False).returncode:
+        return None
+    ident = []
+    for key, default in (("user.name", "mlpipe"), ("user.email", "mlpipe@localhost")):
+        if run_tool(["git", "config", key], root, check=False).returncode != 0:
+            ident += ["-c", f"{key}={default}"]  # a machine without a git identity still gets commits
+    run_tool(["git", *ident, "commit", "-q", "-m", message, "--", *present], root)
+    return git_commit(root)

@@ -1,0 +1,59 @@
+"""Structured operator logs: one `key=value` line per significant event."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextlib import contextmanager
+
+LOGGER_NAME = "mlpipe"
+_HANDLER_NAME = "mlpipe-stderr"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send mlpipe's events to stderr, one line each (called by entry points, never at import)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if not any(h.get_name() == _HANDLER_NAME for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(_HANDLER_NAME)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def stderr_handler_name() -> str:
+    """The name of the handler configure_logging attaches (so others can tell it from Prefect's)."""
+    return _HANDLER_NAME
+
+
+def hand_logging_to_prefect() -> None:
+    """Inside a Prefect flow, Prefect's handlers (console + run logs in the UI) carry mlpipe's events
+    (PREFECT_LOGGING_EXTRA_LOGGERS=mlpipe); drop ours so each line is printed once."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+        logger.removeHandler(handler)
+
+
+def _fmt(value) -> str:
+    text = str(value)
+    return f'"{text}"' if (" " in text or not text) else text
+
+
+def event(name: str, level: int = logging.INFO, **fields) -> None:
+    """Log `event=<name> k=v ...`."""
+    line = " ".join([f"event={name}", *(f"{k}={_fmt(v)}" for k, v in fields.items())])
+    logging.getLogger(LOGGER_NAME).log(level, line)
+
+
+@contextmanager
+def timed(name: str, **fields):
+    """Log `<name>_start`, then `<name>_end` with duration_s (or `<name>_failed` with the error)."""
+    event(f"{name}_start", **fields)
+    t0 = time.perf_counter()
+    try:
+        yield fields
+    except BaseException as exc:
+        event(f"{name}_failed", logging.ERROR, duration_s=round(time.perf_counter() - t0, 3), error=type(exc).__name__, **fields)
+        raise
+    event(f"{name}_end", duration_s=round(time.perf_counter() - t0, 3), **fields)

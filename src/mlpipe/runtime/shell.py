@@ -1,0 +1,55 @@
+"""Running the external tools (git, dvc) with the project's environment: telemetry off, this venv first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mlpipe.errors import ToolError
+
+# Telemetry of every tool the project runs is off; nothing here may call out.
+OFFLINE_ENV = {
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for subprocesses: telemetry off and this interpreter's bin/ first on PATH,
+    so DVC stage commands (`python -m mlpipe.stages.X`) run in the same venv."""
+    env = dict(os.environ)
+    env.update(OFFLINE_ENV)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_tool(args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command in `cwd`, capturing output; raise ToolError naming it when it fails and `check`."""
+    if args[0] == "dvc":
+        args = [str(Path(sys.executable).parent / "dvc"), *args[1:]]
+    proc = subprocess.run(args, cwd=cwd, env=env or tool_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise ToolError(f"`{' '.join([Path(args[0]).name, *args[1:]])}` failed in {cwd} "
+                        f"(exit {proc.returncode}):\n{proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    """SIGTERM a process started with start_new_session=True and all its children; SIGKILL after `grace_s`."""
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

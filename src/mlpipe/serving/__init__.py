@@ -1,0 +1,1 @@
+"""The REST service: app and routes, request rules, the prediction log, Prometheus metrics."""

@@ -1,0 +1,45 @@
+"""Prometheus metrics of the service: requests by endpoint and status, latency, predictions by class,
+refusals by rule, hot swaps; counted by a pure-ASGI middleware."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.datastructures import URL
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mlpipe_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("mlpipe_request_latency_seconds", "Request latency by endpoint", ["endpoint"],
+                                 registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.predictions = Counter("mlpipe_predictions", "Predictions by class", ["cls"], registry=self.registry)
+        self.failures = Counter("mlpipe_validation_failures", "Refused fields by rule", ["rule"], registry=self.registry)
+        self.swaps = Counter("mlpipe_model_swaps", "Hot swaps by outcome", ["outcome"], registry=self.registry)
+
+
+class CountRequests:
+    """Pure ASGI middleware: requests by endpoint and status, and latency up to the response's start (what
+    `@app.middleware("http")` did, without its per-request task group and body stream: ~0.1 ms of CPU a GET,
+    more for a POST with a body)."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+
+        async def counted(message):
+            if message["type"] == "http.response.start":
+                endpoint = URL(scope=scope).path
+                self.metrics.requests.labels(endpoint, str(message["status"])).inc()
+                self.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
+            await send(message)
+
+        await self.app(scope, receive, counted)

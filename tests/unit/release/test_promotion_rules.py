@@ -1,0 +1,134 @@
+"""The safe loader's refusals, the infra check's budgets (with a real probe process), the gate's criteria."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from mlpipe.data.frames import write_frame
+from mlpipe.errors import ModelRefused
+from mlpipe.model.artifact import dump_model
+from mlpipe.model.loading import check_packages, load_model_dir
+from mlpipe.model.manifest import build_manifest, package_versions
+from mlpipe.pipeline.features import select_features, target_vector
+from mlpipe.pipeline.train import fit_model
+from mlpipe.release.gate import diff_check, gate_verdict, metric_checks
+from mlpipe.release.infra import Check, budget_checks, infra_check, precheck
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, make_frame, params):
+    """A real fitted model directory: model.skops + manifest.json, and a sample of rows."""
+    d = tmp_path_factory.mktemp("model")
+    df = make_frame(400, seed=3)
+    X, y = select_features(df, params.features), target_vector(df, params.dataset.target)
+    cfg = params.train.model_copy(update={"hyperparams": {"max_iter": 10, "max_leaf_nodes": 8, "min_samples_leaf": 10}})
+    sha = dump_model(fit_model(cfg, params.features, X, y, seed=1), d / "model.skops")
+    manifest = build_manifest(model_sha256=sha, seed=1, params_hash="p", data_md5=None, train_sha256="t",
+                              features=params.features, target=params.dataset.target, estimator=cfg.estimator)
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    write_frame(df, d.parent / "sample.parquet")
+    return d
+
+
+def test_the_recorded_file_loads(model_dir):
+    loaded = load_model_dir(model_dir)
+    assert loaded.sha256 == json.loads((model_dir / "manifest.json").read_text())["model_sha256"]
+    assert hasattr(loaded.model, "predict_proba") and loaded.warnings == []
+
+
+def test_a_tampered_model_file_is_refused_naming_file_expected_and_found(model_dir, tmp_path):
+    import shutil
+
+    d = shutil.copytree(model_dir, tmp_path / "m")
+    raw = bytearray((d / "model.skops").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (d / "model.skops").write_bytes(bytes(raw))
+    recorded = json.loads((d / "manifest.json").read_text())["model_sha256"]
+    with pytest.raises(ModelRefused) as err:
+        load_model_dir(d)
+    msg = str(err.value)
+    assert str(d / "model.skops") in msg and f"{recorded} recorded at training" in msg and "\n" not in msg
+
+
+def test_a_manifest_that_disagrees_with_the_recorded_hash_is_refused(model_dir):
+    with pytest.raises(ModelRefused, match="manifest names sha256"):
+        load_model_dir(model_dir, expected_sha256="0" * 64)
+
+
+def test_a_major_minor_dependency_mismatch_is_refused(tmp_path):
+    running = package_versions()
+    recorded = dict(running, **{"scikit-learn": "0.24.2"})
+    with pytest.raises(ModelRefused, match=r"scikit-learn .* running, model built with 0.24.2 \(rule: scikit-learn major.minor"):
+        check_packages(tmp_path / "model.skops", recorded, running)
+    assert check_packages(tmp_path / "model.skops", recorded, running, allow_mismatch=True)  # allowed: a warning
+
+
+def test_a_patch_difference_warns_only(model_dir, tmp_path, caplog):
+    import shutil
+
+    d = shutil.copytree(model_dir, tmp_path / "m")
+    manifest = json.loads((d / "manifest.json").read_text())
+    major, minor, *_ = manifest["packages"]["numpy"].split(".")
+    manifest["packages"]["numpy"] = f"{major}.{minor}.999"
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING, logger="mlpipe"):
+        loaded = load_model_dir(d)
+    assert len(loaded.warnings) == 1 and "numpy" in loaded.warnings[0] and "model_version_warning" in caplog.text
+
+
+def test_precheck_refuses_a_model_over_the_size_budget(model_dir, params):
+    tight = params.deploy.model_copy(update={"max_model_mb": 0.001})
+    (size, memory) = precheck(model_dir / "model.skops", tight)
+    assert not size.passed and size.criterion == "infra.model_mb" and memory.passed
+
+
+def test_infra_probe_measures_a_real_process_and_a_latency_budget_fails(model_dir, params):
+    sha = json.loads((model_dir / "manifest.json").read_text())["model_sha256"]
+    tight = params.deploy.model_copy(update={"max_p99_latency_ms": 0.0001, "single_row_requests": 20, "batch_rows": 500})
+    checks, figures = infra_check(model_dir, sha, model_dir.parent / "sample.parquet", tight)
+    assert figures["cores"] == 1 and figures["peak_memory_mb"] > 10 and figures["throughput_rows_s"] > 0
+    failed = [c.criterion for c in checks if not c.passed]
+    assert failed == ["infra.p99_latency_ms"]
+
+
+def test_infra_probe_reports_its_own_peak_memory_not_its_parents(model_dir, params):
+    """Linux carries a parent's high-water mark into the child's ru_maxrss across fork/exec: a probe
+    started by a flow holding 8.6 GB (10M rows) reported 8.6 GB, and the gate refused the model."""
+    sha = json.loads((model_dir / "manifest.json").read_text())["model_sha256"]
+    small = params.deploy.model_copy(update={"single_row_requests": 20, "batch_rows": 500})
+    ballast = np.ones(800 * 2**20 // 8)  # 800 MiB held (and touched) by this process while it starts the probe
+    _, figures = infra_check(model_dir, sha, model_dir.parent / "sample.parquet", small)
+    assert ballast[-1] == 1.0
+    assert 10 < figures["peak_memory_mb"] < 700
+
+
+def test_budget_checks_compare_each_figure(params):
+    figures = {"load_s": 1, "peak_memory_mb": 2000, "p99_latency_ms": 1, "throughput_rows_s": 10}
+    failed = [c.criterion for c in budget_checks(figures, params.deploy) if not c.passed]
+    assert failed == ["infra.peak_memory_mb", "infra.throughput_rows_s"]
+
+
+def test_metric_checks_know_which_way_is_better():
+    champ = {"roc_auc": 0.70, "log_loss": 0.50}
+    tol = {"roc_auc": 0.01, "log_loss": 0.01}
+    ok = metric_checks({"roc_auc": 0.695, "log_loss": 0.505}, champ, tol)
+    assert all(c.passed for c in ok)
+    bad = metric_checks({"roc_auc": 0.68, "log_loss": 0.52}, champ, tol)
+    assert [c.criterion for c in bad if not c.passed] == ["metric.log_loss", "metric.roc_auc"]
+
+
+def test_diff_check_passes_within_bound_or_with_a_recorded_override():
+    assert diff_check(0.05, 0.1, "").passed
+    refused = diff_check(0.2, 0.1, "")
+    assert not refused.passed and refused.criterion == "diff.changed_share"
+    overridden = diff_check(0.2, 0.1, "new carrier mix, reviewed by ops")
+    assert overridden.passed and "override: new carrier mix" in overridden.detail
+
+
+def test_decide_names_failed_criteria():
+    assert gate_verdict([Check("a", 1, 2, True), Check("b", 3, 2, False)]) == (False, ["b"])
+    assert gate_verdict([Check("a", 1, 2, True)]) == (True, [])
