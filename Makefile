@@ -39,8 +39,10 @@ test: lint  ## lint, then the whole test suite (unit + integration with real git
 coverage: lint  ## the same suite with coverage measured in every Python subprocess; fails under the floor (85%)
 	$(VENV_BIN)/pytest --cov --cov-report=term
 
-lint: setup  ## ruff on the code, hadolint on the Dockerfile
+lint: setup  ## ruff (rules, format, line length 110), the import contracts (layers), hadolint on the Dockerfile
 	$(VENV_BIN)/ruff check src flows tests bench
+	$(VENV_BIN)/ruff format --check src flows tests bench
+	$(VENV_BIN)/lint-imports
 	$(VENV_BIN)/hadolint Dockerfile
 
 test-unit: setup  ## unit tests only

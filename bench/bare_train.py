@@ -21,12 +21,33 @@ df = df.sort_values(p["dataset"]["time_column"], kind="mergesort")
 cut = df[p["dataset"]["time_column"]].iloc[int(len(df) * (1 - p["split"]["test_fraction"]))]
 train, test = df[df.time_hour < cut], df[df.time_hour >= cut]
 cat, num = p["features"]["categorical"], p["features"]["numerical"]
-model = Pipeline([
-    ("pre", ColumnTransformer([("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                                      encoded_missing_value=-1), cat)], remainder="passthrough")),
-    ("model", HistGradientBoostingClassifier(categorical_features=list(range(len(cat))), random_state=p["seed"] + 2,  # as mlpipe.pipeline.stages.train: seed + k per step
-                                             **p["train"]["hyperparams"])),
-])
+model = Pipeline(
+    [
+        (
+            "pre",
+            ColumnTransformer(
+                [
+                    (
+                        "cat",
+                        OrdinalEncoder(
+                            handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+                        ),
+                        cat,
+                    )
+                ],
+                remainder="passthrough",
+            ),
+        ),
+        (
+            "model",
+            HistGradientBoostingClassifier(
+                categorical_features=list(range(len(cat))),
+                random_state=p["seed"] + 2,  # as mlpipe.pipeline.stages.train: seed + k per step
+                **p["train"]["hyperparams"],
+            ),
+        ),
+    ]
+)
 model.fit(train[cat + num], train[p["dataset"]["target"]])
 auc = roc_auc_score(test[p["dataset"]["target"]], model.predict_proba(test[cat + num])[:, 1])
 print(f"{time.perf_counter() - t0:.3f} {auc:.6f}")

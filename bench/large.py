@@ -7,10 +7,12 @@ mlpipe.data.frames.write_frame (column types kept) into the data/ of a temporary
 `python -m mlpipe.pipeline.stages.<name>` calls) runs in a fresh subprocess: validate -> split -> train ->
 evaluate. Each child reports the body's wall seconds and its peak memory (VmHWM from /proc/self/status,
 read at the end of the child; also read after the imports, before the body). A baseline child per size
-reads the Parquet alone with plain pandas (pd.read_parquet: the bare baseline) and reports the same, plus the in-memory frame size.
+reads the Parquet alone with plain pandas (pd.read_parquet: the bare baseline) and reports the same, plus
+the in-memory frame size.
 With --flow, the whole `mlpipe run` runs on the project instead of the stage bodies (DVC snapshot and
 hashing, Prefect, MLflow tracking, the drift report, the gate), measured from outside.
-Usage: python bench/large.py [--rows 100000 1000000 10000000] [--max-iter N [--max-iter-from-rows R]] [--flow] [--merge]
+Usage: python bench/large.py [--rows 100000 1000000 10000000] [--max-iter N [--max-iter-from-rows R]]
+       [--flow] [--merge]
 """
 
 from __future__ import annotations
@@ -68,8 +70,15 @@ def child_make(root: Path, rows: int, order: str) -> None:
     write_frame(df, path)
     back = read_frame(path)
     same_types = {c: str(t) for c, t in df.dtypes.items()} == {c: str(t) for c, t in back.dtypes.items()}
-    child_result({"source_rows": source_rows, "rows": len(df),
-                  "columns": df.shape[1], "types_kept": same_types, "dtypes": {c: str(t) for c, t in back.dtypes.items()}})
+    child_result(
+        {
+            "source_rows": source_rows,
+            "rows": len(df),
+            "columns": df.shape[1],
+            "types_kept": same_types,
+            "dtypes": {c: str(t) for c, t in back.dtypes.items()},
+        }
+    )
 
 
 def child_read(root: Path) -> None:
@@ -81,9 +90,14 @@ def child_read(root: Path) -> None:
     t0 = time.perf_counter()
     df = pd.read_parquet(path, engine="pyarrow")
     elapsed = time.perf_counter() - t0
-    child_result({"seconds": round(elapsed, 3), "peak_after_imports_mib": round(after_imports, 1),
-                  "frame_mib": round(df.memory_usage(deep=True).sum() / MIB, 1),
-                  "frame_shallow_mib": round(df.memory_usage(deep=False).sum() / MIB, 1)})
+    child_result(
+        {
+            "seconds": round(elapsed, 3),
+            "peak_after_imports_mib": round(after_imports, 1),
+            "frame_mib": round(df.memory_usage(deep=True).sum() / MIB, 1),
+            "frame_shallow_mib": round(df.memory_usage(deep=False).sum() / MIB, 1),
+        }
+    )
 
 
 def child_stage(root: Path, name: str) -> None:
@@ -106,7 +120,9 @@ def child_stage(root: Path, name: str) -> None:
 
 
 def memory_in_use_mib() -> float:
-    info = {line.split(":")[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()}
+    info = {
+        line.split(":")[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+    }
     return (info["MemTotal"] - info["MemAvailable"]) / 1024
 
 
@@ -133,7 +149,9 @@ def child_flow(root: Path) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mlpipe.cli", "run"], cwd=root, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpipe.cli", "run"], cwd=root, env=env, capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - t0
     stop.set()
     sampler.join()
@@ -145,10 +163,18 @@ def child_flow(root: Path) -> None:
         if "event=stage_end" in line:
             fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
             stage_s[fields["stage"]] = float(fields["duration_s"])
-    child_result({"seconds": round(elapsed, 3), "stage_seconds": stage_s, "steps_s": durations(proc.stderr),
-                  "largest_process_peak_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-                  "machine_in_use_over_start_mib": round(highest - start, 1),
-                  "summary": [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")][-14:]})
+    child_result(
+        {
+            "seconds": round(elapsed, 3),
+            "stage_seconds": stage_s,
+            "steps_s": durations(proc.stderr),
+            "largest_process_peak_mib": round(
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+            ),
+            "machine_in_use_over_start_mib": round(highest - start, 1),
+            "summary": [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")][-14:],
+        }
+    )
 
 
 def run_child(args: list[str], root: Path, timeout: float) -> dict:
@@ -160,14 +186,23 @@ def run_child(args: list[str], root: Path, timeout: float) -> dict:
     try:
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timed out after {timeout:.0f} s", "process_s": round(time.perf_counter() - t0, 3)}
+        return {
+            "ok": False,
+            "error": f"timed out after {timeout:.0f} s",
+            "process_s": round(time.perf_counter() - t0, 3),
+        }
     process_s = round(time.perf_counter() - t0, 3)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or [""])[-1]
         sig = f" (signal {-proc.returncode}, e.g. the OOM killer)" if proc.returncode < 0 else ""
-        return {"ok": False, "returncode": proc.returncode, "error": tail[-500:] + sig, "process_s": process_s}
-    return {"ok": True, **json.loads(lines[-1][len("RESULT "):]), "process_s": process_s}
+        return {
+            "ok": False,
+            "returncode": proc.returncode,
+            "error": tail[-500:] + sig,
+            "process_s": process_s,
+        }
+    return {"ok": True, **json.loads(lines[-1][len("RESULT ") :]), "process_s": process_s}
 
 
 def set_max_iter(root: Path, max_iter: int) -> None:
@@ -191,9 +226,17 @@ def measure(rows: int, args: argparse.Namespace) -> dict:
         if not made["ok"]:
             return {"rows": rows, "make": made}
         parquet = root / "data" / "batch-resampled.parquet"
-        out: dict = {"rows": rows, "order": args.order, "parquet_mib": round(parquet.stat().st_size / MIB, 2),
-                     "types_kept": made["types_kept"], "columns": made["columns"], "source_rows": made["source_rows"],
-                     "make_s": made["process_s"], "train_max_iter": max_iter or 200, "max_iter_overridden": max_iter is not None}
+        out: dict = {
+            "rows": rows,
+            "order": args.order,
+            "parquet_mib": round(parquet.stat().st_size / MIB, 2),
+            "types_kept": made["types_kept"],
+            "columns": made["columns"],
+            "source_rows": made["source_rows"],
+            "make_s": made["process_s"],
+            "train_max_iter": max_iter or 200,
+            "max_iter_overridden": max_iter is not None,
+        }
         out["read_parquet"] = run_child(["read"], root, args.timeout)
         frame = out["read_parquet"].get("frame_mib")
         out["stages"] = {}
@@ -202,7 +245,9 @@ def measure(rows: int, args: argparse.Namespace) -> dict:
         if args.flow:
             res = run_child(["flow"], root, args.timeout)
             if res["ok"]:
-                res["peak_x_read_parquet"] = round(res["largest_process_peak_mib"] / out["read_parquet"]["peak_mib"], 2)
+                res["peak_x_read_parquet"] = round(
+                    res["largest_process_peak_mib"] / out["read_parquet"]["peak_mib"], 2
+                )
             out["flow"] = res
             print(f"  flow: {res}", flush=True)
             return out
@@ -215,7 +260,9 @@ def measure(rows: int, args: argparse.Namespace) -> dict:
             if res["ok"] and frame:
                 base = out["read_parquet"]
                 res["peak_x_read_parquet"] = round(res["peak_mib"] / base["peak_mib"], 2)
-                res["peak_over_imports_x_frame"] = round((res["peak_mib"] - res["peak_after_imports_mib"]) / frame, 2)
+                res["peak_over_imports_x_frame"] = round(
+                    (res["peak_mib"] - res["peak_after_imports_mib"]) / frame, 2
+                )
                 res["seconds_x_read_parquet"] = round(res["seconds"] / max(base["seconds"], 1e-3), 1)
             out["stages"][name] = res
             print(f"  {name}: {res}", flush=True)
@@ -226,55 +273,101 @@ def measure(rows: int, args: argparse.Namespace) -> dict:
             if (split / f"{part}.parquet").exists():
                 out[f"{part}_split_mib"] = round((split / f"{part}.parquet").stat().st_size / MIB, 2)
         if (split / "split.json").exists():
-            out["split_rows"] = {k: v["rows"] for k, v in json.loads((split / "split.json").read_text())["parts"].items()}
-        if frame and "split_rows" in out:  # train reads the train part, evaluate the test part: scale the frame
+            out["split_rows"] = {
+                k: v["rows"] for k, v in json.loads((split / "split.json").read_text())["parts"].items()
+            }
+        if (
+            frame and "split_rows" in out
+        ):  # train reads the train part, evaluate the test part: scale the frame
             share = {"train": out["split_rows"]["train"] / rows, "evaluate": out["split_rows"]["test"] / rows}
             for name, part in share.items():
                 res = out["stages"][name]
                 if res.get("ok"):
                     res["input_frame_mib"] = round(frame * part, 1)
-                    res["peak_over_imports_x_frame"] = round((res["peak_mib"] - res["peak_after_imports_mib"]) / (frame * part), 2)
+                    res["peak_over_imports_x_frame"] = round(
+                        (res["peak_mib"] - res["peak_after_imports_mib"]) / (frame * part), 2
+                    )
         if (root / "metrics.json").exists():
             out["roc_auc"] = json.loads((root / "metrics.json").read_text()).get("roc_auc")
     return out
 
 
 def table(sizes: list[dict]) -> str:
-    head = f"{'rows':>10} {'step':<13} {'ok':<3} {'body_s':>8} {'proc_s':>8} {'peak_MiB':>9} {'imports_MiB':>11} {'x_read_peak':>11} {'(peak-imp)/frame':>16}"
+    head = (
+        f"{'rows':>10} {'step':<13} {'ok':<3} {'body_s':>8} {'proc_s':>8} {'peak_MiB':>9} "
+        f"{'imports_MiB':>11} {'x_read_peak':>11} {'(peak-imp)/frame':>16}"
+    )
     lines = [head]
     for s in sizes:
         steps = {"read_parquet": s.get("read_parquet", {}), **s.get("stages", {})}
         if "flow" in s:
             f = s["flow"]
-            lines.append(f"{s['rows']:>10} {'mlpipe run':<13} " + (
-                f"yes {f['seconds']:>8.2f} {f['process_s']:>8.2f} {f['largest_process_peak_mib']:>9.0f} (largest process; "
-                f"machine +{f['machine_in_use_over_start_mib']:.0f} MiB at its highest) stages {f['stage_seconds']}"
-                if f.get("ok") else f"no  {f.get('error', '')[:90]}"))
+            lines.append(
+                f"{s['rows']:>10} {'mlpipe run':<13} "
+                + (
+                    f"yes {f['seconds']:>8.2f} {f['process_s']:>8.2f} "
+                    f"{f['largest_process_peak_mib']:>9.0f} (largest process; "
+                    f"machine +{f['machine_in_use_over_start_mib']:.0f} MiB at its highest) "
+                    f"stages {f['stage_seconds']}"
+                    if f.get("ok")
+                    else f"no  {f.get('error', '')[:90]}"
+                )
+            )
             steps = {"read_parquet": steps["read_parquet"]}
         for name, r in steps.items():
             if not r.get("ok"):
-                lines.append(f"{s['rows']:>10} {name:<13} no  {r.get('error', 'not run (--baseline-only)')[:90]}")
+                lines.append(
+                    f"{s['rows']:>10} {name:<13} no  {r.get('error', 'not run (--baseline-only)')[:90]}"
+                )
                 continue
-            lines.append(f"{s['rows']:>10} {name:<13} yes {r['seconds']:>8.2f} {r['process_s']:>8.2f} {r['peak_mib']:>9.0f} "
-                         f"{r['peak_after_imports_mib']:>11.0f} {r.get('peak_x_read_parquet', 1.0):>11.2f} "
-                         f"{r.get('peak_over_imports_x_frame', (r['peak_mib'] - r['peak_after_imports_mib']) / r['frame_mib'] if r.get('frame_mib') else 0):>16.2f}")
-        lines.append(f"{'':>10} parquet {s.get('parquet_mib')} MiB, frame {s.get('read_parquet', {}).get('frame_mib')} MiB in memory, "
-                     f"order {s.get('order', 'source')}, max_iter {s.get('train_max_iter')}, roc_auc {s.get('roc_auc')}")
+            per_frame = r.get(
+                "peak_over_imports_x_frame",
+                (r["peak_mib"] - r["peak_after_imports_mib"]) / r["frame_mib"] if r.get("frame_mib") else 0,
+            )
+            lines.append(
+                f"{s['rows']:>10} {name:<13} yes {r['seconds']:>8.2f} {r['process_s']:>8.2f} "
+                f"{r['peak_mib']:>9.0f} "
+                f"{r['peak_after_imports_mib']:>11.0f} {r.get('peak_x_read_parquet', 1.0):>11.2f} "
+                f"{per_frame:>16.2f}"
+            )
+        lines.append(
+            f"{'':>10} parquet {s.get('parquet_mib')} MiB, "
+            f"frame {s.get('read_parquet', {}).get('frame_mib')} MiB in memory, "
+            f"order {s.get('order', 'source')}, max_iter {s.get('train_max_iter')}, "
+            f"roc_auc {s.get('roc_auc')}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
-    parser.add_argument("--max-iter", type=int, default=None, help="override train.hyperparams.max_iter (recorded)")
-    parser.add_argument("--max-iter-from-rows", type=int, default=0, help="apply --max-iter only at sizes >= this")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds per child before it counts as failed")
-    parser.add_argument("--merge", action="store_true", help="keep other sizes already in bench/results/large.json")
-    parser.add_argument("--order", choices=["source", "shuffled"], default="source",
-                        help="row order of the resample: source (time) order, or shuffled")
-    parser.add_argument("--baseline-only", action="store_true", help="write and read the Parquet only, no stages")
-    parser.add_argument("--flow", action="store_true",
-                        help="run the whole `mlpipe run` (DVC, Prefect, MLflow, drift, gate) instead of the stage bodies")
+    parser.add_argument(
+        "--max-iter", type=int, default=None, help="override train.hyperparams.max_iter (recorded)"
+    )
+    parser.add_argument(
+        "--max-iter-from-rows", type=int, default=0, help="apply --max-iter only at sizes >= this"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1800, help="seconds per child before it counts as failed"
+    )
+    parser.add_argument(
+        "--merge", action="store_true", help="keep other sizes already in bench/results/large.json"
+    )
+    parser.add_argument(
+        "--order",
+        choices=["source", "shuffled"],
+        default="source",
+        help="row order of the resample: source (time) order, or shuffled",
+    )
+    parser.add_argument(
+        "--baseline-only", action="store_true", help="write and read the Parquet only, no stages"
+    )
+    parser.add_argument(
+        "--flow",
+        action="store_true",
+        help="run the whole `mlpipe run` (DVC, Prefect, MLflow, drift, gate) instead of the stage bodies",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -294,18 +387,30 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {}
     result_path = REPO / "bench" / "results" / RESULT
     if args.merge and result_path.exists():
-        sizes = {(s["rows"], s.get("order", "source"), bool(s.get("baseline_only")), "flow" in s): s
-                 for s in json.loads(result_path.read_text()).get("sizes", [])}
+        sizes = {
+            (s["rows"], s.get("order", "source"), bool(s.get("baseline_only")), "flow" in s): s
+            for s in json.loads(result_path.read_text()).get("sizes", [])
+        }
     for rows in args.rows:
-        sizes[(rows, args.order, args.baseline_only, args.flow)] = measure(rows, args) | {"order": args.order, "baseline_only": args.baseline_only}
+        sizes[(rows, args.order, args.baseline_only, args.flow)] = measure(rows, args) | {
+            "order": args.order,
+            "baseline_only": args.baseline_only,
+        }
     ordered = [sizes[k] for k in sorted(sizes)]
     figures = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30), 1)},
-        "method": ("seeded resample with replacement (seed 7) of the bundled year to N rows, one Parquet file "
-                   "(write_frame, zstd) in data/ of a make_project copy; each stage body from mlpipe.pipeline.runner.BODIES "
-                   "in a fresh subprocess; seconds = body only, process_s = whole child incl. imports; peak = VmHWM "
-                   "at the end of the child; frame = pd.read_parquet(...).memory_usage(deep=True); (peak-imports)/frame uses the part each stage reads (train 80%, evaluate 20%)"),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30), 1),
+        },
+        "method": (
+            "seeded resample with replacement (seed 7) of the bundled year to N rows, one Parquet file "
+            "(write_frame, zstd) in data/ of a make_project copy; each stage body from "
+            "mlpipe.pipeline.runner.BODIES "
+            "in a fresh subprocess; seconds = body only, process_s = whole child incl. imports; peak = VmHWM "
+            "at the end of the child; frame = pd.read_parquet(...).memory_usage(deep=True); "
+            "(peak-imports)/frame uses the part each stage reads (train 80%, evaluate 20%)"
+        ),
         "sizes": ordered,
     }
     report(figures, RESULT)

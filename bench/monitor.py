@@ -42,6 +42,7 @@ REQUEST_ROWS = 200  # rows per logged request, as the integration tests send the
 
 # ---- setup (parent process) ----------------------------------------------------------------------
 
+
 def fit_reference(params, work: Path):
     """The project's model on the initial period's train split (time split, seeded fit); both written
     to `work` for the measuring processes. Returns the model."""
@@ -55,8 +56,13 @@ def fit_reference(params, work: Path):
     period = params.dataset.initial_period
     df = get_adapter(params.dataset.adapter).load_period(period.start, period.end)
     train, _, _ = split_by_time(df, params.dataset.time_column, params.split.test_fraction)
-    model = fit_model(params.train, params.features, select_features(train, params.features),
-                      target_vector(train, params.dataset.target), params.seed + TRAIN_SEED_OFFSET)
+    model = fit_model(
+        params.train,
+        params.features,
+        select_features(train, params.features),
+        target_vector(train, params.dataset.target),
+        params.seed + TRAIN_SEED_OFFSET,
+    )
     dump_model(model, work / "model.skops")
     write_frame(train, work / "train.parquet")
     return model
@@ -71,10 +77,14 @@ def logged_rows(params, model, start: date, end: date) -> tuple[list[str], list[
     from mlpipe.serving.prediction_log import log_rows
 
     df = get_adapter(params.dataset.adapter).load_period(start, end)
-    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-               for r in df[params.features.columns].to_dict(orient="records")]
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in df[params.features.columns].to_dict(orient="records")
+    ]
     proba = model.predict_proba(select_features(df, params.features))[:, 1]
-    rows = log_rows("source", records, proba, (proba >= params.evaluate.threshold).astype(int), [], "bench", "1", 0.0)
+    rows = log_rows(
+        "source", records, proba, (proba >= params.evaluate.threshold).astype(int), [], "bench", "1", 0.0
+    )
     return [r["inputs"] for r in rows], [r["proba"] for r in rows], [r["prediction"] for r in rows]
 
 
@@ -91,19 +101,50 @@ def write_log(path: Path, source: tuple[list[str], list[float], list[int]], rows
     inputs, proba, pred = source
     picks = np.random.default_rng(seed).integers(0, len(inputs), rows)
     now = time.time()
-    values = ((f"req-{i // REQUEST_ROWS:07d}", i % REQUEST_ROWS, now + i * 1e-3, "bench", "1", 1.0,
-               inputs[j], proba[j], pred[j], "[]") for i, j in enumerate(picks.tolist()))
+    values = (
+        (
+            f"req-{i // REQUEST_ROWS:07d}",
+            i % REQUEST_ROWS,
+            now + i * 1e-3,
+            "bench",
+            "1",
+            1.0,
+            inputs[j],
+            proba[j],
+            pred[j],
+            "[]",
+        )
+        for i, j in enumerate(picks.tolist())
+    )
     with sqlite3.connect(path) as conn:
-        conn.executemany("INSERT INTO predictions (request_id, row, ts, model_name, model_version, latency_ms, "
-                         "inputs, proba, prediction, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        conn.executemany(
+            "INSERT INTO predictions (request_id, row, ts, model_name, model_version, latency_ms, "
+            "inputs, proba, prediction, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
     conn.close()
 
 
 def measure(kind: str, log: Path, work: Path, rows: int) -> dict:
     """Run one path in a fresh process; its figures (JSON on its last stdout line) plus the wall time."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--log", str(log), "--work", str(work),
-                           "--rows", str(rows)], env=tool_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            kind,
+            "--log",
+            str(log),
+            "--work",
+            str(work),
+            "--rows",
+            str(rows),
+        ],
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{kind} on {log.name} failed:\n{proc.stderr[-3000:]}")
@@ -111,6 +152,7 @@ def measure(kind: str, log: Path, work: Path, rows: int) -> dict:
 
 
 # ---- measured paths (child processes) ------------------------------------------------------------
+
 
 def peak_mb() -> float:
     """This process's peak RSS so far (VmHWM; see mlpipe.release.probe.peak_rss_mb)."""
@@ -156,12 +198,18 @@ def fast_path(params, log: Path, work: Path, rows: int, clock: Clock, confirm: b
     inputs, prediction, snapshot = mon.drift_summaries(reference, current, params.features)
     verdicts = inputs["verdicts"] | prediction["verdicts"]
     if sum(v["drifted"] for v in inputs["verdicts"].values()) != inputs["drifted_columns"]:
-        raise SystemExit("column_verdicts disagree with Evidently's DriftedColumnsCount (rule: monitoring.DRIFTED_WHEN)")
+        raise SystemExit(
+            "column_verdicts disagree with Evidently's DriftedColumnsCount (rule: monitoring.DRIFTED_WHEN)"
+        )
     decision = mon.monitor_verdict(cfg, in_window, inputs, prediction, None, {})
     clock.lap("drift_s")
-    out = {"rows_in_window": in_window, "rows_checked": len(window), "reference_rows": len(reference),
-           "borderline": sorted(c for c, v in verdicts.items() if v["borderline"]),
-           "decision_at_stake": mon.decision_at_stake(cfg, in_window, verdicts, params.features, None, {})}
+    out = {
+        "rows_in_window": in_window,
+        "rows_checked": len(window),
+        "reference_rows": len(reference),
+        "borderline": sorted(c for c, v in verdicts.items() if v["borderline"]),
+        "decision_at_stake": mon.decision_at_stake(cfg, in_window, verdicts, params.features, None, {}),
+    }
     if confirm:
         whole_reference = mon.reference_sample(train, model, params.features, len(train), params.seed + 3)
         verdicts = mon.confirm_borderline(url, cfg.window_rows, whole_reference, verdicts, params.features)
@@ -172,12 +220,17 @@ def fast_path(params, log: Path, work: Path, rows: int, clock: Clock, confirm: b
         out["check_peak_mb"] = peak_mb()
         save_drift(snapshot, work / f"report-{log.stem}")
         clock.lap("html_json_report_s")
-    return out | {"input_drift_share": inputs["drift_share"], "columns": verdicts, "retrain": decision["retrain"],
-                  "reasons": decision["reasons"]}
+    return out | {
+        "input_drift_share": inputs["drift_share"],
+        "columns": verdicts,
+        "retrain": decision["retrain"],
+        "reasons": decision["reasons"],
+    }
 
 
 def baseline_path(params, log: Path, work: Path, rows: int, clock: Clock) -> dict:
-    """Every logged row read and parsed; Evidently's DataDriftPreset on inputs + proba against the whole train split."""
+    """Every logged row read and parsed; Evidently's DataDriftPreset on inputs + proba against the whole
+    train split."""
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -200,20 +253,33 @@ def baseline_path(params, log: Path, work: Path, rows: int, clock: Clock) -> dic
     reference = pd.read_parquet(work / "train.parquet")[features.columns]
     reference[PROBA] = model.predict_proba(reference[list(model.feature_names_in_)])[:, 1]
     clock.lap("reference_s")
-    defn = DataDefinition(numerical_columns=[*features.numerical, PROBA], categorical_columns=list(features.categorical))
+    defn = DataDefinition(
+        numerical_columns=[*features.numerical, PROBA], categorical_columns=list(features.categorical)
+    )
     snapshot = Report([DataDriftPreset()], include_tests=True).run(
         current_data=Dataset.from_pandas(current, data_definition=defn),
-        reference_data=Dataset.from_pandas(reference, data_definition=defn))
+        reference_data=Dataset.from_pandas(reference, data_definition=defn),
+    )
     clock.lap("drift_s")
     out = snapshot.dict()
     verdicts = column_verdicts(out)
-    tested = {t["metric_config"]["params"]["column"]: t["status"] == "FAIL" for t in out["tests"] if t["id"] == "drift"}
+    tested = {
+        t["metric_config"]["params"]["column"]: t["status"] == "FAIL"
+        for t in out["tests"]
+        if t["id"] == "drift"
+    }
     if tested != {c: v["drifted"] for c, v in verdicts.items()}:
         raise SystemExit(f"monitoring.DRIFTED_WHEN disagrees with Evidently's own per-column tests: {tested}")
     inputs, prediction = summaries_from_verdicts(verdicts, features)
     decision = monitor_verdict(params.monitor, rows, inputs, prediction, None, {})
-    return {"rows_checked": len(current), "reference_rows": len(reference), "input_drift_share": inputs["drift_share"],
-            "columns": verdicts, "retrain": decision["retrain"], "reasons": decision["reasons"]}
+    return {
+        "rows_checked": len(current),
+        "reference_rows": len(reference),
+        "input_drift_share": inputs["drift_share"],
+        "columns": verdicts,
+        "retrain": decision["retrain"],
+        "reasons": decision["reasons"],
+    }
 
 
 def child(kind: str, log: Path, work: Path, rows: int) -> int:
@@ -233,27 +299,46 @@ def child(kind: str, log: Path, work: Path, rows: int) -> int:
     else:
         result = fast_path(params, log, work, rows, clock, confirm=kind == "confirm")
     check = [k for k in clock.steps if k not in ("imports_s", "html_json_report_s")]
-    print(json.dumps(result | {"steps_s": clock.steps, "check_s": round(sum(clock.steps[k] for k in check), 3),
-                               "check_cpu_s": round(sum(clock.cpu[k] for k in check), 3),
-                               "peak_after_imports_mb": after_imports, "peak_mb": peak_mb()}))
+    print(
+        json.dumps(
+            result
+            | {
+                "steps_s": clock.steps,
+                "check_s": round(sum(clock.steps[k] for k in check), 3),
+                "check_cpu_s": round(sum(clock.cpu[k] for k in check), 3),
+                "peak_after_imports_mb": after_imports,
+                "peak_mb": peak_mb(),
+            }
+        )
+    )
     return 0
 
 
 # ---- comparison and report -------------------------------------------------------------------------
+
 
 def compare(fast: dict, confirmed: dict, base: dict) -> dict:
     """Per-column verdicts of the paths (method, threshold, scores, flags) and where they differ."""
     table = {}
     for col, b in base["columns"].items():
         f, c = fast["columns"][col], confirmed["columns"][col]
-        table[col] = {"method": b["method"], "threshold": b["threshold"], "baseline_score": b["score"],
-                      "fast_score": f["score"], "baseline": b["drifted"], "fast": f["drifted"],
-                      "borderline": f["borderline"], "confirmed": c["drifted"]}
+        table[col] = {
+            "method": b["method"],
+            "threshold": b["threshold"],
+            "baseline_score": b["score"],
+            "fast_score": f["score"],
+            "baseline": b["drifted"],
+            "fast": f["drifted"],
+            "borderline": f["borderline"],
+            "confirmed": c["drifted"],
+        }
         if f["method"] != b["method"]:
             table[col]["fast_method"] = f["method"]
     return {
         "columns": table,
-        "fast_differs_on": sorted(c for c, v in table.items() if v["fast"] != v["baseline"] or "fast_method" in v),
+        "fast_differs_on": sorted(
+            c for c, v in table.items() if v["fast"] != v["baseline"] or "fast_method" in v
+        ),
         "confirmed_differs_on": sorted(c for c, v in table.items() if v["confirmed"] != v["baseline"]),
         "fast_decision_agrees": fast["retrain"] == base["retrain"],
         "confirmed_decision_agrees": confirmed["retrain"] == base["retrain"],
@@ -266,8 +351,10 @@ def one_case(source, rows: int, name: str, work: Path, seed: int, repeat: int) -
     log = work / f"log-{name}-{rows}.sqlite"
     t0 = time.perf_counter()
     write_log(log, source, rows, seed)
-    print(f"{rows} {name}: log written in {time.perf_counter() - t0:.1f} s ({log.stat().st_size / 1e6:.0f} MB)",
-          file=sys.stderr)
+    print(
+        f"{rows} {name}: log written in {time.perf_counter() - t0:.1f} s ({log.stat().st_size / 1e6:.0f} MB)",
+        file=sys.stderr,
+    )
     runs = sorted((measure("fast", log, work, rows) for _ in range(repeat)), key=lambda r: r["check_s"])
     fast = runs[len(runs) // 2] | {"check_s_runs": [r["check_s"] for r in runs]}
     confirmed = measure("confirm", log, work, rows) if fast["borderline"] else fast
@@ -285,28 +372,45 @@ def one_case(source, rows: int, name: str, work: Path, seed: int, repeat: int) -
 
 
 def print_table(cases: dict) -> None:
-    print(f"{'case':<16}{'path':<16}{'rows read':>10}{'check s':>9}{'CPU s':>7}{'peak MB':>9}{'imports MB':>11}"
-          f"{'drift share':>12}{'retrain':>8}")
+    print(
+        f"{'case':<16}{'path':<16}{'rows read':>10}{'check s':>9}{'CPU s':>7}{'peak MB':>9}{'imports MB':>11}"
+        f"{'drift share':>12}{'retrain':>8}"
+    )
     for name, c in cases.items():
         for path in ("fast", "fast_confirmed", "baseline"):
             r = c[path]
-            print(f"{name:<16}{path:<16}{r['rows_checked']:>10}{r['check_s']:>9}{r['check_cpu_s']:>7}"
-                  f"{r.get('check_peak_mb', r['peak_mb']):>9}{r['peak_after_imports_mb']:>11}{r['input_drift_share']:>12}"
-                  f"{r['retrain']!s:>8}")
+            print(
+                f"{name:<16}{path:<16}{r['rows_checked']:>10}{r['check_s']:>9}{r['check_cpu_s']:>7}"
+                f"{r.get('check_peak_mb', r['peak_mb']):>9}{r['peak_after_imports_mb']:>11}"
+                f"{r['input_drift_share']:>12}"
+                f"{r['retrain']!s:>8}"
+            )
         v = c["verdicts"]
-        print(f"{'':<16}fast vs baseline: {'same verdicts' if not v['fast_differs_on'] else 'differ on ' + ', '.join(v['fast_differs_on'])}"
-              f" (borderline: {', '.join(c['fast']['borderline']) or 'none'}; decision at stake: {c['fast']['decision_at_stake']}); "
-              f"confirmed: {'same' if not v['confirmed_differs_on'] else 'differ on ' + ', '.join(v['confirmed_differs_on'])}; "
-              f"decisions agree: {v['fast_decision_agrees']}")
+        fast = "same verdicts" if not v["fast_differs_on"] else "differ on " + ", ".join(v["fast_differs_on"])
+        confirmed = (
+            "same" if not v["confirmed_differs_on"] else "differ on " + ", ".join(v["confirmed_differs_on"])
+        )
+        print(
+            f"{'':<16}fast vs baseline: {fast}"
+            f" (borderline: {', '.join(c['fast']['borderline']) or 'none'}; "
+            f"decision at stake: {c['fast']['decision_at_stake']}); "
+            f"confirmed: {confirmed}; "
+            f"decisions agree: {v['fast_decision_agrees']}"
+        )
         for col in v["fast_differs_on"]:
             d = v["columns"][col]
-            print(f"{'':<16}  {col}: {d['method']} threshold {d['threshold']}: fast {d['fast_score']} -> {d['fast']}, "
-                  f"whole log {d['baseline_score']} -> {d['baseline']}")
+            print(
+                f"{'':<16}  {col}: {d['method']} threshold {d['threshold']}: "
+                f"fast {d['fast_score']} -> {d['fast']}, "
+                f"whole log {d['baseline_score']} -> {d['baseline']}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="logged prediction rows")
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="logged prediction rows"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of the fast path per case (median kept)")
     parser.add_argument("--child", choices=["fast", "confirm", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
@@ -326,14 +430,26 @@ def main(argv: list[str] | None = None) -> int:
         sources = {name: logged_rows(params, model, *period) for name, period in PERIODS.items()}
         for rows in args.rows:
             for k, name in enumerate(PERIODS):
-                cases[f"{rows} {name}"] = one_case(sources[name], rows, name, work, params.seed + 10 + k, args.repeat)
+                cases[f"{rows} {name}"] = one_case(
+                    sources[name], rows, name, work, params.seed + 10 + k, args.repeat
+                )
     print_table(cases)
     largest = [c["fast"] for name, c in cases.items() if name.startswith(f"{max(args.rows)} ")]
     figures = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg_1m_at_start": load},
-        "data": "model fit on Jan-Mar 2013 (time split); logs resampled from Jan-Mar (stable) and Jul-Sep (drifted)",
-        "monitor": {"window_rows": "whole log", "sample_rows": params.monitor.sample_rows,
-                    "reference_rows": params.monitor.reference_rows},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m_at_start": load,
+        },
+        "data": (
+            "model fit on Jan-Mar 2013 (time split); "
+            "logs resampled from Jan-Mar (stable) and Jul-Sep (drifted)"
+        ),
+        "monitor": {
+            "window_rows": "whole log",
+            "sample_rows": params.monitor.sample_rows,
+            "reference_rows": params.monitor.reference_rows,
+        },
         "aims": {"seconds": 5, "peak_mb": 600},
         "aims_met_at_largest": all(f["check_s"] <= 5 and f["check_peak_mb"] <= 600 for f in largest),
         "fast_verdicts_same": all(not c["verdicts"]["fast_differs_on"] for c in cases.values()),

@@ -23,8 +23,19 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock",
-                 "src", "data.dvc", "dvc.lock", "metrics.json"]
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    "uv.lock",
+    "src",
+    "data.dvc",
+    "dvc.lock",
+    "metrics.json",
+]
 sys.path.insert(0, str(REPO / "src"))
 from mlpipe.runtime.shell import tool_env  # noqa: E402
 
@@ -34,8 +45,11 @@ def durations(log: str) -> dict[str, float]:
     (the first from the flow's start; "startup" is the temporary server's start before that)."""
     stamp = r"(\d\d):(\d\d):(\d\d\.\d+) \| \w+ +\| "
     out, prev = {}, None
-    for m in re.finditer(stamp + r"(?:prefect - Starting temporary server|Flow run '[^']+' - Beginning flow run|"
-                         r"Task run '([^']+?)(?:-[0-9a-f]{3})?' - Finished in state (\w+))", log):
+    for m in re.finditer(
+        stamp + r"(?:prefect - Starting temporary server|Flow run '[^']+' - Beginning flow run|"
+        r"Task run '([^']+?)(?:-[0-9a-f]{3})?' - Finished in state (\w+))",
+        log,
+    ):
         t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
         if m.group(4):
             out[m.group(4) + ("" if m.group(5) == "Completed" else f" ({m.group(5)})")] = round(t - prev, 3)
@@ -71,8 +85,11 @@ def make_project(dest: Path, full: bool) -> Path:
         # The weather table ends on 31 Dec local time: the last UTC hours have none and would fail validation.
         text = text.replace('end: "2013-04-01"', 'end: "2014-01-01"')
         (dest / "params.yaml").write_text(text)
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=bench@mlpipe", "-c", "user.name=bench", "commit", "-qm", "bench"]):
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.email=bench@mlpipe", "-c", "user.name=bench", "commit", "-qm", "bench"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest
 
@@ -101,7 +118,9 @@ def noop_with_server(cmd: list[str], root: Path, repeat: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3, help="bare-baseline and no-op repetitions (median)")
-    parser.add_argument("--full", action="store_true", help="the whole bundled year (336k flights) as the data")
+    parser.add_argument(
+        "--full", action="store_true", help="the whole bundled year (336k flights) as the data"
+    )
     args = parser.parse_args(argv)
     py = sys.executable
     mlpipe_cmd = [py, "-m", "mlpipe.cli", "run"]
@@ -110,11 +129,15 @@ def main(argv: list[str] | None = None) -> int:
         root = make_project(Path(tmp) / "project", args.full)
         full_s, out, log = timed(mlpipe_cmd, root)  # fresh clone: bootstrap + all stages + MLflow record
         stages_full = next(line for line in out.splitlines() if "stages run" in line).split(":", 1)[1].strip()
-        bare = [timed([py, str(REPO / "bench" / "bare_train.py"), str(root)], root) for _ in range(args.repeat)]
+        bare = [
+            timed([py, str(REPO / "bench" / "bare_train.py"), str(root)], root) for _ in range(args.repeat)
+        ]
         bare_s = statistics.median(t for t, _, _ in bare)
         bare_fit_s, bare_auc = (float(x) for x in bare[0][1].split())
         noop = [timed(mlpipe_cmd, root)[0] for _ in range(args.repeat)]  # answered before any flow starts
-        noop_runs = [timed([*mlpipe_cmd, "--flow"], root) for _ in range(args.repeat)]  # the flow, skipping all
+        noop_runs = [
+            timed([*mlpipe_cmd, "--flow"], root) for _ in range(args.repeat)
+        ]  # the flow, skipping all
         noop_flow = [t for t, _, _ in noop_runs]
         noop_server = noop_with_server([*mlpipe_cmd, "--flow"], root, args.repeat)
         repro_noop = [timed([dvc, "repro"], root)[0] for _ in range(args.repeat)]

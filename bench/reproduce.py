@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline = [timed([dvc, "repro", "--force"], root)[0] for _ in range(args.repeat)]
         repro, verdicts = [], []
         for _ in range(args.repeat):
-            seconds, out, _ = timed([py, "-m", "mlpipe.cli", "reproduce", "models:/flights-late/1", "--json"], root)
+            seconds, out, _ = timed(
+                [py, "-m", "mlpipe.cli", "reproduce", "models:/flights-late/1", "--json"], root
+            )
             repro.append(seconds)
             verdicts.append(json.loads(out)["identical"])
     base_s, repro_s = statistics.median(baseline), statistics.median(repro)

@@ -58,8 +58,14 @@ def start_mlflow(cmd: list[str], root: Path, env: dict, port: int, log: Path, ti
     return proc
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None, timeout: float = 60,
-            conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    timeout: float = 60,
+    conn: http.client.HTTPConnection | None = None,
+) -> tuple[int, bytes]:
     """(status, body) of one request; on `conn` when given (keep-alive), else on a new connection."""
     own = conn is None
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -73,7 +79,8 @@ def request(port: int, method: str, path: str, body: bytes | None = None, timeou
 
 
 def test_rows(root: Path, features: list[str], full_batches: int) -> pd.DataFrame:
-    """The first `full_batches` x 1k rows of the test split (cycled when it is shorter), feature columns only."""
+    """The first `full_batches` x 1k rows of the test split (cycled when it is shorter), feature
+    columns only."""
     frame = pd.read_parquet(root / "artifacts" / "split" / "test.parquet", columns=features)
     need = full_batches * BATCH
     if len(frame) < need:
@@ -83,8 +90,10 @@ def test_rows(root: Path, features: list[str], full_batches: int) -> pd.DataFram
 
 def as_records(frame: pd.DataFrame) -> list[dict]:
     """JSON-ready dicts, as a client would send them: native ints and floats, null for a missing value."""
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in frame.to_dict("records")]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
 
 
 def group_cpu_s(pgid: int) -> float:
@@ -142,11 +151,15 @@ def open_loop(port: int, bodies: list[bytes], rate: float, seconds: float) -> di
             pool.submit(one, k, due)
     from_due = np.array([d for _, d, _ in out]) * 1000
     from_send = np.array([s for _, _, s in out]) * 1000
-    return {"requests": n, "rate_per_s": rate, "ok": sum(1 for s, _, _ in out if s == 200),
-            "p50_ms": round(float(np.percentile(from_due, 50)), 2),
-            "p99_ms": round(float(np.percentile(from_due, 99)), 2),
-            "max_ms": round(float(from_due.max()), 2),
-            "p99_from_send_ms": round(float(np.percentile(from_send, 99)), 2)}
+    return {
+        "requests": n,
+        "rate_per_s": rate,
+        "ok": sum(1 for s, _, _ in out if s == 200),
+        "p50_ms": round(float(np.percentile(from_due, 50)), 2),
+        "p99_ms": round(float(np.percentile(from_due, 99)), 2),
+        "max_ms": round(float(from_due.max()), 2),
+        "p99_from_send_ms": round(float(np.percentile(from_send, 99)), 2),
+    }
 
 
 def histogram(port: int) -> dict[str, float]:
@@ -159,8 +172,11 @@ def histogram(port: int) -> dict[str, float]:
 def server_share(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Share of the requests between two /metrics reads answered (server-side) within 5, 10 and 25 ms."""
     total = after.get("+Inf", 0) - before.get("+Inf", 0)
-    return {f"within_{float(le) * 1000:g}ms": round((after[le] - before.get(le, 0)) / total, 4)
-            for le in ("0.005", "0.01", "0.025") if total and le in after}
+    return {
+        f"within_{float(le) * 1000:g}ms": round((after[le] - before.get(le, 0)) / total, 4)
+        for le in ("0.005", "0.01", "0.025")
+        if total and le in after
+    }
 
 
 def bare_latency(model, frame: pd.DataFrame, n: int, rate: float | None = None) -> dict:
@@ -169,24 +185,31 @@ def bare_latency(model, frame: pd.DataFrame, n: int, rate: float | None = None) 
     times = []
     start = time.perf_counter()
     for i in range(n):
-        row = frame.iloc[i % len(frame): i % len(frame) + 1]
+        row = frame.iloc[i % len(frame) : i % len(frame) + 1]
         if rate:
             time.sleep(max(0.0, start + i / rate - time.perf_counter()))
         t0 = time.perf_counter()
         model.predict_proba(row)
         times.append((time.perf_counter() - t0) * 1000)
-    return {"p50_ms": round(float(np.percentile(times, 50)), 2), "p99_ms": round(float(np.percentile(times, 99)), 2)}
+    return {
+        "p50_ms": round(float(np.percentile(times, 50)), 2),
+        "p99_ms": round(float(np.percentile(times, 99)), 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--full", action="store_true", help="the whole bundled year as the data")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the three batch measurements")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of the three batch measurements"
+    )
     parser.add_argument("--seconds", type=float, default=6, help="seconds per batch measurement per round")
     parser.add_argument("--batches", type=int, default=15, help="distinct 1k-row batches")
     parser.add_argument("--rate", type=float, default=50, help="single-row requests per second (latency)")
     parser.add_argument("--latency-s", type=float, default=20, help="seconds of single-row traffic")
-    parser.add_argument("--project", type=Path, help="an existing project copy after `mlpipe run` (development)")
+    parser.add_argument(
+        "--project", type=Path, help="an existing project copy after `mlpipe run` (development)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-serve-") as tmp:
         if args.project:
@@ -200,10 +223,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(root: Path, tmp: Path, args) -> dict:
-    import mlflow
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from mlpipe.config import load_params
+    from mlpipe.registry.client import mlflow_client
     from mlpipe.registry.models import load_registered
     from mlpipe.runtime.localserver import free_port, start_service
     from mlpipe.runtime.shell import stop_process_group, tool_env
@@ -212,14 +235,25 @@ def measure(root: Path, tmp: Path, args) -> dict:
     params = load_params(root / "params.yaml")
     features = list(params.features.columns)
     uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    loaded, _ = load_registered(mlflow.MlflowClient(tracking_uri=uri), MODEL_REF, dest=tmp / "model")
+    loaded, _ = load_registered(mlflow_client(uri), MODEL_REF, dest=tmp / "model")
     model = loaded.model
     frame = test_rows(root, features, args.batches)
-    frames = [frame.iloc[i * BATCH:(i + 1) * BATCH] for i in range(args.batches)]
+    frames = [frame.iloc[i * BATCH : (i + 1) * BATCH] for i in range(args.batches)]
     records = as_records(frame)
-    service_bodies = [json.dumps({"records": records[i * BATCH:(i + 1) * BATCH]}).encode() for i in range(args.batches)]
-    mlflow_bodies = [json.dumps({"dataframe_split": {"columns": features, "data": [
-        [r[c] for c in features] for r in records[i * BATCH:(i + 1) * BATCH]]}}).encode() for i in range(args.batches)]
+    service_bodies = [
+        json.dumps({"records": records[i * BATCH : (i + 1) * BATCH]}).encode() for i in range(args.batches)
+    ]
+    mlflow_bodies = [
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": features,
+                    "data": [[r[c] for c in features] for r in records[i * BATCH : (i + 1) * BATCH]],
+                }
+            }
+        ).encode()
+        for i in range(args.batches)
+    ]
     expected = [model.predict_proba(f)[:, 1] for f in frames]
 
     env = {**tool_env(), "MLFLOW_TRACKING_URI": uri}
@@ -230,19 +264,43 @@ def measure(root: Path, tmp: Path, args) -> dict:
         servers.append(proc)
         service_port = int(base.rsplit(":", 1)[1])
         served_version = json.loads(request(service_port, "GET", "/ready")[1])["model_version"]
-        mlflow_cmd = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", MODEL_REF,
-                      "--env-manager", "local", "--host", "127.0.0.1", "--port"]
-        servers.append(start_mlflow([*mlflow_cmd, str(mlflow_port)], root, env, mlflow_port, tmp / "mlflow.log"))
+        mlflow_cmd = [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            MODEL_REF,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+        ]
+        servers.append(
+            start_mlflow([*mlflow_cmd, str(mlflow_port)], root, env, mlflow_port, tmp / "mlflow.log")
+        )
         # The same server with OpenMP at one thread, as the service runs its model: the like-for-like figure.
-        servers.append(start_mlflow([*mlflow_cmd, str(mlflow1_port)], root, {**env, "OMP_NUM_THREADS": "1"},
-                                    mlflow1_port, tmp / "mlflow-1-thread.log"))
-        # Same answers before any timing: the service rounds probabilities to 6 places, MLflow returns classes.
+        servers.append(
+            start_mlflow(
+                [*mlflow_cmd, str(mlflow1_port)],
+                root,
+                {**env, "OMP_NUM_THREADS": "1"},
+                mlflow1_port,
+                tmp / "mlflow-1-thread.log",
+            )
+        )
+        # Same answers before any timing: the service rounds probabilities to 6 places,
+        # MLflow returns classes.
         for i in range(args.batches):
             got = json.loads(request(service_port, "POST", "/predict", service_bodies[i])[1])
-            assert np.array_equal(got["probabilities"], np.round(expected[i], 6)), f"service batch {i} differs"
+            assert np.array_equal(got["probabilities"], np.round(expected[i], 6)), (
+                f"service batch {i} differs"
+            )
             for port in (mlflow_port, mlflow1_port):
                 got = json.loads(request(port, "POST", "/invocations", mlflow_bodies[i])[1])
-                assert np.array_equal(got["predictions"], (expected[i] >= 0.5).astype(int)), f"mlflow batch {i} differs"
+                assert np.array_equal(got["predictions"], (expected[i] >= 0.5).astype(int)), (
+                    f"mlflow batch {i} differs"
+                )
 
         def over_http(port: int, path: str, bodies: list[bytes]):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -250,21 +308,36 @@ def measure(root: Path, tmp: Path, args) -> dict:
             def call(i: int) -> None:
                 try:
                     status, _ = request(port, "POST", path, bodies[i], conn=conn)
-                except (http.client.HTTPException, OSError):  # the server closed the idle keep-alive connection
+                except (
+                    http.client.HTTPException,
+                    OSError,
+                ):  # the server closed the idle keep-alive connection
                     conn.close()
                     status, _ = request(port, "POST", path, bodies[i], conn=conn)
                 assert status == 200, status
+
             return call
 
         def bare(i: int) -> None:
             model.predict_proba(frames[i])
 
         # name -> (call, CPU clock of the process doing the work)
-        targets = {"bare": (bare, time.process_time), "bare_1_thread": (bare, time.process_time),
-                   "service": (over_http(service_port, "/predict", service_bodies), lambda: group_cpu_s(servers[0].pid)),
-                   "mlflow": (over_http(mlflow_port, "/invocations", mlflow_bodies), lambda: group_cpu_s(servers[1].pid)),
-                   "mlflow_1_thread": (over_http(mlflow1_port, "/invocations", mlflow_bodies),
-                                       lambda: group_cpu_s(servers[2].pid))}
+        targets = {
+            "bare": (bare, time.process_time),
+            "bare_1_thread": (bare, time.process_time),
+            "service": (
+                over_http(service_port, "/predict", service_bodies),
+                lambda: group_cpu_s(servers[0].pid),
+            ),
+            "mlflow": (
+                over_http(mlflow_port, "/invocations", mlflow_bodies),
+                lambda: group_cpu_s(servers[1].pid),
+            ),
+            "mlflow_1_thread": (
+                over_http(mlflow1_port, "/invocations", mlflow_bodies),
+                lambda: group_cpu_s(servers[2].pid),
+            ),
+        }
         runs: dict[str, list[tuple[float, float]]] = {k: [] for k in targets}
         for _ in range(args.rounds):
             for name, (call, cpu) in targets.items():
@@ -278,16 +351,21 @@ def measure(root: Path, tmp: Path, args) -> dict:
         latency = open_loop(service_port, singles, args.rate, args.latency_s)
         server_side = server_share(before, histogram(service_port))
         with threadpool_limits(1):  # as the service predicts
-            bare_single = {"back_to_back": bare_latency(model, frame, 500),
-                           f"at_{args.rate:g}_per_s": bare_latency(model, frame, 500, args.rate)}
+            bare_single = {
+                "back_to_back": bare_latency(model, frame, 500),
+                f"at_{args.rate:g}_per_s": bare_latency(model, frame, 500, args.rate),
+            }
     finally:
         for proc in servers:
             stop_process_group(proc)
     best_bare = max(rps["bare"], rps["bare_1_thread"])
     return {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "openmp_threads": [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"],
-                    "load_avg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "openmp_threads": [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"],
+            "load_avg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        },
         "data": "whole 2013" if args.full else "initial period (Jan-Mar 2013)",
         "model": f"{MODEL_REF} (champion, served version {served_version})",
         "batch_rows": BATCH,
@@ -305,13 +383,16 @@ def measure(root: Path, tmp: Path, args) -> dict:
         "single_row_latency": latency,
         "single_row_server_side": server_side,
         "single_row_bare_predict_1_thread": bare_single,
-        "aims": {"service_vs_bare_0.7": rps["service"] / best_bare >= 0.7,
-                 "service_vs_mlflow_2x": rps["service"] / rps["mlflow"] >= 2,
-                 "p99_10ms": latency["p99_ms"] <= 10},
-        "notes": "one client, one connection, 1k-row batches back to back; bare ratio against the faster of bare "
-                 "(default OpenMP threads) and bare with 1 thread; cpu_ms_per_1k_rows counts the server's whole "
-                 "process group (the service's includes its prediction-log writer), bare its own process; "
-                 "mlflow answers classes (pyfunc predict), the service probabilities, classes and flags",
+        "aims": {
+            "service_vs_bare_0.7": rps["service"] / best_bare >= 0.7,
+            "service_vs_mlflow_2x": rps["service"] / rps["mlflow"] >= 2,
+            "p99_10ms": latency["p99_ms"] <= 10,
+        },
+        "notes": "one client, one connection, 1k-row batches back to back; bare ratio against the faster "
+        "of bare "
+        "(default OpenMP threads) and bare with 1 thread; cpu_ms_per_1k_rows counts the server's whole "
+        "process group (the service's includes its prediction-log writer), bare its own process; "
+        "mlflow answers classes (pyfunc predict), the service probabilities, classes and flags",
     }
 
 

@@ -48,25 +48,41 @@ def bare_loop(root: Path, part: int, parts: int) -> None:
     )
 
     params = load_params(root / "params.yaml")
-    frames = training_frames(read_verified_train(ProjectPaths(root))[0], params, params.sweep.validation_fraction)
+    frames = training_frames(
+        read_verified_train(ProjectPaths(root))[0], params, params.sweep.validation_fraction
+    )
     mine = list(enumerate(expand_grid(params.train.hyperparams, params.sweep.grid)))[part::parts]
     print("ready", flush=True)
     sys.stdin.readline()
     t0 = time.perf_counter()
     scores = {}
     for i, hp in mine:
-        scored = score_candidate(candidate_train_cfg(params.train, hp), params.features, frames["X_fit"], frames["y_fit"],
-                                 frames["X_val"], frames["y_val"], candidate_seed(params), params.evaluate.threshold)
+        scored = score_candidate(
+            candidate_train_cfg(params.train, hp),
+            params.features,
+            frames["X_fit"],
+            frames["y_fit"],
+            frames["X_val"],
+            frames["y_val"],
+            candidate_seed(params),
+            params.evaluate.threshold,
+        )
         scores[i] = scored["metrics"][params.sweep.metric]
     print(json.dumps({"loop_s": round(time.perf_counter() - t0, 3), "scores": scores}), flush=True)
 
 
 def bare(root: Path, processes: int) -> tuple[float, dict[int, float]]:
     """Seconds from releasing `processes` bare loops together until the last is done; every score."""
-    cmds = [[sys.executable, __file__, "--bare-in", str(root), "--part", str(k), "--parts", str(processes)]
-            for k in range(processes)]
-    procs = [subprocess.Popen(c, cwd=root, env=tool_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for c in cmds]
+    cmds = [
+        [sys.executable, __file__, "--bare-in", str(root), "--part", str(k), "--parts", str(processes)]
+        for k in range(processes)
+    ]
+    procs = [
+        subprocess.Popen(
+            c, cwd=root, env=tool_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for c in cmds
+    ]
     for proc in procs:
         if proc.stdout.readline().strip() != "ready":
             raise SystemExit(f"bare loop failed: {proc.communicate()}")
@@ -105,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             runs["bare1"].append(bare(root, 1))
             runs["bare2"].append(bare(root, 2))
             for workers in (1, 2):
-                wall, out, _ = timed([py, "-m", "mlpipe.cli", "sweep", "--no-apply", "--json", "--workers", str(workers)], root)
+                wall, out, _ = timed(
+                    [py, "-m", "mlpipe.cli", "sweep", "--no-apply", "--json", "--workers", str(workers)], root
+                )
                 runs[workers].append((wall, json.loads(out)))
         cfg = yaml.safe_load((root / "params.yaml").read_text())["sweep"]
         rows = json.loads((root / "artifacts/split/split.json").read_text())["parts"]["train"]["rows"]
@@ -120,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     command = {w: med([t for t, _ in runs[w]]) for w in (1, 2)}
     reference = [v for _, v in sorted(runs["bare1"][0][1].items())]
     same = all([v for _, v in sorted(scores.items())] == reference for _, scores in runs["bare2"]) and all(
-        [c[f"val_{cfg['metric']}"] for c in s["candidates"]] == reference for w in (1, 2) for _, s in runs[w])
+        [c[f"val_{cfg['metric']}"] for c in s["candidates"]] == reference for w in (1, 2) for _, s in runs[w]
+    )
     figures = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "data": f"initial period (Jan-Mar 2013), train split {rows} rows",

@@ -66,8 +66,12 @@ def render_text(s: RunSummary) -> str:
     """The summary `mlpipe run` prints."""
     metrics = ", ".join(f"{k}={s.metrics[k]}" for k in HEADLINE_METRICS if k in s.metrics)
     lines = [
-        f"mlpipe run: {s.verdict}" + (" (this commit, data and model were already recorded)" if s.already_recorded else ""),
-        f"  batches:       accepted {', '.join(s.accepted) or 'none'}; quarantined {', '.join(s.quarantined) or 'none'}",
+        f"mlpipe run: {s.verdict}"
+        + (" (this commit, data and model were already recorded)" if s.already_recorded else ""),
+        (
+            f"  batches:       accepted {', '.join(s.accepted) or 'none'}; "
+            f"quarantined {', '.join(s.quarantined) or 'none'}"
+        ),
         f"  data md5:      {s.data_before} -> {s.data_after}",
         f"  stages run:    {', '.join(s.stages_run) or 'none (outputs up to date)'}",
         f"  mlflow run:    {s.run_id}",
@@ -88,21 +92,31 @@ def render_text(s: RunSummary) -> str:
 
 def render_markdown(s: RunSummary) -> str:
     """The summary as the Prefect artifact `retrain-summary`."""
-    lines = [f"# Retrain: {s.verdict}", "",
-             f"- batches accepted: {', '.join(s.accepted) or 'none'}",
-             f"- batches quarantined: {', '.join(s.quarantined) or 'none'}",
-             f"- rows accepted: {s.rows_accepted}",
-             f"- data md5: {s.data_before} -> {s.data_after}",
-             f"- commit: {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
-             f"- stages run: {', '.join(s.stages_run) or 'none (DVC: everything up to date)'}",
-             f"- MLflow run: {s.run_link}",
-             f"- model: {s.model_name} version {s.model_version} ({', '.join(s.aliases) or 'no alias'})",
-             f"- drift share (newest batch vs training): {s.drift_share}",
-             f"- gate: {s.gate_decision}" + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else ""), "",
-             "| metric | this run | champion | change |", "|---|---|---|---|"]
+    lines = [
+        f"# Retrain: {s.verdict}",
+        "",
+        f"- batches accepted: {', '.join(s.accepted) or 'none'}",
+        f"- batches quarantined: {', '.join(s.quarantined) or 'none'}",
+        f"- rows accepted: {s.rows_accepted}",
+        f"- data md5: {s.data_before} -> {s.data_after}",
+        f"- commit: {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
+        f"- stages run: {', '.join(s.stages_run) or 'none (DVC: everything up to date)'}",
+        f"- MLflow run: {s.run_link}",
+        f"- model: {s.model_name} version {s.model_version} ({', '.join(s.aliases) or 'no alias'})",
+        f"- drift share (newest batch vs training): {s.drift_share}",
+        f"- gate: {s.gate_decision}" + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else ""),
+        "",
+        "| metric | this run | champion | change |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {r['metric']} | {r['value']} | {r['champion']} | {r['change']} |" for r in s.metric_rows]
     if s.gate_checks:
         lines += ["", "| criterion | value | bound | verdict |", "|---|---|---|---|"]
-        lines += [f"| {c['criterion']} | {c['value']} | {c['bound']} | {'pass' if c['passed'] else 'FAIL'} {c['detail']} |"
-                  for c in s.gate_checks]
+        lines += [
+            (
+                f"| {c['criterion']} | {c['value']} | {c['bound']} | "
+                f"{'pass' if c['passed'] else 'FAIL'} {c['detail']} |"
+            )
+            for c in s.gate_checks
+        ]
     return "\n".join(lines) + "\n"

@@ -27,7 +27,9 @@ def _training_split(paths: ProjectPaths, run) -> Path:
     """The champion's own train split from the DVC cache by its recorded md5; the project's as a fallback."""
     from mlpipe.registry.reproduce import cached_output
 
-    return cached_output(paths.root, run.data.tags.get(tag.dvc_output_tag("split", TRAIN_SPLIT)), paths.train_split)
+    return cached_output(
+        paths.root, run.data.tags.get(tag.dvc_output_tag("split", TRAIN_SPLIT)), paths.train_split
+    )
 
 
 @task(name="monitor_window", timeout_seconds=900)
@@ -45,13 +47,20 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
     t0 = time.perf_counter()
     window, rows = mon.read_window(log_url, cfg.window_rows, cfg.sample_rows)
     read_s = time.perf_counter() - t0
-    result = {"champion_run_id": run_id, "rows_in_window": rows, "rows_checked": len(window), "read_s": round(read_s, 3)}
+    result = {
+        "champion_run_id": run_id,
+        "rows_in_window": rows,
+        "rows_checked": len(window),
+        "read_s": round(read_s, 3),
+    }
     inputs = prediction = live = None
     files: list[str] = []
     trained = dict(run.data.metrics)
     if rows >= cfg.min_rows:
         train = read_frame(_training_split(paths, run))
-        reference = mon.reference_sample(train, loaded.model, params.features, cfg.reference_rows, params.seed + 3)
+        reference = mon.reference_sample(
+            train, loaded.model, params.features, cfg.reference_rows, params.seed + 3
+        )
         current = mon.coerce_like(window, reference, params.features)
         t1 = time.perf_counter()
         inputs, prediction, snapshot = mon.drift_summaries(reference, current, params.features)
@@ -68,20 +77,39 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
             inputs, prediction = mon.summaries_from_verdicts(verdicts, params.features)
             result["confirmed_on_every_row"] = sorted(c for c, v in verdicts.items() if v.get("confirmed"))
     decision = mon.monitor_verdict(cfg, rows, inputs, prediction, live, trained)
-    result |= {"input_drift": inputs, "prediction_drift": prediction, "live_metrics": live,
-               "labels": int(window["label"].notna().sum()) if len(window) else 0,
-               "training_metric": trained.get(cfg.metric), "metric": cfg.metric, **decision}
+    result |= {
+        "input_drift": inputs,
+        "prediction_drift": prediction,
+        "live_metrics": live,
+        "labels": int(window["label"].notna().sum()) if len(window) else 0,
+        "training_metric": trained.get(cfg.metric),
+        "metric": cfg.metric,
+        **decision,
+    }
     result["monitoring_run_id"] = _log_monitoring_run(client, run, result, files)
-    event("monitor", rows=rows, drift_share=(inputs or {}).get("drift_share"), retrain=decision["retrain"],
-          retire=decision["retire"], reasons="; ".join(decision["reasons"]) or "none")
+    event(
+        "monitor",
+        rows=rows,
+        drift_share=(inputs or {}).get("drift_share"),
+        retrain=decision["retrain"],
+        retire=decision["retire"],
+        reasons="; ".join(decision["reasons"]) or "none",
+    )
     return result
 
 
 def _log_monitoring_run(client, champion_run, result: dict, files: list[str]) -> str:
-    run = client.create_run(champion_run.info.experiment_id, run_name=f"monitor-{champion_run.info.run_id[:8]}", tags={
-        tag.KIND: "monitoring", tag.MONITORS: champion_run.info.run_id,
-        tag.MONITOR_RETRAIN: str(result["retrain"]).lower(), tag.MONITOR_RETIRE: str(result["retire"]).lower(),
-        tag.MONITOR_REASONS: "; ".join(result["reasons"])[:5000]})
+    run = client.create_run(
+        champion_run.info.experiment_id,
+        run_name=f"monitor-{champion_run.info.run_id[:8]}",
+        tags={
+            tag.KIND: "monitoring",
+            tag.MONITORS: champion_run.info.run_id,
+            tag.MONITOR_RETRAIN: str(result["retrain"]).lower(),
+            tag.MONITOR_RETIRE: str(result["retire"]).lower(),
+            tag.MONITOR_REASONS: "; ".join(result["reasons"])[:5000],
+        },
+    )
     rid = run.info.run_id
     client.log_metric(rid, "rows_in_window", result["rows_in_window"])
     if result["input_drift"]:
@@ -97,34 +125,50 @@ def _log_monitoring_run(client, champion_run, result: dict, files: list[str]) ->
 
 
 def _markdown(r: dict) -> str:
-    lines = [f"# Monitor: {'RETIRE' if r['retire'] else ('retrain' if r['retrain'] else 'healthy')}", "",
-             f"- champion run: {r['champion_run_id']}",
-             f"- rows in window: {r['rows_in_window']} (checked {r['rows_checked']}, read in {r['read_s']} s)",
-             f"- input drift share: {(r['input_drift'] or {}).get('drift_share')}",
-             f"- prediction drifted: {bool((r['prediction_drift'] or {}).get('drift_share'))}",
-             f"- live {r['metric']}: {(r['live_metrics'] or {}).get(r['metric'])} on {r['labels']} labels "
-             f"(training {r['training_metric']})",
-             f"- MLflow monitoring run: {r['monitoring_run_id']}", ""]
+    lines = [
+        f"# Monitor: {'RETIRE' if r['retire'] else ('retrain' if r['retrain'] else 'healthy')}",
+        "",
+        f"- champion run: {r['champion_run_id']}",
+        f"- rows in window: {r['rows_in_window']} (checked {r['rows_checked']}, read in {r['read_s']} s)",
+        f"- input drift share: {(r['input_drift'] or {}).get('drift_share')}",
+        f"- prediction drifted: {bool((r['prediction_drift'] or {}).get('drift_share'))}",
+        f"- live {r['metric']}: {(r['live_metrics'] or {}).get(r['metric'])} on {r['labels']} labels "
+        f"(training {r['training_metric']})",
+        f"- MLflow monitoring run: {r['monitoring_run_id']}",
+        "",
+    ]
     lines += [f"- reason: {x}" for x in r["reasons"]] or ["- no reason to act"]
     return "\n".join(lines) + "\n"
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(root: str = ".", tracking_uri: str | None = None, log_url: str | None = None, trigger: bool = True):
+def monitor(
+    root: str = ".", tracking_uri: str | None = None, log_url: str | None = None, trigger: bool = True
+):
     """One monitoring pass; retrains when the verdict says so (and `trigger`), alerts on retirement."""
     from mlpipe.serving.prediction_log import default_log_url
 
     paths, _ = setup(root)
     uri = tracking_uri or paths.tracking_uri
     result = check(str(paths.root), uri, log_url or default_log_url(paths.root))
-    create_markdown_artifact(_markdown(result), key="monitor-summary", description="What the monitor saw and decided")
+    create_markdown_artifact(
+        _markdown(result), key="monitor-summary", description="What the monitor saw and decided"
+    )
     if result["retrain"] and trigger:
         from flows.retrain import retrain
 
         event("monitor_triggers_retrain", reasons="; ".join(result["reasons"]))
         state = retrain(root=str(paths.root), tracking_uri=uri, return_state=True)
-        result["retrain_run"] = {"state": state.name, "summary": state.result(raise_on_failure=False).as_dict()
-                                 if not state.is_failed() else str(state.message)}
+        result["retrain_run"] = {
+            "state": state.name,
+            "summary": state.result(raise_on_failure=False).as_dict()
+            if not state.is_failed()
+            else str(state.message),
+        }
     if result["retire"]:
-        return Failed(name="Retire", message="; ".join(result["reasons"]), data=json.loads(json.dumps(result, default=str)))
+        return Failed(
+            name="Retire",
+            message="; ".join(result["reasons"]),
+            data=json.loads(json.dumps(result, default=str)),
+        )
     return result

@@ -42,9 +42,15 @@ def recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> Ru
 
 
 def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunSummary | None:
-    from mlpipe.data.landing import landed_batches  # here: it imports pandera, which the no-op path may not need
+    from mlpipe.data.landing import (
+        landed_batches,
+    )  # here: it imports pandera, which the no-op path may not need
 
-    if landed_batches(paths.root / params.retrain.landing_dir) or not paths.data.is_dir() or not paths.manifest.exists():
+    if (
+        landed_batches(paths.root / params.retrain.landing_dir)
+        or not paths.data.is_dir()
+        or not paths.manifest.exists()
+    ):
         return None
     if git_dirty(paths.root) or not _dvc_up_to_date(paths):
         return None
@@ -57,9 +63,17 @@ def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> R
     manifest = json.loads(paths.manifest.read_text())
     data_md5 = dvc_file_md5(paths.root / "data.dvc")
     commit = git_commit(paths.root) or ""
-    run = find_recorded_run(client, exp.experiment_id, {
-        tag.MODEL_SHA256: manifest["model_sha256"], tag.GIT_COMMIT: commit, tag.DATA_MD5: data_md5 or "",
-        tag.PARAMS_SHA256: manifest["params_sha256"], tag.GIT_DIRTY: "false"})
+    run = find_recorded_run(
+        client,
+        exp.experiment_id,
+        {
+            tag.MODEL_SHA256: manifest["model_sha256"],
+            tag.GIT_COMMIT: commit,
+            tag.DATA_MD5: data_md5 or "",
+            tag.PARAMS_SHA256: manifest["params_sha256"],
+            tag.GIT_DIRTY: "false",
+        },
+    )
     if run is None or tag.DRIFT_SHARE not in run.data.tags:
         return None  # not recorded, or a run cut short before its drift report: the flow completes it
     versions = versions_of_run(client, run.info.run_id, params.model.name)
@@ -68,12 +82,26 @@ def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> R
     version = str(versions[0].version)
     event("preflight_nothing_to_do", run_id=run.info.run_id, version=version)
     return RunSummary(
-        verdict=VERDICT, accepted=[], quarantined=[], quarantine_reports=[], rows_accepted=0,
-        data_before=data_md5, data_after=data_md5, commit=commit, git_dirty=False,
-        stages_run=[], trained=False, run_id=run.info.run_id, already_recorded=True,
-        model_name=params.model.name, model_version=version, aliases=aliases_of(client, params.model.name, version),
-        model_sha256=manifest["model_sha256"], metrics=json.loads(paths.metrics.read_text()),
-        drift_share=run.data.metrics.get("drift_share"), tracking_uri=tracking_uri,
+        verdict=VERDICT,
+        accepted=[],
+        quarantined=[],
+        quarantine_reports=[],
+        rows_accepted=0,
+        data_before=data_md5,
+        data_after=data_md5,
+        commit=commit,
+        git_dirty=False,
+        stages_run=[],
+        trained=False,
+        run_id=run.info.run_id,
+        already_recorded=True,
+        model_name=params.model.name,
+        model_version=version,
+        aliases=aliases_of(client, params.model.name, version),
+        model_sha256=manifest["model_sha256"],
+        metrics=json.loads(paths.metrics.read_text()),
+        drift_share=run.data.metrics.get("drift_share"),
+        tracking_uri=tracking_uri,
         gate_decision=versions[0].tags.get(tag.GATE_DECISION),
         gate_failed=[f for f in versions[0].tags.get(tag.GATE_FAILED, "").split(",") if f],
         champion=alias_version(client, params.model.name, CHAMPION),

@@ -29,15 +29,23 @@ from mlpipe.runtime.logs import event
 
 STAGES = ("validate", "split", "train", "evaluate")
 PIPELINE_OUTPUTS = ["dvc.lock", "metrics.json"]
-TRANSIENT = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5}
+TRANSIENT = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+}
 
 
 @task(name="bootstrap", timeout_seconds=1800, **TRANSIENT)
 def bootstrap_task(root: str) -> str:
     paths, params = setup(root)
     md5 = snap.bootstrap(paths, params)
-    git_commit_paths(paths.root, [snap.DATA_DVC, ".gitignore"], f"data: initial period {params.dataset.initial_period.start}"
-                     f"..{params.dataset.initial_period.end} (md5 {md5})")
+    git_commit_paths(
+        paths.root,
+        [snap.DATA_DVC, ".gitignore"],
+        f"data: initial period {params.dataset.initial_period.start}"
+        f"..{params.dataset.initial_period.end} (md5 {md5})",
+    )
     return md5
 
 
@@ -65,27 +73,43 @@ def validate_batch(root: str, path: str) -> dict:
     try:
         batch = landing.read_batch(batch_path, params.dataset.time_column)
     except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
-        violations, warnings, rows = [Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0)], [], 0
+        violations, warnings, rows = (
+            [Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0)],
+            [],
+            0,
+        )
     else:
         violations, warnings = landing.check_batch(batch, params, profile, known, batch_path.name)
         rows = len(batch)
-    event("batch_checked", batch=batch_path.name, rows=rows, violations=len(violations), warnings=len(warnings))
+    event(
+        "batch_checked", batch=batch_path.name, rows=rows, violations=len(violations), warnings=len(warnings)
+    )
     return {"path": path, "rows": rows, "violations": violations_as_dicts(violations), "warnings": warnings}
 
 
 @task(name="quarantine", timeout_seconds=120)
 def quarantine_batch(root: str, verdict: dict) -> str:
     paths, params = setup(root)
-    v = landing.BatchVerdict(Path(verdict["path"]), verdict["rows"],
-                             [Violation(**{**x, "examples": tuple(x["examples"])}) for x in verdict["violations"]])
+    v = landing.BatchVerdict(
+        Path(verdict["path"]),
+        verdict["rows"],
+        [Violation(**{**x, "examples": tuple(x["examples"])}) for x in verdict["violations"]],
+    )
     dest = landing.quarantine(v.path, paths.root / params.retrain.quarantine_dir, v)
-    event("quarantined", batch=v.path.name, to=dest, rules="; ".join(x.message() for x in v.violations)[:500], level=30)
+    event(
+        "quarantined",
+        batch=v.path.name,
+        to=dest,
+        rules="; ".join(x.message() for x in v.violations)[:500],
+        level=30,
+    )
     return str(dest)
 
 
 @task(name="snapshot", timeout_seconds=1800, **TRANSIENT)
 def snapshot_task(root: str, accepted: list[str]) -> dict:
-    """Append accepted batches to data/, dvc add + push, commit data.dvc; only then consume the landing files."""
+    """Append accepted batches to data/, dvc add + push, commit data.dvc; only then consume the landing
+    files."""
     paths, params = setup(root)
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
     names = []
@@ -93,7 +117,9 @@ def snapshot_task(root: str, accepted: list[str]) -> dict:
         landing.take_into_data(landing.read_batch(path, params.dataset.time_column), path, paths.data)
         names.append(landing.data_name(path))
     after = snap.snapshot_data(paths)
-    commit = git_commit_paths(paths.root, [snap.DATA_DVC, ".gitignore"], f"data: add {', '.join(names)} (md5 {after})")
+    commit = git_commit_paths(
+        paths.root, [snap.DATA_DVC, ".gitignore"], f"data: add {', '.join(names)} (md5 {after})"
+    )
     for path in map(Path, accepted):
         path.unlink()  # consumed only now that the snapshot is committed
     return {"before": before, "after": after, "commit": commit, "batches": names}
@@ -143,13 +169,21 @@ def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict
     found = read_drift(out_dir)
     if found is None:
         cols = params.features.columns
-        reference, newest = read_frame(paths.train_split, columns=cols), read_frame(Path(current), columns=cols)
+        reference, newest = (
+            read_frame(paths.train_split, columns=cols),
+            read_frame(Path(current), columns=cols),
+        )
         rows = {"reference": len(reference), "current": len(newest), "max_rows": cap}
         reference, newest = stride_sample(reference, cap), stride_sample(newest, cap)
         rows |= {"reference_seen": len(reference), "current_seen": len(newest)}
         found = save_drift(drift_report(reference, newest, params.features), out_dir, rows)
     html, js, summary = found
-    event("drift", batch=Path(current).name, drift_share=summary["drift_share"], drifted=summary["drifted_columns"])
+    event(
+        "drift",
+        batch=Path(current).name,
+        drift_share=summary["drift_share"],
+        drifted=summary["drifted_columns"],
+    )
     return {"files": [str(html), str(js)], "summary": summary}
 
 
@@ -192,7 +226,9 @@ def precheck_task(root: str) -> list[dict]:
     checks = precheck(paths.model, params.deploy)
     failed = [c.line() for c in checks if not c.passed]
     if failed:
-        raise DeployBudgetExceeded("model over the deploy budget, not recorded or registered: " + "; ".join(failed))
+        raise DeployBudgetExceeded(
+            "model over the deploy budget, not recorded or registered: " + "; ".join(failed)
+        )
     return checks_as_dicts(checks)
 
 
@@ -238,7 +274,11 @@ def retrain(root: str = ".", tracking_uri: str | None = None) -> RunSummary:
             snapshot_task(root, [])  # data/ edited by hand: snapshot it as it is
         after = dvc_file_md5(paths.root / snap.DATA_DVC)
         # Newest batch: the last accepted one, else the last data file (names carry the period).
-        newest = paths.data / landing.data_name(Path(accepted[-1]["path"])) if accepted else data_files(paths.data)[-1]
+        newest = (
+            paths.data / landing.data_name(Path(accepted[-1]["path"]))
+            if accepted
+            else data_files(paths.data)[-1]
+        )
         outcomes, report = {}, None
         for name in STAGES:
             outcomes[name] = stage_task(root, name)
@@ -270,27 +310,39 @@ def retrain(root: str = ".", tracking_uri: str | None = None) -> RunSummary:
         quarantined=[Path(q).name for q in quarantined],
         quarantine_reports=[f"{q}.report.md" for q in quarantined],
         rows_accepted=sum(v["rows"] for v in accepted),
-        data_before=before, data_after=after,
-        commit=record["git_commit"], git_dirty=record["git_dirty"],
-        stages_run=ran, trained=trained,
-        run_id=record["run_id"], already_recorded=record["already_recorded"],
+        data_before=before,
+        data_after=after,
+        commit=record["git_commit"],
+        git_dirty=record["git_dirty"],
+        stages_run=ran,
+        trained=trained,
+        run_id=record["run_id"],
+        already_recorded=record["already_recorded"],
         run_link=f"http://127.0.0.1:5000/#/experiments/{record['experiment_id']}/runs/{record['run_id']}",
-        model_name=record["model_name"], model_version=reg["version"], aliases=reg["aliases"],
-        model_sha256=record["model_sha256"], metrics=record["metrics"],
+        model_name=record["model_name"],
+        model_version=reg["version"],
+        aliases=reg["aliases"],
+        model_sha256=record["model_sha256"],
+        metrics=record["metrics"],
         drift_share=summary.get("drift_share"),
         champion_before=champ[0] if champ else None,
         metric_rows=metric_rows(record["metrics"], champ[1] if champ else None),
         tracking_uri=uri,
-        gate_decision=decision["decision"], gate_failed=decision.get("failed", []),
-        gate_checks=decision.get("checks", []), champion=decision.get("champion"),
+        gate_decision=decision["decision"],
+        gate_failed=decision.get("failed", []),
+        gate_checks=decision.get("checks", []),
+        champion=decision.get("champion"),
     )
     create_markdown_artifact(render_markdown(s), key="retrain-summary", description="What this retrain did")
     create_table_artifact(s.metric_rows, key="retrain-metrics", description="Test metrics vs the champion")
     if s.gate_checks:
         create_table_artifact(s.gate_checks, key="promotion-gate", description=f"Gate: {s.gate_decision}")
     if quarantined:
-        create_markdown_artifact("\n\n".join(Path(r).read_text() for r in s.quarantine_reports),
-                                 key="quarantined-batches", description="Batches rejected by validation")
+        create_markdown_artifact(
+            "\n\n".join(Path(r).read_text() for r in s.quarantine_reports),
+            key="quarantined-batches",
+            description="Batches rejected by validation",
+        )
         logger.warning("event=retrain_quarantined batches=%s", ",".join(s.quarantined))
         return Completed(message=verdict, name="Quarantined", data=s)
     return s

@@ -52,24 +52,42 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # No timeout: Prefect cannot interrupt a sync task in a worker thread anyway (it only warns); Dask
 # reschedules a candidate whose worker dies.
 @task(name="candidate", task_run_name="candidate-{index}", cache_policy=NONE)
-def fit_candidate(index: int, train: TrainCfg, features: FeaturesCfg, seed: int, threshold: float, data: dict) -> dict:
+def fit_candidate(
+    index: int, train: TrainCfg, features: FeaturesCfg, seed: int, threshold: float, data: dict
+) -> dict:
     """On a Dask worker: fit one candidate on the fit part, score it on the validation part. Frames in,
     metrics out; no files, no MLflow, no DVC."""
     start = time.time()
-    scored = score_candidate(train, features, data["X_fit"], data["y_fit"], data["X_val"], data["y_val"], seed, threshold)
-    event("candidate", index=index, fit_s=scored["fit_s"], **{k: scored["metrics"][k] for k in ("roc_auc", "log_loss")})
-    return {"index": index, **scored, "start_ms": int(start * 1000), "end_ms": int(time.time() * 1000),
-            "worker": f"{socket.gethostname()}:{os.getpid()}", "identity": scoring_identity()}
+    scored = score_candidate(
+        train, features, data["X_fit"], data["y_fit"], data["X_val"], data["y_val"], seed, threshold
+    )
+    event(
+        "candidate",
+        index=index,
+        fit_s=scored["fit_s"],
+        **{k: scored["metrics"][k] for k in ("roc_auc", "log_loss")},
+    )
+    return {
+        "index": index,
+        **scored,
+        "start_ms": int(start * 1000),
+        "end_ms": int(time.time() * 1000),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "identity": scoring_identity(),
+    }
 
 
 def _share(frames: dict) -> dict:
-    """Send the frames to every Dask worker once (not once per task); other task runners get them as they are."""
+    """Send the frames to every Dask worker once (not once per task); other task runners get them as
+    they are."""
     runner = FlowRunContext.get().task_runner
     client = getattr(runner, "client", None)
     if client is None or not hasattr(client, "scatter"):
         return frames
     names = list(frames)
-    return dict(zip(names, client.scatter([frames[n] for n in names], broadcast=True, hash=False), strict=True))
+    return dict(
+        zip(names, client.scatter([frames[n] for n in names], broadcast=True, hash=False), strict=True)
+    )
 
 
 @flow(name="sweep-candidates")
@@ -78,12 +96,23 @@ def score_grid(root: str, candidates: list[dict], validation_fraction: float, tr
     paths, params = setup(root)
     train, identity = read_verified_train(paths)
     if identity["train_sha256"] != train_sha256:
-        raise SnapshotMismatch(f"{paths.train_split}: changed since the sweep started (rule: one snapshot per sweep)")
+        raise SnapshotMismatch(
+            f"{paths.train_split}: changed since the sweep started (rule: one snapshot per sweep)"
+        )
     frames = training_frames(train, params, validation_fraction)
     t0 = time.perf_counter()  # from here: the local cluster's start, the data sent, every candidate scored
     data = _share(frames)
-    futures = [fit_candidate.submit(i, candidate_train_cfg(params.train, hp), params.features, candidate_seed(params),
-                                    params.evaluate.threshold, data) for i, hp in enumerate(candidates)]
+    futures = [
+        fit_candidate.submit(
+            i,
+            candidate_train_cfg(params.train, hp),
+            params.features,
+            candidate_seed(params),
+            params.evaluate.threshold,
+            data,
+        )
+        for i, hp in enumerate(candidates)
+    ]
     results, ours = [], scoring_identity()
     for i, future in enumerate(futures):
         try:
@@ -93,14 +122,25 @@ def score_grid(root: str, candidates: list[dict], validation_fraction: float, tr
         theirs = result.pop("identity", ours)
         if theirs != ours:  # a worker on another machine with other packages or other mlpipe code
             differ = sorted(k for k in ours if theirs.get(k) != ours[k])
-            result = {"index": i, "worker": result.get("worker"), "error": (
-                f"worker {result.get('worker')} has {({k: theirs.get(k) for k in differ})}, this flow "
-                f"{({k: ours[k] for k in differ})} (rule: candidates are scored with the pipeline's exact packages and code)")}
+            result = {
+                "index": i,
+                "worker": result.get("worker"),
+                "error": (
+                    f"worker {result.get('worker')} has { ({k: theirs.get(k) for k in differ}) }, this flow "
+                    f"{ ({k: ours[k] for k in differ}) } "
+                    "(rule: candidates are scored with the pipeline's exact packages and code)"
+                ),
+            }
         results.append(result)
     done = [r for r in results if "start_ms" in r]
     span_s = (max(r["end_ms"] for r in done) - min(r["start_ms"] for r in done)) / 1000 if done else 0.0
-    return {"results": results, "wall_s": round(time.perf_counter() - t0, 3), "span_s": round(span_s, 3),
-            "rows_fit": len(frames["X_fit"]), "rows_validation": len(frames["X_val"])}
+    return {
+        "results": results,
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "span_s": round(span_s, 3),
+        "rows_fit": len(frames["X_fit"]),
+        "rows_validation": len(frames["X_val"]),
+    }
 
 
 def dask_runner(workers: int, address: str | None):
@@ -111,21 +151,39 @@ def dask_runner(workers: int, address: str | None):
     if address:
         return DaskTaskRunner(address=address)
     # No dashboard; the scheduler's own HTTP routes (health, metrics) on a free loopback port, not 8787.
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
-        "n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
-        "dashboard_address": None, "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
-        "silence_logs": logging.WARNING})
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "host": "127.0.0.1",
+            "dashboard_address": None,
+            "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
+            "silence_logs": logging.WARNING,
+        },
+    )
 
 
 def _candidate_row(i: int, hp: dict, grid: dict, result: dict, metric: str) -> dict:
     row = {"candidate": i, **{k: hp[k] for k in grid}}
     if "error" in result:
         return row | {f"val_{metric}": None, "fit_s": None, "worker": None, "error": result["error"]}
-    return row | {f"val_{metric}": result["metrics"][metric], "fit_s": result["fit_s"], "worker": result["worker"]}
+    return row | {
+        f"val_{metric}": result["metrics"][metric],
+        "fit_s": result["fit_s"],
+        "worker": result["worker"],
+    }
 
 
-def _record_candidates(client, exp_id: str, parent_id: str, candidates: list[dict], results: list[dict],
-                       base_tags: dict[str, str]) -> list[str]:
+def _record_candidates(
+    client,
+    exp_id: str,
+    parent_id: str,
+    candidates: list[dict],
+    results: list[dict],
+    base_tags: dict[str, str],
+) -> list[str]:
     """One child run per candidate (tag mlflow.parentRunId), with its hyperparams and validation metrics."""
     from mlflow.entities import Metric, Param
 
@@ -133,16 +191,31 @@ def _record_candidates(client, exp_id: str, parent_id: str, candidates: list[dic
     for hp, res in zip(candidates, results, strict=True):
         i = res["index"]
         now = int(time.time() * 1000)
-        child = client.create_run(exp_id, run_name=f"candidate-{i:02d}", start_time=res.get("start_ms", now), tags={
-            **base_tags, tag.MLFLOW_PARENT_RUN: parent_id, tag.KIND: "sweep-candidate", tag.SWEEP: parent_id,
-            tag.SWEEP_INDEX: str(i), tag.SWEEP_WORKER: res.get("worker") or "",
-            **({tag.SWEEP_ERROR: res["error"][:5000]} if "error" in res else {})})
+        child = client.create_run(
+            exp_id,
+            run_name=f"candidate-{i:02d}",
+            start_time=res.get("start_ms", now),
+            tags={
+                **base_tags,
+                tag.MLFLOW_PARENT_RUN: parent_id,
+                tag.KIND: "sweep-candidate",
+                tag.SWEEP: parent_id,
+                tag.SWEEP_INDEX: str(i),
+                tag.SWEEP_WORKER: res.get("worker") or "",
+                **({tag.SWEEP_ERROR: res["error"][:5000]} if "error" in res else {}),
+            },
+        )
         run_id = child.info.run_id
         params = [Param(f"train.hyperparams.{k}", str(v)) for k, v in hp.items()]
-        metrics = [Metric("val_rows" if k == "n_test" else f"val_{k}", float(v), now, 0) for k, v in res.get("metrics", {}).items()]
+        metrics = [
+            Metric("val_rows" if k == "n_test" else f"val_{k}", float(v), now, 0)
+            for k, v in res.get("metrics", {}).items()
+        ]
         metrics += [Metric("fit_s", float(res["fit_s"]), now, 0)] if "fit_s" in res else []
         client.log_batch(run_id, metrics=metrics, params=params)
-        client.set_terminated(run_id, "FAILED" if "error" in res else "FINISHED", end_time=res.get("end_ms", now))
+        client.set_terminated(
+            run_id, "FAILED" if "error" in res else "FINISHED", end_time=res.get("end_ms", now)
+        )
         run_ids.append(run_id)
     return run_ids
 
@@ -154,18 +227,27 @@ def check_ready(paths: ProjectPaths, params: Params, apply: bool) -> dict[str, s
     from mlpipe.data.landing import landed_batches
 
     if params.sweep is None:
-        raise SweepRefused(f"{paths.root / PARAMS_FILE}: no `sweep:` section (rule: the grid is declared in params.yaml)")
+        raise SweepRefused(
+            f"{paths.root / PARAMS_FILE}: no `sweep:` section (rule: the grid is declared in params.yaml)"
+        )
     waiting = landed_batches(paths.root / params.retrain.landing_dir)
     if apply and waiting:
-        raise SweepRefused(f"{len(waiting)} batch(es) wait in {params.retrain.landing_dir}/ (rule: the winner is trained on "
-                         "the data it was chosen on; run `mlpipe run` first)")
+        raise SweepRefused(
+            f"{len(waiting)} batch(es) wait in {params.retrain.landing_dir}/ (rule: the winner is trained on "
+            "the data it was chosen on; run `mlpipe run` first)"
+        )
     check_grid(params.train, params.features, params.sweep.grid)
     return read_verified_train(paths)[1]
 
 
 @flow(name="sweep", log_prints=True)
-def sweep(root: str = ".", tracking_uri: str | None = None, workers: int | None = None,
-          dask_address: str | None = None, apply: bool = True) -> dict:
+def sweep(
+    root: str = ".",
+    tracking_uri: str | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    apply: bool = True,
+) -> dict:
     """Grid search over params.yaml `sweep`, candidates on Dask; with `apply`, the winner goes to
     train.hyperparams (committed) and through the retrain flow. Returns a summary."""
     import mlflow
@@ -185,63 +267,149 @@ def sweep(root: str = ".", tracking_uri: str | None = None, workers: int | None 
     if uri == paths.tracking_uri:
         paths.mlruns.mkdir(exist_ok=True)
     client = mlflow_client(uri)
-    exp_id = ensure_experiment(client, params.model.experiment, paths.artifact_root if local_store(uri) else None)
+    exp_id = ensure_experiment(
+        client, params.model.experiment, paths.artifact_root if local_store(uri) else None
+    )
     commit = git_commit(paths.root) or ""
-    base_tags = {tag.GIT_COMMIT: commit, tag.GIT_DIRTY: str(git_dirty(paths.root)).lower(),
-                 tag.DATA_MD5: identity["data_md5"], tag.SWEEP_TRAIN_MD5: identity["train_md5"],
-                 tag.SEED: str(candidate_seed(params))}
-    parent = client.create_run(exp_id, run_name=f"sweep-{identity['data_md5'][:8]}-{commit[:8] or 'nogit'}",
-                               tags={**base_tags, tag.KIND: "sweep"})
+    base_tags = {
+        tag.GIT_COMMIT: commit,
+        tag.GIT_DIRTY: str(git_dirty(paths.root)).lower(),
+        tag.DATA_MD5: identity["data_md5"],
+        tag.SWEEP_TRAIN_MD5: identity["train_md5"],
+        tag.SEED: str(candidate_seed(params)),
+    }
+    parent = client.create_run(
+        exp_id,
+        run_name=f"sweep-{identity['data_md5'][:8]}-{commit[:8] or 'nogit'}",
+        tags={**base_tags, tag.KIND: "sweep"},
+    )
     parent_id = parent.info.run_id
     event("sweep_start", run_id=parent_id, candidates=len(candidates), dask=where)
     try:
-        client.log_batch(parent_id, params=[mlflow.entities.Param(k, str(v)) for k, v in {
-            "sweep.grid": json.dumps(cfg.grid), "sweep.metric": cfg.metric, "sweep.candidates": len(candidates),
-            "sweep.validation_fraction": cfg.validation_fraction, "sweep.workers": workers if not dask_address else "",
-            "sweep.dask": where, "seed": params.seed, "sweep.train_seed": candidate_seed(params),
-            "sweep.validation_seed": params.seed + VALIDATION_SEED_OFFSET, "sweep.split_method": params.split.method,
-            "train.estimator": params.train.estimator}.items()])
+        client.log_batch(
+            parent_id,
+            params=[
+                mlflow.entities.Param(k, str(v))
+                for k, v in {
+                    "sweep.grid": json.dumps(cfg.grid),
+                    "sweep.metric": cfg.metric,
+                    "sweep.candidates": len(candidates),
+                    "sweep.validation_fraction": cfg.validation_fraction,
+                    "sweep.workers": workers if not dask_address else "",
+                    "sweep.dask": where,
+                    "seed": params.seed,
+                    "sweep.train_seed": candidate_seed(params),
+                    "sweep.validation_seed": params.seed + VALIDATION_SEED_OFFSET,
+                    "sweep.split_method": params.split.method,
+                    "train.estimator": params.train.estimator,
+                }.items()
+            ],
+        )
         scored = score_grid.with_options(task_runner=dask_runner(workers, dask_address))(
-            root, candidates, cfg.validation_fraction, identity["train_sha256"])
+            root, candidates, cfg.validation_fraction, identity["train_sha256"]
+        )
         results = sorted(scored["results"], key=lambda r: r["index"])
         child_ids = _record_candidates(client, exp_id, parent_id, candidates, results, base_tags)
         values = [r["metrics"][cfg.metric] if "metrics" in r else None for r in results]
         best = pick_winner(values, cfg.metric)
         winner = {k: candidates[best][k] for k in cfg.grid}
-        rows = [_candidate_row(i, hp, cfg.grid, r, cfg.metric) for i, (hp, r) in enumerate(zip(candidates, results, strict=True))]
+        rows = [
+            _candidate_row(i, hp, cfg.grid, r, cfg.metric)
+            for i, (hp, r) in enumerate(zip(candidates, results, strict=True))
+        ]
         fit_total = sum(r.get("fit_s", 0) for r in results)
         now = int(time.time() * 1000)
-        metrics = [mlflow.entities.Metric(f"val_{cfg.metric}", float(v), now, i) for i, v in enumerate(values) if v is not None]
-        metrics += [mlflow.entities.Metric(k, float(v), now, 0) for k, v in {
-            f"best_val_{cfg.metric}": values[best], "candidates_wall_s": scored["wall_s"], "fit_s_total": fit_total,
-            "candidates_span_s": scored["span_s"],
-            "rows_fit": scored["rows_fit"], "rows_validation": scored["rows_validation"]}.items()]
+        metrics = [
+            mlflow.entities.Metric(f"val_{cfg.metric}", float(v), now, i)
+            for i, v in enumerate(values)
+            if v is not None
+        ]
+        metrics += [
+            mlflow.entities.Metric(k, float(v), now, 0)
+            for k, v in {
+                f"best_val_{cfg.metric}": values[best],
+                "candidates_wall_s": scored["wall_s"],
+                "fit_s_total": fit_total,
+                "candidates_span_s": scored["span_s"],
+                "rows_fit": scored["rows_fit"],
+                "rows_validation": scored["rows_validation"],
+            }.items()
+        ]
         client.log_batch(parent_id, metrics=metrics)
-        client.log_dict(parent_id, {"metric": cfg.metric, "grid": cfg.grid, "winner": best, "candidates": rows,
-                                    "child_runs": child_ids}, "sweep/candidates.json")
+        client.log_dict(
+            parent_id,
+            {
+                "metric": cfg.metric,
+                "grid": cfg.grid,
+                "winner": best,
+                "candidates": rows,
+                "child_runs": child_ids,
+            },
+            "sweep/candidates.json",
+        )
         client.set_tag(parent_id, tag.SWEEP_WINNER, json.dumps(winner, sort_keys=True))
         client.set_tag(parent_id, tag.SWEEP_WINNER_RUN, child_ids[best])
         event("sweep_winner", candidate=best, **winner, **{f"val_{cfg.metric}": values[best]})
-        create_table_artifact(rows, key="sweep-candidates", description=f"Validation {cfg.metric} per candidate; winner {best}")
+        create_table_artifact(
+            rows, key="sweep-candidates", description=f"Validation {cfg.metric} per candidate; winner {best}"
+        )
 
-        summary = {"run_id": parent_id, "candidates": rows, "winner": best, "winner_hyperparams": winner,
-                   "winner_run_id": child_ids[best], "metric": cfg.metric, "best_value": values[best],
-                   "candidates_wall_s": scored["wall_s"], "candidates_span_s": scored["span_s"],
-                   "fit_s_total": round(fit_total, 3), "dask": where,
-                   "workers": None if dask_address else workers, "applied": False, "params_changed": False,
-                   "commit": None, "pipeline": None}
+        summary = {
+            "run_id": parent_id,
+            "candidates": rows,
+            "winner": best,
+            "winner_hyperparams": winner,
+            "winner_run_id": child_ids[best],
+            "metric": cfg.metric,
+            "best_value": values[best],
+            "candidates_wall_s": scored["wall_s"],
+            "candidates_span_s": scored["span_s"],
+            "fit_s_total": round(fit_total, 3),
+            "dask": where,
+            "workers": None if dask_address else workers,
+            "applied": False,
+            "params_changed": False,
+            "commit": None,
+            "pipeline": None,
+        }
         if apply:
-            summary |= _apply(paths, params, uri, client, parent_id, winner, (params_text, identity), cfg.metric, values[best])
+            summary |= _apply(
+                paths,
+                params,
+                uri,
+                client,
+                parent_id,
+                winner,
+                (params_text, identity),
+                cfg.metric,
+                values[best],
+            )
         client.set_terminated(parent_id, "FINISHED")
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise
-    logger.info("sweep %s: winner candidate %s %s (validation %s %s)", parent_id, best, winner, cfg.metric, values[best])
+    logger.info(
+        "sweep %s: winner candidate %s %s (validation %s %s)",
+        parent_id,
+        best,
+        winner,
+        cfg.metric,
+        values[best],
+    )
     return summary
 
 
-def _apply(paths: ProjectPaths, params: Params, uri: str, client, parent_id: str, winner: dict,
-           started_with: tuple[bytes, dict], metric: str, value: float) -> dict:
+def _apply(
+    paths: ProjectPaths,
+    params: Params,
+    uri: str,
+    client,
+    parent_id: str,
+    winner: dict,
+    started_with: tuple[bytes, dict],
+    metric: str,
+    value: float,
+) -> dict:
     """Winner -> params.yaml (in place, comments kept) -> git commit -> the retrain flow (DVC stages,
     MLflow run, registry, gate). The params edit waits for any running retrain (project lock)."""
     from flows.retrain import retrain
@@ -250,14 +418,22 @@ def _apply(paths: ProjectPaths, params: Params, uri: str, client, parent_id: str
     params_text, identity = started_with
     with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
         if params_file.read_bytes() != params_text:
-            raise SweepRefused(f"{params_file}: changed while the sweep ran (rule: the winner is written to the "
-                               "params it was chosen with); run the sweep again")
+            raise SweepRefused(
+                f"{params_file}: changed while the sweep ran (rule: the winner is written to the "
+                "params it was chosen with); run the sweep again"
+            )
         if read_verified_train(paths)[1] != identity:
-            raise SweepRefused(f"{paths.train_split}: a run changed the split while the sweep ran (rule: the winner "
-                               "is trained on the data it was chosen on); run the sweep again")
+            raise SweepRefused(
+                f"{paths.train_split}: a run changed the split while the sweep ran (rule: the winner "
+                "is trained on the data it was chosen on); run the sweep again"
+            )
         changed = write_hyperparams(params_file, winner)
-        commit = git_commit_paths(paths.root, [PARAMS_FILE], f"sweep: train.hyperparams {json.dumps(winner, sort_keys=True)} "
-                                  f"(best validation {metric} {value}; MLflow run {parent_id})")
+        commit = git_commit_paths(
+            paths.root,
+            [PARAMS_FILE],
+            f"sweep: train.hyperparams {json.dumps(winner, sort_keys=True)} "
+            f"(best validation {metric} {value}; MLflow run {parent_id})",
+        )
     event("sweep_applied", params_changed=changed, commit=commit)
     result = retrain(root=str(paths.root), tracking_uri=uri)
     client.set_tag(parent_id, tag.SWEEP_PIPELINE_RUN, result.run_id)
@@ -265,9 +441,26 @@ def _apply(paths: ProjectPaths, params: Params, uri: str, client, parent_id: str
     if commit:
         client.set_tag(parent_id, tag.SWEEP_PARAMS_COMMIT, commit)
     client.set_tag(result.run_id, tag.SWEEP, parent_id)
-    return {"applied": True, "params_changed": changed, "commit": commit, "pipeline": {
-        k: getattr(result, k) for k in ("run_id", "model_version", "aliases", "model_sha256", "metrics", "stages_run", "commit",
-                               "git_dirty", "gate_decision", "verdict")}}
+    return {
+        "applied": True,
+        "params_changed": changed,
+        "commit": commit,
+        "pipeline": {
+            k: getattr(result, k)
+            for k in (
+                "run_id",
+                "model_version",
+                "aliases",
+                "model_sha256",
+                "metrics",
+                "stages_run",
+                "commit",
+                "git_dirty",
+                "gate_decision",
+                "verdict",
+            )
+        },
+    }
 
 
 @contextlib.contextmanager
@@ -281,10 +474,16 @@ def workers_reach_prefect(dask_address: str | None):
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
         return
-    host = urlparse(dask_address if "://" in dask_address else f"tcp://{dask_address}").hostname if dask_address else None
+    host = (
+        urlparse(dask_address if "://" in dask_address else f"tcp://{dask_address}").hostname
+        if dask_address
+        else None
+    )
     if host is not None and host not in LOOPBACK:
-        raise SweepRefused(f"--dask-address {dask_address}: workers on another machine need a shared Prefect server "
-                         "(rule: set PREFECT_API_URL here and on the workers)")
+        raise SweepRefused(
+            f"--dask-address {dask_address}: workers on another machine need a shared Prefect server "
+            "(rule: set PREFECT_API_URL here and on the workers)"
+        )
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()  # the same temporary server Prefect would start for this process
@@ -293,14 +492,24 @@ def workers_reach_prefect(dask_address: str | None):
         yield server.api_url
 
 
-def run_sweep(root: str, tracking_uri: str, workers: int | None = None, dask_address: str | None = None,
-              apply: bool = True):
+def run_sweep(
+    root: str,
+    tracking_uri: str,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    apply: bool = True,
+):
     """The sweep flow's final state, with the Prefect API pinned for its workers."""
     check_ready(*setup(root), apply)  # refused in seconds, before a Prefect server or a cluster starts
     import distributed  # noqa: F401  (its import sets its loggers to INFO: quiet them after it)
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # per-connection lines of the scheduler
     with workers_reach_prefect(dask_address):
-        return sweep(root=root, tracking_uri=tracking_uri, workers=workers, dask_address=dask_address, apply=apply,
-                     return_state=True)
-
+        return sweep(
+            root=root,
+            tracking_uri=tracking_uri,
+            workers=workers,
+            dask_address=dask_address,
+            apply=apply,
+            return_state=True,
+        )

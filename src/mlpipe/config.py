@@ -53,10 +53,14 @@ class FeaturesCfg(_Frozen):
     def _no_leakage(self) -> FeaturesCfg:
         leaked = sorted(set(self.columns) & set(self.leakage))
         if leaked:
-            raise ValueError(f"features: {leaked} are listed as leakage (rule: a feature must be known at scheduling time)")
+            raise ValueError(
+                f"features: {leaked} are listed as leakage (rule: a feature must be known at scheduling time)"
+            )
         dupes = sorted({c for c in self.columns if self.columns.count(c) > 1})
         if dupes:
-            raise ValueError(f"features: {dupes} listed twice (rule: each feature once, categorical or numerical)")
+            raise ValueError(
+                f"features: {dupes} listed twice (rule: each feature once, categorical or numerical)"
+            )
         return self
 
 
@@ -97,7 +101,9 @@ class RetrainCfg(_Frozen):
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
     lock_timeout_s: float = Field(default=900, ge=0)
-    drift_max_rows: int = Field(default=200_000, ge=1000)  # rows of each side Evidently sees (an even stride beyond)
+    drift_max_rows: int = Field(
+        default=200_000, ge=1000
+    )  # rows of each side Evidently sees (an even stride beyond)
 
 
 class DeployCfg(_Frozen):
@@ -124,7 +130,9 @@ class GateCfg(_Frozen):
     (on the same held-out rows) and flip at most `max_changed_share` of its predictions, unless
     `override_diff` gives a reason (recorded on the run)."""
 
-    tolerance: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.01, "average_precision": 0.01, "log_loss": 0.01})
+    tolerance: dict[str, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.01, "average_precision": 0.01, "log_loss": 0.01}
+    )
     max_changed_share: float = Field(default=0.1, ge=0, le=1)
     override_diff: str = ""
 
@@ -132,7 +140,10 @@ class GateCfg(_Frozen):
     def _known_metrics(self) -> GateCfg:
         unknown = sorted(set(self.tolerance) - set(HIGHER_IS_BETTER) - set(LOWER_IS_BETTER))
         if unknown:
-            raise ValueError(f"gate.tolerance: unknown metrics {unknown} (rule: one of {HIGHER_IS_BETTER + LOWER_IS_BETTER})")
+            raise ValueError(
+                f"gate.tolerance: unknown metrics {unknown} "
+                f"(rule: one of {HIGHER_IS_BETTER + LOWER_IS_BETTER})"
+            )
         if any(v < 0 for v in self.tolerance.values()):
             raise ValueError("gate.tolerance: negative tolerance (rule: tolerances are >= 0)")
         return self
@@ -142,10 +153,14 @@ class MonitorCfg(_Frozen):
     """Live monitoring over the prediction log: when to retrain, when to stop trusting the model."""
 
     window_rows: int = Field(default=50000, ge=1)  # the newest logged rows the monitor looks at
-    sample_rows: int = Field(default=20000, ge=100)  # at most this many of them (a deterministic stride) go to Evidently
+    sample_rows: int = Field(
+        default=20000, ge=100
+    )  # at most this many of them (a deterministic stride) go to Evidently
     reference_rows: int = Field(default=20000, ge=100)  # seeded sample of the training split as the reference
     min_rows: int = Field(default=200, ge=1)  # fewer logged rows: no verdict
-    drift_share_max: float = Field(default=0.5, ge=0, le=1)  # share of drifted input columns that triggers retraining
+    drift_share_max: float = Field(
+        default=0.5, ge=0, le=1
+    )  # share of drifted input columns that triggers retraining
     prediction_drift: bool = True  # a drifted prediction distribution triggers retraining too
     min_labels: int = Field(default=100, ge=1)  # feedback labels needed before performance counts
     metric: Literal["roc_auc", "average_precision", "accuracy", "f1"] = "roc_auc"
@@ -159,21 +174,31 @@ class SweepCfg(_Frozen):
 
     grid: dict[str, list[Any]]  # hyperparameter -> values tried; the product is the candidate list
     metric: str = "roc_auc"  # validation metric that picks the winner (direction known per metric)
-    validation_fraction: float = Field(default=0.2, gt=0, lt=1)  # share of the train split held out for scoring
+    validation_fraction: float = Field(
+        default=0.2, gt=0, lt=1
+    )  # share of the train split held out for scoring
     workers: int = Field(default=2, ge=1)  # Dask workers of the local cluster (one process, one thread each)
 
     @model_validator(mode="after")
     def _grid_usable(self) -> SweepCfg:
         if self.metric not in HIGHER_IS_BETTER + LOWER_IS_BETTER:
-            raise ValueError(f"sweep.metric: {self.metric!r} unknown (rule: one of {HIGHER_IS_BETTER + LOWER_IS_BETTER})")
+            raise ValueError(
+                f"sweep.metric: {self.metric!r} unknown (rule: one of {HIGHER_IS_BETTER + LOWER_IS_BETTER})"
+            )
         if not self.grid:
             raise ValueError("sweep.grid: empty (rule: at least one hyperparameter with values)")
         empty = sorted(k for k, values in self.grid.items() if not values)
         if empty:
-            raise ValueError(f"sweep.grid: {empty} have no values (rule: each hyperparameter lists at least one)")
-        dupes = sorted(k for k, values in self.grid.items() if len({json.dumps(v) for v in values}) != len(values))
+            raise ValueError(
+                f"sweep.grid: {empty} have no values (rule: each hyperparameter lists at least one)"
+            )
+        dupes = sorted(
+            k for k, values in self.grid.items() if len({json.dumps(v) for v in values}) != len(values)
+        )
         if dupes:
-            raise ValueError(f"sweep.grid: {dupes} repeat a value (rule: each value once, so each candidate once)")
+            raise ValueError(
+                f"sweep.grid: {dupes} repeat a value (rule: each value once, so each candidate once)"
+            )
         return self
 
 
@@ -197,7 +222,9 @@ class Params(_Frozen):
     @model_validator(mode="after")
     def _target_not_a_feature(self) -> Params:
         if self.dataset.target in self.features.columns:
-            raise ValueError(f"features: target {self.dataset.target!r} is a feature (rule: the target is never an input)")
+            raise ValueError(
+                f"features: target {self.dataset.target!r} is a feature (rule: the target is never an input)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -206,8 +233,10 @@ class Params(_Frozen):
         known = {*self.features.columns, self.dataset.target, self.dataset.time_column}
         unknown = sorted((set(self.validate_.ranges) | set(self.validate_.required_not_null)) - known)
         if unknown:
-            raise ValueError(f"validate: rules name unknown columns {unknown} (rule: a rule applies to a feature, "
-                             "the target or the time column)")
+            raise ValueError(
+                f"validate: rules name unknown columns {unknown} (rule: a rule applies to a feature, "
+                "the target or the time column)"
+            )
         return self
 
 
@@ -222,8 +251,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
 
 def config_problems(exc: ValidationError) -> str:
     """pydantic's errors as `key.path: message; ...` (its own text spans several lines per error)."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg'].removeprefix('Value error, ')}"
-                     for e in exc.errors())
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
 
 
 def read_params_dict(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
@@ -236,7 +267,10 @@ def read_params_dict(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a mapping of sections expected, found {type(raw).__name__} (rule: params.yaml is key: value)")
+        raise ConfigError(
+            f"{path}: a mapping of sections expected, found {type(raw).__name__} "
+            "(rule: params.yaml is key: value)"
+        )
     return raw
 
 

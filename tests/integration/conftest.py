@@ -23,7 +23,16 @@ from mlpipe.runtime.localserver import free_port, start_prefect_server, start_se
 from mlpipe.runtime.shell import stop_process_group, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "uv.lock", "src"]
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    "uv.lock",
+    "src",
+]
 # Two weeks of January (about 12k flights) and a short fit: the real pipeline in seconds.
 SLICE = {"start": "2013-01-01", "end": "2013-01-15"}
 
@@ -34,7 +43,9 @@ def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{args} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{args} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc
 
 
@@ -139,15 +150,17 @@ def project_copy(first_run, tmp_path) -> Path:
 
 
 def run_id_of(proc: subprocess.CompletedProcess) -> str:
-    return next(line.split(":", 1)[1].strip() for line in proc.stdout.splitlines() if line.strip().startswith("mlflow run:"))
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in proc.stdout.splitlines()
+        if line.strip().startswith("mlflow run:")
+    )
 
 
 def tracking_client(root: Path):
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-
-
 
 
 def wait_until(check, timeout_s: float = 90, every_s: float = 0.5):
@@ -182,7 +195,8 @@ PG_SERVER = os.environ.get("MLPIPE_POSTGRES_URL", "postgresql+psycopg://postgres
 
 @pytest.fixture
 def pg_databases():
-    """A factory of PostgreSQL databases of the test's own: `make(driver)` gives a URL; all are dropped afterwards."""
+    """A factory of PostgreSQL databases of the test's own: `make(driver)` gives a URL; all are dropped
+    afterwards."""
     names: list[str] = []
     admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
 

@@ -23,11 +23,17 @@ def test_demo_tells_the_whole_story_and_its_table_matches_the_record(template_re
 
     client = tracking_client(dest)
     champion = client.get_model_version_by_alias("flights-late", "champion").version
-    assert f"swapped to version {champion}" in out or (champion == "1" and "retrain | not triggered" in out), out
-    monitoring = client.search_runs([client.get_experiment_by_name("mlpipe").experiment_id],
-                                    filter_string="tags.`mlpipe.kind` = 'monitoring'")
+    assert f"swapped to version {champion}" in out or (
+        champion == "1" and "retrain | not triggered" in out
+    ), out
+    monitoring = client.search_runs(
+        [client.get_experiment_by_name("mlpipe").experiment_id],
+        filter_string="tags.`mlpipe.kind` = 'monitoring'",
+    )
     assert len(monitoring) == 1 and monitoring[0].info.run_id in out
     with sqlite3.connect(dest / ".mlpipe" / "predictions.db") as db:
-        rows, labelled = db.execute("select count(*), (select count(*) from feedback) from predictions").fetchone()
+        rows, labelled = db.execute(
+            "select count(*), (select count(*) from feedback) from predictions"
+        ).fetchone()
     assert rows == 600 + 150 and labelled == 600 + 150, "every replayed row answered, logged and labelled"
     assert git(template_repo, "rev-parse", "HEAD") == head and not (template_repo / "mlruns").exists()

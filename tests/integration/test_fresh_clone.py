@@ -21,8 +21,8 @@ def test_main_job_on_a_fresh_clone_reproduces_the_committed_hashes(tmp_path):
     proc = mlpipe(clone, "run")
     assert "stages run:    validate, split, train, evaluate" in proc.stdout
     assert git(clone, "status", "--porcelain") == "" and git(clone, "rev-parse", "HEAD") == head, (
-        "a fresh run changed committed files: data.dvc/dvc.lock are stale or the pipeline is not deterministic\n"
-        + sh(["git", "diff", "--stat"], clone).stdout
+        "a fresh run changed committed files: data.dvc/dvc.lock are stale or the pipeline "
+        "is not deterministic\n" + sh(["git", "diff", "--stat"], clone).stdout
     )
     assert json.loads((clone / "metrics.json").read_text()) == committed_metrics
     assert f"git commit:    {head}" in proc.stdout and "dirty" not in proc.stdout

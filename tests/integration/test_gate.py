@@ -47,8 +47,12 @@ def test_a_worse_challenger_is_kept_out_with_the_metric_named(gated):
 
 def test_too_many_flipped_predictions_are_refused_until_promoted_by_hand(gated):
     root, hyper = gated
-    proc = retrain_with(root, "train: 60 rounds, no flips allowed",
-                        train={"hyperparams": {**hyper, "max_iter": 60}}, gate={"max_changed_share": 0.0})
+    proc = retrain_with(
+        root,
+        "train: 60 rounds, no flips allowed",
+        train={"hyperparams": {**hyper, "max_iter": 60}},
+        gate={"max_changed_share": 0.0},
+    )
     assert "diff.changed_share" in tags_of(root, "3")["mlpipe.gate.failed"].split(","), proc.stdout
     assert alias(root, "champion") == "1"
     out = mlpipe(root, "promote", f"models:/{MODEL}/3", "--reason", "flips reviewed with ops").stdout
@@ -59,7 +63,10 @@ def test_too_many_flipped_predictions_are_refused_until_promoted_by_hand(gated):
 
 def test_promote_runs_the_infra_check_and_refuses_a_model_over_budget(gated):
     root, _ = gated
-    for budget, criterion in (({"max_p99_latency_ms": 0.0001}, "infra.p99_latency_ms"), ({"max_model_mb": 0.0001}, "infra.model_mb")):
+    for budget, criterion in (
+        ({"max_p99_latency_ms": 0.0001}, "infra.p99_latency_ms"),
+        ({"max_model_mb": 0.0001}, "infra.model_mb"),
+    ):
         edit_params(root, deploy=budget)
         proc = mlpipe(root, "promote", f"models:/{MODEL}/2", "--reason", "try", check=False)
         git(root, "checkout", "params.yaml")
@@ -71,20 +78,27 @@ def test_rollback_restores_the_previous_champion(gated):
     root, _ = gated
     out = mlpipe(root, "rollback", "--reason", "latency complaints").stdout
     assert "champion is now version 1 (rolled back from 3)" in out
-    assert alias(root, "champion") == "1" and tags_of(root, "3")["mlpipe.rolled_back"].endswith("latency complaints")
+    assert alias(root, "champion") == "1" and tags_of(root, "3")["mlpipe.rolled_back"].endswith(
+        "latency complaints"
+    )
     assert mlpipe(root, "rollback", check=False).returncode == 1, "nothing left to roll back to"
 
 
 def test_a_better_challenger_is_promoted_with_its_override_recorded(gated):
     root, hyper = gated
     # larger leaves: better roc_auc, average precision and log loss than the champion on this slice
-    proc = retrain_with(root, "train: min_samples_leaf 100; flips accepted",
-                        train={"hyperparams": {**hyper, "min_samples_leaf": 100}},
-                        gate={"max_changed_share": 0.0, "override_diff": "larger leaves, reviewed"})
+    proc = retrain_with(
+        root,
+        "train: min_samples_leaf 100; flips accepted",
+        train={"hyperparams": {**hyper, "min_samples_leaf": 100}},
+        gate={"max_changed_share": 0.0, "override_diff": "larger leaves, reviewed"},
+    )
     assert "gate:          promoted; champion is version 4" in proc.stdout, proc.stdout
     assert alias(root, "champion") == "4" and alias(root, "previous") == "1"
     run = tracking_client(root).get_run(run_id_of(proc))
     assert "(override: larger leaves, reviewed)" in run.data.tags["mlpipe.gate.diff.changed_share"]
-    assert all(run.data.tags[f"mlpipe.gate.metric.{m}"].split(": ")[1].startswith("pass")
-               for m in ("roc_auc", "average_precision", "log_loss"))
+    assert all(
+        run.data.tags[f"mlpipe.gate.metric.{m}"].split(": ")[1].startswith("pass")
+        for m in ("roc_auc", "average_precision", "log_loss")
+    )
     assert run.data.tags["mlpipe.gate.decision"] == "promoted"

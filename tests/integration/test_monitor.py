@@ -21,8 +21,16 @@ pytestmark = pytest.mark.integration
 def records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
     out = []
     for row in frame[columns].to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and math.isnan(v) else (v.item() if hasattr(v, "item") else v))
-                    for k, v in row.items()})
+        out.append(
+            {
+                k: (
+                    None
+                    if isinstance(v, float) and math.isnan(v)
+                    else (v.item() if hasattr(v, "item") else v)
+                )
+                for k, v in row.items()
+            }
+        )
     return out
 
 
@@ -32,11 +40,18 @@ def send(root, frame: pd.DataFrame, labels) -> None:
     base, proc = start_server(root)
     try:
         for start in range(0, len(frame), 200):
-            part = frame.iloc[start:start + 200]
-            answer = httpx.post(f"{base}/predict", json={"records": records(part, params.features.columns)}, timeout=60)
+            part = frame.iloc[start : start + 200]
+            answer = httpx.post(
+                f"{base}/predict", json={"records": records(part, params.features.columns)}, timeout=60
+            )
             assert answer.status_code == 200, answer.text[:500]
-            fb = httpx.post(f"{base}/feedback", json={"request_id": answer.json()["request_id"],
-                                                       "labels": [int(x) for x in labels[start:start + 200]]})
+            fb = httpx.post(
+                f"{base}/feedback",
+                json={
+                    "request_id": answer.json()["request_id"],
+                    "labels": [int(x) for x in labels[start : start + 200]],
+                },
+            )
             assert fb.status_code == 200
     finally:
         stop(proc)
@@ -44,7 +59,11 @@ def send(root, frame: pd.DataFrame, labels) -> None:
 
 @pytest.fixture
 def train_rows(project_copy):
-    return pd.read_parquet(project_copy / "artifacts/split/train.parquet").sample(n=1000, random_state=1).reset_index(drop=True)
+    return (
+        pd.read_parquet(project_copy / "artifacts/split/train.parquet")
+        .sample(n=1000, random_state=1)
+        .reset_index(drop=True)
+    )
 
 
 def test_healthy_then_drifted_traffic_and_the_retrain_it_triggers(project_copy, train_rows):
@@ -55,18 +74,31 @@ def test_healthy_then_drifted_traffic_and_the_retrain_it_triggers(project_copy, 
     assert healthy["retrain"] is False and healthy["retire"] is False, healthy["reasons"]
     assert healthy["input_drift"]["drift_share"] <= 0.5 and healthy["live_metrics"]["roc_auc"] > 0.55
     run = tracking_client(root).get_run(healthy["monitoring_run_id"])
-    assert run.data.tags["mlpipe.kind"] == "monitoring" and run.data.tags["mlpipe.monitors"] == healthy["champion_run_id"]
+    assert (
+        run.data.tags["mlpipe.kind"] == "monitoring"
+        and run.data.tags["mlpipe.monitors"] == healthy["champion_run_id"]
+    )
     files = {a.path for a in tracking_client(root).list_artifacts(run.info.run_id, "monitor")}
     assert {"monitor/drift.html", "monitor/drift.json", "monitor/decision.json"} <= files
 
-    shifted = train_rows.assign(temp=train_rows["temp"] + 45, dewp=train_rows["dewp"] + 40, humid=95.0,
-                                wind_speed=train_rows["wind_speed"] * 3, visib=0.5, pressure=990.0,
-                                hour=23, minute=59, distance=4000)
+    shifted = train_rows.assign(
+        temp=train_rows["temp"] + 45,
+        dewp=train_rows["dewp"] + 40,
+        humid=95.0,
+        wind_speed=train_rows["wind_speed"] * 3,
+        visib=0.5,
+        pressure=990.0,
+        hour=23,
+        minute=59,
+        distance=4000,
+    )
     send(root, shifted, shifted["late"].to_numpy())
     drifted = mlpipe(root, "monitor", "--json")
     d = json.loads(drifted.stdout)
     assert d["retrain"] is True and any(r.startswith("input drift share") for r in d["reasons"])
-    assert d["retrain_run"]["state"] == "Completed", "the retrain flow ran (and, with no new data, trained nothing)"
+    assert d["retrain_run"]["state"] == "Completed", (
+        "the retrain flow ran (and, with no new data, trained nothing)"
+    )
     assert "nothing to train" in d["retrain_run"]["summary"]["verdict"]
 
 
@@ -75,7 +107,9 @@ def test_live_performance_below_the_floor_retires_the_model(project_copy, train_
     send(root, train_rows, 1 - train_rows["late"].to_numpy())  # feedback says the opposite of the truth
     proc = mlpipe(root, "monitor", "--no-trigger", check=False)
     assert proc.returncode == 5, proc.stderr[-2000:]
-    assert "mlpipe monitor: RETIRE" in proc.stdout and "< monitor.floor 0.55: retire this model" in proc.stdout
+    assert (
+        "mlpipe monitor: RETIRE" in proc.stdout and "< monitor.floor 0.55: retire this model" in proc.stdout
+    )
     base, server = start_server(root)
     try:
         info = httpx.get(f"{base}/model").json()

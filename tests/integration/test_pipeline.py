@@ -33,13 +33,19 @@ def test_main_job_runs_every_stage_and_prints_the_summary(first_run):
     assert "mlpipe run: trained a new model" in proc.stdout
     assert "stages run:    validate, split, train, evaluate" in proc.stdout
     assert "flights-late version 1 [challenger, champion]" in proc.stdout
-    assert "gate:          promoted; champion is version 1" in proc.stdout  # a first model needs data + infra only
+    assert (
+        "gate:          promoted; champion is version 1" in proc.stdout
+    )  # a first model needs data + infra only
     assert data_md5(root) in proc.stdout
     assert (root / ".dvcstore").is_dir(), "bootstrap pushes to the project-local DVC remote"
-    assert git(root, "status", "--porcelain") == "", "the run commits data.dvc, then dvc.lock and metrics.json"
+    assert git(root, "status", "--porcelain") == "", (
+        "the run commits data.dvc, then dvc.lock and metrics.json"
+    )
     log = git(root, "log", "--format=%s")
-    assert log.splitlines()[:2] == [f"pipeline: outputs for data md5 {data_md5(root)}",
-                                    f"data: initial period 2013-01-01..2013-01-15 (md5 {data_md5(root)})"]
+    assert log.splitlines()[:2] == [
+        f"pipeline: outputs for data md5 {data_md5(root)}",
+        f"data: initial period 2013-01-01..2013-01-15 (md5 {data_md5(root)})",
+    ]
 
 
 def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
@@ -52,7 +58,11 @@ def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
     assert tags["mlpipe.git_commit"] == tags["mlflow.source.git.commit"] == source_commit
     assert tags["mlpipe.git_dirty"] == "false"
     assert tags["mlpipe.data_md5"] == data_md5(root)
-    assert tags["mlpipe.model_sha256"] == manifest(root)["model_sha256"] == sha256_file(root / "artifacts/model/model.skops")
+    assert (
+        tags["mlpipe.model_sha256"]
+        == manifest(root)["model_sha256"]
+        == sha256_file(root / "artifacts/model/model.skops")
+    )
     for stage, body in lock(root)["stages"].items():
         for out in body["outs"]:
             assert tags[f"mlpipe.dvc.{stage}.{out['path']}"] == out["md5"]
@@ -100,7 +110,9 @@ def test_registered_model_predicts_like_the_pipeline_and_never_sees_leakage(firs
     assert (proba == stored).all()
     info = mlflow.models.get_model_info("models:/flights-late/1")
     assert not leakage & {c.name for c in info.signature.inputs}
-    reqs = (Path(mlflow.artifacts.download_artifacts("models:/flights-late/1")) / "requirements.txt").read_text()
+    reqs = (
+        Path(mlflow.artifacts.download_artifacts("models:/flights-late/1")) / "requirements.txt"
+    ).read_text()
     assert "scikit-learn==" in reqs and "skops==" in reqs
 
 
@@ -115,7 +127,9 @@ def test_unchanged_clean_state_is_not_recorded_twice(first_run, project_copy):
     again = mlpipe(project_copy, "run")
     assert "stages run:    none" in again.stdout and "answered before starting the flow" in again.stdout
     assert "nothing to train" in again.stdout and "already recorded" in again.stdout
-    assert "Beginning flow run" not in again.stderr, "DVC status and the MLflow record answer it: no flow started"
+    assert "Beginning flow run" not in again.stderr, (
+        "DVC status and the MLflow record answer it: no flow started"
+    )
     client = tracking_client(project_copy)
     assert len(client.search_model_versions("name = 'flights-late'")) == 1
     assert run_id_of(again) == run_id_of(first_run[1])
@@ -202,23 +216,34 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
     port = free_port()
     env = tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = launch([sys.executable, "-m", "mlpipe.cli", "ui", "--port", str(port)], root, env,
-                  root / ".mlpipe" / f"ui-{port}.log")
+    proc = launch(
+        [sys.executable, "-m", "mlpipe.cli", "ui", "--port", str(port)],
+        root,
+        env,
+        root / ".mlpipe" / f"ui-{port}.log",
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_answering(proc, f"{base}/health", timeout_s=180)
         # one server worker and no MLflow job runner: two processes (mlflow ui, its uvicorn worker) below ours
         below = session_commands(proc.pid)
         assert len(below) == 3 and not any("huey" in c for c in below), below
-        req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
-                                     data=json.dumps({"experiment_ids": ["1"]}).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search",
+            method="POST",
+            data=json.dumps({"experiment_ids": ["1"]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             runs = json.load(r)["runs"]
         tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
         assert tags["mlpipe.data_md5"] == data_md5(root)
-        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/registered-models/get?name=flights-late", timeout=10) as r:
-            assert json.load(r)["registered_model"]["latest_versions"][0]["run_id"] == runs[0]["info"]["run_id"]
+        with urllib.request.urlopen(
+            f"{base}/api/2.0/mlflow/registered-models/get?name=flights-late", timeout=10
+        ) as r:
+            assert (
+                json.load(r)["registered_model"]["latest_versions"][0]["run_id"] == runs[0]["info"]["run_id"]
+            )
         with urllib.request.urlopen(f"{base}/", timeout=10) as r:
             assert b"MLflow" in r.read()
     finally:

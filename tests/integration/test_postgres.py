@@ -51,6 +51,8 @@ def test_prediction_log_on_postgres_loses_nothing_and_feeds_the_monitor(pg_url):
     with engine.connect() as conn:
         logged = conn.execute(sa.text("select count(*), count(distinct request_id) from predictions")).one()
         label = conn.execute(sa.text("select label from feedback where request_id = 't3-7'")).scalar_one()
-        first = json.loads(conn.execute(sa.text("select inputs from predictions order by id limit 1")).scalar_one())
+        first = json.loads(
+            conn.execute(sa.text("select inputs from predictions order by id limit 1")).scalar_one()
+        )
     engine.dispose()
     assert tuple(logged) == (800, 800) and label == 1 and first["carrier"] == "UA"

@@ -26,7 +26,11 @@ def data_md5(root: Path) -> str:
 def history(first_run, tmp_path_factory):
     """The first model, then three retrains: new data, a train param change, new data again."""
     root = copy_project(first_run[0], tmp_path_factory.mktemp("history") / "project")
-    first = {"run_id": run_id_of(first_run[1]), "commit": git(root, "rev-parse", "HEAD"), "data_md5": data_md5(root)}
+    first = {
+        "run_id": run_id_of(first_run[1]),
+        "commit": git(root, "rev-parse", "HEAD"),
+        "data_md5": data_md5(root),
+    }
     mlpipe(root, "simulate", "--next")
     mlpipe(root, "run")
     hyper = yaml.safe_load((root / "params.yaml").read_text())["train"]["hyperparams"]
@@ -35,8 +39,9 @@ def history(first_run, tmp_path_factory):
     mlpipe(root, "run")
     mlpipe(root, "simulate", "--next")
     last = mlpipe(root, "run")
-    assert [v.version for v in tracking_client(root).search_model_versions(f"name = '{MODEL}'")] \
-        and data_md5(root) != first["data_md5"]
+    assert [v.version for v in tracking_client(root).search_model_versions(f"name = '{MODEL}'")] and data_md5(
+        root
+    ) != first["data_md5"]
     return root, first, run_id_of(last)
 
 
@@ -55,14 +60,24 @@ def test_the_first_model_is_reproduced_identically_without_touching_the_working_
     assert git(root, "status", "--porcelain") == "" and len(git(root, "worktree", "list").splitlines()) == 1
     client = tracking_client(root)
     repro = client.get_run(v["reproduction_run_id"])
-    assert repro.data.tags["mlpipe.reproduces"] == first["run_id"] and repro.data.tags["mlpipe.reproduction.verdict"] == "identical"
+    assert (
+        repro.data.tags["mlpipe.reproduces"] == first["run_id"]
+        and repro.data.tags["mlpipe.reproduction.verdict"] == "identical"
+    )
     assert client.get_run(first["run_id"]).data.tags["mlpipe.reproduced"].startswith("identical")
     assert client.get_model_version(MODEL, "1").tags["mlpipe.reproduced"].startswith("identical")
 
     lineage = json.loads(mlpipe(root, "lineage", f"models:/{MODEL}/1", "--json").stdout)
     assert lineage["registry"][0]["version"] == "1" and lineage["run"]["run_id"] == first["run_id"]
-    assert lineage["git"] == {"commit": first["commit"], "clean": True} and lineage["data_md5"] == first["data_md5"]
-    assert set(lineage["split"]) == {"artifacts/split/train.parquet", "artifacts/split/test.parquet", "artifacts/split/split.json"}
+    assert (
+        lineage["git"] == {"commit": first["commit"], "clean": True}
+        and lineage["data_md5"] == first["data_md5"]
+    )
+    assert set(lineage["split"]) == {
+        "artifacts/split/train.parquet",
+        "artifacts/split/test.parquet",
+        "artifacts/split/split.json",
+    }
     assert lineage["params"]["seed"] == "42" and 0 < lineage["metrics"]["roc_auc"] < 1
     assert lineage["drift_share"] is not None and lineage["reproductions"][-1]["verdict"] == "identical"
     assert "reproduction:    identical" in mlpipe(root, "lineage", first["run_id"]).stdout
@@ -92,7 +107,10 @@ def test_a_corrupted_byte_in_the_cached_data_is_named_in_the_verdict(history, tm
     assert v["identical"] is False and v["different"] == [f"data file {entry['relpath']}"]
     row = next(r for r in v["rows"] if r["item"] == f"data file {entry['relpath']}")
     assert row["original"] == entry["md5"] and row["reproduced"] != entry["md5"]
-    assert tracking_client(root).get_run(v["reproduction_run_id"]).data.tags["mlpipe.reproduction.verdict"] == "different"
+    assert (
+        tracking_client(root).get_run(v["reproduction_run_id"]).data.tags["mlpipe.reproduction.verdict"]
+        == "different"
+    )
 
 
 def test_refusals_name_the_cause(history, tmp_path):
@@ -120,7 +138,11 @@ def test_a_run_from_a_dirty_tree_is_refused(history, tmp_path):
     run = mlpipe(root, "run")
     assert "(dirty tree)" in run.stdout
     proc = mlpipe(root, "reproduce", run_id_of(run), check=False)
-    assert proc.returncode == 2 and "recorded from a dirty tree" in proc.stderr and "Commit your changes" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "recorded from a dirty tree" in proc.stderr
+        and "Commit your changes" in proc.stderr
+    )
 
 
 def test_plain_git_checkout_dvc_pull_dvc_repro_gives_the_same_model_bytes(history, tmp_path):
@@ -138,7 +160,11 @@ def test_plain_git_checkout_dvc_pull_dvc_repro_gives_the_same_model_bytes(histor
 
 def test_diff_compares_two_models_on_the_same_rows(history):
     root = history[0]
-    d = json.loads(mlpipe(root, "diff", f"models:/{MODEL}/1", f"models:/{MODEL}@challenger", "--json", "--top", "3").stdout)
+    d = json.loads(
+        mlpipe(
+            root, "diff", f"models:/{MODEL}/1", f"models:/{MODEL}@challenger", "--json", "--top", "3"
+        ).stdout
+    )
     assert d["rows"] > 0 and d["classifier"] and 0 <= d["changed_share"] <= 1 and not d["identical"]
     assert set(d["metrics"]) >= {"roc_auc", "accuracy"} and len(d["top_changed"]) == 3
     assert abs(d["top_changed"][0]["delta"]) >= abs(d["top_changed"][-1]["delta"])

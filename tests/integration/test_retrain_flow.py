@@ -73,9 +73,13 @@ def test_two_released_batches_are_taken_in_and_the_model_retrains_then_a_rerun_t
     assert 0 <= run.data.metrics["drift_share"] <= 1
     drift_files = {a.path for a in tracking_client(root).list_artifacts(run.info.run_id, "drift")}
     assert drift_files == {"drift/drift.html", "drift/drift.json"}
-    assert "Running stage" not in dvc(root, "repro").stdout, "the flow left dvc.lock true: dvc repro is a no-op"
+    assert "Running stage" not in dvc(root, "repro").stdout, (
+        "the flow left dvc.lock true: dvc repro is a no-op"
+    )
 
-    again = mlpipe(root, "run", "--flow")  # the flow itself: DVC skips every stage, Prefect's cache the drift log
+    again = mlpipe(
+        root, "run", "--flow"
+    )  # the flow itself: DVC skips every stage, Prefect's cache the drift log
     assert "nothing to train" in again.stdout and "stages run:    none" in again.stdout
     assert "answered before starting the flow" not in again.stdout
     assert "Finished in state Cached" in again.stderr
@@ -130,8 +134,15 @@ def _kill_when(root: Path, marker: str, timeout_s: float = 300) -> int:
     """Start `mlpipe run`, SIGKILL its whole process tree when `marker` appears in its log."""
     env = tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "run"], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpipe.cli", "run"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + timeout_s
     seen = []
     try:
@@ -174,12 +185,24 @@ def test_two_runs_at_once_take_turns(project_copy):
     batch = _good_batch(root).name
     env = tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)
-    procs = [subprocess.Popen([sys.executable, "-m", "mlpipe.cli", "run"], cwd=root, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mlpipe.cli", "run"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     verdicts = sorted(o[0].splitlines()[0] for o in outs)
-    assert verdicts[0].startswith("mlpipe run: nothing to train") and verdicts[1] == "mlpipe run: trained a new model"
+    assert (
+        verdicts[0].startswith("mlpipe run: nothing to train")
+        and verdicts[1] == "mlpipe run: trained a new model"
+    )
     assert versions(root) == ["1", "2"]
     assert git(root, "log", "--format=%s").count(f"data: add {batch}") == 1
     assert git(root, "status", "--porcelain") == ""

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def _post(url: str, body: dict) -> list | dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.load(r)
 
@@ -27,8 +29,12 @@ def test_served_deployment_with_a_near_term_schedule_creates_and_runs_a_flow_run
     env = tool_env()
     for key in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "PREFECT_HOME"):
         env.pop(key, None)
-    proc = launch([sys.executable, "-m", "mlpipe.cli", "schedule", "--port", str(port), "--interval", "10"],
-                  project_copy, env, project_copy / ".mlpipe" / f"schedule-{port}.log")
+    proc = launch(
+        [sys.executable, "-m", "mlpipe.cli", "schedule", "--port", str(port), "--interval", "10"],
+        project_copy,
+        env,
+        project_copy / ".mlpipe" / f"schedule-{port}.log",
+    )
     api = f"http://127.0.0.1:{port}/api"
     states: list[str] = []
     try:
@@ -41,8 +47,10 @@ def test_served_deployment_with_a_near_term_schedule_creates_and_runs_a_flow_run
             except OSError:
                 pass
             time.sleep(2)
-        assert "COMPLETED" in states, (f"no scheduled run completed within 240 s (states seen: {states}):\n"
-                                       + proc.log_path.read_text()[-3000:])
+        assert "COMPLETED" in states, (
+            f"no scheduled run completed within 240 s (states seen: {states}):\n"
+            + proc.log_path.read_text()[-3000:]
+        )
         deployments = _post(f"{api}/deployments/filter", {})
         assert deployments[0]["name"] == project_copy.name
         assert deployments[0]["schedules"], "the deployment carries its schedule"

@@ -39,27 +39,46 @@ def test_predict_validate_log_feedback_metrics_and_a_clean_shutdown(server):
     assert info["status"] == "ok"
     example = info["input_example"]
     ok = httpx.post(f"{base}/predict", json=example).json()
-    assert ok["model"]["version"] == "1" and ok["predictions"][0] in (0, 1) and 0 <= ok["probabilities"][0] <= 1
+    assert (
+        ok["model"]["version"] == "1" and ok["predictions"][0] in (0, 1) and 0 <= ok["probabilities"][0] <= 1
+    )
 
     record = example["records"][0]
-    bad = httpx.post(f"{base}/predict", content=json.dumps({"records": [
-        {**record, "carrier": "ZZ", "distance": -5, "hour": float("nan"), "extra": 1}]}))
+    bad = httpx.post(
+        f"{base}/predict",
+        content=json.dumps(
+            {"records": [{**record, "carrier": "ZZ", "distance": -5, "hour": float("nan"), "extra": 1}]}
+        ),
+    )
     assert bad.status_code == 422
     rules = {(d["field"], d["kind"]) for d in bad.json()["detail"]}
-    assert rules == {("carrier", "unseen_category"), ("distance", "physically_impossible"),
-                     ("hour", "not_finite"), ("extra", "unknown_field")}
+    assert rules == {
+        ("carrier", "unseen_category"),
+        ("distance", "physically_impossible"),
+        ("hour", "not_finite"),
+        ("extra", "unknown_field"),
+    }
     flagged = httpx.post(f"{base}/predict", json={"records": [{**record, "distance": 4999}]}).json()
-    assert flagged["flags"][0]["field"] == "distance" and "outside the training range" in flagged["flags"][0]["rule"]
+    assert (
+        flagged["flags"][0]["field"] == "distance"
+        and "outside the training range" in flagged["flags"][0]["rule"]
+    )
     assert httpx.post(f"{base}/predict", json={"records": [record] * 1001}).status_code == 413
     assert httpx.post(f"{base}/predict", content=b"{not json").status_code == 400
-    assert httpx.get(f"{base}/docs").status_code == 200 and httpx.get(f"{base}/openapi.json").status_code == 200
+    assert (
+        httpx.get(f"{base}/docs").status_code == 200 and httpx.get(f"{base}/openapi.json").status_code == 200
+    )
 
     fb = httpx.post(f"{base}/feedback", json={"request_id": ok["request_id"], "labels": [1]})
     assert fb.status_code == 200 and fb.json()["labels_attached"] == 1
     assert httpx.post(f"{base}/feedback", json={"request_id": "nope", "labels": [1]}).status_code == 404
 
     with ThreadPoolExecutor(8) as pool:  # a burst of single-row requests, then SIGTERM right away
-        codes = list(pool.map(lambda _: httpx.post(f"{base}/predict", json=example, timeout=30).status_code, range(300)))
+        codes = list(
+            pool.map(
+                lambda _: httpx.post(f"{base}/predict", json=example, timeout=30).status_code, range(300)
+            )
+        )
     assert codes.count(200) == 300
     metrics = httpx.get(f"{base}/metrics").text
     assert 'mlpipe_requests_total{endpoint="/predict",status="422"} 1.0' in metrics
@@ -101,7 +120,9 @@ def test_hot_swap_follows_the_champion_alias_and_refuses_a_tampered_model(server
     wait_until(lambda: httpx.get(f"{base}/ready").json().get("model_version") == str(v2.version), 60)
 
     # The copied store still points at the session's shared artifacts: tamper, then put the bytes back.
-    artifact = Path(client.get_run(v1.run_id).info.artifact_uri.removeprefix("file://")) / "mlpipe/model/model.skops"
+    artifact = (
+        Path(client.get_run(v1.run_id).info.artifact_uri.removeprefix("file://")) / "mlpipe/model/model.skops"
+    )
     original = artifact.read_bytes()
     raw = bytearray(original)
     raw[len(raw) // 2] ^= 0xFF
@@ -117,13 +138,20 @@ def _refused_after_tampering(base, root, client, v2, v1):
     v3 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id)
     client.set_registered_model_alias(MODEL, "champion", v3.version)
     wait_until(lambda: 'mlpipe_model_swaps_total{outcome="refused"}' in httpx.get(f"{base}/metrics").text, 60)
-    assert httpx.get(f"{base}/ready").json()["model_version"] == str(v2.version), "the checked model stays in service"
-    assert httpx.post(f"{base}/predict", json=httpx.get(f"{base}/model").json()["input_example"]).status_code == 200
+    assert httpx.get(f"{base}/ready").json()["model_version"] == str(v2.version), (
+        "the checked model stays in service"
+    )
+    assert (
+        httpx.post(f"{base}/predict", json=httpx.get(f"{base}/model").json()["input_example"]).status_code
+        == 200
+    )
 
     other, proc = start_server(root, "--model", f"models:/{MODEL}/{v3.version}", wait_ready=False)
     try:
         refusal = httpx.get(f"{other}/ready")
-        assert refusal.status_code == 503 and "sha256" in refusal.json()["reason"], "a tampered model is never served"
+        assert refusal.status_code == 503 and "sha256" in refusal.json()["reason"], (
+            "a tampered model is never served"
+        )
         assert httpx.post(f"{other}/predict", json={}).status_code == 503
     finally:
         stop(proc)

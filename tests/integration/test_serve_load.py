@@ -63,6 +63,7 @@ def test_bounded_load_answers_everything_and_logs_every_request(service):
     before = logged(root)[0]
     records = traffic(root, 2000)
     with httpx.Client(base_url=base, timeout=60, limits=httpx.Limits(max_connections=16)) as client:
+
         def one(record: dict) -> int:
             return client.post("/predict", json=record).status_code
 
@@ -90,9 +91,12 @@ def test_a_burst_beyond_capacity_is_shed_with_503_and_the_service_stays_up(servi
                 pass
             start.wait(60)
             try:
-                return client.post("/predict", content=body, headers={"content-type": "application/json"}).status_code
+                return client.post(
+                    "/predict", content=body, headers={"content-type": "application/json"}
+                ).status_code
             except httpx.TransportError:
                 return -1  # refused at the socket: also shedding, never a crash
+
     with ThreadPoolExecutor(burst) as pool:
         codes = list(pool.map(one, range(burst)))
     assert set(codes) <= {200, 503, -1}, codes
@@ -101,12 +105,20 @@ def test_a_burst_beyond_capacity_is_shed_with_503_and_the_service_stays_up(servi
     answered = codes.count(200) * 1000
     wait_until(lambda: settled(root, before + answered), 60)
     assert logged(root)[0] == before + answered, "exactly the answered requests are logged"
-    assert httpx.post(f"{base}/predict", content=body, timeout=60).status_code == 200, "serves again after the burst"
+    assert httpx.post(f"{base}/predict", content=body, timeout=60).status_code == 200, (
+        "serves again after the burst"
+    )
 
 
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
-                 st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
-                 st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 
 
 @st.composite
@@ -126,8 +138,13 @@ def bodies(example: dict):
     return st.one_of(
         st.builds(lambda r: {"records": r}, st.lists(record, min_size=0, max_size=5)),
         record,
-        st.recursive(JUNK, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                      max_size=3), max_leaves=8),
+        st.recursive(
+            JUNK,
+            lambda inner: (
+                st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ),
     )
 
 
@@ -142,8 +159,9 @@ def test_fuzzed_predict_bodies_never_reach_a_5xx(service):
     @settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(bodies(example))
     def check(body):
-        response = client.post("/predict", content=json.dumps(body).encode(),
-                               headers={"content-type": "application/json"})
+        response = client.post(
+            "/predict", content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        )
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
         assert response.status_code < 500, f"{json.dumps(body)[:2000]} -> {response.text[:300]}; see {log}"
         if response.status_code == 422:

@@ -26,9 +26,25 @@ def start_mlflow_server(backend: str, artifacts: Path, log: Path) -> tuple[str, 
     """`mlflow server` on 127.0.0.1 and a free port: PostgreSQL backend store, proxied artifact store.
     One worker and no job runner (7 more processes for GenAI jobs): the 2 cores are shared with the suite."""
     port = free_port()
-    proc = launch([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend,
-                   "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1"], log.parent, tool_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}), log)
+    proc = launch(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        log.parent,
+        tool_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}),
+        log,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_answering(proc, f"{url}/health", timeout_s=180)
     return url, proc
@@ -38,24 +54,41 @@ def clone(src: Path, dest: Path, shared: Path) -> Path:
     sh(["git", "clone", "-q", str(src), str(dest)], src.parent)
     git(dest, "config", "user.email", "team@mlpipe.test")
     git(dest, "config", "user.name", "team")
-    dvc(dest, "remote", "add", "--local", "--default", "team", str(shared))  # .dvc/config.local: not committed
+    dvc(
+        dest, "remote", "add", "--local", "--default", "team", str(shared)
+    )  # .dvc/config.local: not committed
     return dest
 
 
-def test_team_mode_on_postgres_servers_and_a_shared_remote(template_repo, tmp_path, pg_databases, monkeypatch):
+def test_team_mode_on_postgres_servers_and_a_shared_remote(
+    template_repo, tmp_path, pg_databases, monkeypatch
+):
     shared = tmp_path / "shared-dvc-remote"
-    mlflow_url, mlflow_proc = start_mlflow_server(pg_databases(), tmp_path / "mlartifacts", tmp_path / "mlflow.log")
+    mlflow_url, mlflow_proc = start_mlflow_server(
+        pg_databases(), tmp_path / "mlartifacts", tmp_path / "mlflow.log"
+    )
     monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", pg_databases("asyncpg"))
     port = free_port()
     prefect_proc = start_prefect_server(port, tmp_path / "prefect-home")
     monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL")
     log_url = pg_databases()
-    env = tool_env({"MLFLOW_TRACKING_URI": mlflow_url, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                    "MLPIPE_PREDICTION_LOG_URL": log_url})
+    env = tool_env(
+        {
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "MLPIPE_PREDICTION_LOG_URL": log_url,
+        }
+    )
     try:
         alice = clone(template_repo, tmp_path / "alice", shared)
-        run = subprocess.run([sys.executable, "-m", "mlpipe.cli", "run"], cwd=alice, env=env, capture_output=True,
-                             text=True, timeout=600)
+        run = subprocess.run(
+            [sys.executable, "-m", "mlpipe.cli", "run"],
+            cwd=alice,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         assert f"tracking:      {mlflow_url}" in run.stdout
 
@@ -70,7 +103,9 @@ def test_team_mode_on_postgres_servers_and_a_shared_remote(template_repo, tmp_pa
         assert not (alice / "mlruns").exists(), "nothing tracked locally"
 
         flow_runs = httpx.post(f"http://127.0.0.1:{port}/api/flow_runs/filter", json={"limit": 10}).json()
-        assert any(fr["state_type"] == "COMPLETED" for fr in flow_runs), "the flow run is on the Prefect server"
+        assert any(fr["state_type"] == "COMPLETED" for fr in flow_runs), (
+            "the flow run is on the Prefect server"
+        )
 
         md5 = record.data.tags["mlpipe.data_md5"]
         assert (shared / "files" / "md5" / md5[:2] / md5[2:]).exists(), "the snapshot is in the shared remote"

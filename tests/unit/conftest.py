@@ -102,8 +102,10 @@ SMALL = {
 @pytest.fixture(scope="session")
 def small_cfg(params):
     """train config of an estimator with SMALL hyperparams: small_cfg("random_forest")."""
+
     def cfg(estimator: str = "hist_gradient_boosting"):
         return params.train.model_copy(update={"estimator": estimator, "hyperparams": SMALL[estimator]})
+
     return cfg
 
 

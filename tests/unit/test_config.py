@@ -1,4 +1,5 @@
-"""params.yaml is the only knob file: it loads into frozen typed sections, and bad settings are refused by name."""
+"""params.yaml is the only knob file: it loads into frozen typed sections, and bad settings are refused
+by name."""
 
 from __future__ import annotations
 

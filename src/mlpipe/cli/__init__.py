@@ -12,10 +12,26 @@ from mlpipe.errors import MlpipeError
 from mlpipe.runtime.logs import configure_logging
 from mlpipe.runtime.shell import OFFLINE_ENV
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record.")
-for command in (data.bootstrap, pipeline.run, data.simulate, data.ingest, pipeline.schedule, services.ui,
-                models.reproduce, models.lineage, models.diff, models.promote, models.rollback, services.serve,
-                demo.demo, pipeline.monitor, pipeline.sweep):
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record."
+)
+for command in (
+    data.bootstrap,
+    pipeline.run,
+    data.simulate,
+    data.ingest,
+    pipeline.schedule,
+    services.ui,
+    models.reproduce,
+    models.lineage,
+    models.diff,
+    models.promote,
+    models.rollback,
+    services.serve,
+    demo.demo,
+    pipeline.monitor,
+    pipeline.sweep,
+):
     app.command()(command)
 
 
@@ -27,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         result = app(args=argv, prog_name="mlpipe", standalone_mode=False)
-    except MlpipeError as exc:  # a refusal mlpipe knows: one line; anything else is a bug and keeps its traceback
+    except (
+        MlpipeError
+    ) as exc:  # a refusal mlpipe knows: one line; anything else is a bug and keeps its traceback
         typer.echo(f"mlpipe: {exc}", err=True)
         return exc.exit_code
     except Exception as exc:  # click's usage errors carry their own exit codes

@@ -21,7 +21,9 @@ def project(root: Path) -> ProjectPaths:
     """The project at `root`; a directory without params.yaml is a usage error."""
     root = root.resolve()
     if not (root / PARAMS_FILE).exists():
-        raise typer.BadParameter(f"{root}: no {PARAMS_FILE} (rule: run inside an mlpipe project or pass --root)")
+        raise typer.BadParameter(
+            f"{root}: no {PARAMS_FILE} (rule: run inside an mlpipe project or pass --root)"
+        )
     return ProjectPaths(root)
 
 

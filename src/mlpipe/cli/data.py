@@ -12,7 +12,9 @@ from mlpipe.cli.common import ROOT_OPTION, project, project_params
 
 def bootstrap(
     root: ROOT_OPTION = Path("."),
-    regenerate: Annotated[bool, typer.Option(help="Rebuild data/ from the source even if the DVC cache or remote has it.")] = False,
+    regenerate: Annotated[
+        bool, typer.Option(help="Rebuild data/ from the source even if the DVC cache or remote has it.")
+    ] = False,
 ) -> None:
     """Bring data/ to the hash data.dvc records (DVC cache or remote), else materialise the initial
     period from the source (deterministically); `dvc add` it, push to the remote, commit data.dvc."""
@@ -23,10 +25,16 @@ def bootstrap(
     params = project_params(paths)
     md5 = bootstrap_data(paths, params, regenerate=regenerate)
     commit = git_commit_paths(paths.root, ["data.dvc", ".gitignore"], f"data: initial period (md5 {md5})")
-    typer.echo(f"data/ is at {md5} (data.dvc{', committed ' + commit[:8] if commit else ''}); pushed to the default DVC remote")
+    typer.echo(
+        f"data/ is at {md5} (data.dvc{', committed ' + commit[:8] if commit else ''}); "
+        "pushed to the default DVC remote"
+    )
 
 
-def simulate(root: ROOT_OPTION = Path("."), next_: Annotated[bool, typer.Option("--next", help="Release the next period.")] = False) -> None:
+def simulate(
+    root: ROOT_OPTION = Path("."),
+    next_: Annotated[bool, typer.Option("--next", help="Release the next period.")] = False,
+) -> None:
     """Replay the bundled dataset: release the period after the newest data into the landing zone."""
     import pandas as pd
 
@@ -46,8 +54,13 @@ def simulate(root: ROOT_OPTION = Path("."), next_: Annotated[bool, typer.Option(
         latest = pd.Timestamp(params.dataset.initial_period.end, tz="UTC") - pd.Timedelta(hours=1)
     else:
         latest = max(stamps)
-    dest = release_next_period(get_adapter(params.dataset.adapter).load_period, latest, time_col,
-                               params.dataset.batch_freq, landing_dir)
+    dest = release_next_period(
+        get_adapter(params.dataset.adapter).load_period,
+        latest,
+        time_col,
+        params.dataset.batch_freq,
+        landing_dir,
+    )
     if dest is None:
         typer.echo("the source has no more periods to release")
         raise typer.Exit(1)

@@ -61,15 +61,19 @@ def demo_env(dest: Path) -> dict[str, str]:
 def mlpipe_cmd(dest: Path, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
     proc = run_tool([sys.executable, "-m", "mlpipe.cli", *args], dest, check=False, env=demo_env(dest))
     if proc.returncode not in ok:
-        raise ToolError(f"`mlpipe {' '.join(args)}` exited {proc.returncode} in {dest}:\n"
-                        f"{(proc.stderr or proc.stdout).strip()[-3000:]}")
+        raise ToolError(
+            f"`mlpipe {' '.join(args)}` exited {proc.returncode} in {dest}:\n"
+            f"{(proc.stderr or proc.stdout).strip()[-3000:]}"
+        )
     return proc
 
 
 def json_records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
     """Rows as /predict records: plain Python values, missing values as null."""
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-            for row in json.loads(frame[columns].to_json(orient="records"))]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in json.loads(frame[columns].to_json(orient="records"))
+    ]
 
 
 def replay(base: str, frame: pd.DataFrame, columns: list[str], target: str) -> dict:
@@ -80,7 +84,7 @@ def replay(base: str, frame: pd.DataFrame, columns: list[str], target: str) -> d
     out = {"rows": 0, "requests": 0, "refused": 0, "versions": {}}
     with httpx.Client(base_url=base, timeout=60) as client:
         for start in range(0, len(frame), BATCH):
-            part = frame.iloc[start:start + BATCH]
+            part = frame.iloc[start : start + BATCH]
             answer = client.post("/predict", json={"records": json_records(part, columns)})
             out["requests"] += 1
             if answer.status_code != 200:
@@ -90,8 +94,9 @@ def replay(base: str, frame: pd.DataFrame, columns: list[str], target: str) -> d
             version = body["model"]["version"]
             out["versions"][version] = out["versions"].get(version, 0) + len(part)
             out["rows"] += len(part)
-            client.post("/feedback", json={"request_id": body["request_id"],
-                                           "labels": [int(v) for v in part[target]]}).raise_for_status()
+            client.post(
+                "/feedback", json={"request_id": body["request_id"], "labels": [int(v) for v in part[target]]}
+            ).raise_for_status()
     return out
 
 
@@ -137,10 +142,18 @@ def run_demo(root: Path, dest: Path, traffic_rows: int, echo: Callable[[str], No
     t0 = step(1, f"clone the project into {dest} and run the pipeline (bootstrap, DVC stages, MLflow, gate)")
     clone_project(root, dest)
     first = _summary(mlpipe_cmd(dest, "run").stdout)
-    done("train", f"version {first['version']} trained and promoted (roc_auc {first['roc_auc']})", t0,
-         [f"MLflow run {first['run']}"])
+    done(
+        "train",
+        f"version {first['version']} trained and promoted (roc_auc {first['roc_auc']})",
+        t0,
+        [f"MLflow run {first['run']}"],
+    )
     params = load_params(dest / "params.yaml")
-    columns, target, time_col = list(params.features.columns), params.dataset.target, params.dataset.time_column
+    columns, target, time_col = (
+        list(params.features.columns),
+        params.dataset.target,
+        params.dataset.time_column,
+    )
 
     t0 = step(2, "serve the champion in the background (mlpipe serve on 127.0.0.1, a free port)")
     base, server = start_service(dest, "--poll-s", "1", env=demo_env(dest))
@@ -156,18 +169,28 @@ def run_demo(root: Path, dest: Path, traffic_rows: int, echo: Callable[[str], No
         t0 = step(4, f"replay {traffic_rows} flights of that period as traffic, with feedback labels")
         traffic = traffic_from(batch, traffic_rows, time_col)
         sent = replay(base, traffic, columns, target)
-        done("traffic", f"{sent['rows']} rows answered in {sent['requests']} requests "
-             f"({sent['refused']} refused); answered by version(s) {sent['versions']}", t0)
+        done(
+            "traffic",
+            f"{sent['rows']} rows answered in {sent['requests']} requests "
+            f"({sent['refused']} refused); answered by version(s) {sent['versions']}",
+            t0,
+        )
 
-        t0 = step(5, "monitor the prediction log against the training data (Evidently); retrain if it says so")
+        t0 = step(
+            5, "monitor the prediction log against the training data (Evidently); retrain if it says so"
+        )
         monitored = json.loads(mlpipe_cmd(dest, "monitor", "--json", ok=(0, 5)).stdout)
         verdict = "retire" if monitored["retire"] else ("retrain" if monitored["retrain"] else "healthy")
         report = sorted((dest / "artifacts" / "monitor").glob("*/drift.html"))
         share = (monitored["input_drift"] or {}).get("drift_share")
-        done("monitor", f"{verdict} on {monitored['rows_in_window']} logged rows (input drift share {share}): "
-             + ("; ".join(monitored["reasons"]) or "no reason to act") + (" (its time includes the retrain flow)"
-             if monitored.get("retrain_run") else ""), t0,
-             [f"MLflow monitoring run {monitored['monitoring_run_id']}"] + [str(p) for p in report[-1:]])
+        done(
+            "monitor",
+            f"{verdict} on {monitored['rows_in_window']} logged rows (input drift share {share}): "
+            + ("; ".join(monitored["reasons"]) or "no reason to act")
+            + (" (its time includes the retrain flow)" if monitored.get("retrain_run") else ""),
+            t0,
+            [f"MLflow monitoring run {monitored['monitoring_run_id']}"] + [str(p) for p in report[-1:]],
+        )
 
         t0 = step(6, "what the retrain flow the monitor triggered did, and the gate's decision")
         retrained = monitored.get("retrain_run")
@@ -176,18 +199,34 @@ def run_demo(root: Path, dest: Path, traffic_rows: int, echo: Callable[[str], No
             done("retrain", "not triggered", t0)
         else:
             s = retrained["summary"]
-            outcome = (f"flow {retrained['state']}; version {s.get('model_version')} trained on "
-                       f"{', '.join(s.get('accepted') or []) or 'no new batch'}; gate: {s.get('gate_decision')}"
-                       + (f" (failed: {', '.join(s['gate_failed'])})" if s.get("gate_failed") else "")
-                       if isinstance(s, dict) else f"flow {retrained['state']}: {s}")
-            done("retrain", outcome, t0, [f"MLflow run {s['run_id']}"] if isinstance(s, dict) and s.get("run_id") else [])
+            outcome = (
+                f"flow {retrained['state']}; version {s.get('model_version')} trained on "
+                f"{', '.join(s.get('accepted') or []) or 'no new batch'}; gate: {s.get('gate_decision')}"
+                + (f" (failed: {', '.join(s['gate_failed'])})" if s.get("gate_failed") else "")
+                if isinstance(s, dict)
+                else f"flow {retrained['state']}: {s}"
+            )
+            done(
+                "retrain",
+                outcome,
+                t0,
+                [f"MLflow run {s['run_id']}"] if isinstance(s, dict) and s.get("run_id") else [],
+            )
 
         t0 = step(7, f"the service follows the champion alias (now version {champion}); more traffic")
         swapped = wait_for_version(base, champion, 90)
-        tail = replay(base, traffic_from(batch.iloc[len(batch) // 2:], max(BATCH, traffic_rows // 4), time_col),
-                      columns, target)
-        done("hot swap", f"{'swapped to' if swapped else 'still not serving'} version {champion}; "
-             f"{tail['rows']} more rows answered by version(s) {tail['versions']}", t0)
+        tail = replay(
+            base,
+            traffic_from(batch.iloc[len(batch) // 2 :], max(BATCH, traffic_rows // 4), time_col),
+            columns,
+            target,
+        )
+        done(
+            "hot swap",
+            f"{'swapped to' if swapped else 'still not serving'} version {champion}; "
+            f"{tail['rows']} more rows answered by version(s) {tail['versions']}",
+            t0,
+        )
     finally:
         stop_process_group(server)
     return steps
@@ -197,8 +236,11 @@ def _summary(stdout: str) -> dict:
     """The few fields of `mlpipe run`'s summary the demo reports."""
     lines = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in stdout.splitlines()) if v}
     metrics = dict(kv.split("=") for kv in lines.get("metrics", "").split(", ") if "=" in kv)
-    return {"run": lines.get("mlflow run"), "version": lines.get("model", "").split("version ")[-1].split(" ")[0],
-            "roc_auc": metrics.get("roc_auc")}
+    return {
+        "run": lines.get("mlflow run"),
+        "version": lines.get("model", "").split("version ")[-1].split(" ")[0],
+        "roc_auc": metrics.get("roc_auc"),
+    }
 
 
 def _champion(dest: Path, name: str) -> str:
@@ -214,15 +256,29 @@ def table(steps: list[Step], dest: Path) -> str:
     rows = ["| step | what happened | s |", "|---|---|---|"]
     rows += [f"| {s.name} | {s.outcome.replace('|', '/')} | {s.seconds} |" for s in steps]
     links = [f"- {s.name}: {link}" for s in steps for link in s.links]
-    return "\n".join(rows + ["", "Where to look:", *links,
-                             f"- the MLflow UI: mlpipe ui --root {dest}   (http://127.0.0.1:5000)",
-                             f"- the prediction log: {dest / '.mlpipe' / 'predictions.db'}"])
+    return "\n".join(
+        rows
+        + [
+            "",
+            "Where to look:",
+            *links,
+            f"- the MLflow UI: mlpipe ui --root {dest}   (http://127.0.0.1:5000)",
+            f"- the prediction log: {dest / '.mlpipe' / 'predictions.db'}",
+        ]
+    )
 
 
-def demo(root: ROOT_OPTION = Path("."),
-         dir_: Annotated[Path | None, typer.Option("--dir", help="A new directory for the demo's clone "
-                         "(default: .mlpipe/demo-<time> in the project).")] = None,
-         traffic_rows: Annotated[int, typer.Option("--traffic-rows", help="Flights replayed as traffic.")] = 3000) -> None:
+def demo(
+    root: ROOT_OPTION = Path("."),
+    dir_: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="A new directory for the demo's clone (default: .mlpipe/demo-<time> in the project).",
+        ),
+    ] = None,
+    traffic_rows: Annotated[int, typer.Option("--traffic-rows", help="Flights replayed as traffic.")] = 3000,
+) -> None:
     """The whole story in a fresh clone: train, serve, new data and traffic, monitor finds drift,
     retrain, gate, hot swap; then a table of what happened and where to look."""
     paths = project(root)

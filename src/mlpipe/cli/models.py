@@ -12,8 +12,14 @@ from mlpipe.errors import EXIT_NOT_IDENTICAL, MissingInput, Refused
 from mlpipe.registry.client import mlflow_client, tracking_uri
 
 
-def reproduce(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
-              keep: Annotated[bool, typer.Option("--keep", help="Keep the isolated checkout (prints its path).")] = False) -> None:
+def reproduce(
+    ref: str,
+    root: ROOT_OPTION = Path("."),
+    as_json: JSON_OPTION = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the isolated checkout (prints its path).")
+    ] = False,
+) -> None:
     """Rebuild REF (run id, models:/NAME/VERSION or models:/NAME@ALIAS) from its git commit and DVC data
     hash in an isolated worktree and compare model bytes, predictions, metrics and stage outputs.
     Exit 0 when identical, 4 when not, 2 when it cannot be reproduced (the message says why)."""
@@ -33,13 +39,16 @@ def reproduce(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = Fa
         typer.echo(render_table(verdict))
         typer.echo(f"recorded as MLflow run {verdict.reproduction_run_id}")
         if verdict.checkout:
-            typer.echo(f"isolated checkout kept at {verdict.checkout} (git worktree remove --force it when done)")
+            typer.echo(
+                f"isolated checkout kept at {verdict.checkout} (git worktree remove --force it when done)"
+            )
     if not verdict.identical:
         raise typer.Exit(EXIT_NOT_IDENTICAL)
 
 
 def lineage(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False) -> None:
-    """The reproducibility checklist of one model: registry -> run -> commit -> data -> outputs -> verdicts."""
+    """The reproducibility checklist of one model:
+    registry -> run -> commit -> data -> outputs -> verdicts."""
     from mlpipe.registry.lineage import model_lineage, render_lineage
 
     paths = project(root)
@@ -47,9 +56,17 @@ def lineage(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = Fals
     echo_json(d) if as_json else typer.echo(render_lineage(d))
 
 
-def diff(ref_a: str, ref_b: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
-         data: Annotated[Path | None, typer.Option("--data", help="Parquet rows to compare on (default: the current test split).")] = None,
-         top: Annotated[int, typer.Option("--top", help="How many most-changed rows to show.")] = 10) -> None:
+def diff(
+    ref_a: str,
+    ref_b: str,
+    root: ROOT_OPTION = Path("."),
+    as_json: JSON_OPTION = False,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Parquet rows to compare on (default: the current test split)."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="How many most-changed rows to show.")] = 10,
+) -> None:
     """Compare two models on the same rows: metric deltas, changed predictions, rows that moved most."""
     from mlpipe.data.frames import read_frame
     from mlpipe.release.diff import diff as diff_models
@@ -60,14 +77,25 @@ def diff(ref_a: str, ref_b: str, root: ROOT_OPTION = Path("."), as_json: JSON_OP
     source = data or paths.test_split
     if not source.exists():
         raise MissingInput(f"{source}: no data to compare on (run `mlpipe run` first or pass --data)")
-    d = diff_models(mlflow_client(tracking_uri(paths)), ref_a, ref_b, read_frame(source), params.dataset.target,
-                    params.evaluate.threshold, top)
+    d = diff_models(
+        mlflow_client(tracking_uri(paths)),
+        ref_a,
+        ref_b,
+        read_frame(source),
+        params.dataset.target,
+        params.evaluate.threshold,
+        top,
+    )
     d["data"] = str(source)
     echo_json(d) if as_json else typer.echo(render_diff(d))
 
 
-def promote(ref: str, reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the run and version).")],
-            root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False) -> None:
+def promote(
+    ref: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the run and version).")],
+    root: ROOT_OPTION = Path("."),
+    as_json: JSON_OPTION = False,
+) -> None:
     """Make REF (models:/NAME/VERSION or a run id) the champion by hand; the infra check still runs."""
     from mlpipe.release.gate import manual_promote
 
@@ -79,11 +107,15 @@ def promote(ref: str, reason: Annotated[str, typer.Option("--reason", help="Why 
         typer.echo(f"champion is now version {d['version']} (was {d['replaced'] or 'none'}); {d['decision']}")
 
 
-def rollback(root: ROOT_OPTION = Path("."),
-             reason: Annotated[str, typer.Option("--reason", help="Why (tagged on the demoted version).")] = "") -> None:
+def rollback(
+    root: ROOT_OPTION = Path("."),
+    reason: Annotated[str, typer.Option("--reason", help="Why (tagged on the demoted version).")] = "",
+) -> None:
     """champion <- previous (the version the last promotion replaced)."""
     from mlpipe.registry.aliases import rollback as roll_back
 
     paths = project(root)
-    demoted, champion = roll_back(mlflow_client(tracking_uri(paths)), project_params(paths).model.name, reason)
+    demoted, champion = roll_back(
+        mlflow_client(tracking_uri(paths)), project_params(paths).model.name, reason
+    )
     typer.echo(f"champion is now version {champion} (rolled back from {demoted or 'none'})")

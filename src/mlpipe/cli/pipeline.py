@@ -21,8 +21,12 @@ from mlpipe.errors import EXIT_QUARANTINED, EXIT_RETIRE, FlowFailed
 from mlpipe.registry.client import tracking_uri
 
 
-def run(root: ROOT_OPTION = Path("."),
-        flow: Annotated[bool, typer.Option("--flow", help="Always start the flow, even when nothing changed.")] = False) -> None:
+def run(
+    root: ROOT_OPTION = Path("."),
+    flow: Annotated[
+        bool, typer.Option("--flow", help="Always start the flow, even when nothing changed.")
+    ] = False,
+) -> None:
     """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
     `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
     changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow."""
@@ -52,7 +56,9 @@ def run(root: ROOT_OPTION = Path("."),
 def schedule(
     root: ROOT_OPTION = Path("."),
     port: int = 4200,
-    interval: Annotated[float | None, typer.Option(help="Run every N seconds instead of the cron in params.yaml.")] = None,
+    interval: Annotated[
+        float | None, typer.Option(help="Run every N seconds instead of the cron in params.yaml.")
+    ] = None,
 ) -> None:
     """Serve the retrain deployment on its schedule (retrain.cron in params.yaml). Without
     PREFECT_API_URL, a local Prefect server is started on 127.0.0.1 first (schedules need a real server)."""
@@ -72,16 +78,28 @@ def schedule(
 
         when = {"interval": interval} if interval else {"cron": params.retrain.cron}
         typer.echo(f"serving deployment retrain/{paths.root.name} ({when}); Ctrl-C stops it")
-        retrain.serve(name=paths.root.name, parameters={"root": str(paths.root), "tracking_uri": tracking_uri(paths)},
-                      tags=["mlpipe"], **when, print_starting_message=False)
+        retrain.serve(
+            name=paths.root.name,
+            parameters={"root": str(paths.root), "tracking_uri": tracking_uri(paths)},
+            tags=["mlpipe"],
+            **when,
+            print_starting_message=False,
+        )
     finally:
         if server is not None:
             stop_process_group(server)
 
 
-def monitor(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
-            trigger: Annotated[bool, typer.Option("--trigger/--no-trigger", help="Run the retrain flow when the verdict says so.")] = True,
-            log_url: Annotated[str | None, typer.Option("--log-url", help="Prediction log URL (as for serve).")] = None) -> None:
+def monitor(
+    root: ROOT_OPTION = Path("."),
+    as_json: JSON_OPTION = False,
+    trigger: Annotated[
+        bool, typer.Option("--trigger/--no-trigger", help="Run the retrain flow when the verdict says so.")
+    ] = True,
+    log_url: Annotated[
+        str | None, typer.Option("--log-url", help="Prediction log URL (as for serve).")
+    ] = None,
+) -> None:
     """Check the prediction log against the champion's training data (Evidently), decide, maybe retrain.
     Exit 5 when live performance is below monitor.floor (retire)."""
     paths = project(root)
@@ -90,8 +108,13 @@ def monitor(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
 
     log_through_prefect()
     url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL")
-    state = monitor_flow(root=str(paths.root), tracking_uri=tracking_uri(paths), log_url=url, trigger=trigger,
-                         return_state=True)
+    state = monitor_flow(
+        root=str(paths.root),
+        tracking_uri=tracking_uri(paths),
+        log_url=url,
+        trigger=trigger,
+        return_state=True,
+    )
     if state.name != "Retire" and (state.is_failed() or state.is_crashed()):
         raise FlowFailed(f"monitor flow {state.name}: {state.message}")
     result = state.result(raise_on_failure=False)
@@ -99,9 +122,11 @@ def monitor(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
         echo_json(result)
     else:
         verdict = "RETIRE" if result["retire"] else ("retrain" if result["retrain"] else "healthy")
-        typer.echo(f"mlpipe monitor: {verdict}; {result['rows_in_window']} rows in window, input drift share "
-                   f"{(result['input_drift'] or {}).get('drift_share')}, live {result['metric']} "
-                   f"{(result['live_metrics'] or {}).get(result['metric'])} on {result['labels']} labels")
+        typer.echo(
+            f"mlpipe monitor: {verdict}; {result['rows_in_window']} rows in window, input drift share "
+            f"{(result['input_drift'] or {}).get('drift_share')}, live {result['metric']} "
+            f"{(result['live_metrics'] or {}).get(result['metric'])} on {result['labels']} labels"
+        )
         for reason in result["reasons"]:
             typer.echo(f"  reason: {reason}")
         if "retrain_run" in result:
@@ -110,13 +135,32 @@ def monitor(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
         raise typer.Exit(EXIT_RETIRE)
 
 
-def sweep(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
-          workers: Annotated[int | None, typer.Option("--workers", min=1, help="Dask workers of the local cluster "
-                             "(default: sweep.workers in params.yaml).")] = None,
-          dask_address: Annotated[str | None, typer.Option("--dask-address", help="An existing Dask scheduler "
-                                  "(tcp://HOST:8786) instead of a local cluster.")] = None,
-          apply: Annotated[bool, typer.Option("--apply/--no-apply", help="Write the winner to params.yaml, commit it "
-                           "and run the pipeline (--no-apply: score and record only).")] = True) -> None:
+def sweep(
+    root: ROOT_OPTION = Path("."),
+    as_json: JSON_OPTION = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Dask workers of the local cluster (default: sweep.workers in params.yaml).",
+        ),
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address", help="An existing Dask scheduler (tcp://HOST:8786) instead of a local cluster."
+        ),
+    ] = None,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply/--no-apply",
+            help="Write the winner to params.yaml, commit it "
+            "and run the pipeline (--no-apply: score and record only).",
+        ),
+    ] = True,
+) -> None:
     """Grid search over params.yaml `sweep.grid` on Dask: each candidate fitted as the train stage fits,
     scored on a validation part of the train split, recorded as a child MLflow run; the winner written to
     train.hyperparams, committed, and trained through the pipeline (DVC), so commit + data hash rebuild it."""
@@ -125,7 +169,9 @@ def sweep(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
     from flows.sweep import run_sweep
 
     log_through_prefect()
-    state = run_sweep(str(paths.root), tracking_uri(paths), workers=workers, dask_address=dask_address, apply=apply)
+    state = run_sweep(
+        str(paths.root), tracking_uri(paths), workers=workers, dask_address=dask_address, apply=apply
+    )
     if state.is_failed() or state.is_crashed():
         raise FlowFailed(f"sweep flow {state.name}: {state.message}")
     s = state.result()
@@ -133,15 +179,25 @@ def sweep(root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False,
         echo_json(s)
         return
     metric = f"val_{s['metric']}"
-    lines = [f"mlpipe sweep: {len(s['candidates'])} candidates on {s['dask']} in {s['candidates_wall_s']} s "
-             f"(fits {s['fit_s_total']} s); MLflow run {s['run_id']}"]
-    lines += [f"  {'*' if r['candidate'] == s['winner'] else ' '} " + " ".join(f"{k}={v}" for k, v in r.items() if k != "worker")
-              for r in s["candidates"]]
+    lines = [
+        f"mlpipe sweep: {len(s['candidates'])} candidates on {s['dask']} in {s['candidates_wall_s']} s "
+        f"(fits {s['fit_s_total']} s); MLflow run {s['run_id']}"
+    ]
+    lines += [
+        f"  {'*' if r['candidate'] == s['winner'] else ' '} "
+        + " ".join(f"{k}={v}" for k, v in r.items() if k != "worker")
+        for r in s["candidates"]
+    ]
     lines.append(f"  winner: candidate {s['winner']} {s['winner_hyperparams']} ({metric} {s['best_value']})")
     if s["pipeline"]:
         p = s["pipeline"]
-        lines.append(f"  params.yaml: {'updated' if s['params_changed'] else 'already had the winner'}"
-                     + (f"; committed {s['commit'][:8]}" if s["commit"] else ""))
-        lines.append(f"  pipeline run: {p['run_id']} model version {p['model_version']} [{', '.join(p['aliases']) or 'no alias'}]"
-                     f" test roc_auc={p['metrics'].get('roc_auc')}; gate: {p['gate_decision']}")
+        lines.append(
+            f"  params.yaml: {'updated' if s['params_changed'] else 'already had the winner'}"
+            + (f"; committed {s['commit'][:8]}" if s["commit"] else "")
+        )
+        lines.append(
+            f"  pipeline run: {p['run_id']} model version {p['model_version']} "
+            f"[{', '.join(p['aliases']) or 'no alias'}]"
+            f" test roc_auc={p['metrics'].get('roc_auc')}; gate: {p['gate_decision']}"
+        )
     typer.echo("\n".join(lines))

@@ -15,14 +15,32 @@ from mlpipe.registry.client import tracking_uri
 from mlpipe.runtime.shell import tool_env
 
 
-def serve(root: ROOT_OPTION = Path("."), host: str = "127.0.0.1", port: int = 8000,
-          model: Annotated[str | None, typer.Option("--model", help="Serve this ref instead of models:/NAME@champion.")] = None,
-          log_url: Annotated[str | None, typer.Option("--log-url", help="Prediction log database URL "
-                             "(default: $MLPIPE_PREDICTION_LOG_URL, else SQLite under .mlpipe/).")] = None,
-          max_records: int = 1000, poll_s: float = 5.0,
-          max_concurrency: Annotated[int, typer.Option("--max-concurrency", help="Open connections/requests "
-                                     "beyond this get 503 at once (uvicorn's limit), so a burst cannot pile up.")] = 64
-          ) -> None:
+def serve(
+    root: ROOT_OPTION = Path("."),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Serve this ref instead of models:/NAME@champion.")
+    ] = None,
+    log_url: Annotated[
+        str | None,
+        typer.Option(
+            "--log-url",
+            help="Prediction log database URL "
+            "(default: $MLPIPE_PREDICTION_LOG_URL, else SQLite under .mlpipe/).",
+        ),
+    ] = None,
+    max_records: int = 1000,
+    poll_s: float = 5.0,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--max-concurrency",
+            help="Open connections/requests "
+            "beyond this get 503 at once (uvicorn's limit), so a burst cannot pile up.",
+        ),
+    ] = 64,
+) -> None:
     """The REST service: POST /predict, /feedback; GET /health, /ready, /model, /metrics, /docs."""
     import uvicorn
 
@@ -35,29 +53,70 @@ def serve(root: ROOT_OPTION = Path("."), host: str = "127.0.0.1", port: int = 80
     params = project_params(paths)
     ref = model or f"models:/{params.model.name}@{CHAMPION}"
     url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL") or default_log_url(paths.root)
-    cfg = ServeConfig(max_records=max_records, threshold=params.evaluate.threshold, poll_s=poll_s,
-                      features=list(params.features.columns))
-    service = create_app(mlflow_client(tracking_uri(paths)), params, ref, PredictionLog(url), cfg,
-                         watch_alias=CHAMPION if model is None else None)
+    cfg = ServeConfig(
+        max_records=max_records,
+        threshold=params.evaluate.threshold,
+        poll_s=poll_s,
+        features=list(params.features.columns),
+    )
+    service = create_app(
+        mlflow_client(tracking_uri(paths)),
+        params,
+        ref,
+        PredictionLog(url),
+        cfg,
+        watch_alias=CHAMPION if model is None else None,
+    )
     typer.echo(f"serving {ref} on http://{host}:{port} (docs: /docs; prediction log: {url.split('@')[-1]})")
     uvicorn.run(service, host=host, port=port, log_level="warning", limit_concurrency=max_concurrency)
 
 
-def ui(root: ROOT_OPTION = Path("."), port: int = 5000, host: str = "127.0.0.1",
-       prefect: Annotated[bool, typer.Option("--prefect", help="Open the Prefect UI (a local server) instead.")] = False,
-       workers: Annotated[int, typer.Option("--workers", min=1, help="MLflow server processes (MLflow's own default "
-                          "is 4; each imports the whole app, so one starts fastest for one person).")] = 1) -> None:
+def ui(
+    root: ROOT_OPTION = Path("."),
+    port: int = 5000,
+    host: str = "127.0.0.1",
+    prefect: Annotated[
+        bool, typer.Option("--prefect", help="Open the Prefect UI (a local server) instead.")
+    ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="MLflow server processes (MLflow's own default "
+            "is 4; each imports the whole app, so one starts fastest for one person).",
+        ),
+    ] = 1,
+) -> None:
     """Start the MLflow UI over this project's tracking store (127.0.0.1 by default), or the Prefect UI."""
     paths = project(root)
     if prefect:
         use_project_prefect(paths)
         paths.prefect_home.mkdir(parents=True, exist_ok=True)
-        cmd = [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", host, "--port", str(port)]
+        cmd = [
+            str(Path(sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
         typer.echo(f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)")
         raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=tool_env()))
     uri = tracking_uri(paths)
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
-           "--workers", str(workers)]
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", paths.artifact_root.as_uri()]
     typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")

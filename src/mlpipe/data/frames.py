@@ -19,8 +19,16 @@ DATA_SUFFIX = ".parquet"
 def period_label(ts: pd.Series, freq: str) -> pd.Series:
     """First day of each timestamp's period (UTC): the 1st of the month, or the Monday of the ISO week.
     ISO dates sort in time order, so file names built from them do too."""
-    day = ts.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() if ts.dt.tz is not None else ts.dt.normalize()
-    start = day.dt.to_period("M").dt.start_time if freq == "month" else day - pd.to_timedelta(day.dt.dayofweek, unit="D")
+    day = (
+        ts.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+        if ts.dt.tz is not None
+        else ts.dt.normalize()
+    )
+    start = (
+        day.dt.to_period("M").dt.start_time
+        if freq == "month"
+        else day - pd.to_timedelta(day.dt.dayofweek, unit="D")
+    )
     return start.dt.strftime("%Y-%m-%d")
 
 
@@ -48,7 +56,10 @@ def partition_by_period(df: pd.DataFrame, time_column: str, freq: str) -> dict[s
 def require_times(time_column: str, missing: int) -> None:
     """Every row needs a time to be batched or split: `missing` rows have none."""
     if missing:
-        raise DataError(f"{time_column}: {missing} rows without a time (rule: every row needs a time to be batched or split)")
+        raise DataError(
+            f"{time_column}: {missing} rows without a time "
+            "(rule: every row needs a time to be batched or split)"
+        )
 
 
 def write_frame(df: pd.DataFrame, path: Path) -> None:
@@ -83,8 +94,11 @@ def read_chunks(path: Path, rows: int, columns: list[str] | None = None) -> Iter
     one chunk (and the row group under it) is in memory at a time. An empty file gives one empty frame,
     so its columns can still be checked."""
     pf = pq.ParquetFile(path)
-    schema = pf.schema_arrow if columns is None else pa.schema([pf.schema_arrow.field(c) for c in columns],
-                                                                 metadata=pf.schema_arrow.metadata)
+    schema = (
+        pf.schema_arrow
+        if columns is None
+        else pa.schema([pf.schema_arrow.field(c) for c in columns], metadata=pf.schema_arrow.metadata)
+    )
     empty = True
     for batch in pf.iter_batches(batch_size=rows, columns=columns):
         empty = False
@@ -118,7 +132,9 @@ def read_data_dir(data_dir: Path, columns: list[str] | None = None) -> pd.DataFr
     return arrow_to_frame(read_data_table(data_dir, columns))
 
 
-def materialise_period(load_period, start: date, end: date, data_dir: Path, time_column: str, freq: str) -> list[Path]:
+def materialise_period(
+    load_period, start: date, end: date, data_dir: Path, time_column: str, freq: str
+) -> list[Path]:
     """Write the source's rows in [start, end) under data_dir as one file per period, each named after
     the first day it covers (`batch-YYYY-MM-DD`); return the files."""
     df = load_period(start, end)
@@ -152,11 +168,15 @@ def random_split_positions(n_rows: int, test_fraction: float, seed: int) -> tupl
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
-def split_by_time(df: pd.DataFrame, time_column: str, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+def split_by_time(
+    df: pd.DataFrame, time_column: str, test_fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """time_split_positions applied to a frame: (train, test, cutoff)."""
     require_times(time_column, int(df[time_column].isna().sum()))
     col = df[time_column]
-    times = col.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(col.dtype, pd.DatetimeTZDtype) else col
+    times = (
+        col.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(col.dtype, pd.DatetimeTZDtype) else col
+    )
     train_pos, test_pos = time_split_positions(times.to_numpy(), test_fraction)
     cutoff = col.iloc[test_pos[0]]
     return df.take(train_pos).reset_index(drop=True), df.take(test_pos).reset_index(drop=True), cutoff

@@ -11,7 +11,7 @@ import pandas as pd
 from mlpipe.config import Params
 from mlpipe.data.frames import DATA_SUFFIX, materialise_period, next_period, read_frame, write_frame
 from mlpipe.data.validation import Violation, render_report, validate_frame
-from mlpipe.errors import AlreadyExists, ConfigError
+from mlpipe.errors import AlreadyExists, DataError, MissingInput
 
 BATCH_SUFFIXES = (DATA_SUFFIX, ".csv")
 
@@ -52,21 +52,29 @@ def row_hashes(df: pd.DataFrame, columns: list[str]) -> pd.Series:
     return pd.util.hash_pandas_object(df[columns], index=False)
 
 
-def check_batch(batch: pd.DataFrame, params: Params, profile: dict, known_rows: set[int], source: str) -> tuple[list[Violation], list[str]]:
+def check_batch(
+    batch: pd.DataFrame, params: Params, profile: dict, known_rows: set[int], source: str
+) -> tuple[list[Violation], list[str]]:
     """Schema violations, rows already in data/, and (as warnings) categories the model never saw."""
-    violations = [Violation(v.column, v.rule, v.count, v.examples, source) for v in validate_frame(batch, params)]
+    violations = [
+        Violation(v.column, v.rule, v.count, v.examples, source) for v in validate_frame(batch, params)
+    ]
     key = [*params.features.columns, params.dataset.target, params.dataset.time_column]
     if not violations and known_rows:
         dup = row_hashes(batch, key).isin(known_rows)
         if dup.any():
-            violations.append(Violation("<rows>", "duplicates rows already in data/", int(dup.sum()), (), source))
+            violations.append(
+                Violation("<rows>", "duplicates rows already in data/", int(dup.sum()), (), source)
+            )
     warnings = []
     for col in params.features.categorical:
         seen = set(profile.get("columns", {}).get(col, {}).get("categories", {}))
         if seen and col in batch.columns:
             new = sorted(set(batch[col].dropna().astype(str)) - seen)
             if new:
-                warnings.append(f"{col}: {len(new)} categories not in the training profile (e.g. {', '.join(new[:3])})")
+                warnings.append(
+                    f"{col}: {len(new)} categories not in the training profile (e.g. {', '.join(new[:3])})"
+                )
     return violations, warnings
 
 
@@ -85,7 +93,8 @@ def quarantine(path: Path, quarantine_dir: Path, verdict: BatchVerdict) -> Path:
 
 
 def data_name(path: Path) -> str:
-    """The file name a landed batch gets under data/ (stable, so a retried snapshot rewrites the same file)."""
+    """The file name a landed batch gets under data/ (stable, so a retried snapshot rewrites the same
+    file)."""
     return path.stem + DATA_SUFFIX
 
 
@@ -96,8 +105,11 @@ def take_into_data(batch: pd.DataFrame, path: Path, data_dir: Path) -> Path:
     return dest
 
 
-def release_next_period(load_period, latest: pd.Timestamp, time_column: str, freq: str, landing_dir: Path) -> Path | None:
-    """Replay: write the source's period after `latest` into the landing zone; None when the source is exhausted."""
+def release_next_period(
+    load_period, latest: pd.Timestamp, time_column: str, freq: str, landing_dir: Path
+) -> Path | None:
+    """Replay: write the source's period after `latest` into the landing zone; None when the source is
+    exhausted."""
     start, end = next_period(latest, freq)
     written = materialise_period(load_period, start, end, landing_dir, time_column, freq)
     return written[0] if written else None
@@ -106,12 +118,19 @@ def release_next_period(load_period, latest: pd.Timestamp, time_column: str, fre
 def ingest_file(src: Path, landing_dir: Path, data_dir: Path) -> Path:
     """Copy a user's file into the landing zone (atomically: a half-copied file is never collected)."""
     if src.suffix not in BATCH_SUFFIXES:
-        raise ConfigError(f"{src}: unsupported file type {src.suffix!r} (rule: one of {', '.join(BATCH_SUFFIXES)})")
+        raise DataError(
+            f"{src}: unsupported file type {src.suffix!r} (rule: one of {', '.join(BATCH_SUFFIXES)})"
+        )
+    if not src.is_file():
+        raise MissingInput(f"{src}: no such file (rule: ingest takes an existing Parquet or CSV file)")
     landing_dir.mkdir(parents=True, exist_ok=True)
     dest = landing_dir / src.name
     for taken in (dest, data_dir / data_name(src)):
         if taken.exists():
-            raise AlreadyExists(f"{taken}: a batch of that name already exists (rule: batch names are unique; rename the file)")
+            raise AlreadyExists(
+                f"{taken}: a batch of that name already exists "
+                "(rule: batch names are unique; rename the file)"
+            )
     tmp = landing_dir / f".{src.name}.part"
     shutil.copyfile(src, tmp)
     tmp.replace(dest)

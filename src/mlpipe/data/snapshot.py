@@ -33,8 +33,14 @@ def materialise_initial_period(paths: ProjectPaths, params: Params) -> list[Path
     adapter = get_adapter(params.dataset.adapter)
     period = params.dataset.initial_period
     with timed("materialise", adapter=params.dataset.adapter, start=period.start, end=period.end):
-        files = materialise_period(adapter.load_period, period.start, period.end, paths.data,
-                                   params.dataset.time_column, params.dataset.batch_freq)
+        files = materialise_period(
+            adapter.load_period,
+            period.start,
+            period.end,
+            paths.data,
+            params.dataset.time_column,
+            params.dataset.batch_freq,
+        )
     event("materialised", files=len(files), names=",".join(f.name for f in files))
     return files
 

@@ -68,7 +68,11 @@ def _violations_from(errors: pa.errors.SchemaErrors) -> list[Violation]:
     # A value of the wrong type also fails the value checks run on the raw column (with an
     # exception as the "failure case"); report the type problem once, not its echoes.
     mistyped = set(cases.loc[check.str.startswith(("coerce_dtype", "dtype(")), "column"])
-    keep = ~cases["column"].isin(mistyped) | check.str.startswith(("coerce_dtype", "dtype(")) | (check == "not_nullable")
+    keep = (
+        ~cases["column"].isin(mistyped)
+        | check.str.startswith(("coerce_dtype", "dtype("))
+        | (check == "not_nullable")
+    )
     cases = cases[keep]
     check = cases["check"].astype(str)
     # After a failed coercion the raw column also fails the dtype check: one rule per cause.
@@ -79,21 +83,23 @@ def _violations_from(errors: pa.errors.SchemaErrors) -> list[Violation]:
         rule = _rule_text(str(check))
         count = len(group) if rule != "required column is missing" else 1
         examples = tuple(dict.fromkeys(str(v) for v in group["failure_case"].head(50)))[:MAX_EXAMPLES]
-        out.append(Violation(str(column), rule, int(count), () if rule == "required column is missing" else examples))
+        out.append(
+            Violation(str(column), rule, int(count), () if rule == "required column is missing" else examples)
+        )
     return out
 
 
 def _rule_text(check: str) -> str:
     if check.startswith("greater_than_or_equal_to("):
-        return f"below min {check[len('greater_than_or_equal_to('):-1]}"
+        return f"below min {check[len('greater_than_or_equal_to(') : -1]}"
     if check.startswith("less_than_or_equal_to("):
-        return f"above max {check[len('less_than_or_equal_to('):-1]}"
+        return f"above max {check[len('less_than_or_equal_to(') : -1]}"
     if check == "not_nullable":
         return "null where none are allowed"
     if check.startswith("coerce_dtype("):
-        return f"not convertible to {check[len('coerce_dtype('):-1]}"
+        return f"not convertible to {check[len('coerce_dtype(') : -1]}"
     if check.startswith("dtype("):
-        return f"wrong type, expected {check[len('dtype('):-1]}"
+        return f"wrong type, expected {check[len('dtype(') : -1]}"
     if check.startswith("str_length("):
         return "empty string"
     return check
@@ -195,21 +201,35 @@ def render_report(profile: dict | None, violations: list[Violation], source: str
     """Markdown validation report: verdict, broken rules, then the column profile."""
     lines = [f"# Validation report: {source}", ""]
     if violations:
-        lines += [f"**FAILED**: {len(violations)} rule(s) broken.", "",
-                  "| source | column | rule | offending rows | examples |", "|---|---|---|---|---|"]
-        lines += [f"| {v.source} | {v.column} | {v.rule} | {v.count} | {', '.join(v.examples)} |" for v in violations]
+        lines += [
+            f"**FAILED**: {len(violations)} rule(s) broken.",
+            "",
+            "| source | column | rule | offending rows | examples |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {v.source} | {v.column} | {v.rule} | {v.count} | {', '.join(v.examples)} |"
+            for v in violations
+        ]
     else:
         lines.append("**PASSED**: every rule holds.")
     if profile:
-        lines += ["", f"Rows: {profile['rows']}, target rate: {profile['target_rate']}, "
-                      f"time: {profile['time_min']} .. {profile['time_max']}", "",
-                  "| column | kind | null rate | min | median | max | categories |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Rows: {profile['rows']}, target rate: {profile['target_rate']}, "
+            f"time: {profile['time_min']} .. {profile['time_max']}",
+            "",
+            "| column | kind | null rate | min | median | max | categories |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, c in profile["columns"].items():
             if c["kind"] == "categorical":
                 lines.append(f"| {name} | categorical | {c['null_rate']:.4f} |  |  |  | {c['n_unique']} |")
             else:
-                lines.append(f"| {name} | {c['kind']} | {c['null_rate']:.4f} | {c['min']} | "
-                             f"{c['quantiles'].get('0.5')} | {c['max']} |  |")
+                lines.append(
+                    f"| {name} | {c['kind']} | {c['null_rate']:.4f} | {c['min']} | "
+                    f"{c['quantiles'].get('0.5')} | {c['max']} |  |"
+                )
     return "\n".join(lines) + "\n"
 
 

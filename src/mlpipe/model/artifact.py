@@ -91,5 +91,7 @@ def load_model_file(path: Path, trusted: tuple[str, ...] = TRUSTED_TYPES) -> obj
 
     untrusted = sorted(set(sio.get_untrusted_types(file=path)) - set(trusted))
     if untrusted:
-        raise UntrustedTypes(f"{path}: types {untrusted} not in the project's allowlist (rule: skops trusted types)")
+        raise UntrustedTypes(
+            f"{path}: types {untrusted} not in the project's allowlist (rule: skops trusted types)"
+        )
     return sio.load(path, trusted=list(trusted))

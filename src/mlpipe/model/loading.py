@@ -1,5 +1,6 @@
 """Loading a model file safely, one piece of code for every consumer (gate, infra check, diff,
-reproduce, the service; registry.models fetches registered ones): the file's sha256 must be the one recorded at training, the running scikit-learn,
+reproduce, the service; registry.models fetches registered ones): the file's sha256 must be the one
+recorded at training, the running scikit-learn,
 numpy and pandas must match the model's manifest in major.minor (patch differences warn), and skops
 loads it with the project's own allowlist of types, never the list inside the artifact.
 Every refusal is one line naming the file, what was expected and what was found."""
@@ -33,7 +34,9 @@ def _major_minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
-def check_packages(path: Path, recorded: dict[str, str], running: dict[str, str], allow_mismatch: bool = False) -> list[str]:
+def check_packages(
+    path: Path, recorded: dict[str, str], running: dict[str, str], allow_mismatch: bool = False
+) -> list[str]:
     """Warnings for patch-level differences; ModelRefused for a major.minor difference of a strict
     package (unless `allow_mismatch`, which turns it into a warning). Pure."""
     warnings = []
@@ -44,20 +47,31 @@ def check_packages(path: Path, recorded: dict[str, str], running: dict[str, str]
         if got == want:
             continue
         line = f"{path}: {name} {got or 'missing'} running, model built with {want}"
-        if name in STRICT_PACKAGES and (got is None or _major_minor(got) != _major_minor(want)) and not allow_mismatch:
-            raise ModelRefused(f"{line} (rule: {name} major.minor must match; pass allow_version_mismatch to override)")
+        if (
+            name in STRICT_PACKAGES
+            and (got is None or _major_minor(got) != _major_minor(want))
+            and not allow_mismatch
+        ):
+            raise ModelRefused(
+                f"{line} (rule: {name} major.minor must match; pass allow_version_mismatch to override)"
+            )
         warnings.append(line)
     return warnings
 
 
-def load_verified(path: Path, expected_sha256: str, manifest: dict, allow_version_mismatch: bool = False) -> LoadedModel:
-    """Check `path` against the recorded sha256 and the manifest's packages, then load it with the allowlist."""
+def load_verified(
+    path: Path, expected_sha256: str, manifest: dict, allow_version_mismatch: bool = False
+) -> LoadedModel:
+    """Check `path` against the recorded sha256 and the manifest's packages, then load it with the
+    allowlist."""
     if not path.exists():
         raise ModelRefused(f"{path}: no such model file")
     found = sha256_file(path)
     if found != expected_sha256:
-        raise ModelRefused(f"{path}: sha256 {found} found, {expected_sha256} recorded at training "
-                           "(rule: only the file that was trained is loaded)")
+        raise ModelRefused(
+            f"{path}: sha256 {found} found, {expected_sha256} recorded at training "
+            "(rule: only the file that was trained is loaded)"
+        )
     recorded = manifest.get("packages", {})
     warnings = check_packages(path, recorded, installed_versions(recorded), allow_version_mismatch)
     for w in warnings:
@@ -66,15 +80,23 @@ def load_verified(path: Path, expected_sha256: str, manifest: dict, allow_versio
     return LoadedModel(model, path, found, manifest, warnings)
 
 
-def load_model_dir(model_dir: Path, expected_sha256: str | None = None, allow_version_mismatch: bool = False) -> LoadedModel:
+def load_model_dir(
+    model_dir: Path, expected_sha256: str | None = None, allow_version_mismatch: bool = False
+) -> LoadedModel:
     """A model directory (model.skops + manifest.json); the sha256 is the caller's recorded value when
     given (an MLflow tag), else the manifest's."""
     manifest_path = model_dir / "manifest.json"
     if not manifest_path.exists():
-        raise ModelRefused(f"{manifest_path}: no manifest beside the model (rule: a model travels with its manifest)")
+        raise ModelRefused(
+            f"{manifest_path}: no manifest beside the model (rule: a model travels with its manifest)"
+        )
     manifest = json.loads(manifest_path.read_text())
     expected = expected_sha256 or manifest["model_sha256"]
     if expected_sha256 and manifest.get("model_sha256") != expected_sha256:
-        raise ModelRefused(f"{manifest_path}: manifest names sha256 {manifest.get('model_sha256')}, "
-                           f"{expected_sha256} recorded at training (rule: the manifest is the one trained)")
-    return load_verified(model_dir / manifest.get("model_file", MODEL_FILE), expected, manifest, allow_version_mismatch)
+        raise ModelRefused(
+            f"{manifest_path}: manifest names sha256 {manifest.get('model_sha256')}, "
+            f"{expected_sha256} recorded at training (rule: the manifest is the one trained)"
+        )
+    return load_verified(
+        model_dir / manifest.get("model_file", MODEL_FILE), expected, manifest, allow_version_mismatch
+    )

@@ -25,8 +25,17 @@ def package_versions(names: tuple[str, ...] = MODEL_PACKAGES) -> dict[str, str]:
     return out
 
 
-def build_manifest(*, model_sha256: str, seed: int, params_hash: str, data_md5: str | None,
-                   train_sha256: str, features: FeaturesCfg, target: str, estimator: str) -> dict:
+def build_manifest(
+    *,
+    model_sha256: str,
+    seed: int,
+    params_hash: str,
+    data_md5: str | None,
+    train_sha256: str,
+    features: FeaturesCfg,
+    target: str,
+    estimator: str,
+) -> dict:
     """Everything needed to check a model file is the one trained from this config and data."""
     return {
         "model_file": MODEL_FILE,

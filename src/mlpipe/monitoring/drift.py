@@ -14,7 +14,9 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: Featu
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    defn = DataDefinition(numerical_columns=list(features.numerical), categorical_columns=list(features.categorical))
+    defn = DataDefinition(
+        numerical_columns=list(features.numerical), categorical_columns=list(features.categorical)
+    )
     cols = features.columns
     ref = Dataset.from_pandas(reference[cols], data_definition=defn)
     cur = Dataset.from_pandas(current[cols], data_definition=defn)
@@ -40,7 +42,9 @@ def drift_summary(snapshot_dict: dict) -> dict:
             out["drifted_columns"] = int(value["count"])
             out["drift_share"] = round(float(value["share"]), 6)
         elif name.startswith("ValueDrift"):
-            column = metric.get("config", {}).get("column") or name.split("column=")[-1].split(",")[0].rstrip(")")
+            column = metric.get("config", {}).get("column") or name.split("column=")[-1].split(",")[0].rstrip(
+                ")"
+            )
             out["columns"][column] = round(float(value), 6)
     return out
 
@@ -56,7 +60,9 @@ def save_drift(snapshot, out_dir: Path, rows: dict | None = None) -> tuple[Path,
     raw = snapshot.dict()
     summary = drift_summary(raw) | ({"rows": rows} if rows else {})
     tmp = js.with_suffix(".json.tmp")  # written last and renamed: a complete json means a complete report
-    tmp.write_text(json.dumps({"summary": summary, "evidently": raw}, indent=1, default=str), encoding="utf-8")
+    tmp.write_text(
+        json.dumps({"summary": summary, "evidently": raw}, indent=1, default=str), encoding="utf-8"
+    )
     tmp.replace(js)
     return html, js, summary
 

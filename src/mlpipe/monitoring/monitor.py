@@ -26,8 +26,13 @@ from mlpipe.serving.prediction_log import FEEDBACK, PREDICTIONS
 PROBA = "proba"
 # How Evidently 0.7 turns the score of each method it picks by default into a column's drift flag
 # (evidently/legacy/calculations/stattests/*.py): p-values drift below the threshold, distances at or above.
-DRIFTED_WHEN = {"K-S p_value": operator.le, "chi-square p_value": operator.lt, "Z-test p_value": operator.lt,
-                "Jensen-Shannon distance": operator.ge, "Wasserstein distance (normed)": operator.ge}
+DRIFTED_WHEN = {
+    "K-S p_value": operator.le,
+    "chi-square p_value": operator.lt,
+    "Z-test p_value": operator.lt,
+    "Jensen-Shannon distance": operator.ge,
+    "Wasserstein distance (normed)": operator.ge,
+}
 # A distance within this share of its threshold is borderline: 20k sampled rows against a 20k reference
 # moved the normed Wasserstein distance of 1M-row windows by up to 0.017 (17% of its 0.1 threshold).
 BORDERLINE = 0.25
@@ -45,12 +50,27 @@ def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFr
             low = max(0, top - window_rows)
             in_window = conn.execute(sa.select(sa.func.count()).where(PREDICTIONS.c.id > low)).scalar_one()
             stride = max(1, math.ceil(in_window / sample_rows))
-            q = (sa.select(PREDICTIONS.c.id, PREDICTIONS.c.inputs, PREDICTIONS.c.proba, PREDICTIONS.c.prediction,
-                           PREDICTIONS.c.model_version, FEEDBACK.c.label)
-                 .select_from(PREDICTIONS.outerjoin(FEEDBACK, sa.and_(FEEDBACK.c.request_id == PREDICTIONS.c.request_id,
-                                                                     FEEDBACK.c.row == PREDICTIONS.c.row)))
-                 .where(PREDICTIONS.c.id > low, PREDICTIONS.c.id % stride == 0)
-                 .order_by(PREDICTIONS.c.id))
+            q = (
+                sa.select(
+                    PREDICTIONS.c.id,
+                    PREDICTIONS.c.inputs,
+                    PREDICTIONS.c.proba,
+                    PREDICTIONS.c.prediction,
+                    PREDICTIONS.c.model_version,
+                    FEEDBACK.c.label,
+                )
+                .select_from(
+                    PREDICTIONS.outerjoin(
+                        FEEDBACK,
+                        sa.and_(
+                            FEEDBACK.c.request_id == PREDICTIONS.c.request_id,
+                            FEEDBACK.c.row == PREDICTIONS.c.row,
+                        ),
+                    )
+                )
+                .where(PREDICTIONS.c.id > low, PREDICTIONS.c.id % stride == 0)
+                .order_by(PREDICTIONS.c.id)
+            )
             rows = conn.execute(q).all()
     finally:
         engine.dispose()
@@ -72,8 +92,10 @@ def drift_summaries(reference: pd.DataFrame, current: pd.DataFrame, features: Fe
 
     inputs = drift_report(reference, current, features)
     defn = DataDefinition(numerical_columns=[PROBA])
-    pred = Report([DataDriftPreset()]).run(current_data=Dataset.from_pandas(current[[PROBA]], data_definition=defn),
-                                           reference_data=Dataset.from_pandas(reference[[PROBA]], data_definition=defn))
+    pred = Report([DataDriftPreset()]).run(
+        current_data=Dataset.from_pandas(current[[PROBA]], data_definition=defn),
+        reference_data=Dataset.from_pandas(reference[[PROBA]], data_definition=defn),
+    )
     summaries = []
     for snapshot in (inputs, pred):
         raw = snapshot.dict()
@@ -91,12 +113,22 @@ def live_performance(window: pd.DataFrame, threshold: float, min_labels: int) ->
     return compute_metrics(labelled["label"].astype(int).to_numpy(), labelled[PROBA].to_numpy(), threshold)
 
 
-def monitor_verdict(cfg: MonitorCfg, rows: int, input_drift: dict | None, prediction_drift: dict | None,
-           live: dict | None, trained: dict) -> dict:
+def monitor_verdict(
+    cfg: MonitorCfg,
+    rows: int,
+    input_drift: dict | None,
+    prediction_drift: dict | None,
+    live: dict | None,
+    trained: dict,
+) -> dict:
     """The monitor's verdict (pure): retrain and/or retire, with every reason spelled out."""
     reasons, retire = [], False
     if rows < cfg.min_rows:
-        return {"retrain": False, "retire": False, "reasons": [f"only {rows} logged rows (< monitor.min_rows {cfg.min_rows}): no verdict"]}
+        return {
+            "retrain": False,
+            "retire": False,
+            "reasons": [f"only {rows} logged rows (< monitor.min_rows {cfg.min_rows}): no verdict"],
+        }
     share = (input_drift or {}).get("drift_share")
     if share is not None and share > cfg.drift_share_max:
         reasons.append(f"input drift share {share} > monitor.drift_share_max {cfg.drift_share_max}")
@@ -106,15 +138,21 @@ def monitor_verdict(cfg: MonitorCfg, rows: int, input_drift: dict | None, predic
         value, base = live[cfg.metric], trained.get(cfg.metric)
         if value < cfg.floor:
             retire = True
-            reasons.append(f"live {cfg.metric} {round(value, 4)} < monitor.floor {cfg.floor}: retire this model")
+            reasons.append(
+                f"live {cfg.metric} {round(value, 4)} < monitor.floor {cfg.floor}: retire this model"
+            )
         elif base is not None and value < base - cfg.max_drop:
-            reasons.append(f"live {cfg.metric} {round(value, 4)} dropped more than {cfg.max_drop} below training {base}")
+            reasons.append(
+                f"live {cfg.metric} {round(value, 4)} dropped more than {cfg.max_drop} below training {base}"
+            )
     return {"retrain": bool(reasons), "retire": retire, "reasons": reasons}
 
 
 def reference_sample(train: pd.DataFrame, model, features: FeaturesCfg, rows: int, seed: int) -> pd.DataFrame:
     """A seeded sample of the training split with the model's own probabilities on it."""
-    ref = train.sample(n=min(rows, len(train)), random_state=seed)[list(features.columns)].reset_index(drop=True)
+    ref = train.sample(n=min(rows, len(train)), random_state=seed)[list(features.columns)].reset_index(
+        drop=True
+    )
     ref[PROBA] = model.predict_proba(ref[list(model.feature_names_in_)])[:, 1]
     return ref
 
@@ -140,27 +178,47 @@ def column_verdicts(snapshot_dict: dict, margin: float = BORDERLINE) -> dict[str
             continue
         rule = DRIFTED_WHEN.get(cfg["method"])
         if rule is None:
-            raise ConfigError(f"{cfg['column']}: drift method {cfg['method']!r} has no verdict rule (rule: DRIFTED_WHEN "
-                             "lists the methods Evidently picks by default)")
+            raise ConfigError(
+                f"{cfg['column']}: drift method {cfg['method']!r} has no verdict rule (rule: DRIFTED_WHEN "
+                "lists the methods Evidently picks by default)"
+            )
         score, threshold = float(metric["value"]), float(cfg["threshold"])
         near = rule is not operator.ge or abs(score - threshold) <= margin * threshold
-        out[cfg["column"]] = {"method": cfg["method"], "threshold": threshold, "score": round(score, 6),
-                              "drifted": bool(rule(score, threshold)), "borderline": near}
+        out[cfg["column"]] = {
+            "method": cfg["method"],
+            "threshold": threshold,
+            "score": round(score, 6),
+            "drifted": bool(rule(score, threshold)),
+            "borderline": near,
+        }
     return out
 
 
 def summaries_from_verdicts(verdicts: dict[str, dict], features: FeaturesCfg) -> tuple[dict, dict]:
-    """(input drift summary, prediction drift summary) as drift_summaries gives them, from per-column verdicts."""
+    """(input drift summary, prediction drift summary) as drift_summaries gives them, from per-column
+    verdicts."""
     out = []
     for names in ([c for c in features.columns if c in verdicts], [c for c in (PROBA,) if c in verdicts]):
         drifted = sum(verdicts[c]["drifted"] for c in names)
-        out.append({"drifted_columns": drifted, "drift_share": round(drifted / len(names), 6) if names else None,
-                    "columns": {c: verdicts[c]["score"] for c in names}, "verdicts": {c: verdicts[c] for c in names}})
+        out.append(
+            {
+                "drifted_columns": drifted,
+                "drift_share": round(drifted / len(names), 6) if names else None,
+                "columns": {c: verdicts[c]["score"] for c in names},
+                "verdicts": {c: verdicts[c] for c in names},
+            }
+        )
     return out[0], out[1]
 
 
-def decision_at_stake(cfg: MonitorCfg, rows: int, verdicts: dict[str, dict], features: FeaturesCfg,
-                      live: dict | None, trained: dict) -> bool:
+def decision_at_stake(
+    cfg: MonitorCfg,
+    rows: int,
+    verdicts: dict[str, dict],
+    features: FeaturesCfg,
+    live: dict | None,
+    trained: dict,
+) -> bool:
     """True when the borderline columns, drifted or not, could change whether the monitor retrains."""
     calm = {c: v | {"drifted": v["drifted"] and not v["borderline"]} for c, v in verdicts.items()}
     alarmed = {c: v | {"drifted": v["drifted"] or v["borderline"]} for c, v in verdicts.items()}
@@ -178,7 +236,9 @@ def _input_value(dialect: str, key: str):
     return sa.func.json_extract(PREDICTIONS.c.inputs, f"$.{key}")
 
 
-def read_columns(url: str, window_rows: int, columns: list[str], features: FeaturesCfg, chunk_rows: int = 100_000) -> pd.DataFrame:
+def read_columns(
+    url: str, window_rows: int, columns: list[str], features: FeaturesCfg, chunk_rows: int = 100_000
+) -> pd.DataFrame:
     """Every row of the newest `window_rows`, only `columns` (input keys or proba), extracted in the database
     (no JSON parsed in Python) and typed as coerce_like types them."""
     engine = sa.create_engine(url, future=True)
@@ -186,15 +246,22 @@ def read_columns(url: str, window_rows: int, columns: list[str], features: Featu
     try:
         with engine.connect() as conn:
             top = conn.execute(sa.select(sa.func.max(PREDICTIONS.c.id))).scalar() or 0
-            exprs = [PREDICTIONS.c.proba if c == PROBA else _input_value(engine.dialect.name, c).label(c) for c in columns]
+            exprs = [
+                PREDICTIONS.c.proba if c == PROBA else _input_value(engine.dialect.name, c).label(c)
+                for c in columns
+            ]
             query = sa.select(*exprs).where(PREDICTIONS.c.id > max(0, int(top) - int(window_rows)))
             # The driver's own cursor hands back plain tuples: SQLAlchemy's Row objects took a third of
             # the time on 1M rows. Literal binds are safe here: an int and the configured column names.
             with closing(conn.connection.cursor()) as cursor:
-                cursor.execute(str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})))
+                cursor.execute(
+                    str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+                )
                 while chunk := cursor.fetchmany(chunk_rows):
                     part = pd.DataFrame.from_records(chunk, columns=columns)
-                    for col in columns:  # typed per chunk: a column of Python objects would hold 4x the memory
+                    for (
+                        col
+                    ) in columns:  # typed per chunk: a column of Python objects would hold 4x the memory
                         if col == PROBA or col in features.numerical:
                             part[col] = pd.to_numeric(part[col], errors="coerce").astype("float64")
                         else:
@@ -205,8 +272,13 @@ def read_columns(url: str, window_rows: int, columns: list[str], features: Featu
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def confirm_borderline(url: str, window_rows: int, whole_reference: pd.DataFrame, verdicts: dict[str, dict],
-                       features: FeaturesCfg) -> dict[str, dict]:
+def confirm_borderline(
+    url: str,
+    window_rows: int,
+    whole_reference: pd.DataFrame,
+    verdicts: dict[str, dict],
+    features: FeaturesCfg,
+) -> dict[str, dict]:
     """`verdicts` with each borderline column's verdict replaced by Evidently's on every row of the window
     against the whole reference (the training split with the model's probabilities): what Evidently on
     the full data says, for exactly the columns where the sample may not say the same."""
@@ -217,10 +289,15 @@ def confirm_borderline(url: str, window_rows: int, whole_reference: pd.DataFrame
     if not columns:
         return verdicts
     whole = read_columns(url, window_rows, columns, features)
-    defn = DataDefinition(numerical_columns=[c for c in columns if c not in features.categorical],
-                          categorical_columns=[c for c in columns if c in features.categorical])
+    defn = DataDefinition(
+        numerical_columns=[c for c in columns if c not in features.categorical],
+        categorical_columns=[c for c in columns if c in features.categorical],
+    )
     snapshot = Report([ValueDrift(column=c) for c in columns]).run(
         current_data=Dataset.from_pandas(whole, data_definition=defn),
-        reference_data=Dataset.from_pandas(whole_reference[columns], data_definition=defn))
-    confirmed = {c: v | {"borderline": False, "confirmed": True} for c, v in column_verdicts(snapshot.dict()).items()}
+        reference_data=Dataset.from_pandas(whole_reference[columns], data_definition=defn),
+    )
+    confirmed = {
+        c: v | {"borderline": False, "confirmed": True} for c, v in column_verdicts(snapshot.dict()).items()
+    }
     return verdicts | confirmed

@@ -1,1 +1,2 @@
-"""The computation dvc.yaml runs: stage entry points, features, training, evaluation, the stage runner, the sweep."""
+"""The computation dvc.yaml runs: stage entry points, features, training, evaluation, the stage runner,
+the sweep."""

@@ -37,7 +37,9 @@ def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[
 
 def prediction_table(y: np.ndarray, proba: np.ndarray, threshold: float) -> pd.DataFrame:
     """One row per test row: actual, predicted label, probability (also the DVC confusion-plot data)."""
-    return pd.DataFrame({"actual": y.astype(int), "predicted": (proba >= threshold).astype(int), "proba": proba})
+    return pd.DataFrame(
+        {"actual": y.astype(int), "predicted": (proba >= threshold).astype(int), "proba": proba}
+    )
 
 
 def predictions_sha256(proba: np.ndarray) -> str:
@@ -49,7 +51,9 @@ def roc_table(y: np.ndarray, proba: np.ndarray, max_points: int = 200) -> pd.Dat
     """ROC curve points, thinned to at most `max_points` so the plot file stays small."""
     fpr, tpr, thr = skm.roc_curve(y, proba)
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).round().astype(int))
-    return pd.DataFrame({"fpr": fpr[keep].round(6), "tpr": tpr[keep].round(6), "threshold": np.clip(thr[keep], 0, 1).round(6)})
+    return pd.DataFrame(
+        {"fpr": fpr[keep].round(6), "tpr": tpr[keep].round(6), "threshold": np.clip(thr[keep], 0, 1).round(6)}
+    )
 
 
 def save_plot_images(y: np.ndarray, proba: np.ndarray, threshold: float, out_dir: Path) -> list[Path]:

@@ -9,14 +9,17 @@ from mlpipe.errors import MissingColumns
 
 
 def select_features(df: pd.DataFrame, features: FeaturesCfg) -> pd.DataFrame:
-    """The model's input frame: configured columns only, in config order, categoricals as str, numbers as float64.
+    """The model's input frame: configured columns only, in config order, categoricals as str, numbers
+    as float64.
 
     Leakage columns can never get through: only `features.categorical + features.numerical` are kept,
     and the config refuses any of those that is listed under `features.leakage`.
     """
     missing = [c for c in features.columns if c not in df.columns]
     if missing:
-        raise MissingColumns(f"features: columns {missing} missing from the data (rule: every configured feature is required)")
+        raise MissingColumns(
+            f"features: columns {missing} missing from the data (rule: every configured feature is required)"
+        )
     out = {col: categorical_values(df[col]) for col in features.categorical}
     for col in features.numerical:
         out[col] = pd.to_numeric(df[col], errors="raise").astype("float64", copy=False)

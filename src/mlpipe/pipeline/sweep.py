@@ -21,7 +21,15 @@ import pandas as pd
 import yaml
 from threadpoolctl import threadpool_limits
 
-from mlpipe.config import LOWER_IS_BETTER, PARAMS_FILE, FeaturesCfg, Params, ProjectPaths, TrainCfg, read_params_dict
+from mlpipe.config import (
+    LOWER_IS_BETTER,
+    PARAMS_FILE,
+    FeaturesCfg,
+    Params,
+    ProjectPaths,
+    TrainCfg,
+    read_params_dict,
+)
 from mlpipe.data.frames import split_by_time, split_random
 from mlpipe.errors import SnapshotMismatch, SweepRefused
 from mlpipe.model.manifest import package_versions
@@ -39,23 +47,32 @@ RESERVED = ("random_state", "n_jobs", "categorical_features")
 def expand_grid(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of `grid` over `base` hyperparams, in grid order (the last key varies fastest)."""
     keys = list(grid)
-    return [{**base, **dict(zip(keys, values, strict=True))} for values in itertools.product(*(grid[k] for k in keys))]
+    return [
+        {**base, **dict(zip(keys, values, strict=True))}
+        for values in itertools.product(*(grid[k] for k in keys))
+    ]
 
 
 def check_grid(train: TrainCfg, features: FeaturesCfg, grid: dict[str, list[Any]]) -> None:
     """Refuse grid keys the estimator does not take, or that config sets itself (seed, threads)."""
     reserved = sorted(set(grid) & set(RESERVED))
     if reserved:
-        raise SweepRefused(f"sweep.grid: {reserved} are set by mlpipe (rule: seeds and threads come from "
-                         "params.yaml seed and train.n_jobs, never from the grid)")
+        raise SweepRefused(
+            f"sweep.grid: {reserved} are set by mlpipe (rule: seeds and threads come from "
+            "params.yaml seed and train.n_jobs, never from the grid)"
+        )
     accepted = build_pipeline(train, features, seed=0).named_steps["model"].get_params()
     unknown = sorted(set(grid) - set(accepted))
     if unknown:
-        raise SweepRefused(f"sweep.grid: {unknown} are not hyperparameters of {train.estimator} "
-                         f"(rule: grid keys are train.hyperparams names)")
+        raise SweepRefused(
+            f"sweep.grid: {unknown} are not hyperparameters of {train.estimator} "
+            f"(rule: grid keys are train.hyperparams names)"
+        )
 
 
-def carve_validation(train: pd.DataFrame, params: Params, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def carve_validation(
+    train: pd.DataFrame, params: Params, fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(fit, validation) parts of the train split, cut the way the split stage cuts train from test:
     by time for time-ordered data (the validation rows are the newest, never shuffled across the
     cut), else a seeded draw (seed + VALIDATION_SEED_OFFSET)."""
@@ -64,8 +81,11 @@ def carve_validation(train: pd.DataFrame, params: Params, fraction: float) -> tu
     else:
         fit, valid = split_random(train, fraction, params.seed + VALIDATION_SEED_OFFSET)
     if fit.empty or valid.empty or valid[params.dataset.target].nunique() < 2:
-        raise SweepRefused(f"sweep: validation part has {len(valid)} rows ({valid[params.dataset.target].nunique()} classes), "
-                         f"fit part {len(fit)} (rule: both parts non-empty, both classes in validation)")
+        raise SweepRefused(
+            f"sweep: validation part has {len(valid)} rows "
+            f"({valid[params.dataset.target].nunique()} classes), "
+            f"fit part {len(fit)} (rule: both parts non-empty, both classes in validation)"
+        )
     return fit, valid
 
 
@@ -74,9 +94,18 @@ def candidate_train_cfg(train: TrainCfg, hyperparams: dict[str, Any]) -> TrainCf
     return train.model_copy(update={"hyperparams": dict(hyperparams)})
 
 
-def score_candidate(train: TrainCfg, features: FeaturesCfg, X_fit: pd.DataFrame, y_fit: pd.Series,
-                    X_val: pd.DataFrame, y_val: pd.Series, seed: int, threshold: float) -> dict[str, Any]:
-    """Fit one candidate as the train stage does and score it on the validation part: metrics and fit seconds."""
+def score_candidate(
+    train: TrainCfg,
+    features: FeaturesCfg,
+    X_fit: pd.DataFrame,
+    y_fit: pd.Series,
+    X_val: pd.DataFrame,
+    y_val: pd.Series,
+    seed: int,
+    threshold: float,
+) -> dict[str, Any]:
+    """Fit one candidate as the train stage does and score it on the validation part: metrics and fit
+    seconds."""
     t0 = time.perf_counter()
     model = fit_model(train, features, X_fit, y_fit, seed)
     fit_s = time.perf_counter() - t0
@@ -101,11 +130,14 @@ def scoring_identity() -> dict[str, str]:
 
 
 def pick_winner(metric_values: list[float], metric: str) -> int:
-    """Index of the best value (lower is better for losses); ties go to the earlier candidate; NaN never wins."""
+    """Index of the best value (lower is better for losses); ties go to the earlier candidate; NaN never
+    wins."""
     sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
     ranked = [(sign * v, i) for i, v in enumerate(metric_values) if v is not None and not math.isnan(v)]
     if not ranked:
-        raise SweepRefused(f"sweep: no candidate has a {metric} value (rule: at least one candidate must score)")
+        raise SweepRefused(
+            f"sweep: no candidate has a {metric} value (rule: at least one candidate must score)"
+        )
     return min(ranked)[1]
 
 
@@ -114,23 +146,35 @@ def read_verified_train(paths: ProjectPaths) -> tuple[pd.DataFrame, dict[str, st
     split.json (sha256), and split.json's data hash must be data.dvc's. Returns (frame, identity)."""
     rel = str(paths.train_split.relative_to(paths.root))
     if not paths.train_split.exists() or not paths.split_record.exists():
-        raise SnapshotMismatch(f"{rel}: missing (rule: the sweep scores the split `mlpipe run` produced; run it first)")
+        raise SnapshotMismatch(
+            f"{rel}: missing (rule: the sweep scores the split `mlpipe run` produced; run it first)"
+        )
     record = json.loads(paths.split_record.read_text())
     data_md5 = dvc_file_md5(paths.root / "data.dvc")
     if record.get("data_md5") != data_md5:
-        raise SnapshotMismatch(f"{rel}: split from data {record.get('data_md5')}, data.dvc is at {data_md5} "
-                               "(rule: the sweep scores the current data's split; run `mlpipe run` first)")
+        raise SnapshotMismatch(
+            f"{rel}: split from data {record.get('data_md5')}, data.dvc is at {data_md5} "
+            "(rule: the sweep scores the current data's split; run `mlpipe run` first)"
+        )
     stale = stale_split_params(paths.root / "dvc.lock", read_params_dict(paths.root / PARAMS_FILE))
     if stale:
-        raise SnapshotMismatch(f"{rel}: split made with other params than params.yaml's {stale} (rule: the sweep "
-                               "scores the split the pipeline would train on; run `mlpipe run` first)")
+        raise SnapshotMismatch(
+            f"{rel}: split made with other params than params.yaml's {stale} (rule: the sweep "
+            "scores the split the pipeline would train on; run `mlpipe run` first)"
+        )
     payload = paths.train_split.read_bytes()
     md5, sha = hashlib.md5(payload).hexdigest(), hashlib.sha256(payload).hexdigest()
     locked = stage_output_hashes(paths.root / "dvc.lock").get("split", {}).get(rel)
     if md5 != locked or sha != record["parts"]["train"]["sha256"]:
-        raise SnapshotMismatch(f"{rel}: md5 {md5} but dvc.lock records {locked} (rule: the sweep scores the split "
-                               "DVC produced; run `mlpipe run` or `dvc checkout`)")
-    return pd.read_parquet(io.BytesIO(payload)), {"train_md5": md5, "train_sha256": sha, "data_md5": data_md5 or ""}
+        raise SnapshotMismatch(
+            f"{rel}: md5 {md5} but dvc.lock records {locked} (rule: the sweep scores the split "
+            "DVC produced; run `mlpipe run` or `dvc checkout`)"
+        )
+    return pd.read_parquet(io.BytesIO(payload)), {
+        "train_md5": md5,
+        "train_sha256": sha,
+        "data_md5": data_md5 or "",
+    }
 
 
 def stale_split_params(lock_file: Path, raw: dict[str, Any]) -> list[str]:
@@ -147,12 +191,18 @@ def stale_split_params(lock_file: Path, raw: dict[str, Any]) -> list[str]:
     return sorted(stale)
 
 
-def training_frames(train: pd.DataFrame, params: Params, fraction: float) -> dict[str, pd.DataFrame | pd.Series]:
+def training_frames(
+    train: pd.DataFrame, params: Params, fraction: float
+) -> dict[str, pd.DataFrame | pd.Series]:
     """Model inputs of the fit and validation parts: X_fit, y_fit, X_val, y_val."""
     fit, valid = carve_validation(train, params, fraction)
     target = params.dataset.target
-    return {"X_fit": select_features(fit, params.features), "y_fit": target_vector(fit, target),
-            "X_val": select_features(valid, params.features), "y_val": target_vector(valid, target)}
+    return {
+        "X_fit": select_features(fit, params.features),
+        "y_fit": target_vector(fit, target),
+        "X_val": select_features(valid, params.features),
+        "y_val": target_vector(valid, target),
+    }
 
 
 def candidate_seed(params: Params) -> int:
@@ -160,7 +210,9 @@ def candidate_seed(params: Params) -> int:
     return params.seed + TRAIN_SEED_OFFSET
 
 
-_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<key>[^\s#:][^:#]*?):(?P<gap>[ \t]*)(?P<value>[^#\n]*?)(?P<comment>[ \t]+#.*)?$")
+_LINE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<key>[^\s#:][^:#]*?):(?P<gap>[ \t]*)(?P<value>[^#\n]*?)(?P<comment>[ \t]+#.*)?$"
+)
 
 
 def _yaml_scalar(value: Any) -> str:
@@ -193,8 +245,10 @@ def set_hyperparams_text(text: str, values: dict[str, Any]) -> str:
             if indent == block_indent:
                 found[key] = i
     if block_end is None:
-        raise SweepRefused("params.yaml: no block `train: hyperparams:` of key: value lines (rule: the sweep edits "
-                         "train.hyperparams in place)")
+        raise SweepRefused(
+            "params.yaml: no block `train: hyperparams:` of key: value lines (rule: the sweep edits "
+            "train.hyperparams in place)"
+        )
     pad = " " * block_indent
     appended = []
     for key, value in values.items():
@@ -214,14 +268,16 @@ def set_hyperparams_text(text: str, values: dict[str, Any]) -> str:
     if appended:
         if not lines[block_end].endswith("\n"):
             lines[block_end] += "\n"
-        lines[block_end + 1:block_end + 1] = appended
+        lines[block_end + 1 : block_end + 1] = appended
     out = "".join(lines)
     before, after = yaml.safe_load(text), yaml.safe_load(out)
     expected = json.loads(json.dumps(before))
     expected["train"]["hyperparams"].update(values)
     if json.loads(json.dumps(after)) != expected:
-        raise SweepRefused("params.yaml: editing train.hyperparams in place changed something else (rule: the sweep "
-                         "changes only the winner's values); edit it by hand")
+        raise SweepRefused(
+            "params.yaml: editing train.hyperparams in place changed something else (rule: the sweep "
+            "changes only the winner's values); edit it by hand"
+        )
     return out
 
 

@@ -20,24 +20,53 @@ def build_pipeline(cfg: TrainCfg, features: FeaturesCfg, seed: int) -> Pipeline:
     n_cat = len(features.categorical)
     if cfg.estimator == "hist_gradient_boosting":
         pre = ColumnTransformer(
-            [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                    encoded_missing_value=-1, dtype=np.float64), features.categorical)],
-            remainder="passthrough", verbose_feature_names_out=False,
+            [
+                (
+                    "cat",
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value",
+                        unknown_value=-1,
+                        encoded_missing_value=-1,
+                        dtype=np.float64,
+                    ),
+                    features.categorical,
+                )
+            ],
+            remainder="passthrough",
+            verbose_feature_names_out=False,
         )
         # Unknown categories map to -1, which HGB's native categorical support treats as missing.
-        est = HistGradientBoostingClassifier(categorical_features=list(range(n_cat)), random_state=seed, **cfg.hyperparams)
+        est = HistGradientBoostingClassifier(
+            categorical_features=list(range(n_cat)), random_state=seed, **cfg.hyperparams
+        )
     elif cfg.estimator == "random_forest":
         pre = ColumnTransformer(
-            [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                    encoded_missing_value=-1, dtype=np.float64), features.categorical),
-             ("num", SimpleImputer(strategy="median"), features.numerical)],
+            [
+                (
+                    "cat",
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value",
+                        unknown_value=-1,
+                        encoded_missing_value=-1,
+                        dtype=np.float64,
+                    ),
+                    features.categorical,
+                ),
+                ("num", SimpleImputer(strategy="median"), features.numerical),
+            ],
             verbose_feature_names_out=False,
         )
         est = RandomForestClassifier(random_state=seed, n_jobs=cfg.n_jobs, **cfg.hyperparams)
     else:
         pre = ColumnTransformer(
-            [("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), features.categorical),
-             ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), features.numerical)],
+            [
+                ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), features.categorical),
+                (
+                    "num",
+                    Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                    features.numerical,
+                ),
+            ],
             verbose_feature_names_out=False,
         )
         est = LogisticRegression(random_state=seed, **cfg.hyperparams)

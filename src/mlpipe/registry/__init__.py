@@ -1,1 +1,2 @@
-"""MLflow: one client factory, model refs, aliases, tag keys, tracking, registration, lineage, reproduction."""
+"""MLflow: one client factory, model refs, aliases, tag keys, tracking, registration, lineage,
+reproduction."""

@@ -42,10 +42,14 @@ def rollback(client, name: str, reason: str = "") -> tuple[str, str]:
     """champion <- previous; the demoted version is tagged and `previous` cleared. Returns (from, to)."""
     prev, cur = alias_version(client, name, PREVIOUS), alias_version(client, name, CHAMPION)
     if prev is None:
-        raise PromotionRefused(f"{name}: no `previous` alias to roll back to (rule: rollback needs a former champion)")
+        raise PromotionRefused(
+            f"{name}: no `previous` alias to roll back to (rule: rollback needs a former champion)"
+        )
     client.set_registered_model_alias(name, CHAMPION, prev)
     client.delete_registered_model_alias(name, PREVIOUS)
     if cur is not None:
-        client.set_model_version_tag(name, cur, tag.ROLLED_BACK, f"by {getpass.getuser()}: {reason or 'no reason given'}")
+        client.set_model_version_tag(
+            name, cur, tag.ROLLED_BACK, f"by {getpass.getuser()}: {reason or 'no reason given'}"
+        )
     event("rollback", model=name, demoted=cur, champion=prev)
     return cur or "", prev

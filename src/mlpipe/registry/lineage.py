@@ -19,14 +19,29 @@ def model_lineage(client, ref: str) -> dict:
     tags = run.data.tags
     versions = []
     for mv in versions_of_run(client, run_id):
-        versions.append({"name": mv.name, "version": str(mv.version), "aliases": aliases_of(client, mv.name, mv.version),
-                         "reproduced": (mv.tags or {}).get(tag.REPRODUCED)})
-    reproductions = client.search_runs([rec.experiment_id], filter_string=f"tags.`{tag.REPRODUCES}` = '{run_id}'",
-                                       order_by=["attributes.start_time ASC"])
+        versions.append(
+            {
+                "name": mv.name,
+                "version": str(mv.version),
+                "aliases": aliases_of(client, mv.name, mv.version),
+                "reproduced": (mv.tags or {}).get(tag.REPRODUCED),
+            }
+        )
+    reproductions = client.search_runs(
+        [rec.experiment_id],
+        filter_string=f"tags.`{tag.REPRODUCES}` = '{run_id}'",
+        order_by=["attributes.start_time ASC"],
+    )
     return {
         "registry": versions,
-        "run": {"run_id": run_id, "experiment_id": rec.experiment_id, "status": run.info.status,
-                "start_time_ms": run.info.start_time, "user": tags.get(tag.USER), "host": tags.get(tag.HOST)},
+        "run": {
+            "run_id": run_id,
+            "experiment_id": rec.experiment_id,
+            "status": run.info.status,
+            "start_time_ms": run.info.start_time,
+            "user": tags.get(tag.USER),
+            "host": tags.get(tag.HOST),
+        },
         "git": {"commit": rec.commit, "clean": not rec.dirty},
         "data_md5": rec.data_md5,
         "split": {k.split(":", 1)[1]: v for k, v in rec.stage_outputs.items() if k.startswith("split:")},
@@ -36,32 +51,58 @@ def model_lineage(client, ref: str) -> dict:
         "metrics": {k: rec.metrics[k] for k in HEADLINE_METRICS if k in rec.metrics},
         "drift_share": rec.metrics.get("drift_share"),
         "packages": rec.versions,
-        "reproductions": [{"run_id": r.info.run_id, "verdict": r.data.tags.get(tag.REPRODUCTION_VERDICT),
-                           "different": r.data.tags.get(tag.REPRODUCTION_DIFFERENT) or None,
-                           "start_time_ms": r.info.start_time} for r in reproductions],
+        "reproductions": [
+            {
+                "run_id": r.info.run_id,
+                "verdict": r.data.tags.get(tag.REPRODUCTION_VERDICT),
+                "different": r.data.tags.get(tag.REPRODUCTION_DIFFERENT) or None,
+                "start_time_ms": r.info.start_time,
+            }
+            for r in reproductions
+        ],
     }
 
 
 def render_lineage(d: dict) -> str:
     """The checklist as text, one line per link of the chain."""
-    reg = "; ".join(f"{v['name']} v{v['version']} [{', '.join(v['aliases']) or 'no alias'}]" for v in d["registry"]) \
+    reg = (
+        "; ".join(
+            f"{v['name']} v{v['version']} [{', '.join(v['aliases']) or 'no alias'}]" for v in d["registry"]
+        )
         or "not registered"
+    )
     lines = [
         f"registry:        {reg}",
-        f"run:             {d['run']['run_id']} ({d['run']['status']}, by {d['run']['user']}@{d['run']['host']})",
-        f"git commit:      {d['git']['commit']} ({'clean' if d['git']['clean'] else 'DIRTY: not reproducible'})",
+        (
+            f"run:             {d['run']['run_id']} "
+            f"({d['run']['status']}, by {d['run']['user']}@{d['run']['host']})"
+        ),
+        (
+            f"git commit:      {d['git']['commit']} "
+            f"({'clean' if d['git']['clean'] else 'DIRTY: not reproducible'})"
+        ),
         f"data md5:        {d['data_md5']}",
     ]
     lines += [f"split:           {path} {md5}" for path, md5 in d["split"].items()]
-    lines += [f"stage output:    {key} {md5}" for key, md5 in d["stage_outputs"].items() if not key.startswith("split:")]
+    lines += [
+        f"stage output:    {key} {md5}"
+        for key, md5 in d["stage_outputs"].items()
+        if not key.startswith("split:")
+    ]
     lines.append(f"model sha256:    {d['model_sha256']}")
-    lines.append(f"params:          {len(d['params'])} values (seed={d['params'].get('seed')}, "
-                 f"estimator={d['params'].get('train.estimator')})")
+    lines.append(
+        f"params:          {len(d['params'])} values (seed={d['params'].get('seed')}, "
+        f"estimator={d['params'].get('train.estimator')})"
+    )
     lines.append("test metrics:    " + ", ".join(f"{k}={v}" for k, v in d["metrics"].items()))
     lines.append(f"drift share:     {d['drift_share']} (newest batch vs training data, at training time)")
     if d["reproductions"]:
-        lines += [f"reproduction:    {r['verdict']} (run {r['run_id']}"
-                  + (f"; different: {r['different']}" if r["different"] else "") + ")" for r in d["reproductions"]]
+        lines += [
+            f"reproduction:    {r['verdict']} (run {r['run_id']}"
+            + (f"; different: {r['different']}" if r["different"] else "")
+            + ")"
+            for r in d["reproductions"]
+        ]
     else:
         lines.append("reproduction:    never reproduced (mlpipe reproduce " + d["run"]["run_id"] + ")")
     return "\n".join(lines)

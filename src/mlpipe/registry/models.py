@@ -33,10 +33,20 @@ def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
             client.create_registered_model(rec.model_name)
         # A tracking server accepts a `models:/<model id>` source only with the model id named too.
         model_id = rec.model_uri.removeprefix("models:/") if rec.model_uri.startswith("models:/m-") else None
-        mv = client.create_model_version(rec.model_name, rec.model_uri, run_id=rec.run_id, model_id=model_id, tags={
-            tag.DATA_MD5: rec.data_md5 or "", tag.GIT_COMMIT: rec.git_commit or "",
-            tag.MODEL_SHA256: rec.model_sha256})
-        client.set_registered_model_alias(rec.model_name, CHALLENGER, mv.version)  # the gate decides on champion
+        mv = client.create_model_version(
+            rec.model_name,
+            rec.model_uri,
+            run_id=rec.run_id,
+            model_id=model_id,
+            tags={
+                tag.DATA_MD5: rec.data_md5 or "",
+                tag.GIT_COMMIT: rec.git_commit or "",
+                tag.MODEL_SHA256: rec.model_sha256,
+            },
+        )
+        client.set_registered_model_alias(
+            rec.model_name, CHALLENGER, mv.version
+        )  # the gate decides on champion
     version = str(mv.version)
     return version, aliases_of(client, rec.model_name, version)
 
@@ -53,13 +63,17 @@ def champion_metrics(tracking_uri: str, model_name: str) -> tuple[str, dict[str,
     return str(mv.version), client.get_run(mv.run_id).data.metrics
 
 
-def load_registered(client, ref: str, allow_version_mismatch: bool = False,
-                    dest: Path | None = None) -> tuple[LoadedModel, str]:
-    """(verified model, run id) for a run id or models:/ reference, checked against the run's recorded sha256."""
+def load_registered(
+    client, ref: str, allow_version_mismatch: bool = False, dest: Path | None = None
+) -> tuple[LoadedModel, str]:
+    """(verified model, run id) for a run id or models:/ reference, checked against the run's recorded
+    sha256."""
     run_id = resolve_run_id(client, ref)
     recorded = client.get_run(run_id).data.tags.get(tag.MODEL_SHA256)
     if not recorded:
-        raise ModelRefused(f"{ref}: run {run_id} records no {tag.MODEL_SHA256} (rule: only mlpipe models are loaded)")
+        raise ModelRefused(
+            f"{ref}: run {run_id} records no {tag.MODEL_SHA256} (rule: only mlpipe models are loaded)"
+        )
     target = dest or Path(tempfile.mkdtemp(prefix="mlpipe-model-"))
     model_dir = Path(client.download_artifacts(run_id, MODEL_ARTIFACTS, str(target)))
     return load_model_dir(model_dir, recorded, allow_version_mismatch), run_id

@@ -73,13 +73,18 @@ class Verdict:
 
         metrics = [r for r in self.rows if r.item.startswith("metric:")]
         return {
-            "ref": self.ref, "run_id": self.run_id, "identical": self.identical,
-            "commit": self.commit, "data_md5": self.data_md5,
+            "ref": self.ref,
+            "run_id": self.run_id,
+            "identical": self.identical,
+            "commit": self.commit,
+            "data_md5": self.data_md5,
             "model_sha256": pair("model_sha256"),
             "predictions_identical": next((r.same for r in self.rows if r.item == "predictions"), False),
             "predictions_sha256": pair("predictions"),
-            "metrics": {"original": {r.item[7:]: r.original for r in metrics},
-                        "reproduced": {r.item[7:]: r.reproduced for r in metrics}},
+            "metrics": {
+                "original": {r.item[7:]: r.original for r in metrics},
+                "reproduced": {r.item[7:]: r.reproduced for r in metrics},
+            },
             "different": [r.item for r in self.rows if r.counts and not r.same],
             "rows": [asdict(r) for r in self.rows],
             "reproduction_run_id": self.reproduction_run_id,
@@ -88,6 +93,7 @@ class Verdict:
 
 
 # ---- the record -------------------------------------------------------------------------------
+
 
 def recorded_from_run(run) -> Recorded:
     """Parse the lineage tags of a training run (pure)."""
@@ -101,9 +107,13 @@ def recorded_from_run(run) -> Recorded:
         dirty=tags.get(tag.GIT_DIRTY, "true") != "false",
         data_md5=tags.get(tag.DATA_MD5, ""),
         model_sha256=tags[tag.MODEL_SHA256],
-        stage_outputs={_stage_key(k[len(tag.DVC_PREFIX):]): v for k, v in tags.items() if k.startswith(tag.DVC_PREFIX)},
+        stage_outputs={
+            _stage_key(k[len(tag.DVC_PREFIX) :]): v for k, v in tags.items() if k.startswith(tag.DVC_PREFIX)
+        },
         metrics=dict(run.data.metrics),
-        versions={k[len(tag.VERSION_PREFIX):]: v for k, v in tags.items() if k.startswith(tag.VERSION_PREFIX)},
+        versions={
+            k[len(tag.VERSION_PREFIX) :]: v for k, v in tags.items() if k.startswith(tag.VERSION_PREFIX)
+        },
     )
 
 
@@ -115,21 +125,30 @@ def _stage_key(tag_rest: str) -> str:
 def refusal(rec: Recorded, commit_exists: bool) -> str | None:
     """Why this record cannot be reproduced, or None (pure)."""
     if not rec.commit:
-        return (f"run {rec.run_id} has no git commit recorded; only runs made by `mlpipe run` inside a git "
-                "repository can be reproduced")
+        return (
+            f"run {rec.run_id} has no git commit recorded; only runs made by `mlpipe run` inside a git "
+            "repository can be reproduced"
+        )
     if rec.dirty:
-        return (f"run {rec.run_id} was recorded from a dirty tree (uncommitted changes on top of {rec.commit[:12]}): "
-                "the code that trained it is in no commit. Commit your changes and run `mlpipe run` again; "
-                "reproduce that run")
+        return (
+            f"run {rec.run_id} was recorded from a dirty tree "
+            f"(uncommitted changes on top of {rec.commit[:12]}): "
+            "the code that trained it is in no commit. Commit your changes and run `mlpipe run` again; "
+            "reproduce that run"
+        )
     if not commit_exists:
-        return (f"commit {rec.commit} of run {rec.run_id} no longer exists in this repository (history rewritten, "
-                "or a clone without it): fetch it (git fetch --all) or reproduce in a clone that has it")
+        return (
+            f"commit {rec.commit} of run {rec.run_id} no longer exists in this repository "
+            "(history rewritten, "
+            "or a clone without it): fetch it (git fetch --all) or reproduce in a clone that has it"
+        )
     if not rec.data_md5:
         return f"run {rec.run_id} has no DVC data hash recorded (tag mlpipe.data_md5)"
     return None
 
 
 # ---- the comparison (pure) ---------------------------------------------------------------------
+
 
 def compare(rec: Recorded, reproduced: dict) -> list[Row]:
     """Rows of the verdict table: data, every stage output, model bytes, predictions, metrics, environment."""
@@ -140,8 +159,14 @@ def compare(rec: Recorded, reproduced: dict) -> list[Row]:
     for key in sorted(set(rec.stage_outputs) | set(outs)):
         a, b = rec.stage_outputs.get(key), outs.get(key)
         rows.append(Row(f"output {key}", a, b, a == b))
-    rows.append(Row("model_sha256", rec.model_sha256, reproduced["model_sha256"],
-                    rec.model_sha256 == reproduced["model_sha256"]))
+    rows.append(
+        Row(
+            "model_sha256",
+            rec.model_sha256,
+            reproduced["model_sha256"],
+            rec.model_sha256 == reproduced["model_sha256"],
+        )
+    )
     pred = reproduced["predictions"]
     rows.append(Row("predictions", pred["original_sha256"], pred["reproduced_sha256"], pred["identical"]))
     for name in sorted(set(rec.metrics) & set(reproduced["metrics"]) - {"drift_share", "drifted_columns"}):
@@ -155,13 +180,17 @@ def compare(rec: Recorded, reproduced: dict) -> list[Row]:
 
 def render_table(v: Verdict) -> str:
     width = max(len(r.item) for r in v.rows) if v.rows else 10
-    lines = [f"reproduce {v.ref}: run {v.run_id}, commit {v.commit[:12]}, data md5 {v.data_md5}",
-             f"{'':2}{'item':<{width}}  {'original':<36}  {'reproduced':<36}  verdict"]
+    lines = [
+        f"reproduce {v.ref}: run {v.run_id}, commit {v.commit[:12]}, data md5 {v.data_md5}",
+        f"{'':2}{'item':<{width}}  {'original':<36}  {'reproduced':<36}  verdict",
+    ]
     for r in v.rows:
         mark = "same" if r.same else ("DIFFERENT" if r.counts else "differs (environment, informative)")
         lines.append(f"{'':2}{r.item:<{width}}  {_short(r.original):<36}  {_short(r.reproduced):<36}  {mark}")
-    lines.append(f"verdict: {'IDENTICAL' if v.identical else 'NOT IDENTICAL'}"
-                 + ("" if v.identical else f" ({', '.join(r.item for r in v.rows if r.counts and not r.same)})"))
+    lines.append(
+        f"verdict: {'IDENTICAL' if v.identical else 'NOT IDENTICAL'}"
+        + ("" if v.identical else f" ({', '.join(r.item for r in v.rows if r.counts and not r.same)})")
+    )
     return "\n".join(lines)
 
 
@@ -171,6 +200,7 @@ def _short(value: object) -> str:
 
 
 # ---- the I/O edges -----------------------------------------------------------------------------
+
 
 def commit_exists(root: Path, commit: str) -> bool:
     return run_tool(["git", "cat-file", "-e", f"{commit}^{{commit}}"], root, check=False).returncode == 0
@@ -206,16 +236,21 @@ def share_dvc_storage(root: Path, wt: Path) -> None:
 
 
 def pull_recorded_data(wt: Path, data_md5: str) -> None:
-    """`dvc pull data.dvc` in the worktree: from the shared cache, else the remote; refuse when neither has it."""
+    """`dvc pull data.dvc` in the worktree: from the shared cache, else the remote; refuse when neither
+    has it."""
     found = dvc_file_md5(wt / "data.dvc")
     if found != data_md5:
-        raise Refused(f"the commit's data.dvc names {found}, the run recorded {data_md5}: the record and the "
-                      "commit disagree, so this run cannot be reproduced from its commit")
+        raise Refused(
+            f"the commit's data.dvc names {found}, the run recorded {data_md5}: the record and the "
+            "commit disagree, so this run cannot be reproduced from its commit"
+        )
     proc = run_tool(["dvc", "pull", "data.dvc"], wt, check=False)
     if proc.returncode != 0:
         tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise Refused(f"data md5 {data_md5} is in neither the DVC cache nor the remote ({tail}). Restore the "
-                      "remote from a backup, or reproduce on a machine whose cache holds it")
+        raise Refused(
+            f"data md5 {data_md5} is in neither the DVC cache nor the remote ({tail}). Restore the "
+            "remote from a backup, or reproduce on a machine whose cache holds it"
+        )
 
 
 def restored_file_hashes(wt: Path, data_md5: str) -> dict[str, tuple[str | None, str | None]]:
@@ -229,8 +264,10 @@ def restored_file_hashes(wt: Path, data_md5: str) -> dict[str, tuple[str | None,
     entries = {e["relpath"]: e["md5"] for e in json.loads(listing.read_text())}
     data = wt / "data"
     present = {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()}
-    return {rel: (entries.get(rel), file_md5(str(data / rel)) if rel in present else None)
-            for rel in sorted(set(entries) | present)}
+    return {
+        rel: (entries.get(rel), file_md5(str(data / rel)) if rel in present else None)
+        for rel in sorted(set(entries) | present)
+    }
 
 
 def rerun_stages(wt: Path) -> None:
@@ -248,7 +285,11 @@ def reproduced_outputs(wt: Path) -> dict:
     data_md5 = next((d["md5"] for d in lock["stages"]["validate"]["deps"] if d["path"] == "data"), "")
     return {
         "data_md5": data_md5,
-        "stage_outputs": {f"{s}:{p}": md5 for s, outs in stage_output_hashes(wt / "dvc.lock").items() for p, md5 in outs.items()},
+        "stage_outputs": {
+            f"{s}:{p}": md5
+            for s, outs in stage_output_hashes(wt / "dvc.lock").items()
+            for p, md5 in outs.items()
+        },
         "model_sha256": json.loads((wt / "artifacts/model/manifest.json").read_text())["model_sha256"],
         "metrics": json.loads((wt / "metrics.json").read_text()),
     }
@@ -264,8 +305,12 @@ def compare_predictions(original_model, reproduced_model, test_split: Path) -> d
     test = read_frame(test_split)
     cols = list(original_model.feature_names_in_)
     a, b = positive_proba(original_model, test[cols]), positive_proba(reproduced_model, test[cols])
-    return {"identical": bool(np.array_equal(a, b)), "original_sha256": predictions_sha256(a),
-            "reproduced_sha256": predictions_sha256(b), "rows": len(test)}
+    return {
+        "identical": bool(np.array_equal(a, b)),
+        "original_sha256": predictions_sha256(a),
+        "reproduced_sha256": predictions_sha256(b),
+        "rows": len(test),
+    }
 
 
 def cached_output(root: Path, md5: str | None, fallback: Path) -> Path:
@@ -309,8 +354,14 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False) -> Ve
         split = recorded_test_split(root, rec, wt / TEST_SPLIT)
         got["predictions"] = compare_predictions(original.model, reproduced.model, split)
         got["versions"] = installed_versions(sorted(rec.versions))
-        verdict = Verdict(ref=ref, run_id=run_id, commit=rec.commit, data_md5=rec.data_md5, rows=compare(rec, got),
-                          checkout=str(wt) if keep else None)
+        verdict = Verdict(
+            ref=ref,
+            run_id=run_id,
+            commit=rec.commit,
+            data_md5=rec.data_md5,
+            rows=compare(rec, got),
+            checkout=str(wt) if keep else None,
+        )
     verdict.reproduction_run_id = log_reproduction(client, rec, verdict)
     return verdict
 
@@ -321,10 +372,18 @@ def log_reproduction(client, rec: Recorded, v: Verdict) -> str:
     from datetime import UTC, datetime
 
     word = "identical" if v.identical else "different"
-    run = client.create_run(rec.experiment_id, run_name=f"reproduce-{rec.run_id[:8]}", tags={
-        tag.REPRODUCES: rec.run_id, tag.REPRODUCTION_VERDICT: word,
-        tag.REPRODUCTION_DIFFERENT: ",".join(r.item for r in v.rows if r.counts and not r.same)[:5000],
-        tag.GIT_COMMIT: rec.commit, tag.DATA_MD5: rec.data_md5, tag.KIND: "reproduction"})
+    run = client.create_run(
+        rec.experiment_id,
+        run_name=f"reproduce-{rec.run_id[:8]}",
+        tags={
+            tag.REPRODUCES: rec.run_id,
+            tag.REPRODUCTION_VERDICT: word,
+            tag.REPRODUCTION_DIFFERENT: ",".join(r.item for r in v.rows if r.counts and not r.same)[:5000],
+            tag.GIT_COMMIT: rec.commit,
+            tag.DATA_MD5: rec.data_md5,
+            tag.KIND: "reproduction",
+        },
+    )
     rid = run.info.run_id
     client.log_metric(rid, "identical", float(v.identical))
     client.log_dict(rid, {**v.as_dict(), "reproduction_run_id": rid}, "reproduction.json")

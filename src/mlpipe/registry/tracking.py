@@ -27,7 +27,17 @@ from mlpipe.runtime.lockfiles import dvc_file_md5, locked_versions, stage_output
 # What the packaged model needs at load time, pinned from uv.lock.
 MODEL_REQUIREMENTS = [*MODEL_PACKAGES, "mlflow"]
 MODEL_ARTIFACTS = "mlpipe/model"  # where a run keeps its copy of artifacts/model
-KEY_PACKAGES = ["mlflow", "dvc", "prefect", "evidently", "scikit-learn", "pandas", "numpy", "skops", "pandera"]
+KEY_PACKAGES = [
+    "mlflow",
+    "dvc",
+    "prefect",
+    "evidently",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "skops",
+    "pandera",
+]
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 IDENTITY_KEYS = (tag.MODEL_SHA256, tag.GIT_COMMIT, tag.DATA_MD5, tag.PARAMS_SHA256)
 
@@ -93,7 +103,9 @@ def schema_rows(df: pd.DataFrame, head: int = SCHEMA_HEAD_ROWS) -> pd.DataFrame:
     """The rows from which MLflow infers the schema it would infer from all of `df`: the head (types;
     a column of validated data has one type), plus each column's first missing value (a column is
     `required` in MLflow's schema exactly when it has none)."""
-    first_missing = {int(np.argmax(missing)) for missing in (df[c].isna().to_numpy() for c in df.columns) if missing.any()}
+    first_missing = {
+        int(np.argmax(missing)) for missing in (df[c].isna().to_numpy() for c in df.columns) if missing.any()
+    }
     return df.iloc[sorted(set(range(min(head, len(df)))) | first_missing)]
 
 
@@ -103,7 +115,9 @@ def ensure_experiment(client, name: str, artifact_root: Path | None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=(artifact_root / name).as_uri() if artifact_root else None)
+    return client.create_experiment(
+        name, artifact_location=(artifact_root / name).as_uri() if artifact_root else None
+    )
 
 
 def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:
@@ -115,7 +129,9 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunReco
 
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow_client(tracking_uri)
-    exp_id = ensure_experiment(client, params.model.experiment, paths.artifact_root if local_store(tracking_uri) else None)
+    exp_id = ensure_experiment(
+        client, params.model.experiment, paths.artifact_root if local_store(tracking_uri) else None
+    )
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(paths.metrics.read_text())
     tags = lineage_tags(paths, manifest)
@@ -153,8 +169,15 @@ def log_drift(tracking_uri: str, run_id: str, files: list[Path], summary: dict) 
     client.set_tag(run_id, tag.DRIFT_SHARE, str(summary.get("drift_share")))
 
 
-def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, params: Params,
-             metrics: dict, manifest: dict) -> tuple[str, str]:
+def _log_run(
+    mlflow,
+    exp_id: str,
+    tags: dict[str, str],
+    paths: ProjectPaths,
+    params: Params,
+    metrics: dict,
+    manifest: dict,
+) -> tuple[str, str]:
     """Write the run (tags, params, metrics, inputs, model, artifacts); return (run id, model uri)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -165,7 +188,9 @@ def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, par
     parts = {"train": (paths.train_split, "training"), "test": (paths.test_split, "evaluation")}
     frames = {name: read_frame(path) for name, (path, _) in parts.items()}
     X_example = select_features(frames["train"].head(5), params.features)
-    requirements = [f"{n}=={v}" for n, v in locked_versions(paths.root / "uv.lock", MODEL_REQUIREMENTS).items()]
+    requirements = [
+        f"{n}=={v}" for n, v in locked_versions(paths.root / "uv.lock", MODEL_REQUIREMENTS).items()
+    ]
     run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
         mlflow.set_tags(tags)
@@ -175,7 +200,9 @@ def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, par
             rel = str(path.relative_to(paths.root))
             md5 = split_hashes.get(rel, "")
             dataset = _dataset_input(mlflow, frames[name], path, md5, commit, name, params.dataset.target)
-            mlflow.log_input(dataset, context=context, tags={"path": rel, "git_commit": commit, "dvc_md5": md5})
+            mlflow.log_input(
+                dataset, context=context, tags={"path": rel, "git_commit": commit, "dvc_md5": md5}
+            )
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -186,8 +213,12 @@ def _log_run(mlflow, exp_id: str, tags: dict[str, str], paths: ProjectPaths, par
             pip_requirements=requirements,
             metadata={"mlpipe_manifest": manifest},
         )
-        for directory, dest in ((paths.model.parent, MODEL_ARTIFACTS), (paths.profile.parent, "mlpipe/validate"),
-                                (paths.plots, "mlpipe/plots"), (paths.split_record.parent, "mlpipe/split")):
+        for directory, dest in (
+            (paths.model.parent, MODEL_ARTIFACTS),
+            (paths.profile.parent, "mlpipe/validate"),
+            (paths.plots, "mlpipe/plots"),
+            (paths.split_record.parent, "mlpipe/split"),
+        ):
             for f in sorted(directory.iterdir()):
                 if f.is_file() and f.suffix != ".parquet":
                     mlflow.log_artifact(str(f), dest)
@@ -206,5 +237,7 @@ def find_recorded_run(client, experiment_id: str, tags: dict[str, str]):
         return None
     filt = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in IDENTITY_KEYS)
     filt += f" and tags.`{tag.GIT_DIRTY}` = 'false' and attributes.status = 'FINISHED'"
-    runs = client.search_runs([experiment_id], filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(
+        [experiment_id], filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"]
+    )
     return runs[0] if runs else None

@@ -22,19 +22,32 @@ def model_outputs(model, X: pd.DataFrame) -> tuple[np.ndarray, bool]:
     return np.asarray(model.predict(X), dtype=float), False
 
 
-def compare_models(a: np.ndarray, b: np.ndarray, classifier: bool, y: np.ndarray | None, threshold: float,
-                   frame: pd.DataFrame, top: int = 10) -> dict:
+def compare_models(
+    a: np.ndarray,
+    b: np.ndarray,
+    classifier: bool,
+    y: np.ndarray | None,
+    threshold: float,
+    frame: pd.DataFrame,
+    top: int = 10,
+) -> dict:
     """The differential report for outputs `a` (reference) and `b` (candidate) on the same rows (pure)."""
     delta = b - a
-    out: dict = {"rows": int(len(a)), "classifier": classifier,
-                 "delta_quantiles": {str(q): float(np.quantile(delta, q)) for q in QUANTILES} if len(a) else {},
-                 "mean_abs_delta": float(np.mean(np.abs(delta))) if len(a) else 0.0,
-                 "identical": bool(np.array_equal(a, b))}
+    out: dict = {
+        "rows": int(len(a)),
+        "classifier": classifier,
+        "delta_quantiles": {str(q): float(np.quantile(delta, q)) for q in QUANTILES} if len(a) else {},
+        "mean_abs_delta": float(np.mean(np.abs(delta))) if len(a) else 0.0,
+        "identical": bool(np.array_equal(a, b)),
+    }
     if classifier:
         la, lb = a >= threshold, b >= threshold
         changed = la != lb
-        out.update(threshold=threshold, changed_predictions=int(changed.sum()),
-                   changed_share=float(changed.mean()) if len(a) else 0.0)
+        out.update(
+            threshold=threshold,
+            changed_predictions=int(changed.sum()),
+            changed_share=float(changed.mean()) if len(a) else 0.0,
+        )
     if y is not None:
         from mlpipe.pipeline.evaluate import compute_metrics
 
@@ -43,7 +56,9 @@ def compare_models(a: np.ndarray, b: np.ndarray, classifier: bool, y: np.ndarray
         else:
             ma = {"mae": float(np.mean(np.abs(y - a))), "rmse": float(np.sqrt(np.mean((y - a) ** 2)))}
             mb = {"mae": float(np.mean(np.abs(y - b))), "rmse": float(np.sqrt(np.mean((y - b) ** 2)))}
-        out["metrics"] = {k: {"a": ma[k], "b": mb[k], "delta": round(mb[k] - ma[k], 6)} for k in ma if k in mb}
+        out["metrics"] = {
+            k: {"a": ma[k], "b": mb[k], "delta": round(mb[k] - ma[k], 6)} for k in ma if k in mb
+        }
     order = np.argsort(-np.abs(delta), kind="stable")[:top]
     moved = frame.iloc[order].copy()
     moved.insert(0, "row", order)
@@ -61,14 +76,18 @@ def load_registered_model(client, ref: str) -> tuple[object, str]:
         return loaded.model, run_id
 
 
-def diff(client, ref_a: str, ref_b: str, data: pd.DataFrame, target: str | None, threshold: float, top: int = 10) -> dict:
+def diff(
+    client, ref_a: str, ref_b: str, data: pd.DataFrame, target: str | None, threshold: float, top: int = 10
+) -> dict:
     """Both models on `data`; `target` names the label column when it is there."""
     model_a, run_a = load_registered_model(client, ref_a)
     model_b, run_b = load_registered_model(client, ref_b)
     cols_a, cols_b = list(model_a.feature_names_in_), list(model_b.feature_names_in_)
     missing = sorted(set(cols_a + cols_b) - set(data.columns))
     if missing:
-        raise DataError(f"diff: the data lacks model inputs {missing} (rule: both models need their features)")
+        raise DataError(
+            f"diff: the data lacks model inputs {missing} (rule: both models need their features)"
+        )
     a, cls_a = model_outputs(model_a, data[cols_a])
     b, cls_b = model_outputs(model_b, data[cols_b])
     if cls_a != cls_b:
@@ -80,16 +99,29 @@ def diff(client, ref_a: str, ref_b: str, data: pd.DataFrame, target: str | None,
 
 
 def render_diff(d: dict) -> str:
-    lines = [f"diff A={d['a']['ref']} (run {d['a']['run_id'][:12]})  B={d['b']['ref']} (run {d['b']['run_id'][:12]})",
-             f"rows: {d['rows']}; predictions identical: {d['identical']}"]
+    lines = [
+        (
+            f"diff A={d['a']['ref']} (run {d['a']['run_id'][:12]})  "
+            f"B={d['b']['ref']} (run {d['b']['run_id'][:12]})"
+        ),
+        f"rows: {d['rows']}; predictions identical: {d['identical']}",
+    ]
     if d["classifier"]:
-        lines.append(f"changed predictions (threshold {d['threshold']}): {d['changed_predictions']} "
-                     f"({d['changed_share']:.4%})")
-    lines.append(f"mean |B-A|: {d['mean_abs_delta']:.6g}; quantiles of B-A: "
-                 + ", ".join(f"q{float(q):g}={v:.4g}" for q, v in d["delta_quantiles"].items()))
+        lines.append(
+            f"changed predictions (threshold {d['threshold']}): {d['changed_predictions']} "
+            f"({d['changed_share']:.4%})"
+        )
+    lines.append(
+        f"mean |B-A|: {d['mean_abs_delta']:.6g}; quantiles of B-A: "
+        + ", ".join(f"q{float(q):g}={v:.4g}" for q, v in d["delta_quantiles"].items())
+    )
     if "metrics" in d:
         lines.append("metric               A           B           B-A")
-        lines += [f"{k:<20} {v['a']:<11.6g} {v['b']:<11.6g} {v['delta']:+.6g}" for k, v in d["metrics"].items()]
+        lines += [
+            f"{k:<20} {v['a']:<11.6g} {v['b']:<11.6g} {v['delta']:+.6g}" for k, v in d["metrics"].items()
+        ]
     lines.append("rows that changed most:")
-    lines += [f"  row {r['row']}: A={r['a']:.4g} B={r['b']:.4g} delta={r['delta']:+.4g}" for r in d["top_changed"]]
+    lines += [
+        f"  row {r['row']}: A={r['a']:.4g} B={r['b']:.4g} delta={r['delta']:+.4g}" for r in d["top_changed"]
+    ]
     return "\n".join(lines)

@@ -23,17 +23,36 @@ from mlpipe.runtime.logs import event
 
 # ---- criteria (pure) ----------------------------------------------------------------------------
 
-def metric_checks(challenger: dict[str, float], champion: dict[str, float], tolerance: dict[str, float]) -> list[Check]:
+
+def metric_checks(
+    challenger: dict[str, float], champion: dict[str, float], tolerance: dict[str, float]
+) -> list[Check]:
     """Per metric: the challenger may trail the champion by at most the tolerance (direction-aware)."""
     checks = []
     for name, tol in sorted(tolerance.items()):
         new, old = float(challenger[name]), float(champion[name])
         if name in HIGHER_IS_BETTER:
             bound = round(old - tol, 6)
-            checks.append(Check(f"metric.{name}", round(new, 6), bound, new >= bound, f"(champion {round(old, 6)}, at least)"))
+            checks.append(
+                Check(
+                    f"metric.{name}",
+                    round(new, 6),
+                    bound,
+                    new >= bound,
+                    f"(champion {round(old, 6)}, at least)",
+                )
+            )
         else:
             bound = round(old + tol, 6)
-            checks.append(Check(f"metric.{name}", round(new, 6), bound, new <= bound, f"(champion {round(old, 6)}, at most)"))
+            checks.append(
+                Check(
+                    f"metric.{name}",
+                    round(new, 6),
+                    bound,
+                    new <= bound,
+                    f"(champion {round(old, 6)}, at most)",
+                )
+            )
     return checks
 
 
@@ -51,6 +70,7 @@ def gate_verdict(checks: list[Check]) -> tuple[bool, list[str]]:
 
 
 # ---- the registry (I/O) ---------------------------------------------------------------------------
+
 
 def _metric_key(criterion: str) -> str:
     return "gate." + re.sub(r"[^\w.\-/ ]", "_", criterion)
@@ -72,7 +92,10 @@ def record_decision(client, name: str, version: str, run_id: str, checks: list[C
 
 # ---- the gate ---------------------------------------------------------------------------------------
 
-def champion_comparison(client, params: Params, paths: ProjectPaths, champion_ref: str) -> tuple[list[Check], dict]:
+
+def champion_comparison(
+    client, params: Params, paths: ProjectPaths, champion_ref: str
+) -> tuple[list[Check], dict]:
     """(b) and (c): challenger (the project's model) and champion on the current test split."""
     from mlpipe.data.frames import read_frame
     from mlpipe.model.loading import load_model_dir
@@ -88,20 +111,35 @@ def champion_comparison(client, params: Params, paths: ProjectPaths, champion_re
     a, _ = model_outputs(champ.model, test[list(champ.model.feature_names_in_)])
     b, _ = model_outputs(chall.model, test[list(chall.model.feature_names_in_)])
     m_champ, m_chall = compute_metrics(y, a, threshold), compute_metrics(y, b, threshold)
-    report = compare_models(a, b, True, y, threshold, test[list(chall.model.feature_names_in_)].reset_index(drop=True), top=5)
+    report = compare_models(
+        a, b, True, y, threshold, test[list(chall.model.feature_names_in_)].reset_index(drop=True), top=5
+    )
     checks = metric_checks(m_chall, m_champ, params.gate.tolerance)
-    checks.append(diff_check(report["changed_share"], params.gate.max_changed_share, params.gate.override_diff))
-    return checks, {"champion_metrics_same_rows": m_champ, "challenger_metrics": m_chall,
-                    "changed_predictions": report["changed_predictions"], "rows": report["rows"]}
+    checks.append(
+        diff_check(report["changed_share"], params.gate.max_changed_share, params.gate.override_diff)
+    )
+    return checks, {
+        "champion_metrics_same_rows": m_champ,
+        "challenger_metrics": m_chall,
+        "changed_predictions": report["changed_predictions"],
+        "rows": report["rows"],
+    }
 
 
-def run_gate(paths: ProjectPaths, params: Params, tracking_uri: str, run_id: str, version: str, model_sha256: str) -> dict:
+def run_gate(
+    paths: ProjectPaths, params: Params, tracking_uri: str, run_id: str, version: str, model_sha256: str
+) -> dict:
     """Judge registered `version` (trained in this project, run `run_id`); promote or keep; record all."""
     client = mlflow_client(tracking_uri)
     name = params.model.name
     done = client.get_model_version(name, version).tags.get(tag.GATE_DECISION)
     if done:
-        return {"decision": done, "already_decided": True, "checks": [], "champion": alias_version(client, name, CHAMPION)}
+        return {
+            "decision": done,
+            "already_decided": True,
+            "checks": [],
+            "champion": alias_version(client, name, CHAMPION),
+        }
     # (a) the validate stage stops the flow on any violation, so a registered model's data passed it
     checks = [Check("data_validation", "passed", "no rule broken", True)]
     infra, figures = infra_check(paths.model.parent, model_sha256, paths.test_split, params.deploy)
@@ -116,10 +154,24 @@ def run_gate(paths: ProjectPaths, params: Params, tracking_uri: str, run_id: str
     decision = "promoted" if promote else "kept champion"
     replaced = move_champion(client, name, version) if promote else None
     record_decision(client, name, version, run_id, checks, decision)
-    event("gate", model=name, version=version, decision=decision, failed=",".join(failed) or "none", champion_before=champion)
-    return {"decision": decision, "failed": failed, "checks": checks_as_dicts(checks), "champion_before": champion,
-            "champion": alias_version(client, name, CHAMPION), "previous": replaced or alias_version(client, name, PREVIOUS),
-            "already_decided": False, **extra}
+    event(
+        "gate",
+        model=name,
+        version=version,
+        decision=decision,
+        failed=",".join(failed) or "none",
+        champion_before=champion,
+    )
+    return {
+        "decision": decision,
+        "failed": failed,
+        "checks": checks_as_dicts(checks),
+        "champion_before": champion,
+        "champion": alias_version(client, name, CHAMPION),
+        "previous": replaced or alias_version(client, name, PREVIOUS),
+        "already_decided": False,
+        **extra,
+    }
 
 
 def manual_promote(paths: ProjectPaths, params: Params, tracking_uri: str, ref: str, reason: str) -> dict:
@@ -145,10 +197,18 @@ def manual_promote(paths: ProjectPaths, params: Params, tracking_uri: str, ref: 
         checks, figures = infra_check(loaded.path.parent, loaded.sha256, paths.test_split, params.deploy)
     ok, failed = gate_verdict(checks)
     if not ok:
-        raise PromotionRefused(f"promote: version {version} fails the infra check ({', '.join(failed)}): "
-                         + "; ".join(c.line() for c in checks if not c.passed))
+        raise PromotionRefused(
+            f"promote: version {version} fails the infra check ({', '.join(failed)}): "
+            + "; ".join(c.line() for c in checks if not c.passed)
+        )
     replaced = move_champion(client, name, version)
     decision = f"promoted manually by {getpass.getuser()}: {reason}"
     record_decision(client, name, version, run_id, checks, decision)
     event("promote", model=name, version=version, replaced=replaced, reason=reason)
-    return {"version": version, "replaced": replaced, "decision": decision, "checks": checks_as_dicts(checks), "infra": figures}
+    return {
+        "version": version,
+        "replaced": replaced,
+        "decision": decision,
+        "checks": checks_as_dicts(checks),
+        "infra": figures,
+    }

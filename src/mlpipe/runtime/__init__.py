@@ -1,1 +1,2 @@
-"""What every layer runs on: operator logs, external tools (git, dvc), lock files, the project lock, local servers."""
+"""What every layer runs on: operator logs, external tools (git, dvc), lock files, the project lock,
+local servers."""

@@ -39,12 +39,16 @@ def launch(cmd: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path) -
     """`cmd` in its own session with its output appended to `log_path` (kept on the process as .log_path)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     proc.log_path = log_path
     return proc
 
 
-def wait_answering(proc: subprocess.Popen, url: str, timeout_s: float, accept: Collection[int] = (200,)) -> None:
+def wait_answering(
+    proc: subprocess.Popen, url: str, timeout_s: float, accept: Collection[int] = (200,)
+) -> None:
     """Return once `url` answers with a status in `accept`; raise ToolError (with the end of the log)
     when the process exits first, or stop it and raise when the deadline passes."""
     deadline = time.monotonic() + timeout_s
@@ -59,24 +63,43 @@ def wait_answering(proc: subprocess.Popen, url: str, timeout_s: float, accept: C
     raise ToolError(f"{url} did not answer within {timeout_s:.0f} s:\n{proc.log_path.read_text()[-3000:]}")
 
 
-def start_service(root: Path, *args: str, wait_ready: bool = True, timeout_s: float = 90,
-                  env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
+def start_service(
+    root: Path, *args: str, wait_ready: bool = True, timeout_s: float = 90, env: dict[str, str] | None = None
+) -> tuple[str, subprocess.Popen]:
     """(base URL, process) of `mlpipe serve` in its own session; returns once /ready says 200 (or, with
     `wait_ready=False`, once it answers at all). Its output goes to `.mlpipe/serve-<port>.log` in the
     project. Stop it with `runtime.shell.stop_process_group`."""
     port = free_port()
-    proc = launch([sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args], root, env or tool_env(),
-                  Path(root) / ".mlpipe" / f"serve-{port}.log")
+    proc = launch(
+        [sys.executable, "-m", "mlpipe.cli", "serve", "--port", str(port), *args],
+        root,
+        env or tool_env(),
+        Path(root) / ".mlpipe" / f"serve-{port}.log",
+    )
     base = f"http://127.0.0.1:{port}"
     wait_answering(proc, f"{base}/ready", timeout_s, accept=(200,) if wait_ready else (200, 503))
     return base, proc
 
 
-def start_prefect_server(port: int, prefect_home: Path, cwd: Path | None = None, timeout_s: float = 120) -> subprocess.Popen:
+def start_prefect_server(
+    port: int, prefect_home: Path, cwd: Path | None = None, timeout_s: float = 120
+) -> subprocess.Popen:
     """`prefect server start` on 127.0.0.1:`port` with its state (and server.log) under `prefect_home`,
     in a session of its own (stop it with stop_process_group); returns once /api/health answers."""
     prefect_home.mkdir(parents=True, exist_ok=True)
-    proc = launch([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                  cwd or Path.cwd(), tool_env({"PREFECT_HOME": str(prefect_home)}), prefect_home / "server.log")
+    proc = launch(
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd or Path.cwd(),
+        tool_env({"PREFECT_HOME": str(prefect_home)}),
+        prefect_home / "server.log",
+    )
     wait_answering(proc, f"http://127.0.0.1:{port}/api/health", timeout_s)
     return proc

@@ -26,8 +26,10 @@ def project_lock(path: Path, timeout_s: float, poll_s: float = 0.5):
                 if time.monotonic() >= deadline:
                     fh.seek(0)
                     holder = fh.read().strip() or "unknown"
-                    raise LockBusy(f"{path}: another run (pid {holder}) still holds the project lock after "
-                                   f"{timeout_s:.0f}s (rule: one retrain at a time); nothing was changed") from None
+                    raise LockBusy(
+                        f"{path}: another run (pid {holder}) still holds the project lock after "
+                        f"{timeout_s:.0f}s (rule: one retrain at a time); nothing was changed"
+                    ) from None
                 time.sleep(poll_s)
         fh.seek(0)
         fh.truncate()

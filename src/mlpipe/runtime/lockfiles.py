@@ -36,5 +36,7 @@ def locked_versions(lock_file: Path, names: list[str]) -> dict[str, str]:
     pinned = {pkg["name"]: pkg["version"] for pkg in doc.get("package", []) if "version" in pkg}
     missing = [n for n in names if n not in pinned]
     if missing:
-        raise NotPinned(f"{lock_file}: {missing} not pinned (rule: every model requirement comes from the lock)")
+        raise NotPinned(
+            f"{lock_file}: {missing} not pinned (rule: every model requirement comes from the lock)"
+        )
     return {n: pinned[n] for n in names}

@@ -54,6 +54,12 @@ def timed(name: str, **fields):
     try:
         yield fields
     except BaseException as exc:
-        event(f"{name}_failed", logging.ERROR, duration_s=round(time.perf_counter() - t0, 3), error=type(exc).__name__, **fields)
+        event(
+            f"{name}_failed",
+            logging.ERROR,
+            duration_s=round(time.perf_counter() - t0, 3),
+            error=type(exc).__name__,
+            **fields,
+        )
         raise
     event(f"{name}_end", duration_s=round(time.perf_counter() - t0, 3), **fields)

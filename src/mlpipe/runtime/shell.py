@@ -31,14 +31,18 @@ def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_tool(args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_tool(
+    args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run a command in `cwd`, capturing output; raise ToolError naming it when it fails and `check`."""
     if args[0] == "dvc":
         args = [str(Path(sys.executable).parent / "dvc"), *args[1:]]
     proc = subprocess.run(args, cwd=cwd, env=env or tool_env(), capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise ToolError(f"`{' '.join([Path(args[0]).name, *args[1:]])}` failed in {cwd} "
-                        f"(exit {proc.returncode}):\n{proc.stderr.strip() or proc.stdout.strip()}")
+        raise ToolError(
+            f"`{' '.join([Path(args[0]).name, *args[1:]])}` failed in {cwd} "
+            f"(exit {proc.returncode}):\n{proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return proc
 
 

@@ -68,19 +68,29 @@ def load_served(client, params, ref: str) -> Served:
     versions = versions_of_run(client, run_id, name)
     version = str(versions[0].version) if versions else "unregistered"
     tags = run.data.tags
-    info = {"name": name, "version": version, "run_id": run_id, "ref": ref,
-            "git_commit": tags.get(tag.GIT_COMMIT), "data_md5": tags.get(tag.DATA_MD5),
-            "model_sha256": loaded.sha256, "metrics": dict(run.data.metrics),
-            "loader_warnings": loaded.warnings}
+    info = {
+        "name": name,
+        "version": version,
+        "run_id": run_id,
+        "ref": ref,
+        "git_commit": tags.get(tag.GIT_COMMIT),
+        "data_md5": tags.get(tag.DATA_MD5),
+        "model_sha256": loaded.sha256,
+        "metrics": dict(run.data.metrics),
+        "loader_warnings": loaded.warnings,
+    }
     return Served(loaded.model, name, version, run_id, info, rules_from(profile, params), profile)
 
 
 def health_of(client, served: Served) -> dict:
     """`status`: "degraded" when the latest monitoring run of this model said retire, else "ok"."""
     try:
-        runs = client.search_runs([client.get_run(served.run_id).info.experiment_id],
-                                  filter_string=f"tags.`{tag.MONITORS}` = '{served.run_id}'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
+        runs = client.search_runs(
+            [client.get_run(served.run_id).info.experiment_id],
+            filter_string=f"tags.`{tag.MONITORS}` = '{served.run_id}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
     except Exception:  # noqa: BLE001 - the tracking store is down: say so rather than fail /model
         return {"status": "unknown", "status_reason": "tracking store unreachable"}
     if runs and runs[0].data.tags.get(tag.MONITOR_RETIRE) == "true":
@@ -106,7 +116,8 @@ _single_thread = threading.local()
 
 def one_openmp_thread() -> None:
     """Limit OpenMP to one thread in the calling thread (OpenMP's setting is per thread; done once per thread,
-    after scikit-learn has loaded it). HistGradientBoosting opens a parallel region per tree (200 per predict);
+    after scikit-learn has loaded it).
+    HistGradientBoosting opens a parallel region per tree (200 per predict);
     when the other core is busy, each region waits for its second thread: 450 ms instead of 5 ms for one row,
     measured on this shared 2-core machine. Predictions do not change."""
     if not getattr(_single_thread, "done", False):
@@ -117,7 +128,9 @@ def one_openmp_thread() -> None:
         _single_thread.done = bool(openmp.lib_controllers)
 
 
-def request_frame(records: list, columns: dict | None, features: list[str], rules: RequestRules) -> pd.DataFrame:
+def request_frame(
+    records: list, columns: dict | None, features: list[str], rules: RequestRules
+) -> pd.DataFrame:
     """The model's input frame: from the checked columns when they hold every feature, else from the records;
     the same frame either way (numerical features float64, NaN for null)."""
     if columns is not None and all(c in columns for c in features):
@@ -132,8 +145,9 @@ def _error(status: int, rule: str, detail: list | None = None, field_: str = "<b
     return JSONResponse(status_code=status, content={"detail": detail or [{"field": field_, "rule": rule}]})
 
 
-def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
-               watch_alias: str | None = CHAMPION) -> FastAPI:
+def create_app(
+    client, params, ref: str, log: PredictionLog, cfg: ServeConfig, watch_alias: str | None = CHAMPION
+) -> FastAPI:
     """The service; `watch_alias` (when serving an alias) is polled for hot swaps."""
     name = params.model.name
     state: dict = {"served": None, "load_error": None}
@@ -164,7 +178,9 @@ def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
             except Exception as exc:  # noqa: BLE001
                 refused.add(version)
                 metrics.swaps.labels("refused").inc()
-                event("hot_swap_refused", model=name, version=version, error=str(exc).splitlines()[0], level=40)
+                event(
+                    "hot_swap_refused", model=name, version=version, error=str(exc).splitlines()[0], level=40
+                )
                 continue
             state["served"] = candidate
             metrics.swaps.labels("swapped").inc()
@@ -175,7 +191,8 @@ def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         load(ref)
-        one_openmp_thread()  # on the event loop's thread, where /predict runs: paid here, not by the first request
+        # on the event loop's thread, where /predict runs: paid here, not by the first request
+        one_openmp_thread()
         watcher = threading.Thread(target=watch, name="champion-watch", daemon=True) if watch_alias else None
         if watcher:
             watcher.start()
@@ -184,8 +201,11 @@ def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
         log.close()
         event("prediction_log_closed", written=log.written, errors=len(log.errors))
 
-    app = FastAPI(title="mlpipe model service", lifespan=lifespan,
-                  description="Predictions from the champion model, checked against the training profile.")
+    app = FastAPI(
+        title="mlpipe model service",
+        lifespan=lifespan,
+        description="Predictions from the champion model, checked against the training profile.",
+    )
     app.state.mlpipe = state
     app.state.log = log
 
@@ -198,16 +218,26 @@ def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
     @app.get("/ready")
     def ready():
         if state["served"] is None:
-            return JSONResponse(status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"})
+            return JSONResponse(
+                status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"}
+            )
         return {"ready": True, "model_version": state["served"].version}
 
     @app.get("/model")
     def model_info():
         served = state["served"]
         if served is None:
-            return JSONResponse(status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"})
-        return {**served.info, **health_of(client, served), "threshold": cfg.threshold, "features": cfg.features,
-                "input_example": input_example(served.profile, cfg.features), "max_records": cfg.max_records}
+            return JSONResponse(
+                status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"}
+            )
+        return {
+            **served.info,
+            **health_of(client, served),
+            "threshold": cfg.threshold,
+            "features": cfg.features,
+            "input_example": input_example(served.profile, cfg.features),
+            "max_records": cfg.max_records,
+        }
 
     @app.get("/metrics")
     def prometheus():
@@ -218,7 +248,10 @@ def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
         t0 = time.perf_counter()
         served = state["served"]
         if served is None:
-            return JSONResponse(status_code=503, content={"detail": [{"field": "<model>", "rule": state["load_error"] or "loading"}]})
+            return JSONResponse(
+                status_code=503,
+                content={"detail": [{"field": "<model>", "rule": state["load_error"] or "loading"}]},
+            )
         body = await request.body()
         if len(body) > cfg.max_bytes:
             return _error(413, f"payload of {len(body)} bytes is over the limit of {cfg.max_bytes}")
@@ -230,7 +263,9 @@ def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
         if not isinstance(records, list) or not records:
             return _error(422, "records must be a non-empty list of objects", field_="records")
         if len(records) > cfg.max_records:
-            return _error(413, f"{len(records)} records, over the limit of {cfg.max_records}", field_="records")
+            return _error(
+                413, f"{len(records)} records, over the limit of {cfg.max_records}", field_="records"
+            )
         problems, flags, columns = checked_columns(records, served.rules)
         if problems:
             for p in problems:
@@ -242,16 +277,33 @@ def create_app(client, params, ref: str, log: PredictionLog, cfg: ServeConfig,
         classes = (proba >= cfg.threshold).astype(int)
         request_id = uuid.uuid4().hex
         latency_ms = round((time.perf_counter() - t0) * 1000, 3)
-        log.append_later(partial(log_rows, request_id, records, proba, classes, flags, served.name, served.version,
-                                 latency_ms, ts=time.time()))
+        log.append_later(
+            partial(
+                log_rows,
+                request_id,
+                records,
+                proba,
+                classes,
+                flags,
+                served.name,
+                served.version,
+                latency_ms,
+                ts=time.time(),
+            )
+        )
         values, first, counts = np.unique(classes, return_index=True, return_counts=True)
         for k in np.argsort(first):  # in order of appearance, as one increment per row did
             metrics.predictions.labels(str(int(values[k]))).inc(int(counts[k]))
         # JSON types only: FastAPI's encoder walk (~1 ms per 1k rows) would give back the same content.
-        return JSONResponse({"request_id": request_id, "model": {"name": served.name, "version": served.version,
-                                                                 "run_id": served.run_id},
-                             "predictions": classes.tolist(), "probabilities": np.round(proba, 6).tolist(),
-                             "flags": flags})
+        return JSONResponse(
+            {
+                "request_id": request_id,
+                "model": {"name": served.name, "version": served.version, "run_id": served.run_id},
+                "predictions": classes.tolist(),
+                "probabilities": np.round(proba, 6).tolist(),
+                "flags": flags,
+            }
+        )
 
     @app.post("/feedback")
     async def feedback(request: Request):

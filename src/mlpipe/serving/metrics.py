@@ -12,13 +12,28 @@ from starlette.datastructures import URL
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter("mlpipe_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("mlpipe_request_latency_seconds", "Request latency by endpoint", ["endpoint"],
-                                 registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        self.predictions = Counter("mlpipe_predictions", "Predictions by class", ["cls"], registry=self.registry)
-        self.failures = Counter("mlpipe_validation_failures", "Refused fields by rule", ["rule"], registry=self.registry)
-        self.swaps = Counter("mlpipe_model_swaps", "Hot swaps by outcome", ["outcome"], registry=self.registry)
+        self.requests = Counter(
+            "mlpipe_requests",
+            "HTTP requests by endpoint and status",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlpipe_request_latency_seconds",
+            "Request latency by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.predictions = Counter(
+            "mlpipe_predictions", "Predictions by class", ["cls"], registry=self.registry
+        )
+        self.failures = Counter(
+            "mlpipe_validation_failures", "Refused fields by rule", ["rule"], registry=self.registry
+        )
+        self.swaps = Counter(
+            "mlpipe_model_swaps", "Hot swaps by outcome", ["outcome"], registry=self.registry
+        )
 
 
 class CountRequests:

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
-    "predictions", METADATA,
+    "predictions",
+    METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("request_id", sa.String(64), nullable=False, index=True),
     sa.Column("row", sa.Integer, nullable=False),
@@ -32,7 +33,8 @@ PREDICTIONS = sa.Table(
     sa.Column("flags", sa.Text, nullable=False),
 )
 FEEDBACK = sa.Table(
-    "feedback", METADATA,
+    "feedback",
+    METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("request_id", sa.String(64), nullable=False, index=True),
     sa.Column("row", sa.Integer, nullable=False),
@@ -66,7 +68,8 @@ class PredictionLog:
 
     def append_later(self, make_rows: Callable[[], list[dict]]) -> None:
         """Queue the rows `make_rows()` builds, called on the writer thread: the request path hands its data
-        over and answers (building and serialising 1k rows costs ~5 ms). A failure there is kept in `errors`."""
+        over and answers (building and serialising 1k rows costs ~5 ms).
+        A failure there is kept in `errors`."""
         self._queue.put(make_rows)
 
     def flush(self, timeout_s: float = 10) -> bool:
@@ -82,7 +85,8 @@ class PredictionLog:
         while not stop:
             try:
                 item = self._queue.get(timeout=self._flush_s)
-                # Rows wait up to flush_s for company (unless a batch fills, a flush or the stop comes): single-row
+                # Rows wait up to flush_s for company
+                # (unless a batch fills, a flush or the stop comes): single-row
                 # requests then share a transaction instead of paying one each (~1 ms of the writer's CPU).
                 deadline = time.monotonic() + self._flush_s
                 while True:
@@ -94,7 +98,9 @@ class PredictionLog:
                         try:
                             pending += item()
                         except Exception as exc:  # noqa: BLE001 - the writer keeps going; the reason is kept
-                            self.errors.append(f"building log rows: {type(exc).__name__}: {exc}".splitlines()[0])
+                            self.errors.append(
+                                f"building log rows: {type(exc).__name__}: {exc}".splitlines()[0]
+                            )
                     else:
                         pending += item
                     if stop or waiters or len(pending) >= self._batch:
@@ -122,7 +128,7 @@ class PredictionLog:
             except sa.exc.OperationalError as exc:  # a locked SQLite file, a dropped connection: retry
                 if attempt == 4:
                     self.errors.append(str(exc).splitlines()[0])
-                time.sleep(0.1 * 2 ** attempt)
+                time.sleep(0.1 * 2**attempt)
 
     def close(self, timeout_s: float = 30) -> None:
         """Write everything queued, then stop the writer."""
@@ -133,28 +139,56 @@ class PredictionLog:
     def add_feedback(self, request_id: str, labels: list[int]) -> int:
         """Attach ground-truth labels (one per row of the request, in order); returns rows matched."""
         with self.engine.begin() as conn:
-            known = conn.execute(sa.select(sa.func.count()).select_from(PREDICTIONS)
-                                 .where(PREDICTIONS.c.request_id == request_id)).scalar_one()
+            known = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(PREDICTIONS)
+                .where(PREDICTIONS.c.request_id == request_id)
+            ).scalar_one()
             if known == 0:
                 return 0
             now = time.time()
-            conn.execute(FEEDBACK.insert(), [{"request_id": request_id, "row": i, "label": int(v), "ts": now}
-                                             for i, v in enumerate(labels[:known])])
+            conn.execute(
+                FEEDBACK.insert(),
+                [
+                    {"request_id": request_id, "row": i, "label": int(v), "ts": now}
+                    for i, v in enumerate(labels[:known])
+                ],
+            )
             return min(known, len(labels))
 
 
-def log_rows(request_id: str, records: list[dict], proba, predictions, flags: list[dict], model_name: str,
-             model_version: str, latency_ms: float, ts: float | None = None) -> list[dict]:
+def log_rows(
+    request_id: str,
+    records: list[dict],
+    proba,
+    predictions,
+    flags: list[dict],
+    model_name: str,
+    model_version: str,
+    latency_ms: float,
+    ts: float | None = None,
+) -> list[dict]:
     """The log rows of one answered request (pure; `ts` is the answer's time, now by default)."""
     now = time.time() if ts is None else ts
     by_row: dict[int, list[dict]] = {}
     for f in flags:
         by_row.setdefault(f["record"], []).append(f)
     inputs = inputs_json(records)
-    return [{"request_id": request_id, "row": i, "ts": now, "model_name": model_name, "model_version": model_version,
-             "latency_ms": latency_ms, "inputs": inputs[i], "proba": float(p), "prediction": int(c),
-             "flags": json.dumps(by_row[i]) if i in by_row else "[]"}
-            for i, (p, c) in enumerate(zip(proba, predictions, strict=True))]
+    return [
+        {
+            "request_id": request_id,
+            "row": i,
+            "ts": now,
+            "model_name": model_name,
+            "model_version": model_version,
+            "latency_ms": latency_ms,
+            "inputs": inputs[i],
+            "proba": float(p),
+            "prediction": int(c),
+            "flags": json.dumps(by_row[i]) if i in by_row else "[]",
+        }
+        for i, (p, c) in enumerate(zip(proba, predictions, strict=True))
+    ]
 
 
 _SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # what json.dumps(x, sort_keys=True) builds per call
@@ -165,8 +199,9 @@ def inputs_json(records: list) -> list[str]:
     encoded in one pass and cut between objects (half the time of one call per record)."""
     if records and all(type(r) is dict and r for r in records):
         whole = _SORTED_JSON(records)
-        # Between two objects of the list the text is `}, {"`, which no JSON string can hold (a quote inside one
-        # is escaped); only nested lists of objects add more, and then the count tells and the records go one by one.
+        # Between two objects of the list the text is `}, {"`, which no JSON string can hold (a quote
+        # inside one is escaped); only nested lists of objects add more, and then the count tells and the
+        # records go one by one.
         parts = whole[3:-2].split('}, {"')
         if len(parts) == len(records):
             return ['{"' + part + "}" for part in parts]

@@ -63,13 +63,27 @@ def _short(value: object) -> object:
 def check_record(i: int, record: object, rules: RequestRules) -> tuple[list[Problem], list[dict]]:
     """(problems that refuse the record, flags for accepted out-of-training-range values)."""
     if not isinstance(record, dict):
-        return [Problem(i, "<record>", _short(str(record)), "must be a JSON object of feature: value", "not_an_object")], []
+        return [
+            Problem(
+                i, "<record>", _short(str(record)), "must be a JSON object of feature: value", "not_an_object"
+            )
+        ], []
     problems, flags = [], []
     for name in sorted(set(record) - set(rules.fields)):
-        problems.append(Problem(i, name, _short(record[name]), "unknown field (not a model feature)", "unknown_field"))
+        problems.append(
+            Problem(i, name, _short(record[name]), "unknown field (not a model feature)", "unknown_field")
+        )
     for name in rules.fields:
         if name not in record:
-            problems.append(Problem(i, name, None, "missing field (send null for an unknown value where allowed)", "missing_field"))
+            problems.append(
+                Problem(
+                    i,
+                    name,
+                    None,
+                    "missing field (send null for an unknown value where allowed)",
+                    "missing_field",
+                )
+            )
             continue
         value = record[name]
         if value is None:
@@ -78,27 +92,45 @@ def check_record(i: int, record: object, rules: RequestRules) -> tuple[list[Prob
             continue
         if name in rules.categorical:
             if not isinstance(value, str):
-                problems.append(Problem(i, name, _short(value), "wrong type: expected a string", "wrong_type"))
+                problems.append(
+                    Problem(i, name, _short(value), "wrong type: expected a string", "wrong_type")
+                )
             elif value not in rules.categorical[name]:
-                problems.append(Problem(i, name, _short(value), "category never seen in training", "unseen_category"))
+                problems.append(
+                    Problem(i, name, _short(value), "category never seen in training", "unseen_category")
+                )
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             problems.append(Problem(i, name, _short(value), "wrong type: expected a number", "wrong_type"))
             continue
-        if isinstance(value, float) and not math.isfinite(value):  # an int always is (and may be too big for a float)
+        if isinstance(value, float) and not math.isfinite(
+            value
+        ):  # an int always is (and may be too big for a float)
             problems.append(Problem(i, name, str(value), "not a finite number (NaN/Infinity)", "not_finite"))
             continue
         lo, hi = rules.physical.get(name, (None, None))
         if lo is not None and value < lo:
-            problems.append(Problem(i, name, value, f"below min {lo} (physically impossible)", "physically_impossible"))
+            problems.append(
+                Problem(i, name, value, f"below min {lo} (physically impossible)", "physically_impossible")
+            )
             continue
         if hi is not None and value > hi:
-            problems.append(Problem(i, name, value, f"above max {hi} (physically impossible)", "physically_impossible"))
+            problems.append(
+                Problem(i, name, value, f"above max {hi} (physically impossible)", "physically_impossible")
+            )
             continue
         tmin, tmax = rules.numerical[name]
         if (tmin is not None and value < tmin) or (tmax is not None and value > tmax):
-            flags.append({"record": i, "field": name, "value": value, "training_min": tmin, "training_max": tmax,
-                          "rule": "outside the training range (accepted)"})
+            flags.append(
+                {
+                    "record": i,
+                    "field": name,
+                    "value": value,
+                    "training_min": tmin,
+                    "training_max": tmax,
+                    "rule": "outside the training range (accepted)",
+                }
+            )
     return problems, flags
 
 
@@ -126,7 +158,7 @@ def checked_columns(records: list, rules: RequestRules) -> tuple[list[dict], lis
 
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
-_EXACT_INT = 2.0 ** 53  # ints at or beyond this may round as float64: their comparisons go to check_record
+_EXACT_INT = 2.0**53  # ints at or beyond this may round as float64: their comparisons go to check_record
 
 
 def _plain_columns(records: list, rules: RequestRules) -> tuple[list[dict], dict] | None:
@@ -171,8 +203,20 @@ def _plain_columns(records: list, rules: RequestRules) -> tuple[list[dict], dict
             if tmax is not None:
                 outside |= arr > tmax
             for i in np.flatnonzero(outside).tolist():
-                found.append((i, pos, {"record": i, "field": name, "value": records[i][name], "training_min": tmin,
-                                       "training_max": tmax, "rule": "outside the training range (accepted)"}))
+                found.append(
+                    (
+                        i,
+                        pos,
+                        {
+                            "record": i,
+                            "field": name,
+                            "value": records[i][name],
+                            "training_min": tmin,
+                            "training_max": tmax,
+                            "rule": "outside the training range (accepted)",
+                        },
+                    )
+                )
             columns[name] = arr
     except (TypeError, ValueError, OverflowError):  # an unhashable category, a number too big for a float
         return None

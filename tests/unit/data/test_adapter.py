@@ -9,12 +9,20 @@ import pandas as pd
 import pytest
 
 from mlpipe.data.adapters import get_adapter
-from mlpipe.data.adapters.nycflights13 import LATE_MINUTES, WEATHER_COLUMNS, coverage, load_period, shape_flights
+from mlpipe.data.adapters.nycflights13 import (
+    LATE_MINUTES,
+    WEATHER_COLUMNS,
+    coverage,
+    load_period,
+    shape_flights,
+)
 
 
 def _flights(rows: list[tuple]) -> pd.DataFrame:
     """Flights as the CSV has them: (month, day, carrier, flight, origin, dest, arr_delay, time_hour)."""
-    df = pd.DataFrame(rows, columns=["month", "day", "carrier", "flight", "origin", "dest", "arr_delay", "time_hour"])
+    df = pd.DataFrame(
+        rows, columns=["month", "day", "carrier", "flight", "origin", "dest", "arr_delay", "time_hour"]
+    )
     df.insert(0, "year", 2013)
     df["distance"] = 1000
     df["hour"] = 5
@@ -25,26 +33,37 @@ def _flights(rows: list[tuple]) -> pd.DataFrame:
 def _weather(rows: list[tuple]) -> pd.DataFrame:
     """Weather readings: (origin, time_hour, temp, wind_speed); other readings constant."""
     df = pd.DataFrame(rows, columns=["origin", "time_hour", "temp", "wind_speed"])
-    for col, value in {"dewp": 20.0, "humid": 60.0, "wind_dir": 270.0, "wind_gust": np.nan, "precip": 0.0,
-                       "pressure": 1012.0, "visib": 10.0}.items():
+    for col, value in {
+        "dewp": 20.0,
+        "humid": 60.0,
+        "wind_dir": 270.0,
+        "wind_gust": np.nan,
+        "precip": 0.0,
+        "pressure": 1012.0,
+        "visib": 10.0,
+    }.items():
         df[col] = value
     assert set(df.columns) == {"origin", "time_hour", *WEATHER_COLUMNS}  # the columns the adapter reads
     return df
 
 
-FLIGHTS = _flights([
-    (1, 2, "UA", 20, "LGA", "IAH", 30.0, "2013-01-02T15:00:00Z"),
-    (1, 1, "UA", 10, "EWR", "IAH", 15.0, "2013-01-01T10:00:00Z"),
-    (1, 1, "AA", 11, "JFK", "MIA", 16.0, "2013-01-01T10:00:00Z"),
-    (1, 1, "DL", 12, "JFK", "ATL", np.nan, "2013-01-01T11:00:00Z"),  # cancelled: never arrived
-    (1, 1, "AA", 5, "JFK", "LAX", -4.0, "2013-01-01T11:00:00Z"),
-])
-WEATHER = _weather([
-    ("EWR", "2013-01-01T10:00:00Z", 39.0, 10.0),
-    ("JFK", "2013-01-01T10:00:00Z", 41.0, 1042.0),  # instrument fault
-    ("JFK", "2013-01-01T11:00:00Z", 42.0, 12.0),
-    ("LGA", "2013-01-01T10:00:00Z", 35.0, 5.0),  # no LGA reading at the flight's hour
-])
+FLIGHTS = _flights(
+    [
+        (1, 2, "UA", 20, "LGA", "IAH", 30.0, "2013-01-02T15:00:00Z"),
+        (1, 1, "UA", 10, "EWR", "IAH", 15.0, "2013-01-01T10:00:00Z"),
+        (1, 1, "AA", 11, "JFK", "MIA", 16.0, "2013-01-01T10:00:00Z"),
+        (1, 1, "DL", 12, "JFK", "ATL", np.nan, "2013-01-01T11:00:00Z"),  # cancelled: never arrived
+        (1, 1, "AA", 5, "JFK", "LAX", -4.0, "2013-01-01T11:00:00Z"),
+    ]
+)
+WEATHER = _weather(
+    [
+        ("EWR", "2013-01-01T10:00:00Z", 39.0, 10.0),
+        ("JFK", "2013-01-01T10:00:00Z", 41.0, 1042.0),  # instrument fault
+        ("JFK", "2013-01-01T11:00:00Z", 42.0, 12.0),
+        ("LGA", "2013-01-01T10:00:00Z", 35.0, 5.0),  # no LGA reading at the flight's hour
+    ]
+)
 
 
 @pytest.fixture
@@ -120,7 +139,12 @@ def test_coverage_is_the_year_2013_in_utc():
 def test_first_days_of_the_real_dataset(params):
     df = load_period(date(2013, 1, 1), date(2013, 1, 3))
     assert len(df) > 1000
-    needed = {*params.features.columns, *params.features.leakage, params.dataset.target, params.dataset.time_column}
+    needed = {
+        *params.features.columns,
+        *params.features.leakage,
+        params.dataset.target,
+        params.dataset.time_column,
+    }
     assert needed <= set(df.columns)
     assert set(df["late"].unique()) <= {0, 1}
     assert df["late"].nunique() == 2

@@ -1,4 +1,5 @@
-"""Data batches: periods are cut by label, files are written byte-for-byte the same, splits never leak time."""
+"""Data batches: periods are cut by label, files are written byte-for-byte the same, splits never leak
+time."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def _timed(stamps: list[str]) -> pd.DataFrame:
 
 
 def test_month_batches_are_labelled_by_their_first_day():
-    df = _timed(["2013-02-03 10:00", "2013-01-31 23:00", "2013-02-01 00:00", "2013-01-01 05:00", "2013-03-15 12:00"])
+    df = _timed(
+        ["2013-02-03 10:00", "2013-01-31 23:00", "2013-02-01 00:00", "2013-01-01 05:00", "2013-03-15 12:00"]
+    )
     parts = partition_by_period(df, "time_hour", "month")
     assert list(parts) == ["2013-01-01", "2013-02-01", "2013-03-01"]
     # Each batch keeps the incoming row order and gets a fresh index.
@@ -51,7 +54,9 @@ def test_week_batches_use_iso_weeks_across_the_new_year():
 
 
 def test_period_labels_are_zero_padded_so_names_sort_in_time_order():
-    labels = period_label(pd.Series(pd.to_datetime(["2013-01-07", "2013-03-04", "2013-11-30"], utc=True)), "week")
+    labels = period_label(
+        pd.Series(pd.to_datetime(["2013-01-07", "2013-03-04", "2013-11-30"], utc=True)), "week"
+    )
     assert labels.tolist() == ["2013-01-07", "2013-03-04", "2013-11-25"]
     assert labels.tolist() == sorted(labels.tolist())
 
@@ -60,8 +65,12 @@ def test_period_labels_are_zero_padded_so_names_sort_in_time_order():
 def test_rows_without_a_time_are_refused_not_lost_or_filed_under_na(freq):
     # A row with no timestamp belongs to no period: bootstrap must say so, not drop it (month)
     # or write it to a "batch-<NA>-W<NA>" file (week), which validation would never see as wrong.
-    df = pd.DataFrame({"time_hour": pd.to_datetime(["2013-01-01 10:00", None, "2013-02-01 10:00"], utc=True),
-                       "row": [0, 1, 2]})
+    df = pd.DataFrame(
+        {
+            "time_hour": pd.to_datetime(["2013-01-01 10:00", None, "2013-02-01 10:00"], utc=True),
+            "row": [0, 1, 2],
+        }
+    )
     with pytest.raises(ValueError, match="time_hour"):
         partition_by_period(df, "time_hour", freq)
 
@@ -127,7 +136,9 @@ def test_materialised_period_is_one_file_per_month(tmp_path, make_frame):
         asked.append((start, end))
         return source
 
-    written = materialise_period(load_period, date(2013, 1, 1), date(2013, 3, 1), tmp_path, "time_hour", "month")
+    written = materialise_period(
+        load_period, date(2013, 1, 1), date(2013, 3, 1), tmp_path, "time_hour", "month"
+    )
     assert asked == [(date(2013, 1, 1), date(2013, 3, 1))]
     assert [p.name for p in written] == ["batch-2013-01-01.parquet", "batch-2013-02-01.parquet"]
     pd.testing.assert_frame_equal(read_data_dir(tmp_path), source)

@@ -53,13 +53,17 @@ def test_rows_already_in_data_are_refused_as_duplicates(make_frame, params):
 
 def test_schema_violations_name_the_batch(flights, params):
     violations, _ = check_batch(flights.assign(hour=99), params, {}, set(), "bad.parquet")
-    assert [v.message() for v in violations] == ["bad.parquet: hour: above max 23.0: 12 offending (e.g. 99.0)"]
+    assert [v.message() for v in violations] == [
+        "bad.parquet: hour: above max 23.0: 12 offending (e.g. 99.0)"
+    ]
 
 
 def test_quarantine_moves_the_file_beside_a_report_and_never_overwrites(tmp_path):
     landing, qdir = tmp_path / "landing", tmp_path / "quarantine"
     landing.mkdir()
-    verdict = BatchVerdict(landing / "b.parquet", 3, [Violation("hour", "above max 23.0", 3, ("99",), "b.parquet")])
+    verdict = BatchVerdict(
+        landing / "b.parquet", 3, [Violation("hour", "above max 23.0", 3, ("99",), "b.parquet")]
+    )
     for n in range(2):
         (landing / "b.parquet").write_text(f"payload {n}")
         dest = quarantine(landing / "b.parquet", qdir, verdict)
@@ -67,7 +71,12 @@ def test_quarantine_moves_the_file_beside_a_report_and_never_overwrites(tmp_path
         assert dest.read_text() == f"payload {n}"
         report = dest.with_name(dest.name + ".report.md").read_text()
         assert "| b.parquet | hour | above max 23.0 | 3 | 99 |" in report
-    assert sorted(p.name for p in qdir.iterdir()) == ["b.1.parquet", "b.1.parquet.report.md", "b.parquet", "b.parquet.report.md"]
+    assert sorted(p.name for p in qdir.iterdir()) == [
+        "b.1.parquet",
+        "b.1.parquet.report.md",
+        "b.parquet",
+        "b.parquet.report.md",
+    ]
     assert not verdict.accepted and BatchVerdict(landing / "x", 1).accepted
 
 
@@ -108,10 +117,22 @@ def test_release_writes_the_period_after_the_latest_row(flights, tmp_path):
 
     def load_period(start, end):
         asked.append((start, end))
-        return flights.assign(time_hour=pd.date_range("2013-04-01 10:00", periods=len(flights), freq="h", tz="UTC"))
+        return flights.assign(
+            time_hour=pd.date_range("2013-04-01 10:00", periods=len(flights), freq="h", tz="UTC")
+        )
 
-    dest = release_next_period(load_period, pd.Timestamp("2013-03-31 23:00", tz="UTC"), "time_hour", "month", tmp_path)
+    dest = release_next_period(
+        load_period, pd.Timestamp("2013-03-31 23:00", tz="UTC"), "time_hour", "month", tmp_path
+    )
     assert asked == [(date(2013, 4, 1), date(2013, 5, 1))]
     assert dest.name == "batch-2013-04-01.parquet" and len(pd.read_parquet(dest)) == len(flights)
-    assert release_next_period(lambda s, e: flights.head(0), pd.Timestamp("2014-01-01", tz="UTC"), "time_hour",
-                               "month", tmp_path / "none") is None
+    assert (
+        release_next_period(
+            lambda s, e: flights.head(0),
+            pd.Timestamp("2014-01-01", tz="UTC"),
+            "time_hour",
+            "month",
+            tmp_path / "none",
+        )
+        is None
+    )

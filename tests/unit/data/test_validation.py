@@ -101,7 +101,9 @@ def test_null_rate_at_the_maximum_is_allowed(make_frame, params):
 
 
 def test_null_rate_rule_judges_counts_over_all_rows():
-    assert null_rate_violations({"a": 2, "b": 1}, 3, 0.5) == [Violation("a", "null rate 0.667 above max 0.5", 2)]
+    assert null_rate_violations({"a": 2, "b": 1}, 3, 0.5) == [
+        Violation("a", "null rate 0.667 above max 0.5", 2)
+    ]
     assert null_rate_violations({"a": 0, "b": 0}, 0, 0.0) == []
 
 
@@ -119,7 +121,9 @@ def test_chunked_validation_reports_what_the_whole_frame_does(flights, params):
 
 def test_chunked_validation_counts_a_missing_column_once(flights, params):
     df = flights.drop(columns=["dest"])
-    assert validate_chunks([df.iloc[:5], df.iloc[5:]], params) == [Violation("dest", "required column is missing", 1)]
+    assert validate_chunks([df.iloc[:5], df.iloc[5:]], params) == [
+        Violation("dest", "required column is missing", 1)
+    ]
 
 
 def test_empty_batch_is_refused(flights, params):
@@ -156,7 +160,10 @@ def test_validation_error_names_column_rule_and_count(flights, params):
 
 
 def test_violation_message_without_examples():
-    assert Violation("dest", "required column is missing", 1).message() == "dest: required column is missing: 1 offending"
+    assert (
+        Violation("dest", "required column is missing", 1).message()
+        == "dest: required column is missing: 1 offending"
+    )
 
 
 def test_violation_message_names_the_batch_it_came_from():
@@ -167,7 +174,12 @@ def test_violation_message_names_the_batch_it_came_from():
 def test_violations_serialise_as_plain_dicts():
     (d,) = violations_as_dicts([Violation("temp", "below min -60.0", 1, ("-99.0",))])
     assert isinstance(d, dict)
-    assert (d["column"], d["rule"], d["count"], tuple(d["examples"])) == ("temp", "below min -60.0", 1, ("-99.0",))
+    assert (d["column"], d["rule"], d["count"], tuple(d["examples"])) == (
+        "temp",
+        "below min -60.0",
+        1,
+        ("-99.0",),
+    )
 
 
 def test_profile_records_rows_target_rate_and_time_span(flights, params):
@@ -269,5 +281,9 @@ def test_an_empty_file_is_one_empty_chunk_whose_columns_are_still_checked(tmp_pa
 def test_split_summary_from_arrow_reads_as_the_pandas_values(make_frame, params):
     df = make_frame(20)
     summary = part_summary(pa.Table.from_pandas(df, preserve_index=False), params)
-    assert summary == {"rows": 20, "target_rate": round(float(df["late"].mean()), 6),
-                       "time_min": str(df["time_hour"].min()), "time_max": str(df["time_hour"].max())}
+    assert summary == {
+        "rows": 20,
+        "target_rate": round(float(df["late"].mean()), 6),
+        "time_min": str(df["time_hour"].min()),
+        "time_max": str(df["time_hour"].max()),
+    }

@@ -60,7 +60,9 @@ def test_saved_model_loads_and_predicts_exactly_the_same(tmp_path, hgb, xy):
 
 def test_model_file_with_a_function_outside_the_allowlist_is_refused(tmp_path):
     X = np.arange(20, dtype=float).reshape(10, 2)
-    model = Pipeline([("neg", FunctionTransformer(operator.neg)), ("lr", LogisticRegression())]).fit(X, [0, 1] * 5)
+    model = Pipeline([("neg", FunctionTransformer(operator.neg)), ("lr", LogisticRegression())]).fit(
+        X, [0, 1] * 5
+    )
     path = tmp_path / "model.skops"
     dump_model(model, path)
     with pytest.raises(ValueError) as info:
@@ -78,4 +80,3 @@ def test_model_file_is_refused_when_its_types_are_not_trusted(tmp_path, hgb):
     assert str(path) in message
     assert "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor" in message
     assert "rule: skops trusted types" in message
-

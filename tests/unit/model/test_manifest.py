@@ -13,8 +13,14 @@ from mlpipe.model.manifest import MODEL_PACKAGES, build_manifest, package_versio
 
 def test_manifest_records_how_the_model_was_made(params):
     manifest = build_manifest(
-        model_sha256="m" * 64, seed=42, params_hash="p" * 64, data_md5="d41d8.dir",
-        train_sha256="t" * 64, features=params.features, target="late", estimator="random_forest",
+        model_sha256="m" * 64,
+        seed=42,
+        params_hash="p" * 64,
+        data_md5="d41d8.dir",
+        train_sha256="t" * 64,
+        features=params.features,
+        target="late",
+        estimator="random_forest",
     )
     assert manifest["model_file"] == "model.skops"
     assert manifest["format"] == "skops"
@@ -25,7 +31,10 @@ def test_manifest_records_how_the_model_was_made(params):
     assert manifest["train_sha256"] == "t" * 64
     assert manifest["estimator"] == "random_forest"
     assert manifest["target"] == "late"
-    assert manifest["features"] == {"categorical": params.features.categorical, "numerical": params.features.numerical}
+    assert manifest["features"] == {
+        "categorical": params.features.categorical,
+        "numerical": params.features.numerical,
+    }
     assert set(MODEL_PACKAGES) <= set(manifest["packages"])
     assert manifest["trusted_types"] == list(TRUSTED_TYPES)
     json.dumps(manifest)  # written as JSON as is
@@ -43,4 +52,3 @@ def test_package_versions_of_a_package_not_installed_fail():
 
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         package_versions(("surely-not-an-installed-package",))
-

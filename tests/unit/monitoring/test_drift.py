@@ -10,7 +10,9 @@ from mlpipe.monitoring.drift import drift_report, drift_summary, save_drift, str
 def test_shifted_batch_drifts_and_reports_render_without_a_cdn(make_frame, params, tmp_path):
     ref = make_frame(400, seed=1)
     same = make_frame(400, seed=2)
-    shifted = make_frame(400, seed=3).assign(temp=lambda d: d["temp"] + 80, distance=lambda d: d["distance"] * 3)
+    shifted = make_frame(400, seed=3).assign(
+        temp=lambda d: d["temp"] + 80, distance=lambda d: d["distance"] * 3
+    )
     calm = drift_summary(drift_report(ref, same, params.features).dict())
     html, js, hot = save_drift(drift_report(ref, shifted, params.features), tmp_path / "drift")
     # Column scores are what Evidently's method gives (a p-value on small samples, a distance on

@@ -1,4 +1,5 @@
-"""Features: the model sees exactly the configured columns, in config order and type, and never a leaky one."""
+"""Features: the model sees exactly the configured columns, in config order and type, and never a
+leaky one."""
 
 from __future__ import annotations
 
@@ -13,8 +14,25 @@ def test_only_configured_columns_are_kept_in_config_order(flights, params):
     shuffled = flights[list(reversed(flights.columns))]
     X = select_features(shuffled, params.features)
     assert list(X.columns) == params.features.columns
-    assert list(X.columns) == ["carrier", "origin", "dest", "distance", "hour", "minute", "weekday", "month",
-                               "day", "temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib"]
+    assert list(X.columns) == [
+        "carrier",
+        "origin",
+        "dest",
+        "distance",
+        "hour",
+        "minute",
+        "weekday",
+        "month",
+        "day",
+        "temp",
+        "dewp",
+        "humid",
+        "wind_dir",
+        "wind_speed",
+        "precip",
+        "pressure",
+        "visib",
+    ]
 
 
 def test_leakage_columns_never_reach_the_model_even_when_present(flights, params):

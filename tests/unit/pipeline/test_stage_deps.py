@@ -36,8 +36,11 @@ def imported_modules(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names
-                         if module_file(f"{node.module}.{alias.name}") is not None)
+            found.update(
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if module_file(f"{node.module}.{alias.name}") is not None
+            )
     return {m for m in found if module_file(m) is not None}
 
 
@@ -64,7 +67,8 @@ def stage_module(cmd: str) -> str:
 
 
 def deps_mismatch(stages: dict) -> dict[str, dict[str, list[str]]]:
-    """{stage: {"missing": [...], "extra": [...]}} for stages whose listed .py deps differ from the closure."""
+    """{stage: {"missing": [...], "extra": [...]}} for stages whose listed .py deps differ from the
+    closure."""
     out = {}
     for name, stage in stages.items():
         listed = {d for d in stage.get("deps", []) if d.endswith(".py")}

@@ -44,11 +44,14 @@ def test_every_combination_is_one_candidate_over_the_configured_hyperparams():
     assert base["learning_rate"] == 0.1  # the base is not modified
 
 
-@pytest.mark.parametrize("grid, message", [
-    ({}, "empty"),
-    ({"learning_rate": []}, "have no values"),
-    ({"learning_rate": [0.1, 0.1]}, "repeat a value"),
-])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ({}, "empty"),
+        ({"learning_rate": []}, "have no values"),
+        ({"learning_rate": [0.1, 0.1]}, "repeat a value"),
+    ],
+)
 def test_an_unusable_grid_is_refused_with_the_rule(params_dict, grid, message):
     params_dict["sweep"]["grid"] = grid
     with pytest.raises(ValidationError, match=message):
@@ -65,8 +68,14 @@ def test_a_project_without_a_sweep_section_still_loads(params_dict):
     assert Params.model_validate(params_dict).sweep is None
 
 
-@pytest.mark.parametrize("key, message", [("random_state", "set by mlpipe"), ("n_jobs", "set by mlpipe"),
-                                          ("learning_rat", "not hyperparameters of hist_gradient_boosting")])
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("random_state", "set by mlpipe"),
+        ("n_jobs", "set by mlpipe"),
+        ("learning_rat", "not hyperparameters of hist_gradient_boosting"),
+    ],
+)
 def test_grid_keys_the_estimator_does_not_take_or_config_owns_are_refused(params, key, message):
     with pytest.raises(ValueError, match=message):
         check_grid(params.train, params.features, {key: [1, 2]})
@@ -98,18 +107,29 @@ def test_a_validation_part_with_one_class_is_refused(params, make_frame):
 def test_a_candidate_is_fitted_as_the_train_stage_fits_and_scores_the_same_twice(params, make_frame):
     frames = training_frames(make_frame(300, seed=2), params, 0.2)
     cfg = candidate_train_cfg(params.train, {**params.train.hyperparams, "max_iter": 10, "max_leaf_nodes": 7})
-    args = (cfg, params.features, frames["X_fit"], frames["y_fit"], frames["X_val"], frames["y_val"],
-            candidate_seed(params), params.evaluate.threshold)
+    args = (
+        cfg,
+        params.features,
+        frames["X_fit"],
+        frames["y_fit"],
+        frames["X_val"],
+        frames["y_val"],
+        candidate_seed(params),
+        params.evaluate.threshold,
+    )
     a, b = score_candidate(*args), score_candidate(*args)
     assert a["metrics"] == b["metrics"] and a["metrics"]["n_test"] == 60
     assert candidate_seed(params) == params.seed + 2  # the train stage's seed
 
 
-@pytest.mark.parametrize("metric, values, best", [
-    ("roc_auc", [0.6, 0.7, 0.7, 0.65], 1),   # higher is better; ties go to the earlier candidate
-    ("log_loss", [0.4, 0.3, 0.35], 1),       # lower is better
-    ("roc_auc", [float("nan"), None, 0.5], 2),  # a failed or unscored candidate never wins
-])
+@pytest.mark.parametrize(
+    "metric, values, best",
+    [
+        ("roc_auc", [0.6, 0.7, 0.7, 0.65], 1),  # higher is better; ties go to the earlier candidate
+        ("log_loss", [0.4, 0.3, 0.35], 1),  # lower is better
+        ("roc_auc", [float("nan"), None, 0.5], 2),  # a failed or unscored candidate never wins
+    ],
+)
 def test_the_winner_is_the_best_validation_value(metric, values, best):
     assert pick_winner(values, metric) == best
 
@@ -125,13 +145,22 @@ def test_the_winner_is_written_in_place_and_every_comment_is_kept(params_path):
     changed = [(a, b) for a, b in zip(text.splitlines(), out.splitlines(), strict=True) if a != b]
     assert [b.strip() for _, b in changed] == ["learning_rate: 0.05", "max_leaf_nodes: 63"]
     doc = yaml.safe_load(out)
-    assert doc["train"]["hyperparams"]["learning_rate"] == 0.05 and doc["sweep"]["grid"]["learning_rate"] == [0.05, 0.1, 0.2]
-    assert [line for line in text.splitlines() if "#" in line] == [line for line in out.splitlines() if "#" in line]
+    assert doc["train"]["hyperparams"]["learning_rate"] == 0.05 and doc["sweep"]["grid"]["learning_rate"] == [
+        0.05,
+        0.1,
+        0.2,
+    ]
+    assert [line for line in text.splitlines() if "#" in line] == [
+        line for line in out.splitlines() if "#" in line
+    ]
 
 
 def test_an_inline_comment_keeps_its_column_and_a_new_key_joins_the_block():
-    text = ("seed: 1\ntrain:\n  estimator: hist_gradient_boosting\n  hyperparams:   # tuned by mlpipe sweep\n"
-            "    learning_rate: 0.1     # step size\n    max_iter: 200\n\n  n_jobs: 1\nother:\n  learning_rate: 9\n")
+    text = (
+        "seed: 1\ntrain:\n  estimator: hist_gradient_boosting\n  hyperparams:   # tuned by mlpipe sweep\n"
+        "    learning_rate: 0.1     # step size\n    max_iter: 200\n\n"
+        "  n_jobs: 1\nother:\n  learning_rate: 9\n"
+    )
     out = set_hyperparams_text(text, {"learning_rate": 0.25, "max_depth": 6})
     lines = out.splitlines()
     assert lines[4] == "    learning_rate: 0.25    # step size"
@@ -162,11 +191,25 @@ def _project(tmp_path, params_path, make_frame, *, data_md5="abc.dir"):
     make_frame(50).to_parquet(paths.train_split)
     payload = paths.train_split.read_bytes()
     raw = yaml.safe_load(params_path.read_text())
-    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"stages": {"split": {
-        "params": {"params.yaml": {"seed": raw["seed"], "split": raw["split"]}},
-        "outs": [{"path": "artifacts/split/train.parquet", "md5": hashlib.md5(payload).hexdigest()}]}}}))
-    paths.split_record.write_text(json.dumps({"data_md5": "abc.dir", "parts": {"train": {
-        "sha256": hashlib.sha256(payload).hexdigest()}}}))
+    (tmp_path / "dvc.lock").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "split": {
+                        "params": {"params.yaml": {"seed": raw["seed"], "split": raw["split"]}},
+                        "outs": [
+                            {"path": "artifacts/split/train.parquet", "md5": hashlib.md5(payload).hexdigest()}
+                        ],
+                    }
+                }
+            }
+        )
+    )
+    paths.split_record.write_text(
+        json.dumps(
+            {"data_md5": "abc.dir", "parts": {"train": {"sha256": hashlib.sha256(payload).hexdigest()}}}
+        )
+    )
     return paths
 
 
@@ -185,8 +228,12 @@ def test_a_split_of_other_data_or_other_bytes_or_other_params_is_refused(tmp_pat
     with pytest.raises(SnapshotMismatch, match="dvc.lock records"):
         read_verified_train(paths)
     paths = _project(tmp_path / "c", params_path, make_frame)
-    (paths.root / "params.yaml").write_text(params_path.read_text().replace("test_fraction: 0.2", "test_fraction: 0.3"))
-    assert stale_split_params(paths.root / "dvc.lock", yaml.safe_load((paths.root / "params.yaml").read_text())) == ["split"]
+    (paths.root / "params.yaml").write_text(
+        params_path.read_text().replace("test_fraction: 0.2", "test_fraction: 0.3")
+    )
+    assert stale_split_params(
+        paths.root / "dvc.lock", yaml.safe_load((paths.root / "params.yaml").read_text())
+    ) == ["split"]
     with pytest.raises(SnapshotMismatch, match=r"other params than params.yaml's \['split'\]"):
         read_verified_train(paths)
 
@@ -197,7 +244,10 @@ def test_workers_on_another_machine_without_a_shared_prefect_server_are_refused(
     from flows.sweep import workers_reach_prefect
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        with pytest.raises(ValueError, match="need a shared Prefect server"), workers_reach_prefect("tcp://10.0.0.5:8786"):
+        with (
+            pytest.raises(ValueError, match="need a shared Prefect server"),
+            workers_reach_prefect("tcp://10.0.0.5:8786"),
+        ):
             pass
     with temporary_settings(updates={PREFECT_API_URL: "http://prefect.team:4200/api"}):
         with workers_reach_prefect("tcp://10.0.0.5:8786") as url:  # a shared server: used as it is

@@ -69,4 +69,3 @@ def test_gradient_boosting_treats_the_categoricals_natively(params):
     assert est.categorical_features == [0, 1, 2]
     assert est.random_state == 5
     assert est.max_iter == 200  # hyperparams from params.yaml reach the estimator
-

@@ -1,4 +1,5 @@
-"""The pure parts of reproduce/diff: parsing the record, refusals, the verdict table, the differential report."""
+"""The pure parts of reproduce/diff: parsing the record, refusals, the verdict table, the differential
+report."""
 
 from __future__ import annotations
 
@@ -10,19 +11,33 @@ import pytest
 
 from mlpipe.errors import Refused
 from mlpipe.registry.refs import MODEL_REF
-from mlpipe.registry.reproduce import Recorded, Row, Verdict, compare, recorded_from_run, refusal, render_table
+from mlpipe.registry.reproduce import (
+    Recorded,
+    Row,
+    Verdict,
+    compare,
+    recorded_from_run,
+    refusal,
+    render_table,
+)
 from mlpipe.release.diff import compare_models, render_diff
 
 TAGS = {
-    "mlpipe.git_commit": "a" * 40, "mlpipe.git_dirty": "false", "mlpipe.data_md5": "d" * 32 + ".dir",
-    "mlpipe.model_sha256": "m" * 64, "mlpipe.dvc.split.artifacts/split/test.parquet": "t" * 32,
-    "mlpipe.dvc.train.artifacts/model": "x" * 32 + ".dir", "mlpipe.version.scikit-learn": "1.9.1",
+    "mlpipe.git_commit": "a" * 40,
+    "mlpipe.git_dirty": "false",
+    "mlpipe.data_md5": "d" * 32 + ".dir",
+    "mlpipe.model_sha256": "m" * 64,
+    "mlpipe.dvc.split.artifacts/split/test.parquet": "t" * 32,
+    "mlpipe.dvc.train.artifacts/model": "x" * 32 + ".dir",
+    "mlpipe.version.scikit-learn": "1.9.1",
 }
 
 
 def run(tags=TAGS, metrics=None):
-    return SimpleNamespace(info=SimpleNamespace(run_id="r" * 32, experiment_id="1"),
-                           data=SimpleNamespace(tags=dict(tags), metrics=metrics or {"roc_auc": 0.7, "drift_share": 0.2}))
+    return SimpleNamespace(
+        info=SimpleNamespace(run_id="r" * 32, experiment_id="1"),
+        data=SimpleNamespace(tags=dict(tags), metrics=metrics or {"roc_auc": 0.7, "drift_share": 0.2}),
+    )
 
 
 def rec(**kw) -> Recorded:
@@ -30,17 +45,28 @@ def rec(**kw) -> Recorded:
 
 
 def reproduced(**kw) -> dict:
-    base = {"data_md5": "d" * 32 + ".dir", "model_sha256": "m" * 64, "metrics": {"roc_auc": 0.7},
-            "stage_outputs": {"split:artifacts/split/test.parquet": "t" * 32, "train:artifacts/model": "x" * 32 + ".dir"},
-            "predictions": {"identical": True, "original_sha256": "p", "reproduced_sha256": "p"},
-            "versions": {"scikit-learn": "1.9.1"}, "data_files": {"batch-2013-01-01.parquet": ("f", "f")}}
+    base = {
+        "data_md5": "d" * 32 + ".dir",
+        "model_sha256": "m" * 64,
+        "metrics": {"roc_auc": 0.7},
+        "stage_outputs": {
+            "split:artifacts/split/test.parquet": "t" * 32,
+            "train:artifacts/model": "x" * 32 + ".dir",
+        },
+        "predictions": {"identical": True, "original_sha256": "p", "reproduced_sha256": "p"},
+        "versions": {"scikit-learn": "1.9.1"},
+        "data_files": {"batch-2013-01-01.parquet": ("f", "f")},
+    }
     return base | kw
 
 
 def test_record_is_read_from_the_run_tags():
     r = rec()
     assert r.commit == "a" * 40 and not r.dirty and r.data_md5.endswith(".dir")
-    assert r.stage_outputs == {"split:artifacts/split/test.parquet": "t" * 32, "train:artifacts/model": "x" * 32 + ".dir"}
+    assert r.stage_outputs == {
+        "split:artifacts/split/test.parquet": "t" * 32,
+        "train:artifacts/model": "x" * 32 + ".dir",
+    }
     assert r.versions == {"scikit-learn": "1.9.1"}
 
 
@@ -49,12 +75,15 @@ def test_a_run_without_mlpipe_tags_is_refused():
         recorded_from_run(run({"mlflow.runName": "x"}))
 
 
-@pytest.mark.parametrize(("tags", "exists", "says"), [
-    ({"mlpipe.git_dirty": "true"}, True, "dirty tree"),
-    ({}, False, "no longer exists"),
-    ({"mlpipe.git_commit": ""}, True, "no git commit"),
-    ({"mlpipe.data_md5": ""}, True, "no DVC data hash"),
-])
+@pytest.mark.parametrize(
+    ("tags", "exists", "says"),
+    [
+        ({"mlpipe.git_dirty": "true"}, True, "dirty tree"),
+        ({}, False, "no longer exists"),
+        ({"mlpipe.git_commit": ""}, True, "no git commit"),
+        ({"mlpipe.data_md5": ""}, True, "no DVC data hash"),
+    ],
+)
 def test_refusals_say_which_and_what_to_do(tags, exists, says):
     assert says in refusal(rec(**tags), exists)
 
@@ -74,14 +103,27 @@ def test_environment_rows_inform_but_do_not_decide():
     assert v.identical and any(r.item == "env scikit-learn" and not r.same for r in v.rows)
 
 
-@pytest.mark.parametrize(("change", "row"), [
-    ({"model_sha256": "z" * 64}, "model_sha256"),
-    ({"data_files": {"batch-2013-01-01.parquet": ("f", "g")}}, "data file batch-2013-01-01.parquet"),
-    ({"metrics": {"roc_auc": 0.69}}, "metric:roc_auc"),
-    ({"stage_outputs": {"split:artifacts/split/test.parquet": "u" * 32, "train:artifacts/model": "x" * 32 + ".dir"}},
-     "output split:artifacts/split/test.parquet"),
-    ({"predictions": {"identical": False, "original_sha256": "p", "reproduced_sha256": "q"}}, "predictions"),
-])
+@pytest.mark.parametrize(
+    ("change", "row"),
+    [
+        ({"model_sha256": "z" * 64}, "model_sha256"),
+        ({"data_files": {"batch-2013-01-01.parquet": ("f", "g")}}, "data file batch-2013-01-01.parquet"),
+        ({"metrics": {"roc_auc": 0.69}}, "metric:roc_auc"),
+        (
+            {
+                "stage_outputs": {
+                    "split:artifacts/split/test.parquet": "u" * 32,
+                    "train:artifacts/model": "x" * 32 + ".dir",
+                }
+            },
+            "output split:artifacts/split/test.parquet",
+        ),
+        (
+            {"predictions": {"identical": False, "original_sha256": "p", "reproduced_sha256": "q"}},
+            "predictions",
+        ),
+    ],
+)
 def test_one_difference_names_its_row(change, row):
     v = Verdict("x", "r", "c", "d", compare(rec(), reproduced(**change)))
     assert not v.identical and v.as_dict()["different"] == [row]
@@ -107,9 +149,19 @@ def test_differential_report_counts_flipped_predictions_and_ranks_rows():
 
 
 def test_differential_report_for_a_regressor_gives_delta_quantiles():
-    d = compare_models(np.array([1.0, 2.0]), np.array([1.5, 2.0]), False, np.array([1.0, 2.0]), 0.5,
-                       pd.DataFrame({"f": [0, 1]}))
-    assert "changed_share" not in d and d["delta_quantiles"]["1.0"] == 0.5 and d["metrics"]["mae"]["delta"] == 0.25
+    d = compare_models(
+        np.array([1.0, 2.0]),
+        np.array([1.5, 2.0]),
+        False,
+        np.array([1.0, 2.0]),
+        0.5,
+        pd.DataFrame({"f": [0, 1]}),
+    )
+    assert (
+        "changed_share" not in d
+        and d["delta_quantiles"]["1.0"] == 0.5
+        and d["metrics"]["mae"]["delta"] == 0.25
+    )
 
 
 def test_row_is_plain_data():

@@ -25,10 +25,20 @@ def model_dir(tmp_path_factory, make_frame, params):
     d = tmp_path_factory.mktemp("model")
     df = make_frame(400, seed=3)
     X, y = select_features(df, params.features), target_vector(df, params.dataset.target)
-    cfg = params.train.model_copy(update={"hyperparams": {"max_iter": 10, "max_leaf_nodes": 8, "min_samples_leaf": 10}})
+    cfg = params.train.model_copy(
+        update={"hyperparams": {"max_iter": 10, "max_leaf_nodes": 8, "min_samples_leaf": 10}}
+    )
     sha = dump_model(fit_model(cfg, params.features, X, y, seed=1), d / "model.skops")
-    manifest = build_manifest(model_sha256=sha, seed=1, params_hash="p", data_md5=None, train_sha256="t",
-                              features=params.features, target=params.dataset.target, estimator=cfg.estimator)
+    manifest = build_manifest(
+        model_sha256=sha,
+        seed=1,
+        params_hash="p",
+        data_md5=None,
+        train_sha256="t",
+        features=params.features,
+        target=params.dataset.target,
+        estimator=cfg.estimator,
+    )
     (d / "manifest.json").write_text(json.dumps(manifest))
     write_frame(df, d.parent / "sample.parquet")
     return d
@@ -62,9 +72,14 @@ def test_a_manifest_that_disagrees_with_the_recorded_hash_is_refused(model_dir):
 def test_a_major_minor_dependency_mismatch_is_refused(tmp_path):
     running = package_versions()
     recorded = dict(running, **{"scikit-learn": "0.24.2"})
-    with pytest.raises(ModelRefused, match=r"scikit-learn .* running, model built with 0.24.2 \(rule: scikit-learn major.minor"):
+    with pytest.raises(
+        ModelRefused,
+        match=r"scikit-learn .* running, model built with 0.24.2 \(rule: scikit-learn major.minor",
+    ):
         check_packages(tmp_path / "model.skops", recorded, running)
-    assert check_packages(tmp_path / "model.skops", recorded, running, allow_mismatch=True)  # allowed: a warning
+    assert check_packages(
+        tmp_path / "model.skops", recorded, running, allow_mismatch=True
+    )  # allowed: a warning
 
 
 def test_a_patch_difference_warns_only(model_dir, tmp_path, caplog):
@@ -77,7 +92,9 @@ def test_a_patch_difference_warns_only(model_dir, tmp_path, caplog):
     (d / "manifest.json").write_text(json.dumps(manifest))
     with caplog.at_level(logging.WARNING, logger="mlpipe"):
         loaded = load_model_dir(d)
-    assert len(loaded.warnings) == 1 and "numpy" in loaded.warnings[0] and "model_version_warning" in caplog.text
+    assert (
+        len(loaded.warnings) == 1 and "numpy" in loaded.warnings[0] and "model_version_warning" in caplog.text
+    )
 
 
 def test_precheck_refuses_a_model_over_the_size_budget(model_dir, params):
@@ -88,7 +105,9 @@ def test_precheck_refuses_a_model_over_the_size_budget(model_dir, params):
 
 def test_infra_probe_measures_a_real_process_and_a_latency_budget_fails(model_dir, params):
     sha = json.loads((model_dir / "manifest.json").read_text())["model_sha256"]
-    tight = params.deploy.model_copy(update={"max_p99_latency_ms": 0.0001, "single_row_requests": 20, "batch_rows": 500})
+    tight = params.deploy.model_copy(
+        update={"max_p99_latency_ms": 0.0001, "single_row_requests": 20, "batch_rows": 500}
+    )
     checks, figures = infra_check(model_dir, sha, model_dir.parent / "sample.parquet", tight)
     assert figures["cores"] == 1 and figures["peak_memory_mb"] > 10 and figures["throughput_rows_s"] > 0
     failed = [c.criterion for c in checks if not c.passed]
@@ -100,7 +119,9 @@ def test_infra_probe_reports_its_own_peak_memory_not_its_parents(model_dir, para
     started by a flow holding 8.6 GB (10M rows) reported 8.6 GB, and the gate refused the model."""
     sha = json.loads((model_dir / "manifest.json").read_text())["model_sha256"]
     small = params.deploy.model_copy(update={"single_row_requests": 20, "batch_rows": 500})
-    ballast = np.ones(800 * 2**20 // 8)  # 800 MiB held (and touched) by this process while it starts the probe
+    ballast = np.ones(
+        800 * 2**20 // 8
+    )  # 800 MiB held (and touched) by this process while it starts the probe
     _, figures = infra_check(model_dir, sha, model_dir.parent / "sample.parquet", small)
     assert ballast[-1] == 1.0
     assert 10 < figures["peak_memory_mb"] < 700

@@ -34,9 +34,21 @@ dependencies = [{ name = "numpy" }]
 
 def test_data_hash_is_read_from_the_dvc_file(tmp_path):
     dvc_file = tmp_path / "data.dvc"
-    dvc_file.write_text(yaml.safe_dump({
-        "outs": [{"md5": "3f2a9c1d0e5b4a7f8c6d2e1b0a9f8e7d.dir", "size": 1234, "nfiles": 3, "hash": "md5", "path": "data"}]
-    }))
+    dvc_file.write_text(
+        yaml.safe_dump(
+            {
+                "outs": [
+                    {
+                        "md5": "3f2a9c1d0e5b4a7f8c6d2e1b0a9f8e7d.dir",
+                        "size": 1234,
+                        "nfiles": 3,
+                        "hash": "md5",
+                        "path": "data",
+                    }
+                ]
+            }
+        )
+    )
     assert dvc_file_md5(dvc_file) == "3f2a9c1d0e5b4a7f8c6d2e1b0a9f8e7d.dir"
 
 
@@ -46,22 +58,29 @@ def test_data_hash_is_none_before_the_data_is_tracked(tmp_path):
 
 def test_stage_output_hashes_come_from_dvc_lock(tmp_path):
     lock = tmp_path / "dvc.lock"
-    lock.write_text(yaml.safe_dump({
-        "schema": "2.0",
-        "stages": {
-            "split": {
-                "cmd": "python -m mlpipe.pipeline.stages.split",
-                "deps": [{"path": "data", "md5": "aaa.dir"}],
-                "outs": [
-                    {"path": "artifacts/split/train.parquet", "md5": "111", "size": 10},
-                    {"path": "artifacts/split/test.parquet", "md5": "222", "size": 5},
-                ],
-            },
-            "train": {"cmd": "python -m mlpipe.pipeline.stages.train", "outs": [{"path": "artifacts/model", "md5": "333.dir"}]},
-            "report": {"cmd": "true"},
-            "plots": {"cmd": "true", "outs": [{"path": "plots.json"}]},
-        },
-    }))
+    lock.write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {
+                    "split": {
+                        "cmd": "python -m mlpipe.pipeline.stages.split",
+                        "deps": [{"path": "data", "md5": "aaa.dir"}],
+                        "outs": [
+                            {"path": "artifacts/split/train.parquet", "md5": "111", "size": 10},
+                            {"path": "artifacts/split/test.parquet", "md5": "222", "size": 5},
+                        ],
+                    },
+                    "train": {
+                        "cmd": "python -m mlpipe.pipeline.stages.train",
+                        "outs": [{"path": "artifacts/model", "md5": "333.dir"}],
+                    },
+                    "report": {"cmd": "true"},
+                    "plots": {"cmd": "true", "outs": [{"path": "plots.json"}]},
+                },
+            }
+        )
+    )
     assert stage_output_hashes(lock) == {
         "split": {"artifacts/split/train.parquet": "111", "artifacts/split/test.parquet": "222"},
         "train": {"artifacts/model": "333.dir"},
@@ -101,8 +120,20 @@ def test_the_projects_own_lock_pins_the_model_packages(params_path):
 
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false", *args],
-        cwd=repo, check=True, capture_output=True, text=True,
+        [
+            "git",
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 

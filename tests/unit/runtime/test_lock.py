@@ -26,8 +26,10 @@ def test_second_holder_times_out_naming_the_first(tmp_path):
 
 def test_lock_of_a_killed_process_is_free(tmp_path):
     path = tmp_path / ".mlpipe.lock"
-    code = ("import sys, time; from pathlib import Path; from mlpipe.runtime.lock import project_lock\n"
-            "with project_lock(Path(sys.argv[1]), 5):\n    print('held', flush=True); time.sleep(60)")
+    code = (
+        "import sys, time; from pathlib import Path; from mlpipe.runtime.lock import project_lock\n"
+        "with project_lock(Path(sys.argv[1]), 5):\n    print('held', flush=True); time.sleep(60)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     with pytest.raises(LockBusy):

@@ -1,4 +1,5 @@
-"""Operator logs: one `event=... k=v` line per event, and a stage's start, end or failure with its duration."""
+"""Operator logs: one `event=... k=v` line per event, and a stage's start, end or failure with its
+duration."""
 
 from __future__ import annotations
 

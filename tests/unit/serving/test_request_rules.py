@@ -29,17 +29,20 @@ def test_a_record_like_the_training_data_passes(rules, good):
     assert check_request([good], rules) == ([], [])
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"carrier": "ZZ"}, ("carrier", "unseen_category")),
-    ({"carrier": 7}, ("carrier", "wrong_type")),
-    ({"distance": "far"}, ("distance", "wrong_type")),
-    ({"distance": True}, ("distance", "wrong_type")),
-    ({"distance": float("nan")}, ("distance", "not_finite")),
-    ({"distance": float("inf")}, ("distance", "not_finite")),
-    ({"hour": 30}, ("hour", "physically_impossible")),
-    ({"origin": None}, ("origin", "null")),
-    ({"surprise": 1}, ("surprise", "unknown_field")),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"carrier": "ZZ"}, ("carrier", "unseen_category")),
+        ({"carrier": 7}, ("carrier", "wrong_type")),
+        ({"distance": "far"}, ("distance", "wrong_type")),
+        ({"distance": True}, ("distance", "wrong_type")),
+        ({"distance": float("nan")}, ("distance", "not_finite")),
+        ({"distance": float("inf")}, ("distance", "not_finite")),
+        ({"hour": 30}, ("hour", "physically_impossible")),
+        ({"origin": None}, ("origin", "null")),
+        ({"surprise": 1}, ("surprise", "unknown_field")),
+    ],
+)
 def test_each_broken_rule_is_named(rules, good, change, expected):
     problems, _ = check_request([{**good, **change}], rules)
     assert kinds(problems) == {expected} and all(p["record"] == 0 and p["rule"] for p in problems)
@@ -64,7 +67,13 @@ def test_null_is_fine_where_training_had_nulls(rules, good):
 def test_problem_bodies_stay_valid_json_whatever_the_value(rules, good):
     import json
 
-    problems, _ = check_request([{**good, "0": float("inf"), "carrier": float("nan"), "hour": 10 ** 400}], rules)
+    problems, _ = check_request(
+        [{**good, "0": float("inf"), "carrier": float("nan"), "hour": 10**400}], rules
+    )
     body = json.dumps({"detail": problems}, allow_nan=False)  # what a JSON response must be able to encode
-    assert kinds(problems) == {("0", "unknown_field"), ("carrier", "wrong_type"), ("hour", "physically_impossible")}
+    assert kinds(problems) == {
+        ("0", "unknown_field"),
+        ("carrier", "wrong_type"),
+        ("hour", "physically_impossible"),
+    }
     assert '"inf"' in body

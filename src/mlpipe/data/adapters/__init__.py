@@ -13,4 +13,6 @@ def get_adapter(name: str) -> ModuleType:
     try:
         return importlib.import_module(f"{__name__}.{name}")
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"dataset.adapter: unknown adapter {name!r} (rule: module {__name__}.{name} must exist)") from exc
+        raise ConfigError(
+            f"dataset.adapter: unknown adapter {name!r} (rule: module {__name__}.{name} must exist)"
+        ) from exc

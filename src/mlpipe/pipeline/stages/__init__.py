@@ -1,4 +1,5 @@
-"""Thin `python -m mlpipe.pipeline.stages.<name>` entry points that dvc.yaml calls: read files, call the library, write files."""
+"""Thin `python -m mlpipe.pipeline.stages.<name>` entry points that dvc.yaml calls: read files, call the
+library, write files."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def stage_main(name: str, body: Callable[[Params, ProjectPaths], None]) -> int:
-    """Load params from the working directory (the project root under `dvc repro`), run `body`, map errors to exit 1."""
+    """Load params from the working directory (the project root under `dvc repro`), run `body`, map
+    errors to exit 1."""
     configure_logging()
     params = load_params()
     paths = ProjectPaths(Path.cwd())

@@ -33,7 +33,10 @@ def evaluate_model(params: Params, paths: ProjectPaths) -> None:
     roc_table(y, proba).to_csv(paths.plots / "roc.csv", index=False)
     save_plot_images(y, proba, threshold, paths.plots)
     write_json(paths.metrics, metrics)
-    write_json(paths.predictions_record, {"predictions_sha256": predictions_sha256(proba), "rows": len(y), "threshold": threshold})
+    write_json(
+        paths.predictions_record,
+        {"predictions_sha256": predictions_sha256(proba), "rows": len(y), "threshold": threshold},
+    )
     event("evaluated", rows=len(y), roc_auc=metrics["roc_auc"], f1=metrics["f1"])
 
 

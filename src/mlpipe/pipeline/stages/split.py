@@ -9,7 +9,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlpipe.config import Params, ProjectPaths
-from mlpipe.data.frames import random_split_positions, read_data_table, require_times, time_split_positions, write_table
+from mlpipe.data.frames import (
+    random_split_positions,
+    read_data_table,
+    require_times,
+    time_split_positions,
+    write_table,
+)
 from mlpipe.errors import DataError
 from mlpipe.pipeline.stages import stage_main, write_json
 from mlpipe.runtime.hashing import sha256_file
@@ -23,7 +29,9 @@ def split_positions(table: pa.Table, params: Params):
     """(train positions, test positions, cutoff or None) of the table's rows."""
     time_col = params.dataset.time_column
     if params.split.method != "time":
-        train_pos, test_pos = random_split_positions(table.num_rows, params.split.test_fraction, params.seed + SPLIT_SEED_OFFSET)
+        train_pos, test_pos = random_split_positions(
+            table.num_rows, params.split.test_fraction, params.seed + SPLIT_SEED_OFFSET
+        )
         return train_pos, test_pos, None
     require_times(time_col, table.column(time_col).null_count)
     times = table.column(time_col).to_numpy()
@@ -52,12 +60,21 @@ def split_data(params: Params, paths: ProjectPaths) -> None:
     table = read_data_table(paths.data)
     train_pos, test_pos, cutoff = split_positions(table, params)
     if len(train_pos) == 0 or len(test_pos) == 0:
-        raise DataError(f"split: train has {len(train_pos)} rows, test {len(test_pos)} (rule: both parts non-empty)")
+        raise DataError(
+            f"split: train has {len(train_pos)} rows, test {len(test_pos)} (rule: both parts non-empty)"
+        )
     parts = {}
-    for name, path, positions in (("train", paths.train_split, train_pos), ("test", paths.test_split, test_pos)):
+    for name, path, positions in (
+        ("train", paths.train_split, train_pos),
+        ("test", paths.test_split, test_pos),
+    ):
         part = table.take(positions)
         write_table(part, path)
-        parts[name] = {"path": str(path.relative_to(paths.root)), "sha256": sha256_file(path), **part_summary(part, params)}
+        parts[name] = {
+            "path": str(path.relative_to(paths.root)),
+            "sha256": sha256_file(path),
+            **part_summary(part, params),
+        }
         del part
     record = {
         "method": params.split.method,
@@ -68,7 +85,9 @@ def split_data(params: Params, paths: ProjectPaths) -> None:
         "parts": parts,
     }
     write_json(paths.split_record, record)
-    event("split", method=params.split.method, cutoff=cutoff, train_rows=len(train_pos), test_rows=len(test_pos))
+    event(
+        "split", method=params.split.method, cutoff=cutoff, train_rows=len(train_pos), test_rows=len(test_pos)
+    )
 
 
 def main() -> int:

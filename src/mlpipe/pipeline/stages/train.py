@@ -28,7 +28,9 @@ def train_model(params: Params, paths: ProjectPaths) -> None:
     manifest = build_manifest(
         model_sha256=sha,
         seed=seed,
-        params_hash=params_hash({k: raw[k] for k in ("seed", "features", "train")} | {"target": params.dataset.target}),
+        params_hash=params_hash(
+            {k: raw[k] for k in ("seed", "features", "train")} | {"target": params.dataset.target}
+        ),
         data_md5=split_record["data_md5"],
         train_sha256=split_record["parts"]["train"]["sha256"],
         features=params.features,

@@ -24,14 +24,18 @@ def validate_data(params: Params, paths: ProjectPaths) -> None:
     files = data_files(paths.data)
     if not files:
         raise MissingInput(f"{paths.data}: no data files (rule: run `mlpipe bootstrap` first)")
-    violations = [replace(v, source=f.name) for f in files for v in validate_chunks(read_chunks(f, CHUNK_ROWS), params)]
+    violations = [
+        replace(v, source=f.name) for f in files for v in validate_chunks(read_chunks(f, CHUNK_ROWS), params)
+    ]
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     profile = None
     if not violations:
         used = [*params.features.columns, params.dataset.target, params.dataset.time_column]
         profile = profile_frame(read_data_dir(paths.data, columns=list(dict.fromkeys(used))), params)
     paths.validation_report.parent.mkdir(parents=True, exist_ok=True)
-    paths.validation_report.write_text(render_report(profile, violations, str(paths.data.name) + "/"), encoding="utf-8")
+    paths.validation_report.write_text(
+        render_report(profile, violations, str(paths.data.name) + "/"), encoding="utf-8"
+    )
     event("validation", rows=rows, violations=len(violations), report=paths.validation_report)
     if violations:
         raise DataValidationError(violations)
