@@ -47,8 +47,7 @@ def reproduce(
 
 
 def lineage(ref: str, root: ROOT_OPTION = Path("."), as_json: JSON_OPTION = False) -> None:
-    """The reproducibility checklist of one model:
-    registry -> run -> commit -> data -> outputs -> verdicts."""
+    """The reproducibility checklist of a model: registry -> run -> commit -> data -> outputs -> verdicts."""
     from mlpipe.registry.lineage import model_lineage, render_lineage
 
     paths = project(root)
