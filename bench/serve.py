@@ -3,7 +3,7 @@
 In a temporary copy of the project: `mlpipe run` once (registers models:/flights-late/1, the champion),
 then, in the same run and on the same 1k-row batches of real rows from the test split, one client on one
 keep-alive connection, batches back to back:
-(1) bare in-process `model.predict_proba` (the model loaded through mlpipe.safe_load) on ready frames, with
+(1) bare in-process `model.predict_proba` (loaded through mlpipe.model.loading) on ready frames, with
     OpenMP's default threads and with one thread (as the service runs it); the faster is the baseline;
 (2) `mlpipe serve` over HTTP on 127.0.0.1 (`{"records": [...]}`: validation and prediction log included);
 (3) `mlflow models serve --env-manager local` on the same registered model (`{"dataframe_split": ...}`),

@@ -15,23 +15,20 @@ from threadpoolctl import threadpool_limits
 from mlpipe.config import FeaturesCfg, TrainCfg
 
 
+def ordinal_categories(features: FeaturesCfg) -> tuple:
+    """The categorical columns as ordinal codes; unknown and missing categories become -1."""
+    encoder = OrdinalEncoder(
+        handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, dtype=np.float64
+    )
+    return ("cat", encoder, features.categorical)
+
+
 def build_pipeline(cfg: TrainCfg, features: FeaturesCfg, seed: int) -> Pipeline:
     """Preprocessing + estimator as configured; every random choice takes `seed`."""
     n_cat = len(features.categorical)
     if cfg.estimator == "hist_gradient_boosting":
         pre = ColumnTransformer(
-            [
-                (
-                    "cat",
-                    OrdinalEncoder(
-                        handle_unknown="use_encoded_value",
-                        unknown_value=-1,
-                        encoded_missing_value=-1,
-                        dtype=np.float64,
-                    ),
-                    features.categorical,
-                )
-            ],
+            [ordinal_categories(features)],
             remainder="passthrough",
             verbose_feature_names_out=False,
         )
@@ -42,16 +39,7 @@ def build_pipeline(cfg: TrainCfg, features: FeaturesCfg, seed: int) -> Pipeline:
     elif cfg.estimator == "random_forest":
         pre = ColumnTransformer(
             [
-                (
-                    "cat",
-                    OrdinalEncoder(
-                        handle_unknown="use_encoded_value",
-                        unknown_value=-1,
-                        encoded_missing_value=-1,
-                        dtype=np.float64,
-                    ),
-                    features.categorical,
-                ),
+                ordinal_categories(features),
                 ("num", SimpleImputer(strategy="median"), features.numerical),
             ],
             verbose_feature_names_out=False,
