@@ -18,7 +18,7 @@ from mlpipe.data import landing
 from mlpipe.data import snapshot as snap
 from mlpipe.data.frames import data_files, read_frame
 from mlpipe.data.validation import Violation, violations_as_dicts
-from mlpipe.errors import DeployBudgetExceeded, StageFailed
+from mlpipe.errors import DataError, DeployBudgetExceeded, StageFailed
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.git import git_changed_paths, git_commit_paths
@@ -70,8 +70,9 @@ def validate_batch(root: str, path: str) -> dict:
     for f in data_files(paths.data):
         if f.name != own:
             known.update(landing.row_hashes(read_frame(f, columns=key), key).tolist())
+    schema = landing.data_schema(paths.data, exclude=own)
     try:
-        batch = landing.read_batch(batch_path, params.dataset.time_column)
+        batch = landing.read_batch(batch_path, params.dataset.time_column, schema)
     except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
         violations, warnings, rows = (
             [Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0)],
@@ -79,7 +80,10 @@ def validate_batch(root: str, path: str) -> dict:
             0,
         )
     else:
-        violations, warnings = landing.check_batch(batch, params, profile, known, batch_path.name)
+        # data/'s column types first: what passes here is what the stages will read
+        batch, violations = landing.conform_batch(batch, schema, batch_path.name)
+        found, warnings = landing.check_batch(batch, params, profile, known, batch_path.name)
+        violations += found
         rows = len(batch)
     event(
         "batch_checked", batch=batch_path.name, rows=rows, violations=len(violations), warnings=len(warnings)
@@ -114,7 +118,13 @@ def snapshot_task(root: str, accepted: list[str]) -> dict:
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
     names = []
     for path in map(Path, accepted):
-        landing.take_into_data(landing.read_batch(path, params.dataset.time_column), path, paths.data)
+        schema = landing.data_schema(paths.data, exclude=landing.data_name(path))
+        batch, refused = landing.conform_batch(
+            landing.read_batch(path, params.dataset.time_column, schema), schema, path.name
+        )
+        if refused:  # validate_batch accepted it against the same schema: data/ changed in between
+            raise DataError("; ".join(v.message() for v in refused))
+        landing.take_into_data(batch, path, paths.data)
         names.append(landing.data_name(path))
     after = snap.snapshot_data(paths)
     commit = git_commit_paths(

@@ -7,9 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mlpipe.config import Params
-from mlpipe.data.frames import DATA_SUFFIX, materialise_period, next_period, read_frame, write_frame
+from mlpipe.data.frames import (
+    DATA_SUFFIX,
+    data_files,
+    materialise_period,
+    next_period,
+    read_frame,
+    write_frame,
+)
 from mlpipe.data.validation import Violation, render_report, validate_frame
 from mlpipe.errors import AlreadyExists, DataError, MissingInput
 
@@ -37,14 +47,91 @@ def landed_batches(landing_dir: Path) -> list[Path]:
     return sorted(p for p in landing_dir.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES)
 
 
-def read_batch(path: Path, time_column: str) -> pd.DataFrame:
-    """A landed file as a frame; CSV times are parsed as UTC."""
+def read_batch(path: Path, time_column: str, schema: pa.Schema | None = None) -> pd.DataFrame:
+    """A landed file as a frame; CSV times are parsed as UTC. With `schema` (data/'s column types), a CSV
+    column that data/ holds as text is read as text, never guessed from its values (a tail number of
+    digits stays "00123", not the integer 123)."""
     if path.suffix == ".csv":
-        df = pd.read_csv(path)
-        if time_column in df.columns:
+        text = (
+            [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            if schema
+            else []
+        )
+        df = pd.read_csv(path, dtype={name: str for name in text})
+        # Numbers are left as they are, never read as times (epoch seconds would land in 1970 as
+        # nanoseconds): the schema check refuses them, naming the column.
+        if time_column in df.columns and not pd.api.types.is_numeric_dtype(df[time_column]):
             df[time_column] = pd.to_datetime(df[time_column], utc=True, errors="coerce")
         return df
     return read_frame(path)
+
+
+def data_schema(data_dir: Path, exclude: str | None = None) -> pa.Schema | None:
+    """The column types the files of data/ hold (their schemas unified), or None when there are none.
+    `exclude` names a file left out (a batch's own file, written by a run that crashed before its commit)."""
+    schemas = [pq.read_schema(f) for f in data_files(data_dir) if f.name != exclude]
+    if not schemas:
+        return None
+    return pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
+
+
+def _as_type(values: pd.Series, target: pa.DataType) -> pd.Series | None:
+    """`values` as Arrow type `target` without losing or inventing anything, or None when that is not
+    possible: numbers are never read as times (their unit is unknown: epoch seconds became 1970 dates),
+    times never as numbers, a fractional or missing value never as an integer."""
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if arr.type == target:
+        return values
+    if pa.types.is_timestamp(target) and not pa.types.is_timestamp(arr.type):
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            return None
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        return None if (parsed.isna() & values.notna()).any() else parsed
+    if pa.types.is_timestamp(arr.type) != pa.types.is_timestamp(target) or (
+        pa.types.is_integer(target) and arr.null_count
+    ):
+        return None
+    try:
+        cast = pc.cast(arr, target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if pa.types.is_floating(arr.type) and pa.types.is_string(target):
+        return None  # 12345.0 is not the text "12345" that was meant; read such files with their types
+    return pd.Series(cast.to_pandas(), index=values.index, name=values.name)
+
+
+def conform_batch(
+    batch: pd.DataFrame, schema: pa.Schema | None, source: str
+) -> tuple[pd.DataFrame, list[Violation]]:
+    """The batch with data/'s column type in every column both have, so every file of data/ shares one
+    schema (and the stages, which read them as one table, never meet a column of two types); a column
+    that cannot take its type is a violation naming both types. Columns data/ lacks are kept as they are."""
+    if schema is None:
+        return batch, []
+    out, violations = batch.copy(deep=False), []
+    for target in schema:
+        if target.name not in batch.columns:
+            continue
+        values = batch[target.name]
+        converted = _as_type(values, target.type)
+        if converted is None:
+            present = values.dropna()
+            violations.append(
+                Violation(
+                    target.name,
+                    f"type {values.dtype} cannot be read as {target.type}, the type data/ holds "
+                    "(rule: a batch has the column types of data/)",
+                    int(len(present)) or int(len(values)),
+                    tuple(str(v)[:40] for v in present.unique()[:3]),
+                    source,
+                )
+            )
+        elif converted is not values:
+            out[target.name] = converted
+    return out, violations
 
 
 def row_hashes(df: pd.DataFrame, columns: list[str]) -> pd.Series:

@@ -136,3 +136,72 @@ def test_release_writes_the_period_after_the_latest_row(flights, tmp_path):
         )
         is None
     )
+
+
+# ---- one schema for batches and stages -------------------------------------------------------------
+
+
+def _land(batch_frame, path, data, params, profile):
+    """What the retrain flow does with a landed file: read with data/'s types, conform, check, take in."""
+    from mlpipe.data.landing import conform_batch, data_schema
+
+    schema = data_schema(data)
+    batch, violations = conform_batch(read_batch(path, params.dataset.time_column, schema), schema, path.name)
+    found, _ = check_batch(batch, params, profile, set(), path.name)
+    violations += found
+    if not violations:
+        take_into_data(batch, path, data)
+    return violations
+
+
+def test_batches_with_mismatched_types_never_break_the_stages_after_them(make_frame, params, tmp_path):
+    from mlpipe.data.frames import data_files, read_data_table, read_frame, time_split_positions
+    from mlpipe.data.validation import validate_frame
+
+    data, landing = tmp_path / "data", tmp_path / "landing"
+    landing.mkdir()
+    first = make_frame(48, seed=1)
+    write_frame(first, data / "batch-2013-01-01.parquet")
+    profile = profile_frame(first, params)
+
+    digits = make_frame(48, seed=2, start="2013-01-03 05:00")
+    digits["tailnum"] = [f"00{i:03d}" for i in range(48)]  # looks like numbers; data/ holds text
+    digits["dep_time"] = digits["dep_time"].astype("int64")  # integers where data/ holds floats
+    digits.to_csv(landing / "digits.csv", index=False)
+    assert _land(digits, landing / "digits.csv", data, params, profile) == []
+
+    dated = make_frame(48, seed=3, start="2013-01-05 05:00")
+    dated["flight"] = "2013-03-01"  # a date-like text in an integer column
+    dated.to_csv(landing / "dated.csv", index=False)
+    refused = _land(dated, landing / "dated.csv", data, params, profile)
+    assert [v.column for v in refused] == ["flight"] and "cannot be read as int64" in refused[0].rule
+    assert "2013-03-01" in refused[0].examples
+
+    labels = make_frame(48, seed=4, start="2013-01-07 05:00")
+    labels["late"] = labels["late"].map({0: "no", 1: "yes"})  # a string label for a 0/1 target
+    labels.to_csv(landing / "labels.csv", index=False)
+    assert "late" in [v.column for v in _land(labels, landing / "labels.csv", data, params, profile)]
+
+    epoch = make_frame(48, seed=5, start="2013-01-09 05:00")
+    epoch["time_hour"] = epoch["time_hour"].astype("int64") // 10**9  # epoch seconds, not a time
+    epoch.to_csv(landing / "epoch.csv", index=False)
+    refused = _land(epoch, landing / "epoch.csv", data, params, profile)
+    assert "time_hour" in [v.column for v in refused]
+
+    # What was taken in reads as one table with one type per column, and passes the validate stage.
+    assert [f.name for f in data_files(data)] == ["batch-2013-01-01.parquet", "digits.parquet"]
+    table = read_data_table(data)
+    assert table.schema.field("tailnum").type == "string" and table.schema.field("dep_time").type == "double"
+    assert read_frame(data / "digits.parquet")["tailnum"].tolist()[:2] == ["00000", "00001"]
+    frame = table.to_pandas()
+    assert validate_frame(frame, params) == []
+    assert len(time_split_positions(frame["time_hour"].to_numpy(), 0.2)[1]) > 0
+
+
+def test_a_batch_of_the_same_types_is_taken_in_unchanged(flights, tmp_path):
+    from mlpipe.data.landing import conform_batch, data_schema
+
+    write_frame(flights, tmp_path / "a.parquet")
+    same, violations = conform_batch(flights, data_schema(tmp_path), "b.parquet")
+    assert violations == [] and same.equals(flights)
+    assert data_schema(tmp_path / "nothing") is None
