@@ -20,16 +20,13 @@ from mlpipe.registry.aliases import CHAMPION
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.logs import event
 
-TRAIN_SPLIT = "artifacts/split/train.parquet"
-
 
 def _training_split(paths: ProjectPaths, run) -> Path:
     """The champion's own train split from the DVC cache by its recorded md5; the project's as a fallback."""
     from mlpipe.registry.reproduce import cached_output
 
-    return cached_output(
-        paths.root, run.data.tags.get(tag.dvc_output_tag("split", TRAIN_SPLIT)), paths.train_split
-    )
+    train = paths.train_split.relative_to(paths.root).as_posix()
+    return cached_output(paths.root, run.data.tags.get(tag.dvc_output_tag("split", train)), paths.train_split)
 
 
 @task(name="monitor_window", timeout_seconds=900)

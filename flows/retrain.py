@@ -70,9 +70,9 @@ def validate_batch(root: str, path: str) -> dict:
     for f in data_files(paths.data):
         if f.name != own:
             known.update(landing.row_hashes(read_frame(f, columns=key), key).tolist())
-    schema = landing.data_schema(paths.data, exclude=own)
     try:
-        batch = landing.read_batch(batch_path, params.dataset.time_column, schema)
+        # data/'s column types first: what passes here is what the stages will read
+        batch, violations = landing.read_conformed(batch_path, params.dataset.time_column, paths.data)
     except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
         violations, warnings, rows = (
             [Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0)],
@@ -80,8 +80,6 @@ def validate_batch(root: str, path: str) -> dict:
             0,
         )
     else:
-        # data/'s column types first: what passes here is what the stages will read
-        batch, violations = landing.conform_batch(batch, schema, batch_path.name)
         found, warnings = landing.check_batch(batch, params, profile, known, batch_path.name)
         violations += found
         rows = len(batch)
@@ -118,10 +116,7 @@ def snapshot_task(root: str, accepted: list[str]) -> dict:
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
     names = []
     for path in map(Path, accepted):
-        schema = landing.data_schema(paths.data, exclude=landing.data_name(path))
-        batch, refused = landing.conform_batch(
-            landing.read_batch(path, params.dataset.time_column, schema), schema, path.name
-        )
+        batch, refused = landing.read_conformed(path, params.dataset.time_column, paths.data)
         if refused:  # validate_batch accepted it against the same schema: data/ changed in between
             raise DataError("; ".join(v.message() for v in refused))
         landing.take_into_data(batch, path, paths.data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,6 @@ from typing import Annotated
 import typer
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, load_params
-from mlpipe.runtime.logs import LOGGER_NAME, hand_logging_to_prefect, stderr_handler_name
 
 ROOT_OPTION = Annotated[Path, typer.Option("--root", help="Project root (holds params.yaml and dvc.yaml).")]
 JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -44,9 +42,3 @@ def use_project_prefect(paths: ProjectPaths) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # mlpipe's own event lines also reach the Prefect run logs (and UI).
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mlpipe")
-
-
-def log_through_prefect() -> None:
-    """Once Prefect's handlers carry mlpipe's events (they are attached at Prefect's import), drop ours."""
-    if any(h.get_name() != stderr_handler_name() for h in logging.getLogger(LOGGER_NAME).handlers):
-        hand_logging_to_prefect()

@@ -12,13 +12,13 @@ from mlpipe.cli.common import (
     JSON_OPTION,
     ROOT_OPTION,
     echo_json,
-    log_through_prefect,
     project,
     project_params,
     use_project_prefect,
 )
 from mlpipe.errors import EXIT_QUARANTINED, EXIT_RETIRE, FlowFailed
 from mlpipe.registry.client import tracking_uri
+from mlpipe.runtime.logs import hand_logging_to_prefect
 
 
 def run(
@@ -43,7 +43,7 @@ def run(
     use_project_prefect(paths)
     from flows.retrain import retrain
 
-    log_through_prefect()
+    hand_logging_to_prefect()
     state = retrain(root=str(paths.root), tracking_uri=tracking_uri(paths), return_state=True)
     if state.is_failed() or state.is_crashed():
         raise FlowFailed(f"retrain flow {state.name}: {state.message}")
@@ -106,7 +106,7 @@ def monitor(
     use_project_prefect(paths)
     from flows.monitor import monitor as monitor_flow
 
-    log_through_prefect()
+    hand_logging_to_prefect()
     url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL")
     state = monitor_flow(
         root=str(paths.root),
@@ -168,7 +168,7 @@ def sweep(
     use_project_prefect(paths)
     from flows.sweep import run_sweep
 
-    log_through_prefect()
+    hand_logging_to_prefect()
     state = run_sweep(
         str(paths.root), tracking_uri(paths), workers=workers, dask_address=dask_address, apply=apply
     )

@@ -134,6 +134,13 @@ def conform_batch(
     return out, violations
 
 
+def read_conformed(path: Path, time_column: str, data_dir: Path) -> tuple[pd.DataFrame, list[Violation]]:
+    """A landed file read and conformed with the column types of data/ (the file it would become there
+    left out): the batch check and the snapshot see the same frame."""
+    schema = data_schema(data_dir, exclude=data_name(path))
+    return conform_batch(read_batch(path, time_column, schema), schema, path.name)
+
+
 def row_hashes(df: pd.DataFrame, columns: list[str]) -> pd.Series:
     """One 64-bit hash per row over `columns` (the identity of a record for duplicate checks)."""
     return pd.util.hash_pandas_object(df[columns], index=False)

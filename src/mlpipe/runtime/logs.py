@@ -22,17 +22,15 @@ def configure_logging(level: int = logging.INFO) -> None:
     logger.setLevel(level)
 
 
-def stderr_handler_name() -> str:
-    """The name of the handler configure_logging attaches (so others can tell it from Prefect's)."""
-    return _HANDLER_NAME
-
-
 def hand_logging_to_prefect() -> None:
     """Inside a Prefect flow, Prefect's handlers (console + run logs in the UI) carry mlpipe's events
-    (PREFECT_LOGGING_EXTRA_LOGGERS=mlpipe); drop ours so each line is printed once."""
+    (PREFECT_LOGGING_EXTRA_LOGGERS=mlpipe); once they are attached, drop ours so each line is printed
+    once (while ours is the only handler, it stays)."""
     logger = logging.getLogger(LOGGER_NAME)
-    for handler in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
-        logger.removeHandler(handler)
+    ours = [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]
+    if len(ours) < len(logger.handlers):
+        for handler in ours:
+            logger.removeHandler(handler)
 
 
 def _fmt(value) -> str:

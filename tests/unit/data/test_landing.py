@@ -141,12 +141,11 @@ def test_release_writes_the_period_after_the_latest_row(flights, tmp_path):
 # ---- one schema for batches and stages -------------------------------------------------------------
 
 
-def _land(batch_frame, path, data, params, profile):
+def _land(path, data, params, profile):
     """What the retrain flow does with a landed file: read with data/'s types, conform, check, take in."""
-    from mlpipe.data.landing import conform_batch, data_schema
+    from mlpipe.data.landing import read_conformed
 
-    schema = data_schema(data)
-    batch, violations = conform_batch(read_batch(path, params.dataset.time_column, schema), schema, path.name)
+    batch, violations = read_conformed(path, params.dataset.time_column, data)
     found, _ = check_batch(batch, params, profile, set(), path.name)
     violations += found
     if not violations:
@@ -168,24 +167,24 @@ def test_batches_with_mismatched_types_never_break_the_stages_after_them(make_fr
     digits["tailnum"] = [f"00{i:03d}" for i in range(48)]  # looks like numbers; data/ holds text
     digits["dep_time"] = digits["dep_time"].astype("int64")  # integers where data/ holds floats
     digits.to_csv(landing / "digits.csv", index=False)
-    assert _land(digits, landing / "digits.csv", data, params, profile) == []
+    assert _land(landing / "digits.csv", data, params, profile) == []
 
     dated = make_frame(48, seed=3, start="2013-01-05 05:00")
     dated["flight"] = "2013-03-01"  # a date-like text in an integer column
     dated.to_csv(landing / "dated.csv", index=False)
-    refused = _land(dated, landing / "dated.csv", data, params, profile)
+    refused = _land(landing / "dated.csv", data, params, profile)
     assert [v.column for v in refused] == ["flight"] and "cannot be read as int64" in refused[0].rule
     assert "2013-03-01" in refused[0].examples
 
     labels = make_frame(48, seed=4, start="2013-01-07 05:00")
     labels["late"] = labels["late"].map({0: "no", 1: "yes"})  # a string label for a 0/1 target
     labels.to_csv(landing / "labels.csv", index=False)
-    assert "late" in [v.column for v in _land(labels, landing / "labels.csv", data, params, profile)]
+    assert "late" in [v.column for v in _land(landing / "labels.csv", data, params, profile)]
 
     epoch = make_frame(48, seed=5, start="2013-01-09 05:00")
     epoch["time_hour"] = epoch["time_hour"].astype("int64") // 10**9  # epoch seconds, not a time
     epoch.to_csv(landing / "epoch.csv", index=False)
-    refused = _land(epoch, landing / "epoch.csv", data, params, profile)
+    refused = _land(landing / "epoch.csv", data, params, profile)
     assert "time_hour" in [v.column for v in refused]
 
     # What was taken in reads as one table with one type per column, and passes the validate stage.
