@@ -46,15 +46,15 @@ REQUEST_ROWS = 200  # rows per logged request, as the integration tests send the
 def fit_reference(params, work: Path):
     """The project's model on the initial period's train split (time split, seeded fit); both written
     to `work` for the measuring processes. Returns the model."""
-    from mlpipe.data.adapters import get_adapter
     from mlpipe.data.frames import split_by_time, write_frame
+    from mlpipe.data.sources import get_source
     from mlpipe.model.artifact import dump_model
     from mlpipe.pipeline.features import select_features, target_vector
     from mlpipe.pipeline.stages.train import TRAIN_SEED_OFFSET
     from mlpipe.pipeline.train import fit_model
 
     period = params.dataset.initial_period
-    df = get_adapter(params.dataset.adapter).load_period(period.start, period.end)
+    df = get_source(params, Path("."))(period.start, period.end)
     train, _, _ = split_by_time(df, params.dataset.time_column, params.split.test_fraction)
     model = fit_model(
         params.train,
@@ -72,11 +72,11 @@ def logged_rows(params, model, start: date, end: date) -> tuple[list[str], list[
     """Each flight of [start, end) as the service logs it: (inputs JSON, proba, prediction) per row."""
     import math
 
-    from mlpipe.data.adapters import get_adapter
+    from mlpipe.data.sources import get_source
     from mlpipe.pipeline.features import select_features
     from mlpipe.serving.prediction_log import log_rows
 
-    df = get_adapter(params.dataset.adapter).load_period(start, end)
+    df = get_source(params, Path("."))(start, end)
     records = [
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
         for r in df[params.features.columns].to_dict(orient="records")

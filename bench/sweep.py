@@ -67,7 +67,7 @@ def bare_loop(root: Path, part: int, parts: int) -> None:
             candidate_seed(params),
             params.evaluate.threshold,
         )
-        scores[i] = scored["metrics"][params.sweep.metric]
+        scores[i] = scored["metrics"][params.sweep_metric]
     print(json.dumps({"loop_s": round(time.perf_counter() - t0, 3), "scores": scores}), flush=True)
 
 

@@ -32,6 +32,7 @@ def _training_split(paths: ProjectPaths, run) -> Path:
 @task(name="monitor_window", timeout_seconds=900)
 def check(root: str, tracking_uri: str, log_url: str) -> dict:
     from mlpipe.data.frames import read_frame
+    from mlpipe.model.outputs import classes_of, task_of
     from mlpipe.monitoring import monitor as mon
     from mlpipe.monitoring.drift import save_drift
     from mlpipe.registry.models import load_registered
@@ -64,23 +65,26 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
         result["evidently_s"] = round(time.perf_counter() - t1, 3)
         html, js, _ = save_drift(snapshot, paths.artifacts / "monitor" / time.strftime("%Y%m%dT%H%M%S"))
         files = [str(html), str(js)]
-        live = mon.live_performance(window, params.evaluate.threshold, cfg.min_labels)
+        task, classes = task_of(loaded.model), classes_of(loaded.model)
+        live = mon.live_performance(window, params.evaluate.threshold, cfg.min_labels, task, classes)
         verdicts = inputs["verdicts"] | prediction["verdicts"]
         sampled = len(window) < rows or len(reference) < len(train)
-        if sampled and mon.decision_at_stake(cfg, rows, verdicts, params.features, live, trained):
+        if sampled and mon.decision_at_stake(
+            cfg, rows, verdicts, params.features, live, trained, params.monitor_metric
+        ):
             # A sampled score near its threshold could flip the decision: Evidently on every row decides.
             whole = mon.reference_sample(train, loaded.model, params.features, len(train), params.seed + 3)
             verdicts = mon.confirm_borderline(log_url, cfg.window_rows, whole, verdicts, params.features)
             inputs, prediction = mon.summaries_from_verdicts(verdicts, params.features)
             result["confirmed_on_every_row"] = sorted(c for c, v in verdicts.items() if v.get("confirmed"))
-    decision = mon.monitor_verdict(cfg, rows, inputs, prediction, live, trained)
+    decision = mon.monitor_verdict(cfg, rows, inputs, prediction, live, trained, params.monitor_metric)
     result |= {
         "input_drift": inputs,
         "prediction_drift": prediction,
         "live_metrics": live,
         "labels": int(window["label"].notna().sum()) if len(window) else 0,
-        "training_metric": trained.get(cfg.metric),
-        "metric": cfg.metric,
+        "training_metric": trained.get(params.monitor_metric),
+        "metric": params.monitor_metric,
         **decision,
     }
     result["monitoring_run_id"] = _log_monitoring_run(client, run, result, files)

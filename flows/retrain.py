@@ -18,7 +18,15 @@ from mlpipe.data import landing
 from mlpipe.data import snapshot as snap
 from mlpipe.data.frames import data_files, read_frame
 from mlpipe.data.validation import Violation, violations_as_dicts
-from mlpipe.errors import DataError, DeployBudgetExceeded, StageFailed
+from mlpipe.errors import (
+    ConfigError,
+    DataError,
+    DeployBudgetExceeded,
+    MissingInput,
+    ModelRefused,
+    PromotionRefused,
+    StageFailed,
+)
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.git import git_changed_paths, git_commit_paths
@@ -29,11 +37,26 @@ from mlpipe.runtime.logs import event
 
 STAGES = ("validate", "split", "train", "evaluate")
 PIPELINE_OUTPUTS = ["dvc.lock", "metrics.json"]
+
+
+def retry_only_transient(task, task_run, state) -> bool:
+    """Prefect's retry_condition_fn: a deterministic failure (bad config, bad data, a source that raises,
+    a refused model) fails at once with its one line; anything else (I/O, a busy store) is retried."""
+    return not isinstance(getattr(state, "data", None), DETERMINISTIC)
+
+
+DETERMINISTIC = (ConfigError, DataError, MissingInput, ModelRefused, PromotionRefused)
 TRANSIENT = {
     "retries": 3,
+    "retry_condition_fn": retry_only_transient,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
     "retry_jitter_factor": 0.5,
 }
+
+
+def describe_period(params) -> str:
+    period = params.dataset.initial_period
+    return f"period {period.start}..{period.end}" if period else f"rows of {params.dataset.source}"
 
 
 @task(name="bootstrap", timeout_seconds=1800, **TRANSIENT)
@@ -43,8 +66,7 @@ def bootstrap_task(root: str) -> str:
     git_commit_paths(
         paths.root,
         [snap.DATA_DVC, ".gitignore"],
-        f"data: initial period {params.dataset.initial_period.start}"
-        f"..{params.dataset.initial_period.end} (md5 {md5})",
+        f"data: initial {describe_period(params)} (md5 {md5})",
     )
     return md5
 
@@ -65,14 +87,16 @@ def validate_batch(root: str, path: str) -> dict:
     profile = json.loads(paths.profile.read_text()) if paths.profile.exists() else {}
     # A batch written into data/ by a run that crashed before its commit is not a duplicate of itself.
     own = landing.data_name(batch_path)
-    key = [*params.features.columns, params.dataset.target, params.dataset.time_column]
+    key = params.record_columns
     known: set[int] = set()
     for f in data_files(paths.data):
         if f.name != own:
             known.update(landing.row_hashes(read_frame(f, columns=key), key).tolist())
     try:
         # data/'s column types first: what passes here is what the stages will read
-        batch, violations = landing.read_conformed(batch_path, params.dataset.time_column, paths.data)
+        batch, violations = landing.read_conformed(
+            batch_path, params.dataset.time_column, paths.data, params.dataset.time_format
+        )
     except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
         violations, warnings, rows = (
             [Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0)],
@@ -116,7 +140,9 @@ def snapshot_task(root: str, accepted: list[str]) -> dict:
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
     names = []
     for path in map(Path, accepted):
-        batch, refused = landing.read_conformed(path, params.dataset.time_column, paths.data)
+        batch, refused = landing.read_conformed(
+            path, params.dataset.time_column, paths.data, params.dataset.time_format
+        )
         if refused:  # validate_batch accepted it against the same schema: data/ changed in between
             raise DataError("; ".join(v.message() for v in refused))
         landing.take_into_data(batch, path, paths.data)

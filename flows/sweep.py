@@ -53,20 +53,15 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # reschedules a candidate whose worker dies.
 @task(name="candidate", task_run_name="candidate-{index}", cache_policy=NONE)
 def fit_candidate(
-    index: int, train: TrainCfg, features: FeaturesCfg, seed: int, threshold: float, data: dict
+    index: int, train: TrainCfg, features: FeaturesCfg, seed: int, threshold: float, data: dict, task: str
 ) -> dict:
     """On a Dask worker: fit one candidate on the fit part, score it on the validation part. Frames in,
     metrics out; no files, no MLflow, no DVC."""
     start = time.time()
     scored = score_candidate(
-        train, features, data["X_fit"], data["y_fit"], data["X_val"], data["y_val"], seed, threshold
+        train, features, data["X_fit"], data["y_fit"], data["X_val"], data["y_val"], seed, threshold, task
     )
-    event(
-        "candidate",
-        index=index,
-        fit_s=scored["fit_s"],
-        **{k: scored["metrics"][k] for k in ("roc_auc", "log_loss")},
-    )
+    event("candidate", index=index, fit_s=scored["fit_s"], **dict(list(scored["metrics"].items())[:2]))
     return {
         "index": index,
         **scored,
@@ -110,6 +105,7 @@ def score_grid(root: str, candidates: list[dict], validation_fraction: float, tr
             candidate_seed(params),
             params.evaluate.threshold,
             data,
+            params.task,
         )
         for i, hp in enumerate(candidates)
     ]
@@ -236,7 +232,7 @@ def check_ready(paths: ProjectPaths, params: Params, apply: bool) -> dict[str, s
             f"{len(waiting)} batch(es) wait in {params.retrain.landing_dir}/ (rule: the winner is trained on "
             "the data it was chosen on; run `mlpipe run` first)"
         )
-    check_grid(params.train, params.features, params.sweep.grid)
+    check_grid(params.train, params.features, params.sweep.grid, params.task)
     return read_verified_train(paths)[1]
 
 
@@ -259,6 +255,7 @@ def sweep(
     logger = get_run_logger()
     identity = check_ready(paths, params, apply)
     cfg = params.sweep
+    metric = params.sweep_metric
     params_text = (paths.root / PARAMS_FILE).read_bytes()
     candidates = expand_grid(params.train.hyperparams, cfg.grid)
     workers = workers or cfg.workers
@@ -292,7 +289,7 @@ def sweep(
                 mlflow.entities.Param(k, str(v))
                 for k, v in {
                     "sweep.grid": json.dumps(cfg.grid),
-                    "sweep.metric": cfg.metric,
+                    "sweep.metric": metric,
                     "sweep.candidates": len(candidates),
                     "sweep.validation_fraction": cfg.validation_fraction,
                     "sweep.workers": workers if not dask_address else "",
@@ -310,24 +307,24 @@ def sweep(
         )
         results = sorted(scored["results"], key=lambda r: r["index"])
         child_ids = _record_candidates(client, exp_id, parent_id, candidates, results, base_tags)
-        values = [r["metrics"][cfg.metric] if "metrics" in r else None for r in results]
-        best = pick_winner(values, cfg.metric)
+        values = [r["metrics"][metric] if "metrics" in r else None for r in results]
+        best = pick_winner(values, metric)
         winner = {k: candidates[best][k] for k in cfg.grid}
         rows = [
-            _candidate_row(i, hp, cfg.grid, r, cfg.metric)
+            _candidate_row(i, hp, cfg.grid, r, metric)
             for i, (hp, r) in enumerate(zip(candidates, results, strict=True))
         ]
         fit_total = sum(r.get("fit_s", 0) for r in results)
         now = int(time.time() * 1000)
         metrics = [
-            mlflow.entities.Metric(f"val_{cfg.metric}", float(v), now, i)
+            mlflow.entities.Metric(f"val_{metric}", float(v), now, i)
             for i, v in enumerate(values)
             if v is not None
         ]
         metrics += [
             mlflow.entities.Metric(k, float(v), now, 0)
             for k, v in {
-                f"best_val_{cfg.metric}": values[best],
+                f"best_val_{metric}": values[best],
                 "candidates_wall_s": scored["wall_s"],
                 "fit_s_total": fit_total,
                 "candidates_span_s": scored["span_s"],
@@ -339,7 +336,7 @@ def sweep(
         client.log_dict(
             parent_id,
             {
-                "metric": cfg.metric,
+                "metric": metric,
                 "grid": cfg.grid,
                 "winner": best,
                 "candidates": rows,
@@ -349,9 +346,9 @@ def sweep(
         )
         client.set_tag(parent_id, tag.SWEEP_WINNER, json.dumps(winner, sort_keys=True))
         client.set_tag(parent_id, tag.SWEEP_WINNER_RUN, child_ids[best])
-        event("sweep_winner", candidate=best, **winner, **{f"val_{cfg.metric}": values[best]})
+        event("sweep_winner", candidate=best, **winner, **{f"val_{metric}": values[best]})
         create_table_artifact(
-            rows, key="sweep-candidates", description=f"Validation {cfg.metric} per candidate; winner {best}"
+            rows, key="sweep-candidates", description=f"Validation {metric} per candidate; winner {best}"
         )
 
         summary = {
@@ -360,7 +357,7 @@ def sweep(
             "winner": best,
             "winner_hyperparams": winner,
             "winner_run_id": child_ids[best],
-            "metric": cfg.metric,
+            "metric": metric,
             "best_value": values[best],
             "candidates_wall_s": scored["wall_s"],
             "candidates_span_s": scored["span_s"],
@@ -381,7 +378,7 @@ def sweep(
                 parent_id,
                 winner,
                 (params_text, identity),
-                cfg.metric,
+                metric,
                 values[best],
             )
         client.set_terminated(parent_id, "FINISHED")
@@ -393,7 +390,7 @@ def sweep(
         parent_id,
         best,
         winner,
-        cfg.metric,
+        metric,
         values[best],
     )
     return summary

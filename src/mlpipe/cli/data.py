@@ -35,27 +35,37 @@ def simulate(
     root: ROOT_OPTION = Path("."),
     next_: Annotated[bool, typer.Option("--next", help="Release the next period.")] = False,
 ) -> None:
-    """Replay the bundled dataset: release the period after the newest data into the landing zone."""
+    """Replay the source: release the period after the newest data into the landing zone (a source with a
+    time column; others take new batches by `mlpipe ingest`)."""
     import pandas as pd
 
-    from mlpipe.data.adapters import get_adapter
     from mlpipe.data.frames import data_files, read_frame
     from mlpipe.data.landing import landed_batches, read_batch, release_next_period
+    from mlpipe.data.sources import get_source
+    from mlpipe.errors import ConfigError
 
     if not next_:
         raise typer.BadParameter("say --next to release the next period")
     paths = project(root)
     params = project_params(paths)
     time_col = params.dataset.time_column
+    if time_col is None or params.dataset.initial_period is None:
+        raise ConfigError(
+            "simulate: the source has no time column and initial period to continue from "
+            "(rule: land new batches with `mlpipe ingest FILE`)"
+        )
     landing_dir = paths.root / params.retrain.landing_dir
     stamps = [read_frame(f)[time_col].max() for f in data_files(paths.data)]
-    stamps += [read_batch(f, time_col)[time_col].max() for f in landed_batches(landing_dir)]
+    stamps += [
+        read_batch(f, time_col, time_format=params.dataset.time_format)[time_col].max()
+        for f in landed_batches(landing_dir)
+    ]
     if not stamps:
         latest = pd.Timestamp(params.dataset.initial_period.end, tz="UTC") - pd.Timedelta(hours=1)
     else:
         latest = max(stamps)
     dest = release_next_period(
-        get_adapter(params.dataset.adapter).load_period,
+        get_source(params, paths.root),
         latest,
         time_col,
         params.dataset.batch_freq,

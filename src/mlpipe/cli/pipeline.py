@@ -31,15 +31,20 @@ def run(
     `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
     changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow."""
     from flows.common import render_text
+    from mlpipe.pipeline.estimators import resolve_estimator
 
     paths = project(root)
+    params = project_params(paths)
     if not flow:
         from flows.preflight import recorded_state
 
-        summary = recorded_state(paths, project_params(paths), tracking_uri(paths))
+        summary = recorded_state(paths, params, tracking_uri(paths))
         if summary is not None:
             typer.echo(render_text(summary))
             return
+    # before Prefect starts: a typo in train.estimator or train.hyperparams is one line now, not the train
+    # stage's failure after the data steps
+    resolve_estimator(params.train.estimator, params.task, params.train.hyperparams)
     use_project_prefect(paths)
     from flows.retrain import retrain
 

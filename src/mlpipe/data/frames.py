@@ -132,15 +132,24 @@ def read_data_dir(data_dir: Path, columns: list[str] | None = None) -> pd.DataFr
     return arrow_to_frame(read_data_table(data_dir, columns))
 
 
+INITIAL_FILE = f"batch-0-initial{DATA_SUFFIX}"  # the one file of a source without a time column
+
+
 def materialise_period(
-    load_period, start: date, end: date, data_dir: Path, time_column: str, freq: str
+    load_period, start: date | None, end: date | None, data_dir: Path, time_column: str | None, freq: str
 ) -> list[Path]:
     """Write the source's rows in [start, end) under data_dir as one file per period, each named after
-    the first day it covers (`batch-YYYY-MM-DD`); return the files."""
+    the first day it covers (`batch-YYYY-MM-DD`); without a time column (or a period), every row of the
+    source as one file in arrival order. Return the files."""
     df = load_period(start, end)
+    if time_column is None:
+        path = data_dir / INITIAL_FILE
+        write_frame(df.reset_index(drop=True), path)
+        return [path]
     written = []
+    first = start.isoformat() if start else ""
     for label, part in partition_by_period(df, time_column, freq).items():
-        path = data_dir / f"batch-{max(label, start.isoformat())}{DATA_SUFFIX}"
+        path = data_dir / f"batch-{max(label, first)}{DATA_SUFFIX}"
         write_frame(part, path)
         written.append(path)
     return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +48,13 @@ def landed_batches(landing_dir: Path) -> list[Path]:
     return sorted(p for p in landing_dir.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES)
 
 
-def read_batch(path: Path, time_column: str, schema: pa.Schema | None = None) -> pd.DataFrame:
-    """A landed file as a frame; CSV times are parsed as UTC. With `schema` (data/'s column types), a CSV
-    column that data/ holds as text is read as text, never guessed from its values (a tail number of
-    digits stays "00123", not the integer 123)."""
+def read_batch(
+    path: Path, time_column: str | None, schema: pa.Schema | None = None, time_format: str = "datetime"
+) -> pd.DataFrame:
+    """A landed file as a frame; times are read in the declared `time_format` (UTC). With `schema`
+    (data/'s column types), a CSV column that data/ holds as text is read as text, never guessed from its
+    values (a tail number of digits stays "00123", not the integer 123). Times that do not parse are left
+    as they are: the type check refuses them, naming the column."""
     if path.suffix == ".csv":
         text = (
             [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
@@ -58,12 +62,15 @@ def read_batch(path: Path, time_column: str, schema: pa.Schema | None = None) ->
             else []
         )
         df = pd.read_csv(path, dtype={name: str for name in text})
-        # Numbers are left as they are, never read as times (epoch seconds would land in 1970 as
-        # nanoseconds): the schema check refuses them, naming the column.
-        if time_column in df.columns and not pd.api.types.is_numeric_dtype(df[time_column]):
-            df[time_column] = pd.to_datetime(df[time_column], utc=True, errors="coerce")
-        return df
-    return read_frame(path)
+    else:
+        df = read_frame(path)
+    if time_column and time_column in df.columns:
+        from mlpipe.data.sources import parse_times
+
+        # Numbers are times only as epoch_s/epoch_ms (epoch seconds read as nanoseconds landed in 1970).
+        with contextlib.suppress(DataError):
+            df[time_column] = parse_times(df[time_column], time_format, time_column)
+    return df
 
 
 def data_schema(data_dir: Path, exclude: str | None = None) -> pa.Schema | None:
@@ -134,11 +141,13 @@ def conform_batch(
     return out, violations
 
 
-def read_conformed(path: Path, time_column: str, data_dir: Path) -> tuple[pd.DataFrame, list[Violation]]:
+def read_conformed(
+    path: Path, time_column: str | None, data_dir: Path, time_format: str = "datetime"
+) -> tuple[pd.DataFrame, list[Violation]]:
     """A landed file read and conformed with the column types of data/ (the file it would become there
     left out): the batch check and the snapshot see the same frame."""
     schema = data_schema(data_dir, exclude=data_name(path))
-    return conform_batch(read_batch(path, time_column, schema), schema, path.name)
+    return conform_batch(read_batch(path, time_column, schema, time_format), schema, path.name)
 
 
 def row_hashes(df: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -153,7 +162,7 @@ def check_batch(
     violations = [
         Violation(v.column, v.rule, v.count, v.examples, source) for v in validate_frame(batch, params)
     ]
-    key = [*params.features.columns, params.dataset.target, params.dataset.time_column]
+    key = params.record_columns
     if not violations and known_rows:
         dup = row_hashes(batch, key).isin(known_rows)
         if dup.any():
@@ -200,7 +209,7 @@ def take_into_data(batch: pd.DataFrame, path: Path, data_dir: Path) -> Path:
 
 
 def release_next_period(
-    load_period, latest: pd.Timestamp, time_column: str, freq: str, landing_dir: Path
+    load_period, latest: pd.Timestamp, time_column: str | None, freq: str, landing_dir: Path
 ) -> Path | None:
     """Replay: write the source's period after `latest` into the landing zone; None when the source is
     exhausted."""

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from mlpipe.config import Params, ProjectPaths
-from mlpipe.data.adapters import get_adapter
 from mlpipe.data.frames import data_files, materialise_period
 from mlpipe.errors import ToolError
 from mlpipe.runtime.lockfiles import dvc_file_md5
@@ -30,13 +29,15 @@ def data_changed(paths: ProjectPaths) -> bool:
 
 def materialise_initial_period(paths: ProjectPaths, params: Params) -> list[Path]:
     """Write the configured initial period of the source under data/, one file per batch period."""
-    adapter = get_adapter(params.dataset.adapter)
+    from mlpipe.data.sources import get_source
+
     period = params.dataset.initial_period
-    with timed("materialise", adapter=params.dataset.adapter, start=period.start, end=period.end):
+    start, end = (period.start, period.end) if period else (None, None)
+    with timed("materialise", source=params.dataset.source, start=start, end=end):
         files = materialise_period(
-            adapter.load_period,
-            period.start,
-            period.end,
+            get_source(params, paths.root),
+            start,
+            end,
             paths.data,
             params.dataset.time_column,
             params.dataset.batch_freq,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -50,12 +50,78 @@ def build_schema(params: Params) -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {}
     for col in params.features.categorical:
         columns[col] = pa.Column(str, nullable=col not in required, checks=[pa.Check.str_length(min_value=1)])
-    for col in [*params.features.numerical, params.dataset.target]:
+    for col in params.features.numerical:
         columns[col] = pa.Column("float64", coerce=True, nullable=col not in required, checks=checks(col))
-    columns[params.dataset.time_column] = pa.Column(
-        pd.DatetimeTZDtype("ns", "UTC"), coerce=True, nullable=params.dataset.time_column not in required
-    )
+    target = params.dataset.target
+    if params.task == "regression":
+        columns[target] = pa.Column(
+            "float64", coerce=True, nullable=target not in required, checks=checks(target)
+        )
+    else:  # labels: numbers or text, as they come; target_violations judges them as classes
+        columns[target] = pa.Column(None, nullable=target not in required, checks=checks(target))
+    for col in params.time_columns:
+        columns[col] = pa.Column(pd.DatetimeTZDtype("ns", "UTC"), coerce=True, nullable=col not in required)
     return pa.DataFrameSchema(columns, strict=False)
+
+
+MAX_CLASSES_SEEN = 1000  # labels remembered per check: enough to say "too many", bounded in memory
+
+
+@dataclass
+class TargetTally:
+    """What the chunks said of the target: its labels (up to MAX_CLASSES_SEEN) and non-integer numbers."""
+
+    labels: set = field(default_factory=set)
+    fractional: int = 0
+    fractional_examples: tuple[str, ...] = ()
+
+    def add(self, s: pd.Series) -> None:
+        present = s.dropna()
+        if pd.api.types.is_float_dtype(present):
+            frac = present[present != present.round()]
+            self.fractional += int(len(frac))
+            self.fractional_examples = (self.fractional_examples + tuple(str(v) for v in frac.head(3)))[:3]
+        if len(self.labels) <= MAX_CLASSES_SEEN:
+            self.labels.update(present.unique().tolist()[: MAX_CLASSES_SEEN + 1])
+
+
+def target_violations(tally: TargetTally, task: str, target: str) -> list[Violation]:
+    """A classifier's target must hold classes: no fractional numbers; two of them for binary."""
+    if task == "regression":
+        return []
+    if tally.fractional:
+        return [
+            Violation(
+                target,
+                f"fractional values with task {task} (rule: class labels are integers or text; "
+                "a measured quantity is task: regression)",
+                tally.fractional,
+                tally.fractional_examples,
+            )
+        ]
+    n = len(tally.labels)
+    shown = tuple(str(v) for v in sorted(tally.labels, key=str)[:MAX_EXAMPLES])
+    if task == "binary" and n > 2:
+        more = "more than " if n > MAX_CLASSES_SEEN else ""
+        return [
+            Violation(
+                target,
+                f"{more}{n} classes with task binary (rule: binary has two classes; set task: multiclass)",
+                n,
+                shown,
+            )
+        ]
+    if task == "multiclass" and n > MAX_CLASSES_SEEN:
+        return [
+            Violation(
+                target,
+                f"more than {MAX_CLASSES_SEEN} classes (rule: a multiclass target has at most "
+                f"{MAX_CLASSES_SEEN}; a number with this many values is task: regression)",
+                n,
+                shown,
+            )
+        ]
+    return []
 
 
 def _violations_from(errors: pa.errors.SchemaErrors) -> list[Violation]:
@@ -129,8 +195,12 @@ def validate_chunks(chunks: Iterable[pd.DataFrame], params: Params) -> list[Viol
     rows = 0
     nulls: dict[str, int] = {}
     found: dict[tuple[str, str], Violation] = {}
+    tally = TargetTally()
+    target = params.dataset.target
     for df in chunks:
         rows += len(df)
+        if target in df.columns:
+            tally.add(df[target])
         try:
             schema.validate(df, lazy=True)
         except pa.errors.SchemaErrors as errors:
@@ -141,6 +211,7 @@ def validate_chunks(chunks: Iterable[pd.DataFrame], params: Params) -> list[Viol
                 nulls[col] = nulls.get(col, 0) + int(df[col].isna().sum())
     violations = [Violation("<frame>", "no rows", 0)] if rows == 0 else []
     violations.extend(found.values())
+    violations.extend(target_violations(tally, params.task, target))
     violations.extend(null_rate_violations(nulls, rows, params.validate_.max_null_rate))
     return violations
 
@@ -167,7 +238,9 @@ def profile_frame(df: pd.DataFrame, params: Params) -> dict:
             "n_unique": int(counts.size),
             "categories": {str(k): int(v) for k, v in counts.items()},
         }
-    for col in [*params.features.numerical, params.dataset.target]:
+    target = params.dataset.target
+    numeric_target = params.task == "regression" or pd.api.types.is_numeric_dtype(df[target])
+    for col in [*params.features.numerical, *([target] if numeric_target else [])]:
         s = pd.to_numeric(df[col], errors="coerce").astype("float64")
         present = s.dropna()
         cols[col] = {
@@ -180,14 +253,26 @@ def profile_frame(df: pd.DataFrame, params: Params) -> dict:
             "std": _num(present.std()),
             "quantiles": {str(q): _num(present.quantile(q)) for q in QUANTILES} if len(present) else {},
         }
-    t = df[params.dataset.time_column]
+    if params.task != "regression":
+        counts = df[target].dropna().value_counts().sort_index()
+        classes = {"classes": {str(k): int(v) for k, v in counts.items()}}
+        cols[target] = {
+            "kind": "target",
+            "dtype": str(df[target].dtype),
+            "null_rate": float(df[target].isna().mean()),
+            **cols.get(target, {}),
+            **classes,
+        }
+    time_col = params.dataset.time_column
+    t = df[time_col] if time_col else None
     return {
         "rows": int(len(df)),
-        "target": params.dataset.target,
-        "target_rate": _num(pd.to_numeric(df[params.dataset.target], errors="coerce").mean()),
-        "time_column": params.dataset.time_column,
-        "time_min": str(t.min()),
-        "time_max": str(t.max()),
+        "task": params.task,
+        "target": target,
+        "target_rate": _num(pd.to_numeric(df[target], errors="coerce").mean()) if numeric_target else None,
+        "time_column": time_col,
+        "time_min": str(t.min()) if t is not None else None,
+        "time_max": str(t.max()) if t is not None else None,
         "columns": cols,
     }
 
@@ -216,14 +301,18 @@ def render_report(profile: dict | None, violations: list[Violation], source: str
     if profile:
         lines += [
             "",
-            f"Rows: {profile['rows']}, target rate: {profile['target_rate']}, "
-            f"time: {profile['time_min']} .. {profile['time_max']}",
+            f"Rows: {profile['rows']}, task: {profile.get('task', 'binary')}, "
+            f"target rate: {profile['target_rate']}, time: {profile['time_min']} .. {profile['time_max']}",
             "",
             "| column | kind | null rate | min | median | max | categories |",
             "|---|---|---|---|---|---|---|",
         ]
         for name, c in profile["columns"].items():
-            if c["kind"] == "categorical":
+            if "classes" in c and "min" not in c:
+                lines.append(
+                    f"| {name} | target | {c.get('null_rate', 0):.4f} |  |  |  | {len(c['classes'])} |"
+                )
+            elif c["kind"] == "categorical":
                 lines.append(f"| {name} | categorical | {c['null_rate']:.4f} |  |  |  | {c['n_unique']} |")
             else:
                 lines.append(

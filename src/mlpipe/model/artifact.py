@@ -29,6 +29,10 @@ TRUSTED_TYPES = (
     "functools.partial",
     "sklearn.utils.validation.check_array",
 )
+# Types from these packages are trusted when a model file holds them (skops' own defaults cover the common
+# estimators; the fitted internals of the rest are listed per model in its manifest). Anything else is
+# loaded only if `train.trusted_types` listed it when the model was trained.
+SAFE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 # Fixed zip timestamp (the earliest a zip can hold) so the file's bytes do not depend on the clock.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -83,6 +87,38 @@ def canonical_skops(payload: bytes) -> bytes:
         for name in sorted(renamed, key=lambda n: int(n.partition(".")[0])):
             zout.writestr(zipfile.ZipInfo(name, _ZIP_EPOCH), renamed[name])
     return out.getvalue()
+
+
+def file_types(path: Path | None = None, data: bytes | None = None) -> list[str]:
+    """The types a skops file holds beyond skops' defaults (what an allowlist must name), sorted."""
+    import skops.io as sio
+
+    found = sio.get_untrusted_types(file=path) if path is not None else sio.get_untrusted_types(data=data)
+    return sorted(found)
+
+
+def derive_trusted_types(types: list[str], user_trusted: list[str], source: str) -> list[str]:
+    """The allowlist of a new model: its own types, refusing any outside scikit-learn/numpy/scipy (and the
+    fixed list) that `train.trusted_types` does not name. Pure."""
+    outside = sorted(t for t in types if not t.startswith(SAFE_PREFIXES) and t not in TRUSTED_TYPES)
+    refused = [t for t in outside if t not in user_trusted]
+    if refused:
+        raise UntrustedTypes(
+            f"{source}: types {refused} are outside scikit-learn/numpy/scipy "
+            "(rule: list each in train.trusted_types to trust it)"
+        )
+    return types
+
+
+def allowed_types(manifest: dict) -> tuple[str, ...]:
+    """The types a model may hold to be loaded: those its manifest recorded at training (each of them
+    safe by prefix, on the fixed list, or named in the training's train.trusted_types), else the fixed
+    list (models from before the manifest recorded them)."""
+    recorded = manifest.get("trusted_types")
+    if recorded is None:
+        return TRUSTED_TYPES
+    user = set(manifest.get("user_trusted_types", []))
+    return tuple(t for t in recorded if t.startswith(SAFE_PREFIXES) or t in TRUSTED_TYPES or t in user)
 
 
 def load_model_file(path: Path, trusted: tuple[str, ...] = TRUSTED_TYPES) -> object:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpipe.errors import ModelRefused
-from mlpipe.model.artifact import MODEL_FILE, load_model_file
+from mlpipe.model.artifact import MODEL_FILE, allowed_types, load_model_file
 from mlpipe.model.manifest import installed_versions
 from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.logs import event
@@ -76,7 +76,8 @@ def load_verified(
     warnings = check_packages(path, recorded, installed_versions(recorded), allow_version_mismatch)
     for w in warnings:
         event("model_version_warning", logging.WARNING, detail=w)
-    model = load_model_file(path)  # UntrustedTypes (a ModelRefused) names any type outside the allowlist
+    # UntrustedTypes (a ModelRefused) names any type outside the allowlist the manifest recorded
+    model = load_model_file(path, allowed_types(manifest))
     return LoadedModel(model, path, found, manifest, warnings)
 
 

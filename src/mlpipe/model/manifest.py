@@ -35,6 +35,10 @@ def build_manifest(
     features: FeaturesCfg,
     target: str,
     estimator: str,
+    task: str = "binary",
+    classes: list | None = None,
+    trusted_types: list[str] | None = None,
+    user_trusted_types: list[str] | None = None,
 ) -> dict:
     """Everything needed to check a model file is the one trained from this config and data."""
     return {
@@ -46,10 +50,13 @@ def build_manifest(
         "data_md5": data_md5,
         "train_sha256": train_sha256,
         "estimator": estimator,
+        "task": task,
+        "classes": classes or [],
         "features": {"categorical": features.categorical, "numerical": features.numerical},
         "target": target,
         "packages": package_versions(),
-        "trusted_types": list(TRUSTED_TYPES),
+        "trusted_types": list(TRUSTED_TYPES) if trusted_types is None else trusted_types,
+        "user_trusted_types": user_trusted_types or [],
     }
 
 

@@ -103,14 +103,33 @@ def drift_summaries(reference: pd.DataFrame, current: pd.DataFrame, features: Fe
     return summaries[0], summaries[1], inputs
 
 
-def live_performance(window: pd.DataFrame, threshold: float, min_labels: int) -> dict | None:
-    """Metrics on the rows that have feedback labels, or None with too few labels or one class only."""
-    from mlpipe.pipeline.evaluate import compute_metrics
+def live_performance(
+    window: pd.DataFrame, threshold: float, min_labels: int, task: str = "binary", classes: list | None = None
+) -> dict | None:
+    """The task's metrics on the rows that have feedback labels, or None with too few labels or one
+    class only. Multiclass rows carry their answered class only (no per-class probabilities): accuracy,
+    balanced accuracy and F1."""
+    from mlpipe.pipeline.evaluate import compute_metrics, regression_metrics
 
     labelled = window.dropna(subset=["label"])
     if len(labelled) < min_labels or labelled["label"].nunique() < 2:
         return None
-    return compute_metrics(labelled["label"].astype(int).to_numpy(), labelled[PROBA].to_numpy(), threshold)
+    if task == "regression":
+        return regression_metrics(labelled["label"].astype(float).to_numpy(), labelled[PROBA].to_numpy())
+    if task == "multiclass":
+        from sklearn import metrics as skm
+
+        y, pred = labelled["label"].astype(str), labelled["prediction"].astype(str)
+        return {
+            "accuracy": round(float(skm.accuracy_score(y, pred)), 6),
+            "balanced_accuracy": round(float(skm.balanced_accuracy_score(y, pred)), 6),
+            "f1_macro": round(float(skm.f1_score(y, pred, average="macro", zero_division=0)), 6),
+            "f1_weighted": round(float(skm.f1_score(y, pred, average="weighted", zero_division=0)), 6),
+            "n_test": int(len(y)),
+        }
+    classes = [str(c) for c in (classes or [0, 1])]
+    y = (labelled["label"].astype(str) == classes[1]).astype(int).to_numpy()
+    return compute_metrics(y, labelled[PROBA].to_numpy(), threshold)
 
 
 def monitor_verdict(
@@ -120,8 +139,13 @@ def monitor_verdict(
     prediction_drift: dict | None,
     live: dict | None,
     trained: dict,
+    metric: str | None = None,
 ) -> dict:
-    """The monitor's verdict (pure): retrain and/or retire, with every reason spelled out."""
+    """The monitor's verdict (pure): retrain and/or retire, with every reason spelled out. `metric` is the
+    task's monitored metric (Params.monitor_metric); lower-is-better metrics are judged the other way."""
+    from mlpipe.config import lower_is_better
+
+    metric = metric or cfg.metric or "roc_auc"
     reasons, retire = [], False
     if rows < cfg.min_rows:
         return {
@@ -134,17 +158,17 @@ def monitor_verdict(
         reasons.append(f"input drift share {share} > monitor.drift_share_max {cfg.drift_share_max}")
     if cfg.prediction_drift and (prediction_drift or {}).get("drift_share"):
         reasons.append(f"prediction drift (score {prediction_drift['columns'].get(PROBA)})")
-    if live is not None:
-        value, base = live[cfg.metric], trained.get(cfg.metric)
-        if value < cfg.floor:
+    if live is not None and metric in live:
+        sign = -1.0 if lower_is_better(metric) else 1.0  # worse = lower (higher for an error metric)
+        value, base = live[metric], trained.get(metric)
+        moved, under = ("rose more than {} above", ">") if sign < 0 else ("dropped more than {} below", "<")
+        if cfg.floor is not None and sign * value < sign * cfg.floor:
             retire = True
             reasons.append(
-                f"live {cfg.metric} {round(value, 4)} < monitor.floor {cfg.floor}: retire this model"
+                f"live {metric} {round(value, 4)} {under} monitor.floor {cfg.floor}: retire this model"
             )
-        elif base is not None and value < base - cfg.max_drop:
-            reasons.append(
-                f"live {cfg.metric} {round(value, 4)} dropped more than {cfg.max_drop} below training {base}"
-            )
+        elif base is not None and sign * value < sign * base - cfg.max_drop:
+            reasons.append(f"live {metric} {round(value, 4)} {moved.format(cfg.max_drop)} training {base}")
     return {"retrain": bool(reasons), "retire": retire, "reasons": reasons}
 
 
@@ -153,7 +177,9 @@ def reference_sample(train: pd.DataFrame, model, features: FeaturesCfg, rows: in
     ref = train.sample(n=min(rows, len(train)), random_state=seed)[list(features.columns)].reset_index(
         drop=True
     )
-    ref[PROBA] = model.predict_proba(ref[list(model.feature_names_in_)])[:, 1]
+    from mlpipe.model.outputs import scores, summary_score
+
+    ref[PROBA] = summary_score(scores(model, ref[list(model.feature_names_in_)]))
     return ref
 
 
@@ -218,12 +244,13 @@ def decision_at_stake(
     features: FeaturesCfg,
     live: dict | None,
     trained: dict,
+    metric: str | None = None,
 ) -> bool:
     """True when the borderline columns, drifted or not, could change whether the monitor retrains."""
     calm = {c: v | {"drifted": v["drifted"] and not v["borderline"]} for c, v in verdicts.items()}
     alarmed = {c: v | {"drifted": v["drifted"] or v["borderline"]} for c, v in verdicts.items()}
-    low = monitor_verdict(cfg, rows, *summaries_from_verdicts(calm, features), live, trained)
-    high = monitor_verdict(cfg, rows, *summaries_from_verdicts(alarmed, features), live, trained)
+    low = monitor_verdict(cfg, rows, *summaries_from_verdicts(calm, features), live, trained, metric)
+    high = monitor_verdict(cfg, rows, *summaries_from_verdicts(alarmed, features), live, trained, metric)
     return low["retrain"] != high["retrain"]
 
 

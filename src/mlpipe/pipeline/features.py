@@ -34,6 +34,12 @@ def categorical_values(s: pd.Series) -> pd.Series:
     return s.where(~missing, None) if missing.any() else s
 
 
-def target_vector(df: pd.DataFrame, target: str) -> pd.Series:
-    """The target as int64 labels."""
-    return df[target].astype("int64")
+def target_vector(df: pd.DataFrame, target: str, task: str = "binary") -> pd.Series:
+    """The target as the task takes it: float64 values (regression); int64 labels when the labels are
+    numbers, else text labels (classification: the model keeps them, string labels in and out)."""
+    s = df[target]
+    if task == "regression":
+        return s.astype("float64")
+    if pd.api.types.is_numeric_dtype(s):
+        return s.astype("int64")
+    return s.astype(str)

@@ -33,7 +33,8 @@ from mlpipe.config import (
 from mlpipe.data.frames import split_by_time, split_random
 from mlpipe.errors import SnapshotMismatch, SweepRefused
 from mlpipe.model.manifest import package_versions
-from mlpipe.pipeline.evaluate import compute_metrics, positive_proba
+from mlpipe.model.outputs import classes_of, scores
+from mlpipe.pipeline.evaluate import metrics_for
 from mlpipe.pipeline.features import select_features, target_vector
 from mlpipe.pipeline.stages.train import TRAIN_SEED_OFFSET
 from mlpipe.pipeline.train import build_pipeline, fit_model
@@ -53,7 +54,9 @@ def expand_grid(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[s
     ]
 
 
-def check_grid(train: TrainCfg, features: FeaturesCfg, grid: dict[str, list[Any]]) -> None:
+def check_grid(
+    train: TrainCfg, features: FeaturesCfg, grid: dict[str, list[Any]], task: str = "binary"
+) -> None:
     """Refuse grid keys the estimator does not take, or that config sets itself (seed, threads)."""
     reserved = sorted(set(grid) & set(RESERVED))
     if reserved:
@@ -61,7 +64,7 @@ def check_grid(train: TrainCfg, features: FeaturesCfg, grid: dict[str, list[Any]
             f"sweep.grid: {reserved} are set by mlpipe (rule: seeds and threads come from "
             "params.yaml seed and train.n_jobs, never from the grid)"
         )
-    accepted = build_pipeline(train, features, seed=0).named_steps["model"].get_params()
+    accepted = build_pipeline(train, features, seed=0, task=task).named_steps["model"].get_params()
     unknown = sorted(set(grid) - set(accepted))
     if unknown:
         raise SweepRefused(
@@ -80,7 +83,8 @@ def carve_validation(
         fit, valid, _ = split_by_time(train, params.dataset.time_column, fraction)
     else:
         fit, valid = split_random(train, fraction, params.seed + VALIDATION_SEED_OFFSET)
-    if fit.empty or valid.empty or valid[params.dataset.target].nunique() < 2:
+    classes_needed = 2 if params.task != "regression" else 1
+    if fit.empty or valid.empty or valid[params.dataset.target].nunique() < classes_needed:
         raise SweepRefused(
             f"sweep: validation part has {len(valid)} rows "
             f"({valid[params.dataset.target].nunique()} classes), "
@@ -103,15 +107,17 @@ def score_candidate(
     y_val: pd.Series,
     seed: int,
     threshold: float,
+    task: str = "binary",
 ) -> dict[str, Any]:
-    """Fit one candidate as the train stage does and score it on the validation part: metrics and fit
-    seconds."""
+    """Fit one candidate as the train stage does and score it on the validation part: the task's metrics
+    and fit seconds."""
     t0 = time.perf_counter()
-    model = fit_model(train, features, X_fit, y_fit, seed)
+    model = fit_model(train, features, X_fit, y_fit, seed, task)
     fit_s = time.perf_counter() - t0
     with threadpool_limits(limits=train.n_jobs):  # scoring too: a candidate uses the threads it is given
-        proba = positive_proba(model, X_val)
-    return {"metrics": compute_metrics(y_val.to_numpy(), proba, threshold), "fit_s": round(fit_s, 3)}
+        out = scores(model, X_val)
+    metrics = metrics_for(task, y_val.to_numpy(), out, threshold, classes_of(model))
+    return {"metrics": metrics, "fit_s": round(fit_s, 3)}
 
 
 def scoring_identity() -> dict[str, str]:
@@ -199,9 +205,9 @@ def training_frames(
     target = params.dataset.target
     return {
         "X_fit": select_features(fit, params.features),
-        "y_fit": target_vector(fit, target),
+        "y_fit": target_vector(fit, target, params.task),
         "X_val": select_features(valid, params.features),
-        "y_val": target_vector(valid, target),
+        "y_val": target_vector(valid, target, params.task),
     }
 
 

@@ -296,15 +296,17 @@ def reproduced_outputs(wt: Path) -> dict:
 
 
 def compare_predictions(original_model, reproduced_model, test_split: Path) -> dict:
-    """Both models' positive-class probabilities on the same test rows: exact equality and hashes."""
+    """Both models' outputs (model.outputs.scores: probabilities or values) on the same test rows: exact
+    equality and hashes."""
     import numpy as np
 
     from mlpipe.data.frames import read_frame
-    from mlpipe.pipeline.evaluate import positive_proba, predictions_sha256
+    from mlpipe.model.outputs import scores
+    from mlpipe.pipeline.evaluate import predictions_sha256
 
     test = read_frame(test_split)
     cols = list(original_model.feature_names_in_)
-    a, b = positive_proba(original_model, test[cols]), positive_proba(reproduced_model, test[cols])
+    a, b = scores(original_model, test[cols]), scores(reproduced_model, test[cols])
     return {
         "identical": bool(np.array_equal(a, b)),
         "original_sha256": predictions_sha256(a),

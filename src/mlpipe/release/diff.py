@@ -15,54 +15,60 @@ from mlpipe.errors import DataError
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 
-def model_outputs(model, X: pd.DataFrame) -> tuple[np.ndarray, bool]:
-    """(scores, is_classifier): positive-class probability for a classifier, the prediction otherwise."""
-    if hasattr(model, "predict_proba"):
-        return model.predict_proba(X)[:, 1], True
-    return np.asarray(model.predict(X), dtype=float), False
+def model_outputs(model, X: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """(scores, task): the model's outputs the way its task gives them (model.outputs.scores)."""
+    from mlpipe.model.outputs import scores, task_of
+
+    return scores(model, X), task_of(model)
 
 
 def compare_models(
     a: np.ndarray,
     b: np.ndarray,
-    classifier: bool,
+    task: str,
     y: np.ndarray | None,
     threshold: float,
     frame: pd.DataFrame,
     top: int = 10,
+    classes: list | None = None,
 ) -> dict:
-    """The differential report for outputs `a` (reference) and `b` (candidate) on the same rows (pure)."""
-    delta = b - a
+    """The differential report for outputs `a` (reference) and `b` (candidate) on the same rows (pure).
+
+    Classifiers: the share of rows whose answered class changed; binary scores are P(positive), multiclass
+    ones a probability per class (the delta of a row is its largest probability change). Regressors: the
+    distribution of the prediction deltas."""
+    from mlpipe.model.outputs import labels_from
+
+    classes = list(classes) if classes is not None else ([0, 1] if task == "binary" else [])
+    delta = np.abs(b - a).max(axis=1) if a.ndim == 2 else b - a
+    classifier = task != "regression"
     out: dict = {
         "rows": int(len(a)),
+        "task": task,
         "classifier": classifier,
         "delta_quantiles": {str(q): float(np.quantile(delta, q)) for q in QUANTILES} if len(a) else {},
         "mean_abs_delta": float(np.mean(np.abs(delta))) if len(a) else 0.0,
         "identical": bool(np.array_equal(a, b)),
     }
     if classifier:
-        la, lb = a >= threshold, b >= threshold
-        changed = la != lb
+        changed = labels_from(a, classes, threshold) != labels_from(b, classes, threshold)
         out.update(
             threshold=threshold,
             changed_predictions=int(changed.sum()),
             changed_share=float(changed.mean()) if len(a) else 0.0,
         )
     if y is not None:
-        from mlpipe.pipeline.evaluate import compute_metrics
+        from mlpipe.pipeline.evaluate import metrics_for
 
-        if classifier:
-            ma, mb = compute_metrics(y, a, threshold), compute_metrics(y, b, threshold)
-        else:
-            ma = {"mae": float(np.mean(np.abs(y - a))), "rmse": float(np.sqrt(np.mean((y - a) ** 2)))}
-            mb = {"mae": float(np.mean(np.abs(y - b))), "rmse": float(np.sqrt(np.mean((y - b) ** 2)))}
+        ma, mb = metrics_for(task, y, a, threshold, classes), metrics_for(task, y, b, threshold, classes)
         out["metrics"] = {
             k: {"a": ma[k], "b": mb[k], "delta": round(mb[k] - ma[k], 6)} for k in ma if k in mb
         }
     order = np.argsort(-np.abs(delta), kind="stable")[:top]
     moved = frame.iloc[order].copy()
     moved.insert(0, "row", order)
-    moved["a"], moved["b"], moved["delta"] = a[order], b[order], delta[order]
+    shown_a, shown_b = (a.max(axis=1), b.max(axis=1)) if a.ndim == 2 else (a, b)
+    moved["a"], moved["b"], moved["delta"] = shown_a[order], shown_b[order], delta[order]
     out["top_changed"] = moved.astype(object).where(moved.notna(), None).to_dict(orient="records")
     return out
 
@@ -88,13 +94,20 @@ def diff(
         raise DataError(
             f"diff: the data lacks model inputs {missing} (rule: both models need their features)"
         )
-    a, cls_a = model_outputs(model_a, data[cols_a])
-    b, cls_b = model_outputs(model_b, data[cols_b])
-    if cls_a != cls_b:
-        raise DataError("diff: one model is a classifier and the other is not (rule: compare like with like)")
+    from mlpipe.model.outputs import classes_of
+
+    a, task_a = model_outputs(model_a, data[cols_a])
+    b, task_b = model_outputs(model_b, data[cols_b])
+    if task_a != task_b or classes_of(model_a) != classes_of(model_b):
+        raise DataError(
+            f"diff: A is a {task_a} model of classes {classes_of(model_a)}, B a {task_b} model of "
+            f"classes {classes_of(model_b)} (rule: compare like with like)"
+        )
     y = data[target].to_numpy() if target and target in data.columns else None
     shown = data[sorted(set(cols_a) | set(cols_b)) + ([target] if y is not None else [])]
-    report = compare_models(a, b, cls_a, y, threshold, shown.reset_index(drop=True), top)
+    report = compare_models(
+        a, b, task_a, y, threshold, shown.reset_index(drop=True), top, classes_of(model_a)
+    )
     return {"a": {"ref": ref_a, "run_id": run_a}, "b": {"ref": ref_b, "run_id": run_b}, **report}
 
 

@@ -12,7 +12,7 @@ import getpass
 import re
 from pathlib import Path
 
-from mlpipe.config import HIGHER_IS_BETTER, Params, ProjectPaths
+from mlpipe.config import Params, ProjectPaths, lower_is_better
 from mlpipe.errors import PromotionRefused
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHAMPION, PREVIOUS, alias_version, move_champion
@@ -31,7 +31,7 @@ def metric_checks(
     checks = []
     for name, tol in sorted(tolerance.items()):
         new, old = float(challenger[name]), float(champion[name])
-        if name in HIGHER_IS_BETTER:
+        if not lower_is_better(name):
             bound = round(old - tol, 6)
             checks.append(
                 Check(
@@ -99,7 +99,8 @@ def champion_comparison(
     """(b) and (c): challenger (the project's model) and champion on the current test split."""
     from mlpipe.data.frames import read_frame
     from mlpipe.model.loading import load_model_dir
-    from mlpipe.pipeline.evaluate import compute_metrics
+    from mlpipe.model.outputs import classes_of
+    from mlpipe.pipeline.evaluate import metrics_for
     from mlpipe.registry.models import load_registered
     from mlpipe.release.diff import compare_models, model_outputs
 
@@ -108,20 +109,40 @@ def champion_comparison(
     threshold = params.evaluate.threshold
     champ, _ = load_registered(client, champion_ref)
     chall = load_model_dir(paths.model.parent)
-    a, _ = model_outputs(champ.model, test[list(champ.model.feature_names_in_)])
-    b, _ = model_outputs(chall.model, test[list(chall.model.feature_names_in_)])
-    m_champ, m_chall = compute_metrics(y, a, threshold), compute_metrics(y, b, threshold)
+    a, task_a = model_outputs(champ.model, test[list(champ.model.feature_names_in_)])
+    b, task_b = model_outputs(chall.model, test[list(chall.model.feature_names_in_)])
+    classes = classes_of(chall.model)
+    if (task_a, classes_of(champ.model)) != (task_b, classes):
+        same = Check(
+            "same_task",
+            f"{task_b} {classes}",
+            f"{task_a} {classes_of(champ.model)}",
+            False,
+            "(the champion answers another task or classes: compare by hand, then `mlpipe promote`)",
+        )
+        return [same], {"rows": len(test)}
+    m_champ = metrics_for(params.task, y, a, threshold, classes)
+    m_chall = metrics_for(params.task, y, b, threshold, classes)
     report = compare_models(
-        a, b, True, y, threshold, test[list(chall.model.feature_names_in_)].reset_index(drop=True), top=5
+        a,
+        b,
+        task_b,
+        y,
+        threshold,
+        test[list(chall.model.feature_names_in_)].reset_index(drop=True),
+        5,
+        classes,
     )
-    checks = metric_checks(m_chall, m_champ, params.gate.tolerance)
-    checks.append(
-        diff_check(report["changed_share"], params.gate.max_changed_share, params.gate.override_diff)
-    )
+    checks = metric_checks(m_chall, m_champ, params.tolerance)
+    if "changed_share" in report:  # classifiers: the share of answers that changed class
+        checks.append(
+            diff_check(report["changed_share"], params.gate.max_changed_share, params.gate.override_diff)
+        )
     return checks, {
         "champion_metrics_same_rows": m_champ,
         "challenger_metrics": m_chall,
-        "changed_predictions": report["changed_predictions"],
+        "changed_predictions": report.get("changed_predictions"),
+        "delta_quantiles": report["delta_quantiles"],
         "rows": report["rows"],
     }
 

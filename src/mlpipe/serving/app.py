@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from mlpipe.model.outputs import labels_from, scores, summary_score
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHAMPION, alias_version
 from mlpipe.registry.refs import versions_of_run
@@ -42,6 +43,8 @@ class Served:
     info: dict
     rules: RequestRules  # from this model's own training profile: no train/serve skew
     profile: dict
+    task: str = "binary"  # read off the model (model.outputs.task_of)
+    classes: list = field(default_factory=list)  # the labels a classifier answers with
 
 
 @dataclass
@@ -79,7 +82,12 @@ def load_served(client, params, ref: str) -> Served:
         "metrics": dict(run.data.metrics),
         "loader_warnings": loaded.warnings,
     }
-    return Served(loaded.model, name, version, run_id, info, rules_from(profile, params), profile)
+    from mlpipe.model.outputs import classes_of, task_of
+
+    task, classes = task_of(loaded.model), classes_of(loaded.model)
+    info |= {"task": task, "classes": classes}
+    rules = rules_from(profile, params)
+    return Served(loaded.model, name, version, run_id, info, rules, profile, task, classes)
 
 
 def health_of(client, served: Served) -> dict:
@@ -139,6 +147,40 @@ def request_frame(
     for col in rules.numerical:
         frame[col] = frame[col].astype("float64")
     return frame
+
+
+def answer_body(task: str, classes: list, out: np.ndarray, answers: np.ndarray) -> dict:
+    """What /predict answers per task: the class and P(positive) (binary), the class and one probability
+    per class (multiclass), the value (regression)."""
+    if task == "regression":
+        return {"predictions": out.tolist()}
+    if task == "multiclass":
+        names = [str(c) for c in classes]
+        rounded = np.round(out, 6).tolist()
+        return {
+            "predictions": answers.tolist(),
+            "probabilities": [dict(zip(names, r, strict=True)) for r in rounded],
+        }
+    return {"predictions": answers.tolist(), "probabilities": np.round(out, 6).tolist()}
+
+
+def feedback_rule(task: str, classes: list, labels) -> str | None:
+    """Why feedback labels are refused, or None: one per row, of the target's type (a known class, or a
+    finite number for regression)."""
+    import math
+
+    if not isinstance(labels, list):
+        return "labels must be a list"
+    if task == "regression":
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in labels
+        ):
+            return "labels must be a list of finite numbers"
+        return None
+    known = set(classes)
+    if not all(not isinstance(v, bool | float) and isinstance(v, int | str) and v in known for v in labels):
+        return f"labels must be a list of the model's classes ({', '.join(map(str, classes))})"
+    return None
 
 
 def _error(status: int, rule: str, detail: list | None = None, field_: str = "<body>") -> JSONResponse:
@@ -273,8 +315,9 @@ def create_app(
             return JSONResponse(status_code=422, content={"detail": problems})
         frame = request_frame(records, columns, cfg.features, served.rules)
         one_openmp_thread()
-        proba = served.model.predict_proba(frame)[:, 1]
-        classes = (proba >= cfg.threshold).astype(int)
+        out = scores(served.model, frame)
+        answers = labels_from(out, served.classes, cfg.threshold)
+        summary = summary_score(out)
         request_id = uuid.uuid4().hex
         latency_ms = round((time.perf_counter() - t0) * 1000, 3)
         log.append_later(
@@ -282,8 +325,8 @@ def create_app(
                 log_rows,
                 request_id,
                 records,
-                proba,
-                classes,
+                summary,
+                answers,
                 flags,
                 served.name,
                 served.version,
@@ -291,16 +334,13 @@ def create_app(
                 ts=time.time(),
             )
         )
-        values, first, counts = np.unique(classes, return_index=True, return_counts=True)
-        for k in np.argsort(first):  # in order of appearance, as one increment per row did
-            metrics.predictions.labels(str(int(values[k]))).inc(int(counts[k]))
+        metrics.count_answers(served, answers)
         # JSON types only: FastAPI's encoder walk (~1 ms per 1k rows) would give back the same content.
         return JSONResponse(
             {
                 "request_id": request_id,
                 "model": {"name": served.name, "version": served.version, "run_id": served.run_id},
-                "predictions": classes.tolist(),
-                "probabilities": np.round(proba, 6).tolist(),
+                **answer_body(served.task, served.classes, out, answers),
                 "flags": flags,
             }
         )
@@ -311,9 +351,13 @@ def create_app(
             payload = json.loads(await request.body())
             request_id, labels = payload["request_id"], payload["labels"]
         except (ValueError, KeyError, TypeError):
-            return _error(422, 'expected {"request_id": "...", "labels": [0 or 1, ...]}')
-        if not isinstance(labels, list) or not all(v in (0, 1) and not isinstance(v, float) for v in labels):
-            return _error(422, "labels must be a list of 0/1", field_="labels")
+            return _error(422, 'expected {"request_id": "...", "labels": [label, ...]}')
+        served = state["served"]
+        rule = feedback_rule(
+            served.task if served else "binary", served.classes if served else [0, 1], labels
+        )
+        if rule:
+            return _error(422, rule, field_="labels")
         log.flush()
         matched = log.add_feedback(str(request_id), labels)
         if matched == 0:

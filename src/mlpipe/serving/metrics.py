@@ -34,6 +34,33 @@ class Metrics:
         self.swaps = Counter(
             "mlpipe_model_swaps", "Hot swaps by outcome", ["outcome"], registry=self.registry
         )
+        self.values: Histogram | None = None  # regression: predicted values, buckets from the training target
+
+    def count_answers(self, served, answers) -> None:
+        """Classifiers: predictions by class; regressors: a histogram of the predicted values."""
+        import numpy as np
+
+        if served.task == "regression":
+            if self.values is None:
+                self.values = Histogram(
+                    "mlpipe_predicted_value",
+                    "Predicted values (buckets: the training target's quantiles)",
+                    registry=self.registry,
+                    buckets=value_buckets(served.profile, served.info.get("target")),
+                )
+            for v in answers:
+                self.values.observe(float(v))
+            return
+        values, first, counts = np.unique(answers, return_index=True, return_counts=True)
+        for k in np.argsort(first):  # in order of appearance, as one increment per row did
+            self.predictions.labels(str(values[k])).inc(int(counts[k]))
+
+
+def value_buckets(profile: dict, target: str | None) -> tuple[float, ...]:
+    """Histogram buckets from the training target's quantiles (distinct, increasing), else a default."""
+    col = profile.get("columns", {}).get(target or profile.get("target", ""), {})
+    edges = sorted({round(v, 6) for v in (col.get("quantiles") or {}).values() if v is not None})
+    return tuple(edges) + (float("inf"),) if edges else Histogram.DEFAULT_BUCKETS
 
 
 class CountRequests:

@@ -29,7 +29,7 @@ PREDICTIONS = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("inputs", sa.Text, nullable=False),
     sa.Column("proba", sa.Float, nullable=False),
-    sa.Column("prediction", sa.Integer, nullable=False),
+    sa.Column("prediction", sa.Text, nullable=False),  # the answer as text: class label or value
     sa.Column("flags", sa.Text, nullable=False),
 )
 FEEDBACK = sa.Table(
@@ -38,7 +38,7 @@ FEEDBACK = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("request_id", sa.String(64), nullable=False, index=True),
     sa.Column("row", sa.Integer, nullable=False),
-    sa.Column("label", sa.Integer, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),  # the true class label or value, as text
     sa.Column("ts", sa.Float, nullable=False),
 )
 LOGGED_COLUMNS = [c.name for c in PREDICTIONS.columns if c.name != "id"]  # what log_rows gives per row
@@ -136,7 +136,7 @@ class PredictionLog:
         self._thread.join(timeout_s)
         self.engine.dispose()
 
-    def add_feedback(self, request_id: str, labels: list[int]) -> int:
+    def add_feedback(self, request_id: str, labels: list) -> int:
         """Attach ground-truth labels (one per row of the request, in order); returns rows matched."""
         with self.engine.begin() as conn:
             known = conn.execute(
@@ -150,7 +150,7 @@ class PredictionLog:
             conn.execute(
                 FEEDBACK.insert(),
                 [
-                    {"request_id": request_id, "row": i, "label": int(v), "ts": now}
+                    {"request_id": request_id, "row": i, "label": answer_text(v), "ts": now}
                     for i, v in enumerate(labels[:known])
                 ],
             )
@@ -184,11 +184,20 @@ def log_rows(
             "latency_ms": latency_ms,
             "inputs": inputs[i],
             "proba": float(p),
-            "prediction": int(c),
+            "prediction": answer_text(c),
             "flags": json.dumps(by_row[i]) if i in by_row else "[]",
         }
         for i, (p, c) in enumerate(zip(proba, predictions, strict=True))
     ]
+
+
+def answer_text(value) -> str:
+    """A class label or predicted value as the log stores it: ints and text as they read, floats exactly."""
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        return repr(float(value))
+    if type(value).__name__.startswith(("int", "uint", "bool")):
+        return str(int(value))
+    return str(value)
 
 
 _SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # what json.dumps(x, sort_keys=True) builds per call

@@ -123,8 +123,10 @@ def test_two_weather_readings_for_one_hour_are_refused():
         shape_flights(FLIGHTS.copy(), doubled)
 
 
-def test_adapter_is_found_by_its_params_name(params):
-    assert get_adapter(params.dataset.adapter).load_period is load_period
+def test_adapter_is_found_by_its_params_name(params, tmp_path):
+    from mlpipe.data.sources import get_source
+
+    assert get_source(params, tmp_path) is load_period
 
 
 def test_unknown_adapter_is_refused_by_name():

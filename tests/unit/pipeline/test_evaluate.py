@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 
+from mlpipe.model.outputs import classes_of, labels_from, scores, task_of
 from mlpipe.pipeline.evaluate import (
     compute_metrics,
-    positive_proba,
+    metrics_for,
     prediction_table,
     predictions_sha256,
     roc_table,
     save_plot_images,
+    save_task_plots,
+    task_prediction_table,
 )
 
 
@@ -111,12 +114,59 @@ def test_short_roc_curve_is_kept_whole():
     assert table[["fpr", "tpr"]].values.tolist() == [[0.0, 0.0], [0.0, 0.5], [0.0, 1.0], [1.0, 1.0]]
 
 
-def test_positive_proba_is_the_second_column():
+def test_binary_scores_are_the_positive_class_column():
     X = np.array([[0.0], [1.0], [2.0], [3.0]])
     model = LogisticRegression().fit(X, [0, 0, 1, 1])
-    proba = positive_proba(model, X)
+    proba = scores(model, X)
+    assert task_of(model) == "binary"
     np.testing.assert_array_equal(proba, model.predict_proba(X)[:, 1])
     assert proba[0] < 0.5 < proba[-1]
+
+
+def test_string_labels_go_in_and_come_out_of_a_multiclass_model():
+    X = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0], [20.0], [21.0], [22.0]])
+    y = np.array(["Adelie"] * 3 + ["Chinstrap"] * 3 + ["Gentoo"] * 3, dtype=object)
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+    out = scores(model, X)
+    assert task_of(model) == "multiclass" and out.shape == (9, 3)
+    assert classes_of(model) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert labels_from(out, classes_of(model), 0.5).tolist() == y.tolist()
+    m = metrics_for("multiclass", y, out, 0.5, classes_of(model))
+    assert m["accuracy"] == 1.0 and m["f1_macro"] == 1.0 and m["recall_Gentoo"] == 1.0
+    assert m["log_loss"] > 0 and m["n_test"] == 9
+    table = task_prediction_table("multiclass", y, out, 0.5, classes_of(model))
+    assert table["predicted"].tolist() == y.tolist()
+
+
+def test_a_wrong_multiclass_answer_lowers_accuracy_and_that_class_recall():
+    y = np.array(["a", "b", "c", "c"], dtype=object)
+    proba = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.7, 0.2, 0.1]])
+    m = metrics_for("multiclass", y, proba, 0.5, ["a", "b", "c"])
+    assert m["accuracy"] == 0.75 and m["recall_c"] == 0.5 and m["precision_a"] == 0.5
+
+
+def test_regression_metrics_and_plots(tmp_path):
+    X = np.arange(40, dtype=float).reshape(-1, 1)
+    y = 3 * X[:, 0] + 1 + np.sin(X[:, 0])
+    model = Ridge().fit(X, y)
+    assert task_of(model) == "regression" and classes_of(model) == []
+    pred = scores(model, X)
+    m = metrics_for("regression", y, pred, 0.5, [])
+    assert 0 < m["rmse"] < 1 and 0 < m["mae"] <= m["rmse"] and m["r2"] > 0.99
+    assert set(m) == {"rmse", "mae", "r2", "mape", "n_test"}
+    with_zero = metrics_for("regression", np.array([0.0, 1.0, 2.0]), np.array([0.1, 1.0, 2.0]), 0.5, [])
+    assert "mape" not in with_zero  # undefined where an actual value is 0
+    table = task_prediction_table("regression", y, pred, 0.5, [])
+    np.testing.assert_allclose(table["residual"], y - pred)
+    written = save_task_plots("regression", table, y, pred, 0.5, [], tmp_path)
+    assert [p.name for p in written] == ["predicted_vs_actual.png", "residuals.png"]
+    assert (tmp_path / "predicted_vs_actual.csv").read_text().startswith("actual,predicted")
+
+
+def test_binary_string_labels_count_the_second_class_as_positive():
+    y = np.array(["no", "no", "yes", "yes"], dtype=object)
+    m = metrics_for("binary", y, np.array([0.1, 0.2, 0.9, 0.8]), 0.5, ["no", "yes"])
+    assert m["roc_auc"] == 1.0 and m["positive_rate"] == 0.5
 
 
 def test_plot_images_are_written_as_pngs(tmp_path):

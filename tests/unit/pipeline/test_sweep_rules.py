@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from mlpipe.config import Params, ProjectPaths, SweepCfg, load_params
+from mlpipe.config import Params, ProjectPaths, load_params
 from mlpipe.errors import SnapshotMismatch
 from mlpipe.pipeline.sweep import (
     candidate_seed,
@@ -58,9 +58,10 @@ def test_an_unusable_grid_is_refused_with_the_rule(params_dict, grid, message):
         Params.model_validate(params_dict)
 
 
-def test_an_unknown_metric_is_refused():
-    with pytest.raises(ValidationError, match="sweep.metric: 'auc' unknown"):
-        SweepCfg(grid={"learning_rate": [0.1]}, metric="auc")
+def test_an_unknown_metric_is_refused(params_dict):
+    params_dict["sweep"]["metric"] = "auc"
+    with pytest.raises(ValidationError, match="sweep.metric 'auc': not a binary metric"):
+        Params.model_validate(params_dict)
 
 
 def test_a_project_without_a_sweep_section_still_loads(params_dict):

@@ -140,7 +140,7 @@ def test_differential_report_counts_flipped_predictions_and_ranks_rows():
     a = np.array([0.1, 0.4, 0.6, 0.9])
     b = np.array([0.1, 0.55, 0.6, 0.2])
     frame = pd.DataFrame({"f": [1, 2, 3, 4]})
-    d = compare_models(a, b, True, np.array([0, 1, 1, 1]), 0.5, frame, top=2)
+    d = compare_models(a, b, "binary", np.array([0, 1, 1, 1]), 0.5, frame, top=2)
     assert d["changed_predictions"] == 2 and d["changed_share"] == 0.5 and not d["identical"]
     assert [r["row"] for r in d["top_changed"]] == [3, 1]
     assert d["metrics"]["accuracy"]["delta"] == pytest.approx(0.0)
@@ -152,7 +152,7 @@ def test_differential_report_for_a_regressor_gives_delta_quantiles():
     d = compare_models(
         np.array([1.0, 2.0]),
         np.array([1.5, 2.0]),
-        False,
+        "regression",
         np.array([1.0, 2.0]),
         0.5,
         pd.DataFrame({"f": [0, 1]}),

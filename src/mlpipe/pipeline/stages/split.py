@@ -46,14 +46,25 @@ def as_pandas_text(scalar: pa.Scalar) -> str:
 
 
 def part_summary(part: pa.Table, params: Params) -> dict:
-    """Rows, target rate and time range of one part."""
-    bounds = pc.min_max(part.column(params.dataset.time_column))
-    return {
-        "rows": part.num_rows,
-        "target_rate": round(float(pc.mean(part.column(params.dataset.target)).as_py()), 6),
-        "time_min": as_pandas_text(bounds["min"]),
-        "time_max": as_pandas_text(bounds["max"]),
-    }
+    """Rows, target rate (a numeric target's mean; classes of a text one) and time range of one part."""
+    target = part.column(params.dataset.target)
+    out: dict = {"rows": part.num_rows}
+    if (
+        pa.types.is_integer(target.type)
+        or pa.types.is_floating(target.type)
+        or pa.types.is_boolean(target.type)
+    ):
+        out["target_rate"] = round(float(pc.mean(target).as_py()), 6)
+    else:
+        counts = pc.value_counts(target).to_pylist()
+        out["classes"] = {
+            str(c["values"]): c["counts"] for c in sorted(counts, key=lambda c: str(c["values"]))
+        }
+    if params.dataset.time_column:
+        bounds = pc.min_max(part.column(params.dataset.time_column))
+        out["time_min"] = as_pandas_text(bounds["min"])
+        out["time_max"] = as_pandas_text(bounds["max"])
+    return out
 
 
 def split_data(params: Params, paths: ProjectPaths) -> None:

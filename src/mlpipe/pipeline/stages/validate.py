@@ -30,7 +30,7 @@ def validate_data(params: Params, paths: ProjectPaths) -> None:
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     profile = None
     if not violations:
-        used = [*params.features.columns, params.dataset.target, params.dataset.time_column]
+        used = params.record_columns
         profile = profile_frame(read_data_dir(paths.data, columns=list(dict.fromkeys(used))), params)
     paths.validation_report.parent.mkdir(parents=True, exist_ok=True)
     paths.validation_report.write_text(

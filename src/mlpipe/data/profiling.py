@@ -1,0 +1,202 @@
+"""Profile a user's table and propose the params.yaml sections `mlpipe init` writes: the task, the features,
+the columns to exclude, and the validation rules. Pure: a DataFrame in, a `Proposal` out, every decision
+explained by one line in `Proposal.reasons`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from mlpipe.errors import ConfigError
+
+TASKS = ("binary", "multiclass", "regression")
+MAX_CLASSES = 20  # an integral numeric target with at most this many values is a set of classes
+MIN_ROWS = 20  # uniqueness and cardinality rules need at least this many rows to mean anything
+TEXT_DISTINCT_SHARE = 0.5  # text with a larger share of distinct values is free text or an id
+LEAK_CORR = 0.98  # |Pearson| or |Spearman| with a numeric target at or above this is likely leakage
+MAX_PURE_VALUES = 50  # purity (one class per value) is only meaningful for a column with few values
+WIDEN = 0.1  # ranges are widened by this share of the observed span on each side
+
+
+@dataclass(frozen=True)
+class Proposal:
+    task: str  # "binary" | "multiclass" | "regression"
+    categorical: list[str]
+    numerical: list[str]
+    leakage: list[str]  # columns excluded as features (likely leakage or identifiers)
+    required_not_null: list[str]
+    ranges: dict[str, dict]  # column -> {"min": float, "max": float}, widened from the observed
+    max_null_rate: float
+    reasons: list[str]  # one human line per decision
+
+
+def is_numeric(s: pd.Series) -> bool:
+    """Int or float (nullable included), never bool."""
+    return ptypes.is_numeric_dtype(s) and not ptypes.is_bool_dtype(s)
+
+
+def is_text(s: pd.Series) -> bool:
+    """Object, string, category or bool: values that are labels, not quantities."""
+    return (
+        ptypes.is_object_dtype(s)
+        or ptypes.is_string_dtype(s)
+        or isinstance(s.dtype, pd.CategoricalDtype)
+        or ptypes.is_bool_dtype(s)
+    )
+
+
+def fractional_example(s: pd.Series) -> float | None:
+    """The first non-null value of a numeric series that is not a whole number, or None if all are whole."""
+    v = s.dropna().astype("float64")
+    frac = v[(v % 1) != 0]
+    return float(frac.iloc[0]) if len(frac) else None
+
+
+def infer_task(y: pd.Series) -> tuple[str, str]:
+    """(task, reason) from the target alone. Text-like: binary if 2 distinct values else multiclass;
+    numeric, integral and at most MAX_CLASSES distinct: binary if 2 else multiclass; else regression."""
+    n, kind = y.nunique(dropna=True), str(y.dtype)
+    if n < 2:
+        raise ConfigError(f"target {y.name!r}: {n} distinct value(s) (rule: a target must vary)")
+    if not is_numeric(y):
+        task = "binary" if n == 2 else "multiclass"
+        return task, f"task {task}: target {y.name!r} is {kind} with {n} distinct values"
+    if fractional_example(y) is None and n <= MAX_CLASSES:
+        task = "binary" if n == 2 else "multiclass"
+        return (
+            task,
+            f"task {task}: target {y.name!r} is integral {kind} with {n} distinct values (<= {MAX_CLASSES})",
+        )
+    return "regression", f"task regression: target {y.name!r} is {kind} with {n} distinct values"
+
+
+def check_task(y: pd.Series, task: str) -> str:
+    """The reason a given task fits the target, or ConfigError saying why it does not."""
+    name, n = y.name, y.nunique(dropna=True)
+    if task not in TASKS:
+        raise ConfigError(f"task {task!r}: unknown (rule: one of {', '.join(TASKS)})")
+    if task == "regression":
+        if not is_numeric(y):
+            raise ConfigError(
+                f"target {name!r}: {y.dtype} values cannot be task regression "
+                "(rule: regression needs a numeric target)"
+            )
+        return f"task regression: given; target {name!r} is {y.dtype} with {n} distinct values"
+    example = fractional_example(y) if is_numeric(y) else None
+    if example is not None:
+        raise ConfigError(
+            f"target {name!r}: fractional values (e.g. {example:g}) cannot be classes "
+            "(rule: a measured quantity is task: regression)"
+        )
+    if n < 2:
+        raise ConfigError(f"target {name!r}: {n} class(es) (rule: a classifier needs at least two)")
+    if task == "binary" and n != 2:
+        raise ConfigError(
+            f"target {name!r}: {n} classes with task binary (rule: binary has two; use multiclass)"
+        )
+    return f"task {task}: given; target {name!r} has {n} classes"
+
+
+def exclusion_reason(s: pd.Series) -> str | None:
+    """Why a candidate feature is not a feature by itself (before looking at the target), or None."""
+    rows, n = len(s), s.nunique(dropna=True)
+    if s.isna().all():
+        return "always null"
+    if ptypes.is_datetime64_any_dtype(s):
+        return "a timestamp, not a feature; derive parts of it yourself"
+    if not (is_numeric(s) or is_text(s)):
+        return f"unsupported dtype {s.dtype}"
+    if rows >= MIN_ROWS and n == rows and (is_text(s) or ptypes.is_integer_dtype(s)):
+        return "an identifier (unique per row)"
+    if is_text(s) and rows >= MIN_ROWS and n > TEXT_DISTINCT_SHARE * rows:
+        return f"high-cardinality text ({n} distinct of {rows} rows)"
+    return None
+
+
+def leakage_reason(s: pd.Series, y: pd.Series, task: str) -> str | None:
+    """'likely leakage: ...' if the feature nearly is the target, else None. Numeric feature and numeric
+    target: max(|Pearson|, |Spearman|) >= LEAK_CORR. Classification: a non-constant column with at most
+    MAX_PURE_VALUES values and at most half as many values as rows, each value mapping to exactly one class
+    (purity 1.0)."""
+    pairs = pd.DataFrame({"x": s, "y": y}).dropna()
+    if is_numeric(s) and is_numeric(y) and len(pairs) >= 3 and pairs.nunique().min() >= 2:
+        x, t = pairs["x"].astype("float64"), pairs["y"].astype("float64")
+        corr = max(abs(x.corr(t)), abs(x.rank().corr(t.rank())))  # Spearman: Pearson of ranks
+        if corr >= LEAK_CORR:
+            return f"likely leakage: |corr| {corr:.2f} with the target"
+    n = pairs["x"].nunique()
+    few = 2 <= n <= min(MAX_PURE_VALUES, len(pairs) / 2)  # > rows/2 distinct: purity is mere chance
+    if task != "regression" and few and pairs["y"].nunique() >= 2:
+        if pairs.groupby("x", observed=True)["y"].nunique().max() == 1:
+            return "likely leakage: determines the target (purity 1.0)"
+    return None
+
+
+def widened_range(s: pd.Series) -> dict[str, float]:
+    """Observed [min, max] widened by WIDEN of the span on each side (span 0: by max(1, WIDEN * |value|)),
+    never below 0 for a non-negative column, integer bounds for an integral column, else round(x, 6)."""
+    v = s.dropna().astype("float64")
+    lo, hi = float(v.min()), float(v.max())
+    pad = WIDEN * (hi - lo) if hi > lo else max(1.0, WIDEN * abs(lo))
+    low, high = lo - pad, hi + pad
+    if lo >= 0:
+        low = max(0.0, low)
+    if fractional_example(v) is None:
+        return {"min": float(math.floor(low)), "max": float(math.ceil(high))}
+    return {"min": min(round(low, 6), lo), "max": max(round(high, 6), hi)}
+
+
+def null_rate_limit(rates: list[float]) -> float:
+    """max(0.6, highest observed null rate + 0.1), capped at 1.0, rounded to 2 decimals."""
+    return round(min(1.0, max(0.6, max(rates, default=0.0) + 0.1)), 2)
+
+
+def _require(df: pd.DataFrame, column: str, role: str) -> None:
+    if column not in df.columns:
+        raise ConfigError(
+            f"{role} {column!r}: not a column of the data (columns: {', '.join(map(str, df.columns))})"
+        )
+
+
+def propose(
+    df: pd.DataFrame, target: str, time_column: str | None = None, task: str | None = None
+) -> Proposal:
+    """The params.yaml proposal for `df`: task, features, exclusions and validation rules, with reasons.
+    Columns keep the order of `df` throughout."""
+    _require(df, target, "target")
+    if time_column is not None:
+        _require(df, time_column, "time column")
+        if time_column == target:
+            raise ConfigError(f"time column {time_column!r}: is the target (rule: they must differ)")
+    y = df[target]
+    task, why = infer_task(y) if task is None else (task, check_task(y, task))
+    reasons = [why]
+    categorical, numerical, excluded = [], [], []
+    for col in df.columns:
+        if col in (target, time_column):
+            continue
+        s = df[col]
+        reason = exclusion_reason(s) or leakage_reason(s, y, task)
+        if reason:
+            excluded.append(col)
+            reasons.append(f"excluded {col!r}: {reason}")
+        elif is_numeric(s):
+            numerical.append(col)
+            reasons.append(f"numerical {col!r}: {s.dtype}")
+        else:
+            categorical.append(col)
+            reasons.append(f"categorical {col!r}: {s.dtype} with {s.nunique()} distinct values")
+    features = set(categorical) | set(numerical)
+    keep = {target, time_column} | {c for c in features if not df[c].isna().any()}
+    required = [c for c in df.columns if c in keep]
+    ranged = set(numerical) | ({target} if task == "regression" else set())
+    ranges = {c: widened_range(df[c]) for c in df.columns if c in ranged}
+    rates = [float(df[c].isna().mean()) for c in df.columns if c in features]
+    limit = null_rate_limit(rates)
+    reasons.append(
+        f"max_null_rate {limit}: highest feature null rate {max(rates, default=0.0):.2f} + 0.1, at least 0.6"
+    )
+    return Proposal(task, categorical, numerical, excluded, required, ranges, limit, reasons)

@@ -1,0 +1,220 @@
+"""Profiling proposes params.yaml sections from a table: task, features, exclusions and validation rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+
+from mlpipe.data.profiling import infer_task, null_rate_limit, propose, widened_range
+from mlpipe.errors import ConfigError
+
+
+def _iris_named() -> pd.DataFrame:
+    bunch = load_iris(as_frame=True)
+    return bunch.frame.assign(target=bunch.frame["target"].map(dict(enumerate(bunch.target_names))))
+
+
+def _small(n: int = 30, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "size": rng.uniform(1, 10, n).round(2),
+            "y": rng.choice(["yes", "no"], n),
+        }
+    )
+
+
+def test_penguins_species_is_multiclass_with_text_and_numeric_features():
+    penguins = pytest.importorskip("palmerpenguins").load_penguins()
+    p = propose(penguins, "species")
+    assert p.task == "multiclass"
+    assert p.categorical == ["island", "sex"]
+    assert p.numerical == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
+    assert p.leakage == []
+    assert p.required_not_null == ["species", "island", "year"]  # the others have nulls
+    assert p.ranges["year"] == {"min": 2006.0, "max": 2010.0}
+    assert p.max_null_rate == 0.6
+
+
+def test_penguins_body_mass_is_regression_with_a_target_range():
+    penguins = pytest.importorskip("palmerpenguins").load_penguins()
+    p = propose(penguins, "body_mass_g")
+    assert p.task == "regression"
+    assert "body_mass_g" not in p.numerical
+    assert p.ranges["body_mass_g"] == {"min": 2340.0, "max": 6660.0}  # 2700..6300 widened by 360
+
+
+def test_diabetes_is_regression_and_ranges_cover_features_and_target():
+    df = load_diabetes(as_frame=True).frame
+    p = propose(df, "target")
+    assert p.task == "regression"
+    assert p.reasons[0] == "task regression: target 'target' is float64 with 214 distinct values"
+    assert p.numerical == [c for c in df.columns if c != "target"] and p.categorical == [] and p.leakage == []
+    assert list(p.ranges) == list(df.columns)
+    assert p.ranges["target"] == {"min": 0.0, "max": 379.0}  # 25..346, never below 0, integral
+    for col in p.numerical:
+        assert p.ranges[col]["min"] < df[col].min() and p.ranges[col]["max"] > df[col].max()
+
+
+def test_breast_cancer_is_binary_without_a_target_range():
+    df = load_breast_cancer(as_frame=True).frame
+    p = propose(df, "target")
+    assert p.task == "binary"
+    assert len(p.numerical) == 30 and p.leakage == []
+    assert "target" not in p.ranges
+    assert all(r["min"] >= 0 for r in p.ranges.values())  # every measurement is non-negative
+    assert p.required_not_null == list(df.columns)
+
+
+def test_iris_with_string_labels_is_multiclass():
+    p = propose(_iris_named(), "target")
+    assert p.task == "multiclass"
+    assert p.reasons[0] == "task multiclass: target 'target' is object with 3 distinct values"
+    assert len(p.numerical) == 4 and p.leakage == []
+    assert p.ranges["petal width (cm)"]["min"] == 0.0  # 0.1 - 0.24 clamped at 0
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        ([0, 1] * 10, "binary"),
+        ([1, 2, 3, 4, 5] * 4, "multiclass"),
+        (list(range(25)), "regression"),
+        ([1.0, 2.0, 3.0] * 5, "multiclass"),
+        ([0.5, 1.5] * 10, "regression"),
+        ([True, False] * 5, "binary"),
+        (pd.Categorical(["a", "b", "c"] * 3), "multiclass"),
+    ],
+)
+def test_infer_task(values, task):
+    assert infer_task(pd.Series(values, name="t"))[0] == task
+
+
+def test_constant_target_is_refused():
+    with pytest.raises(ConfigError, match="target 't': 1 distinct value"):
+        infer_task(pd.Series([3, 3, 3], name="t"))
+
+
+def test_identifier_and_high_cardinality_text_are_excluded():
+    df = _small().assign(
+        row=np.arange(30) * 7,  # integer, unique per row, not named like an id
+        code=[f"C{i:03d}" for i in range(30)],
+        note=[f"note {i % 20}" for i in range(30)],  # 20 distinct of 30 rows
+    )
+    p = propose(df, "y")
+    assert p.leakage == ["row", "code", "note"]
+    assert "excluded 'row': an identifier (unique per row)" in p.reasons
+    assert "excluded 'code': an identifier (unique per row)" in p.reasons
+    assert "excluded 'note': high-cardinality text (20 distinct of 30 rows)" in p.reasons
+    assert p.categorical == ["colour"] and p.numerical == ["size"]
+
+
+def test_unique_floats_are_measurements_not_identifiers():
+    p = propose(_small(), "y")
+    assert "size" in p.numerical  # 30 distinct floats of 30 rows: neither an id nor "pure" by chance
+    assert p.leakage == []
+
+
+def test_always_null_and_timestamps_are_excluded_but_the_time_column_is_not():
+    df = _small().assign(
+        empty=np.nan,
+        booked=pd.date_range("2024-01-01", periods=30, freq="D"),
+        at=pd.date_range("2024-02-01", periods=30, freq="h"),
+    )
+    p = propose(df, "y", time_column="at")
+    assert p.leakage == ["empty", "booked"]
+    assert "excluded 'empty': always null" in p.reasons
+    assert "excluded 'booked': a timestamp, not a feature; derive parts of it yourself" in p.reasons
+    assert "at" in p.required_not_null and "at" not in p.categorical + p.numerical + p.leakage
+
+
+def test_a_column_that_determines_the_class_is_leakage():
+    df = _small()
+    df["outcome_code"] = df["y"].map({"yes": "Y1", "no": "N0"})
+    p = propose(df, "y")
+    assert p.leakage == ["outcome_code"]
+    assert "excluded 'outcome_code': likely leakage: determines the target (purity 1.0)" in p.reasons
+    assert p.categorical == ["colour"]
+
+
+def test_a_numeric_copy_of_a_numeric_target_is_leakage():
+    rng = np.random.default_rng(1)
+    y = rng.uniform(0, 100, 40)
+    df = pd.DataFrame({"x": rng.normal(size=40), "y_cm": y * 100 + rng.normal(0, 1, 40), "y": y})
+    p = propose(df, "y")
+    assert p.task == "regression"
+    assert p.leakage == ["y_cm"] and p.numerical == ["x"]
+    assert "excluded 'y_cm': likely leakage: |corr| 1.00 with the target" in p.reasons
+
+
+def test_float_target_with_task_binary_is_refused():
+    df = pd.DataFrame({"a": [1, 2, 3], "x": [23.5, 20.0, 23.5]})
+    msg = (
+        "target 'x': fractional values (e.g. 23.5) cannot be classes "
+        "(rule: a measured quantity is task: regression)"
+    )
+    with pytest.raises(ConfigError) as err:
+        propose(df, "x", task="binary")
+    assert str(err.value) == msg
+    with pytest.raises(ConfigError, match="fractional values"):
+        propose(df, "x", task="multiclass")
+
+
+def test_three_classes_with_task_binary_is_refused():
+    df = pd.DataFrame({"a": range(6), "y": ["a", "b", "c"] * 2})
+    with pytest.raises(
+        ConfigError, match=r"target 'y': 3 classes with task binary \(rule: binary has two; use"
+    ):
+        propose(df, "y", task="binary")
+
+
+def test_regression_on_a_text_target_is_refused():
+    with pytest.raises(ConfigError, match="cannot be task regression"):
+        propose(_small(), "y", task="regression")
+
+
+def test_a_given_task_that_fits_is_kept():
+    df = pd.DataFrame({"a": np.arange(50) % 3, "y": np.arange(50) % 25})
+    assert propose(df, "y").task == "regression"
+    p = propose(df, "y", task="multiclass")
+    assert p.task == "multiclass" and p.reasons[0] == "task multiclass: given; target 'y' has 25 classes"
+
+
+def test_missing_target_or_time_column_is_refused_with_the_columns():
+    with pytest.raises(
+        ConfigError, match="target 'late': not a column of the data \\(columns: colour, size, y\\)"
+    ):
+        propose(_small(), "late")
+    with pytest.raises(ConfigError, match="time column 'when': not a column"):
+        propose(_small(), "y", time_column="when")
+
+
+def test_ranges_never_go_below_zero_for_non_negative_columns():
+    assert widened_range(pd.Series([0.5, 10.5])) == {"min": 0.0, "max": 11.5}
+    assert widened_range(pd.Series([-1.5, 8.5])) == {"min": -2.5, "max": 9.5}
+    assert widened_range(pd.Series([3, 7, 4])) == {"min": 2.0, "max": 8.0}  # 2.6 / 7.4 -> integers
+    assert widened_range(pd.Series([0, 0])) == {"min": 0.0, "max": 1.0}  # span 0: widen by 1
+    assert widened_range(pd.Series([50.0, 50.0])) == {"min": 45.0, "max": 55.0}  # span 0: 10% of 50
+
+
+def test_required_not_null_and_max_null_rate_follow_the_observed_nulls():
+    df = _small()
+    df.loc[:8, "size"] = np.nan  # 9 of 30 rows: 0.3
+    df.loc[0, "colour"] = None
+    p = propose(df, "y")
+    assert p.required_not_null == ["y"]
+    assert p.max_null_rate == 0.6
+    df.loc[:23, "size"] = np.nan  # 0.8
+    assert propose(df, "y").max_null_rate == 0.9
+    assert null_rate_limit([0.95]) == 1.0 and null_rate_limit([]) == 0.6
+
+
+def test_column_order_follows_the_frame():
+    df = _small()[["size", "y", "colour"]].assign(b=np.arange(30) % 4 * 1.5, a=list("pq") * 15)
+    p = propose(df, "y")
+    assert p.numerical == ["size", "b"] and p.categorical == ["colour", "a"]
+    assert list(p.ranges) == ["size", "b"]
+    assert p.required_not_null == ["size", "y", "colour", "b", "a"]
