@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlpipe.config import HEADLINE_METRICS, PARAMS_FILE, Params, ProjectPaths, load_params
+from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, headline_of, load_params
 
 
 def setup(root: str) -> tuple[ProjectPaths, Params]:
@@ -54,17 +54,16 @@ class RunSummary:
 def metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
     """The headline metrics of this run beside the champion's recorded ones."""
     rows = []
-    for name in HEADLINE_METRICS:
-        if name in metrics:
-            champ = champion.get(name) if champion else None
-            change = round(metrics[name] - champ, 6) if champ is not None else None
-            rows.append({"metric": name, "value": metrics[name], "champion": champ, "change": change})
+    for name in headline_of(metrics):
+        champ = champion.get(name) if champion else None
+        change = round(metrics[name] - champ, 6) if champ is not None else None
+        rows.append({"metric": name, "value": metrics[name], "champion": champ, "change": change})
     return rows
 
 
 def render_text(s: RunSummary) -> str:
     """The summary `mlpipe run` prints."""
-    metrics = ", ".join(f"{k}={s.metrics[k]}" for k in HEADLINE_METRICS if k in s.metrics)
+    metrics = ", ".join(f"{k}={s.metrics[k]}" for k in headline_of(s.metrics))
     lines = [
         f"mlpipe run: {s.verdict}"
         + (" (this commit, data and model were already recorded)" if s.already_recorded else ""),

@@ -205,6 +205,12 @@ TASK_HEADLINE = {
     "regression": ("rmse", "mae", "r2", "mape", "n_test"),
 }
 HEADLINE_METRICS = tuple(dict.fromkeys(m for t in TASK_HEADLINE.values() for m in t))
+
+
+def headline_of(metrics: dict) -> tuple[str, ...]:
+    """The headline metrics of the task whose metrics these are, in its order."""
+    task = "binary" if "roc_auc" in metrics else "regression" if "rmse" in metrics else "multiclass"
+    return tuple(k for k in TASK_HEADLINE[task] if k in metrics)
 # What a section that is left out defaults to, per task.
 DEFAULT_TOLERANCE = {
     "binary": {"roc_auc": 0.01, "average_precision": 0.01, "log_loss": 0.01},

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from mlpipe.cli import data, demo, models, pipeline, services
+from mlpipe.cli import data, demo, init, models, pipeline, services
 from mlpipe.errors import MlpipeError
 from mlpipe.runtime.logs import configure_logging
 from mlpipe.runtime.shell import OFFLINE_ENV
@@ -16,6 +16,7 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record."
 )
 for command in (
+    init.init,
     data.bootstrap,
     pipeline.run,
     data.simulate,

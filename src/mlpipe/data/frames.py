@@ -169,11 +169,26 @@ def time_split_positions(times: np.ndarray, test_fraction: float) -> tuple[np.nd
     return order[:n_train], order[n_train:]
 
 
-def random_split_positions(n_rows: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of a seeded random split (for data without a time order), each in row order."""
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(n_rows, dtype=bool)
-    is_test[rng.permutation(n_rows)[: int(round(n_rows * test_fraction))]] = True
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A fixed 64-bit mixer (SplitMix64's finaliser): nearby inputs give unrelated outputs."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def random_split_positions(rows: pd.DataFrame, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of a seeded random split (for data without a time order), each in row order.
+
+    A row's side is drawn from a seeded hash of its values, not from its position: as batches are added
+    every earlier row keeps its side, so the champion's training rows never become the next test rows (a
+    permutation of positions would mix them in and flatter the champion at the gate), and equal rows
+    share a side. The test share is `test_fraction` in expectation."""
+    hashed = pd.util.hash_pandas_object(rows, index=False).to_numpy(dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        key = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    unit = (_splitmix64(hashed ^ key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    is_test = unit < test_fraction
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
@@ -192,6 +207,6 @@ def split_by_time(
 
 
 def split_random(df: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """random_split_positions applied to a frame: (train, test)."""
-    train_pos, test_pos = random_split_positions(len(df), test_fraction, seed)
+    """random_split_positions applied to a frame (its rows' values decide): (train, test)."""
+    train_pos, test_pos = random_split_positions(df, test_fraction, seed)
     return df.take(train_pos).reset_index(drop=True), df.take(test_pos).reset_index(drop=True)

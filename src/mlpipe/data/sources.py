@@ -28,9 +28,9 @@ def parse_times(values: pd.Series, fmt: str, column: str) -> pd.Series:
     """`values` as UTC timestamps read in the declared format; DataError naming the column and a few
     values when any present value does not parse. Numbers are times only as epoch_s / epoch_ms."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC")
+        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     if pd.api.types.is_datetime64_dtype(values):
-        return values.dt.tz_localize("UTC")
+        return values.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if fmt in ("epoch_s", "epoch_ms"):
         as_number = pd.to_numeric(values, errors="coerce")
@@ -44,12 +44,24 @@ def parse_times(values: pd.Series, fmt: str, column: str) -> pd.Series:
     bad = parsed.isna() & values.notna()
     if bad.any():
         examples = ", ".join(str(v)[:30] for v in values[bad].unique()[:3])
-        hint = " (numbers are times only with time_format epoch_s or epoch_ms)" if numeric else ""
+        epoch = fmt in ("epoch_s", "epoch_ms")
+        hint = (
+            " (numbers are times only with time_format epoch_s or epoch_ms)" if numeric and not epoch else ""
+        )
         raise DataError(
             f"{column}: {int(bad.sum())} values do not parse as {fmt} (e.g. {examples}){hint} "
             f"(rule: dataset.time_format {fmt}, parsed strictly)"
         )
     return parsed.astype("datetime64[ns, UTC]")
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """A categorical column as text, None for missing; whole numbers read as float because of a null
+    (123.0) are the text "123", as a batch without a null gives."""
+    present = values.notna()
+    if pd.api.types.is_float_dtype(values) and (values[present] == values[present].round()).all():
+        values = values.astype("Int64")
+    return values.astype("string").astype(object).where(present, None)
 
 
 def typed(df: pd.DataFrame, dataset: DatasetCfg, features: FeaturesCfg, source: str) -> pd.DataFrame:
@@ -58,7 +70,7 @@ def typed(df: pd.DataFrame, dataset: DatasetCfg, features: FeaturesCfg, source: 
     out = df.copy(deep=False)
     for col in features.categorical:
         if col in out.columns:
-            out[col] = out[col].astype("string").astype(object).where(out[col].notna(), None)
+            out[col] = category_text(out[col])
     for col in features.numerical:
         if col in out.columns and not pd.api.types.is_numeric_dtype(out[col]):
             as_number = pd.to_numeric(out[col], errors="coerce")
@@ -96,7 +108,7 @@ def in_period(
 
 def matching_files(pattern: str, root: Path) -> list[Path]:
     """The CSV/Parquet files a path or glob names (relative to the project root), in name order."""
-    full = pattern if os.path.isabs(pattern) else str(root / pattern)
+    full = pattern if os.path.isabs(pattern) else os.path.join(glob.escape(str(root)), pattern)
     found = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).suffix in FILE_SUFFIXES)
     if not found:
         raise MissingInput(
@@ -139,11 +151,18 @@ def sql_source(params: Params) -> LoadPeriod:
         url = os.environ.get(env)
         if not url:
             raise ConfigError(f"${env}: not set (rule: source sql reads its SQLAlchemy URL from ${env})")
+        if start is None or end is None:
+            raise ConfigError("source sql: no period to bind (rule: source sql needs dataset.initial_period)")
         bound = {
             "start": pd.Timestamp(start, tz="UTC").to_pydatetime(),
             "end": pd.Timestamp(end, tz="UTC").to_pydatetime(),
         }
-        engine = sa.create_engine(url)
+        try:
+            engine = sa.create_engine(url)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise ConfigError(
+                f"${env}: not a usable SQLAlchemy URL ({exc}) (rule: e.g. postgresql+psycopg://host/db)"
+            ) from None
         try:
             with engine.connect() as conn:
                 df = pd.read_sql(sa.text(params.dataset.query or ""), conn, params=bound)
@@ -165,7 +184,7 @@ def user_source(params: Params, root: Path) -> LoadPeriod:
         sys.path.insert(0, str(root))
     try:
         func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the user's module: ImportError, SyntaxError, its own errors
         raise ConfigError(
             f"dataset.source: {params.dataset.source!r} cannot be imported ({exc}) "
             "(rule: package.module:function importable from the project root)"

@@ -4,7 +4,7 @@ output hashes -> params -> test metrics -> drift share at training time -> repro
 
 from __future__ import annotations
 
-from mlpipe.config import HEADLINE_METRICS
+from mlpipe.config import headline_of
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.refs import resolve_run_id, versions_of_run
@@ -48,7 +48,7 @@ def model_lineage(client, ref: str) -> dict:
         "stage_outputs": dict(sorted(rec.stage_outputs.items())),
         "model_sha256": rec.model_sha256,
         "params": dict(sorted(run.data.params.items())),
-        "metrics": {k: rec.metrics[k] for k in HEADLINE_METRICS if k in rec.metrics},
+        "metrics": {k: rec.metrics[k] for k in headline_of(rec.metrics)},
         "drift_share": rec.metrics.get("drift_share"),
         "packages": rec.versions,
         "reproductions": [

@@ -16,8 +16,8 @@ import pandas as pd
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, flatten, read_params_dict
 from mlpipe.data.frames import read_frame
-from mlpipe.model.artifact import TRUSTED_TYPES, load_model_file
-from mlpipe.model.manifest import MODEL_PACKAGES
+from mlpipe.model.artifact import allowed_types, load_model_file
+from mlpipe.model.manifest import MODEL_PACKAGES, installed_versions
 from mlpipe.pipeline.features import select_features
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import local_store, mlflow_client
@@ -169,6 +169,15 @@ def log_drift(tracking_uri: str, run_id: str, files: list[Path], summary: dict) 
     client.set_tag(run_id, tag.DRIFT_SHARE, str(summary.get("drift_share")))
 
 
+def model_requirements(root: Path) -> dict[str, str]:
+    """What the packaged model needs, pinned: from the project's uv.lock when it has one (the bundled
+    project), else the exact versions running (a project made by `mlpipe init` uses mlpipe's environment)."""
+    lock = root / "uv.lock"
+    if lock.exists():
+        return locked_versions(lock, MODEL_REQUIREMENTS)
+    return installed_versions(MODEL_REQUIREMENTS)
+
+
 def _log_run(
     mlflow,
     exp_id: str,
@@ -184,13 +193,11 @@ def _log_run(
 
     commit = tags[tag.GIT_COMMIT]
     split_hashes = stage_output_hashes(paths.root / "dvc.lock").get("split", {})
-    model = load_model_file(paths.model)
+    model = load_model_file(paths.model, allowed_types(manifest))
     parts = {"train": (paths.train_split, "training"), "test": (paths.test_split, "evaluation")}
     frames = {name: read_frame(path) for name, (path, _) in parts.items()}
     X_example = select_features(frames["train"].head(5), params.features)
-    requirements = [
-        f"{n}=={v}" for n, v in locked_versions(paths.root / "uv.lock", MODEL_REQUIREMENTS).items()
-    ]
+    requirements = [f"{n}=={v}" for n, v in model_requirements(paths.root).items()]
     run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
         mlflow.set_tags(tags)
@@ -207,7 +214,7 @@ def _log_run(
             model,
             name="model",
             serialization_format="skops",
-            skops_trusted_types=list(TRUSTED_TYPES),
+            skops_trusted_types=list(allowed_types(manifest)),
             signature=infer_signature(X_example, model.predict(X_example)),
             input_example=X_example,
             pip_requirements=requirements,

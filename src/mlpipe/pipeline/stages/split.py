@@ -29,9 +29,11 @@ def split_positions(table: pa.Table, params: Params):
     """(train positions, test positions, cutoff or None) of the table's rows."""
     time_col = params.dataset.time_column
     if params.split.method != "time":
+        rows = table.select(params.record_columns).to_pandas()
         train_pos, test_pos = random_split_positions(
-            table.num_rows, params.split.test_fraction, params.seed + SPLIT_SEED_OFFSET
+            rows, params.split.test_fraction, params.seed + SPLIT_SEED_OFFSET
         )
+        del rows
         return train_pos, test_pos, None
     require_times(time_col, table.column(time_col).null_count)
     times = table.column(time_col).to_numpy()

@@ -1,0 +1,94 @@
+"""The pipeline's stages as data: what each `python -m mlpipe.pipeline.stages.<name>` reads (upstream
+outputs, params) and writes. `mlpipe init` renders a project's dvc.yaml from it; the bundled dvc.yaml
+holds the same stages plus the mlpipe source files each one imports (tests/unit/pipeline checks both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STAGES: dict[str, dict[str, list[str]]] = {
+    "validate": {
+        "deps": ["data"],
+        "params": ["task", "dataset", "features", "validate"],
+        "outs": ["artifacts/validate/profile.json", "artifacts/validate/report.md"],
+    },
+    "split": {
+        "deps": ["data", "artifacts/validate/profile.json"],
+        "params": ["seed", "dataset.time_column", "dataset.target", "split"],
+        "outs": [
+            "artifacts/split/train.parquet",
+            "artifacts/split/test.parquet",
+            "artifacts/split/split.json",
+        ],
+    },
+    "train": {
+        "deps": ["artifacts/split/train.parquet", "artifacts/split/split.json"],
+        "params": ["seed", "task", "dataset.target", "features", "train"],
+        "outs": ["artifacts/model"],
+    },
+    "evaluate": {
+        "deps": ["artifacts/model", "artifacts/split/test.parquet"],
+        "params": ["task", "dataset.target", "features", "evaluate"],
+        "outs": [
+            "artifacts/evaluate/predictions.parquet",
+            "artifacts/evaluate/predictions.json",
+            "artifacts/evaluate/plots",
+        ],
+    },
+}
+METRICS_FILE = "metrics.json"
+PLOTS_DIR = "artifacts/evaluate/plots"
+
+
+def task_plots(task: str) -> list[Any]:
+    """The DVC plot definitions of the files the evaluate stage writes for `task`."""
+    confusion = {
+        "Confusion matrix on the test split": {
+            "template": "confusion",
+            "x": "actual",
+            "y": {f"{PLOTS_DIR}/confusion.csv": "predicted"},
+        }
+    }
+    if task == "binary":
+        roc = {
+            "ROC on the test split": {"template": "simple", "x": "fpr", "y": {f"{PLOTS_DIR}/roc.csv": "tpr"}}
+        }
+        return [roc, confusion, f"{PLOTS_DIR}/roc.png", f"{PLOTS_DIR}/confusion_matrix.png"]
+    if task == "multiclass":
+        return [confusion, f"{PLOTS_DIR}/confusion_matrix.png"]
+    return [
+        {
+            "Predicted vs actual on the test split": {
+                "template": "scatter",
+                "x": "actual",
+                "y": {f"{PLOTS_DIR}/predicted_vs_actual.csv": "predicted"},
+            }
+        },
+        {
+            "Residuals on the test split": {
+                "template": "scatter",
+                "x": "predicted",
+                "y": {f"{PLOTS_DIR}/residuals.csv": "residual"},
+            }
+        },
+        f"{PLOTS_DIR}/predicted_vs_actual.png",
+        f"{PLOTS_DIR}/residuals.png",
+    ]
+
+
+def project_pipeline(task: str, source_files: list[str] | None = None) -> dict:
+    """A project's dvc.yaml as a mapping: the stages, the user's own source file(s) as dependencies of
+    the first stage (a change to them reruns the pipeline), the task's plots."""
+    stages = {}
+    for name, spec in STAGES.items():
+        deps = list(spec["deps"]) + (list(source_files or []) if name == "validate" else [])
+        stage: dict[str, Any] = {
+            "cmd": f"python -m mlpipe.pipeline.stages.{name}",
+            "deps": deps,
+            "params": list(spec["params"]),
+            "outs": list(spec["outs"]),
+        }
+        if name == "evaluate":
+            stage["metrics"] = [{METRICS_FILE: {"cache": False}}]
+        stages[name] = stage
+    return {"stages": stages, "plots": task_plots(task)}
