@@ -211,6 +211,8 @@ def headline_of(metrics: dict) -> tuple[str, ...]:
     """The headline metrics of the task whose metrics these are, in its order."""
     task = "binary" if "roc_auc" in metrics else "regression" if "rmse" in metrics else "multiclass"
     return tuple(k for k in TASK_HEADLINE[task] if k in metrics)
+
+
 # What a section that is left out defaults to, per task.
 DEFAULT_TOLERANCE = {
     "binary": {"roc_auc": 0.01, "average_precision": 0.01, "log_loss": 0.01},

@@ -98,6 +98,33 @@ def read_table(files: list[Path]):
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+def own_source_rows(source, root: Path, time, time_format, start, end):
+    """The rows of the user's loader for the initial period (its file must live in the project)."""
+    from datetime import date
+
+    from mlpipe.config import DatasetCfg, FeaturesCfg
+    from mlpipe.data.sources import user_source, user_source_file
+    from mlpipe.errors import ConfigError
+
+    if not (time and start and end):
+        raise ConfigError(
+            "init --source: needs --time, --initial-start and --initial-end (rule: it loads a period)"
+        )
+    if user_source_file(source, root) is None:
+        raise ConfigError(
+            f"init --source: {source} is not a module of {root} (rule: your loader lives in the project)"
+        )
+    dataset = DatasetCfg(
+        source=source,
+        target="_",
+        time_column=time,
+        time_format=time_format,
+        initial_period={"start": start, "end": end},
+    )
+    load = user_source(dataset, FeaturesCfg(categorical=[], numerical=[]), root)
+    return load(date.fromisoformat(start), date.fromisoformat(end))
+
+
 def period_of(times, until: str | None) -> tuple[str, str]:
     """[first day, `until` or the day after the last) of the time column, as ISO dates."""
     import pandas as pd
@@ -108,8 +135,17 @@ def period_of(times, until: str | None) -> tuple[str, str]:
 
 
 def init(
-    data: Annotated[str, typer.Option("--data", help="A CSV or Parquet file, or a glob of them.")],
     target: Annotated[str, typer.Option("--target", help="The column to predict.")],
+    data: Annotated[
+        str | None, typer.Option("--data", help="A CSV or Parquet file, or a glob of them.")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Your own loader package.module:load_period (in the project; needs --time)."),
+    ] = None,
+    initial_start: Annotated[
+        str | None, typer.Option(help="With --source: the first day of the initial period.")
+    ] = None,
     time: Annotated[
         str | None, typer.Option("--time", help="The time column (time split, monthly batches).")
     ] = None,
@@ -150,16 +186,21 @@ def init(
             raise AlreadyExists(
                 f"{taken}: already there (rule: init writes a new project; use another --into)"
             )
-    files = matching_files(data, Path.cwd())
-    df = read_table(files)
+    if (data is None) == (source is None):
+        raise ConfigError("init: give --data FILE_OR_GLOB or --source package.module:load_period (rule: one)")
+    if source:
+        df, files = own_source_rows(source, root, time, time_format, initial_start, initial_end), []
+    else:
+        files = matching_files(data, Path.cwd())
+        df = read_table(files)
     if time:
         if time not in df.columns:
             raise ConfigError(f"--time: no column {time!r} (rule: one of {', '.join(map(str, df.columns))})")
         df[time] = parse_times(df[time], time_format, time)
     proposal = propose(df, target, time, task)
-    absolute = Path(os.path.abspath(data))
+    absolute = Path(os.path.abspath(data or root))
     path = str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)
-    period = period_of(df[time], initial_end) if time else None
+    period = (initial_start, initial_end) if source else period_of(df[time], initial_end) if time else None
     params = build_params(
         proposal,
         path=path,
@@ -170,6 +211,9 @@ def init(
         name=_name(name or f"{root.name}-{target}"),
         df=df,
     )
+    if source:
+        rest = {k: v for k, v in params["dataset"].items() if k not in ("source", "path")}
+        params["dataset"] = {"source": source, **rest}
     root.mkdir(parents=True, exist_ok=True)
     header = "# Written by `mlpipe init` from a profile of the data; every value is yours to change.\n"
     (root / PARAMS_FILE).write_text(header + yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
@@ -182,11 +226,18 @@ def init(
         (root / PARAMS_FILE).unlink()
         raise ConfigError(config_problems(exc)) from None
     resolve_estimator(loaded.train.estimator, loaded.task, loaded.train.hyperparams)
-    pipeline = project_pipeline(loaded.task)
+    from mlpipe.data.sources import user_source_file
+
+    own = user_source_file(source, root) if source else None
+    pipeline = project_pipeline(loaded.task, [str(own.relative_to(root))] if own else None)
+    top = source.partition(":")[0].split(".")[0] if source else ""
+    own_code = [p for p in (top, f"{top}.py") if top and (root / p).exists()]  # the loader is code: in git
     (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
     gitignore = root / ".gitignore"
     ignored = GITIGNORE
-    if absolute.is_relative_to(root):  # the source's rows are versioned by DVC in data/ once taken in
+    if data and absolute.is_relative_to(
+        root
+    ):  # the source's rows are versioned by DVC in data/ once taken in
         ignored += f"# the source files (their rows are versioned by DVC under data/)\n/{path}\n"
     gitignore.write_text((gitignore.read_text() if gitignore.exists() else "") + ignored, encoding="utf-8")
     if not (root / ".git").exists():
@@ -195,7 +246,9 @@ def init(
         run_tool(["dvc", "init", "-q"], root)
     (root / ".dvc" / "config").write_text(DVC_CONFIG, encoding="utf-8")
     commit = git_commit_paths(
-        root, [PARAMS_FILE, "dvc.yaml", ".gitignore", ".dvc", ".dvcignore"], f"mlpipe init: {loaded.task} on {target}"
+        root,
+        [PARAMS_FILE, "dvc.yaml", ".gitignore", ".dvc", ".dvcignore", *own_code],
+        f"mlpipe init: {loaded.task} on {target}",
     )
     typer.echo(
         f"mlpipe init: {root} ({loaded.task}, target {target}, {len(df)} rows of {len(files)} file(s))"
@@ -203,5 +256,7 @@ def init(
     for line in proposal.reasons:
         typer.echo(f"  {line}")
     where = f", time {time} ({time_format}), initial period {period[0]}..{period[1]}" if period else ""
-    typer.echo(f"  data: {path}{where or ', no time column: random split, batches in arrival order'}")
+    typer.echo(
+        f"  data: {source or path}{where or ', no time column: random split, batches in arrival order'}"
+    )
     typer.echo(f"committed {commit[:8] if commit else '(nothing new)'}; next: mlpipe run --root {root}")

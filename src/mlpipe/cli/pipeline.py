@@ -32,9 +32,11 @@ def run(
     changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow."""
     from flows.common import render_text
     from mlpipe.pipeline.estimators import resolve_estimator
+    from mlpipe.pipeline.layout import check_source_tracked
 
     paths = project(root)
     params = project_params(paths)
+    check_source_tracked(paths.root, params.dataset.source)
     if not flow:
         from flows.preflight import recorded_state
 

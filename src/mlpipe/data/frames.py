@@ -177,7 +177,9 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def random_split_positions(rows: pd.DataFrame, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def random_split_positions(
+    rows: pd.DataFrame, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of a seeded random split (for data without a time order), each in row order.
 
     A row's side is drawn from a seeded hash of its values, not from its position: as batches are added

@@ -177,16 +177,16 @@ def sql_source(params: Params) -> LoadPeriod:
     return load_period
 
 
-def user_source(params: Params, root: Path) -> LoadPeriod:
+def user_source(dataset: DatasetCfg, features: FeaturesCfg, root: Path) -> LoadPeriod:
     """The user's `package.module:function`, imported from the project root."""
-    module_name, _, func_name = params.dataset.source.partition(":")
+    module_name, _, func_name = dataset.source.partition(":")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except Exception as exc:  # noqa: BLE001 - the user's module: ImportError, SyntaxError, its own errors
         raise ConfigError(
-            f"dataset.source: {params.dataset.source!r} cannot be imported ({exc}) "
+            f"dataset.source: {dataset.source!r} cannot be imported ({exc}) "
             "(rule: package.module:function importable from the project root)"
         ) from None
 
@@ -195,17 +195,17 @@ def user_source(params: Params, root: Path) -> LoadPeriod:
             df = func(start, end)
         except Exception as exc:  # noqa: BLE001 - the user's code: named, one line, not retried
             raise DataError(
-                f"dataset.source {params.dataset.source}: raised {type(exc).__name__}: "
+                f"dataset.source {dataset.source}: raised {type(exc).__name__}: "
                 f"{' '.join(str(exc).split())[:200]}"
             ) from None
         if not isinstance(df, pd.DataFrame):
             raise DataError(
-                f"dataset.source {params.dataset.source}: returned {type(df).__name__} "
+                f"dataset.source {dataset.source}: returned {type(df).__name__} "
                 "(rule: load_period(start, end) returns a pandas DataFrame)"
             )
         return in_period(
-            typed(df, params.dataset, params.features, params.dataset.source),
-            params.dataset.time_column,
+            typed(df, dataset, features, dataset.source),
+            dataset.time_column,
             start,
             end,
         )
@@ -236,4 +236,4 @@ def get_source(params: Params, root: Path) -> LoadPeriod:
         return files_source(params, root)
     if source == "sql":
         return sql_source(params)
-    return user_source(params, root)
+    return user_source(params.dataset, params.features, root)

@@ -92,3 +92,26 @@ def project_pipeline(task: str, source_files: list[str] | None = None) -> dict:
             stage["metrics"] = [{METRICS_FILE: {"cache": False}}]
         stages[name] = stage
     return {"stages": stages, "plots": task_plots(task)}
+
+
+def check_source_tracked(root, source: str) -> None:
+    """A user's own loader that lives in the project must be a dependency of the first stage, or a change
+    to it would rerun nothing; ConfigError naming the file and the fix."""
+    from pathlib import Path
+
+    import yaml
+
+    from mlpipe.data.sources import user_source_file
+    from mlpipe.errors import ConfigError
+
+    own = user_source_file(source, Path(root))
+    if own is None:
+        return
+    rel = str(own.relative_to(root))
+    pipeline = yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}
+    deps = pipeline.get("stages", {}).get("validate", {}).get("deps", [])
+    if rel not in deps:
+        raise ConfigError(
+            f"dvc.yaml: {rel} (dataset.source {source}) is not a dependency of stage validate "
+            "(rule: a change to your loader reruns the pipeline; add it under stages.validate.deps)"
+        )

@@ -1,0 +1,35 @@
+"""One description of the stages: the bundled dvc.yaml and every `mlpipe init` project agree with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from mlpipe.pipeline.layout import STAGES, project_pipeline, task_plots
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_bundled_dvc_yaml_is_the_layout_plus_the_source_files_each_stage_imports():
+    bundled = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    ours = project_pipeline("binary")
+    assert list(bundled["stages"]) == list(STAGES)
+    for name, stage in bundled["stages"].items():
+        mine = ours["stages"][name]
+        assert stage["cmd"] == mine["cmd"]
+        assert stage["params"] == mine["params"] and stage["outs"] == mine["outs"]
+        assert [d for d in stage["deps"] if not d.startswith("src/")] == mine["deps"]
+        assert stage.get("metrics") == mine.get("metrics")
+    assert bundled["plots"] == task_plots("binary")
+
+
+def test_a_project_pipeline_tracks_the_users_source_and_plots_what_its_task_writes():
+    reg = project_pipeline("regression", ["my_pkg/source.py"])
+    assert reg["stages"]["validate"]["deps"] == ["data", "my_pkg/source.py"]
+    assert reg["stages"]["split"]["deps"] == ["data", "artifacts/validate/profile.json"]
+    plotted = [p if isinstance(p, str) else next(iter(p.values()))["y"] for p in reg["plots"]]
+    assert "artifacts/evaluate/plots/residuals.png" in plotted
+    assert {"artifacts/evaluate/plots/predicted_vs_actual.csv": "predicted"} in plotted
+    multi = project_pipeline("multiclass")["plots"]
+    assert multi[-1] == "artifacts/evaluate/plots/confusion_matrix.png" and len(multi) == 2
