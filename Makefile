@@ -55,6 +55,7 @@ bench: setup  ## benchmarks: figures printed and written under bench/results/
 	$(VENV_BIN)/python bench/monitor.py
 	$(VENV_BIN)/python bench/sweep.py
 	$(VENV_BIN)/python bench/large.py
+	$(VENV_BIN)/python bench/tasks.py
 
 clean:  ## remove local state (mlruns, artifacts, DVC store and cache, venv); data.dvc and dvc.lock stay
 	rm -rf .venv .tools mlruns artifacts .dvcstore .dvc/cache .dvc/tmp .prefect data

@@ -13,7 +13,10 @@ from mlpipe.runtime.logs import configure_logging
 from mlpipe.runtime.shell import OFFLINE_ENV
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Reproducible ML pipeline: DVC stages, MLflow record."
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # a refusal is one line (main below), never a rendered traceback
+    help="Reproducible ML pipeline: DVC stages, MLflow record.",
 )
 for command in (
     init.init,
@@ -36,6 +39,11 @@ for command in (
     app.command()(command)
 
 
+# Typer >= 0.24 raises its own vendored copy of click's exceptions, not click's: name the base class
+# through Typer's public BadParameter so usage errors stay one line whichever click raised them.
+USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlpipe` script; returns the exit code."""
     for key, value in OFFLINE_ENV.items():
@@ -50,12 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"mlpipe: {exc}", err=True)
         return exc.exit_code
     except Exception as exc:  # click's usage errors carry their own exit codes
-        import click
-
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, USAGE_ERRORS):
             exc.show()
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, typer.Abort):
             return 130
         raise
     return result if isinstance(result, int) else 0

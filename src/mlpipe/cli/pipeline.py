@@ -205,6 +205,6 @@ def sweep(
         lines.append(
             f"  pipeline run: {p['run_id']} model version {p['model_version']} "
             f"[{', '.join(p['aliases']) or 'no alias'}]"
-            f" test roc_auc={p['metrics'].get('roc_auc')}; gate: {p['gate_decision']}"
+            f" test {s['metric']}={p['metrics'].get(s['metric'])}; gate: {p['gate_decision']}"
         )
     typer.echo("\n".join(lines))

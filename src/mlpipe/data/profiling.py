@@ -190,13 +190,28 @@ def propose(
             categorical.append(col)
             reasons.append(f"categorical {col!r}: {s.dtype} with {s.nunique()} distinct values")
     features = set(categorical) | set(numerical)
-    keep = {target, time_column} | {c for c in features if not df[c].isna().any()}
+    keep = {time_column} | {c for c in [target, *features] if not df[c].isna().any()}
+    if y.isna().any():
+        reasons.append(
+            f"target {target!r}: {int(y.isna().sum())} rows without a value, left out of training and test"
+        )
     required = [c for c in df.columns if c in keep]
     ranged = set(numerical) | ({target} if task == "regression" else set())
     ranges = {c: widened_range(df[c]) for c in df.columns if c in ranged}
-    rates = [float(df[c].isna().mean()) for c in df.columns if c in features]
+    used = [c for c in df.columns if c in features]
+    if time_column is not None and used:  # batches are months: the rule holds for each month's rates
+        months = (
+            df[time_column].dt.tz_localize(None).dt.to_period("M")
+            if df[time_column].dt.tz
+            else df[time_column].dt.to_period("M")
+        )
+        rates = [float(r) for r in df[used].isna().groupby(months).mean().max()]
+        scope = "in any month"
+    else:
+        rates, scope = [float(df[c].isna().mean()) for c in used], "overall"
     limit = null_rate_limit(rates)
     reasons.append(
-        f"max_null_rate {limit}: highest feature null rate {max(rates, default=0.0):.2f} + 0.1, at least 0.6"
+        f"max_null_rate {limit}: highest feature null rate {scope} {max(rates, default=0.0):.2f} + 0.1, "
+        "at least 0.6"
     )
     return Proposal(task, categorical, numerical, excluded, required, ranges, limit, reasons)

@@ -69,8 +69,18 @@ def part_summary(part: pa.Table, params: Params) -> dict:
     return out
 
 
+def labelled(table: pa.Table, target: str) -> pa.Table:
+    """The rows that have a target value: a row without one can be neither trained nor tested on (the
+    table itself when every row has one, so the split of such data is unchanged)."""
+    column = table.column(target)
+    if column.null_count == 0:
+        return table
+    event("unlabelled_rows_left_out", rows=column.null_count)
+    return table.filter(pc.is_valid(column))
+
+
 def split_data(params: Params, paths: ProjectPaths) -> None:
-    table = read_data_table(paths.data)
+    table = labelled(read_data_table(paths.data), params.dataset.target)
     train_pos, test_pos, cutoff = split_positions(table, params)
     if len(train_pos) == 0 or len(test_pos) == 0:
         raise DataError(
