@@ -1,0 +1,63 @@
+"""`mlpipe init` on a user's table: what it writes, and its refusals as one line each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlpipe.cli import main
+from mlpipe.config import load_params
+
+
+@pytest.fixture
+def table(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    n = 200
+    df = pd.DataFrame(
+        {
+            "id": np.arange(n),  # an identifier: excluded
+            "site": rng.choice(["a", "b", "c"], n),
+            "depth": rng.normal(10, 2, n).round(3),
+            "reading": np.where(rng.random(n) < 0.05, np.nan, rng.normal(size=n)),
+            "measured_at": pd.date_range("2020-01-01", periods=n, freq="6h", tz="UTC").astype(str),
+        }
+    )
+    df["yield"] = (df["depth"] * 1.5 + rng.normal(size=n)).round(4)  # a float target: regression
+    df.to_csv(tmp_path / "table.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_float_target_with_a_classifier_task_is_refused_saying_why(table, capsys):
+    code = main(["init", "--data", "table.csv", "--target", "yield", "--task", "binary", "--into", "p"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err
+    assert "fractional values" in err and "task: regression" in err
+    assert not (table / "p" / "params.yaml").exists()
+
+
+def test_an_unknown_target_a_time_that_does_not_parse_and_no_file_are_refused(table, capsys):
+    assert main(["init", "--data", "table.csv", "--target", "nope", "--into", "p"]) == 1
+    assert "'nope'" in capsys.readouterr().err
+    assert main(["init", "--data", "table.csv", "--target", "yield", "--time", "depth", "--into", "p"]) == 1
+    assert "depth: 200 values do not parse as datetime" in capsys.readouterr().err
+    assert main(["init", "--data", "missing*.csv", "--target", "yield", "--into", "p"]) == 1
+    assert "matches no .csv or .parquet file" in capsys.readouterr().err
+
+
+def test_init_writes_a_project_the_config_accepts(table, capsys):
+    code = main(["init", "--data", "table.csv", "--target", "yield", "--time", "measured_at", "--into", "p"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    params = load_params(table / "p" / "params.yaml")
+    assert params.task == "regression" and params.dataset.time_column == "measured_at"
+    assert params.dataset.path == str(table / "table.csv") and params.split.method == "time"
+    assert "id" in params.features.leakage and "excluded 'id': an identifier" in out
+    assert set(params.features.numerical) == {"depth", "reading"} and params.features.categorical == ["site"]
+    assert params.monitor_metric == "r2" and params.tolerance == {"r2": 0.01}
+    pipeline = yaml.safe_load((table / "p" / "dvc.yaml").read_text())
+    assert list(pipeline["stages"]) == ["validate", "split", "train", "evaluate"]
+    assert (table / "p" / ".dvc" / "config").exists() and (table / "p" / ".git").exists()
+    assert main(["init", "--data", "table.csv", "--target", "yield", "--into", "p"]) == 1  # not twice
