@@ -40,6 +40,7 @@ root = sys.argv[1]
 p = yaml.safe_load(open(root + "/params.yaml"))
 df = pd.concat([pd.read_parquet(f) for f in sorted(__import__("glob").glob(root + "/data/*.parquet"))])
 cat, num, target = p["features"]["categorical"], p["features"]["numerical"], p["dataset"]["target"]
+df = df[df[target].notna()]  # as the split stage: a row without a target is neither trained nor tested
 X = df[cat + num].copy()
 X[cat] = X[cat].astype(object).where(X[cat].notna(), None)
 pre = ColumnTransformer([("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,

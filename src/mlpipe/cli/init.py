@@ -197,10 +197,12 @@ def init(
         if time not in df.columns:
             raise ConfigError(f"--time: no column {time!r} (rule: one of {', '.join(map(str, df.columns))})")
         df[time] = parse_times(df[time], time_format, time)
+    period = (initial_start, initial_end) if source else period_of(df[time], initial_end) if time else None
+    # The whole table is profiled, later rows too: rules from the initial months alone would refuse the
+    # next season's batches (March's temperatures above January's range) as broken data.
     proposal = propose(df, target, time, task)
     absolute = Path(os.path.abspath(data or root))
     path = str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)
-    period = (initial_start, initial_end) if source else period_of(df[time], initial_end) if time else None
     params = build_params(
         proposal,
         path=path,

@@ -109,6 +109,8 @@ def exclusion_reason(s: pd.Series) -> str | None:
         return "a timestamp, not a feature; derive parts of it yourself"
     if not (is_numeric(s) or is_text(s)):
         return f"unsupported dtype {s.dtype}"
+    if n <= 1:
+        return "constant (one value in the profiled rows): no signal"
     if rows >= MIN_ROWS and n == rows and (is_text(s) or ptypes.is_integer_dtype(s)):
         return "an identifier (unique per row)"
     if is_text(s) and rows >= MIN_ROWS and n > TEXT_DISTINCT_SHARE * rows:

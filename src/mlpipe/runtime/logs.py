@@ -22,15 +22,36 @@ def configure_logging(level: int = logging.INFO) -> None:
     logger.setLevel(level)
 
 
+class KnownFailuresInOneLine(logging.Filter):
+    """Drops the traceback from a log record whose exception is a refusal mlpipe knows (an MlpipeError:
+    its message already names the thing and the rule); anything else keeps its traceback (a bug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from mlpipe.errors import MlpipeError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, MlpipeError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def hand_logging_to_prefect() -> None:
     """Inside a Prefect flow, Prefect's handlers (console + run logs in the UI) carry mlpipe's events
     (PREFECT_LOGGING_EXTRA_LOGGERS=mlpipe); once they are attached, drop ours so each line is printed
-    once (while ours is the only handler, it stays)."""
+    once (while ours is the only handler, it stays). Prefect's handlers print a failed task's known
+    refusal as its line, without the traceback Prefect adds."""
     logger = logging.getLogger(LOGGER_NAME)
     ours = [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]
     if len(ours) < len(logger.handlers):
         for handler in ours:
             logger.removeHandler(handler)
+    # Prefect's console handler sits on the root logger, its run-log (UI) handlers on these two
+    prefect_handlers = [
+        h for name in ("", "prefect.flow_runs", "prefect.task_runs") for h in logging.getLogger(name).handlers
+    ]
+    for handler in prefect_handlers:
+        if not any(isinstance(f, KnownFailuresInOneLine) for f in handler.filters):
+            handler.addFilter(KnownFailuresInOneLine())
 
 
 def _fmt(value) -> str:

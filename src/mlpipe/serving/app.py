@@ -352,16 +352,27 @@ def create_app(
             request_id, labels = payload["request_id"], payload["labels"]
         except (ValueError, KeyError, TypeError):
             return _error(422, 'expected {"request_id": "...", "labels": [label, ...]}')
+        if not isinstance(request_id, str) or not request_id:
+            return _error(422, "request_id must be the id /predict answered", field_="request_id")
         served = state["served"]
-        rule = feedback_rule(
-            served.task if served else "binary", served.classes if served else [0, 1], labels
-        )
+        if served is None:  # the labels' type is the model's: judge them once it is loaded
+            return JSONResponse(
+                status_code=503,
+                content={"detail": [{"field": "<model>", "rule": state["load_error"] or "loading"}]},
+            )
+        rule = feedback_rule(served.task, served.classes, labels)
         if rule:
             return _error(422, rule, field_="labels")
         log.flush()
-        matched = log.add_feedback(str(request_id), labels)
-        if matched == 0:
+        known = log.rows_of(request_id)
+        if known == 0:
             return _error(404, f"no logged request {request_id}", field_="request_id")
-        return {"request_id": request_id, "labels_attached": matched}
+        if len(labels) != known:
+            return _error(
+                422,
+                f"{len(labels)} labels for a request of {known} rows (rule: one per row)",
+                field_="labels",
+            )
+        return {"request_id": request_id, "labels_attached": log.add_feedback(request_id, labels)}
 
     return app

@@ -136,8 +136,18 @@ class PredictionLog:
         self._thread.join(timeout_s)
         self.engine.dispose()
 
+    def rows_of(self, request_id: str) -> int:
+        """How many rows the logged request `request_id` has (0: none logged)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count())
+                .select_from(PREDICTIONS)
+                .where(PREDICTIONS.c.request_id == request_id)
+            ).scalar_one()
+
     def add_feedback(self, request_id: str, labels: list) -> int:
-        """Attach ground-truth labels (one per row of the request, in order); returns rows matched."""
+        """Attach ground-truth labels (one per row of the request, in order); labels sent again for the
+        same request replace the earlier ones (a correction, never a second vote). Returns rows matched."""
         with self.engine.begin() as conn:
             known = conn.execute(
                 sa.select(sa.func.count())
@@ -147,6 +157,7 @@ class PredictionLog:
             if known == 0:
                 return 0
             now = time.time()
+            conn.execute(FEEDBACK.delete().where(FEEDBACK.c.request_id == request_id))
             conn.execute(
                 FEEDBACK.insert(),
                 [
