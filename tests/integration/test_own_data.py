@@ -252,7 +252,8 @@ BROKEN_BODIES = {
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 16 (no input reaches a 5xx): serving/app.py answers 500 to JSON it cannot decode (RecursionError is not caught "
+    reason="issue 16 (no input reaches a 5xx): serving/app.py answers 500 to JSON it cannot decode "
+    "(RecursionError is not caught "
     "around json.loads) and to strings with lone surrogates that a 4xx detail echoes (UnicodeEncodeError "
     "in JSONResponse.render)",
 )
