@@ -29,7 +29,7 @@ from mlpipe.errors import (
 )
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.client import mlflow_client
-from mlpipe.runtime.git import git_changed_paths, git_commit_paths
+from mlpipe.runtime.git import git_changed_paths, git_commit_paths, require_clean_tree
 from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.lock import project_lock
 from mlpipe.runtime.lockfiles import dvc_file_md5
@@ -180,11 +180,11 @@ def commit_outputs(root: str, data_md5: str) -> str | None:
 
 
 @task(name="track", timeout_seconds=900, **TRANSIENT)
-def track(root: str, tracking_uri: str) -> dict:
+def track(root: str, tracking_uri: str, experiment: bool = False) -> dict:
     from mlpipe.registry.tracking import track_run
 
     paths, params = setup(root)
-    return asdict(track_run(paths, params, tracking_uri))
+    return asdict(track_run(paths, params, tracking_uri, experiment))
 
 
 @task(name="drift", timeout_seconds=1800, **TRANSIENT)
@@ -281,10 +281,16 @@ def lineage(tracking_uri: str, run_id: str) -> None:
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(root: str = ".", tracking_uri: str | None = None) -> RunSummary:
+def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool = False) -> RunSummary:
     """One retraining pass over the project at `root`; returns a summary (and a state named
-    `Quarantined` when some batch was rejected)."""
+    `Quarantined` when some batch was rejected).
+
+    Only a committed tree trains a model that is registered: uncommitted changes fail the flow (DirtyTree)
+    unless `experiment`, which trains them into one MLflow run tagged unreproducible, takes in no batch,
+    commits nothing and registers nothing."""
     paths, params = setup(root)
+    if not experiment:
+        require_clean_tree(paths.root)
     root = str(paths.root)
     uri = tracking_uri or paths.tracking_uri
     if uri == paths.tracking_uri:
@@ -294,7 +300,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None) -> RunSummary:
         champion_before = champion.submit(uri, params.model.name)
         if not snap.has_data(paths):
             bootstrap_task(root)
-        verdicts = [validate_batch(root, p) for p in collect(root)]
+        verdicts = [] if experiment else [validate_batch(root, p) for p in collect(root)]
         accepted = [v for v in verdicts if not v["violations"]]
         rejected = [v for v in verdicts if v["violations"]]
         quarantined = [quarantine_batch(root, v) for v in rejected]
@@ -317,14 +323,19 @@ def retrain(root: str = ".", tracking_uri: str | None = None) -> RunSummary:
                 report = drift.submit(root, sha256_file(paths.train_split), str(newest), sha256_file(newest))
         ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
         precheck_task(root)  # every run: a model that failed it before must not slip through on a rerun
-        commit_outputs(root, after)
+        if not experiment:
+            commit_outputs(root, after)
         champ = champion_before.result()  # before track: one thread sets up the MLflow store
-        record = track(root, uri)
+        record = track(root, uri, experiment)
         summary = log_drift_task(uri, record["run_id"], report.result())
-        reg = register(uri, record)
-        decision = gate(root, uri, record, reg["version"])
-        reg["aliases"] = aliases_of(mlflow_client(uri), record["model_name"], reg["version"])
-        lineage(uri, record["run_id"])
+        if experiment or record["git_dirty"]:  # nothing unreproducible gets a version
+            reg = {"version": "unregistered", "aliases": []}
+            decision = {"decision": "not registered: trained from uncommitted changes (an experiment)"}
+        else:
+            reg = register(uri, record)
+            decision = gate(root, uri, record, reg["version"])
+            reg["aliases"] = aliases_of(mlflow_client(uri), record["model_name"], reg["version"])
+            lineage(uri, record["run_id"])
 
     trained = "train" in ran
     if trained:
@@ -335,6 +346,8 @@ def retrain(root: str = ".", tracking_uri: str | None = None) -> RunSummary:
         verdict = "nothing to train (no new data, no code or param change)"
     if quarantined:
         verdict += f"; {len(quarantined)} batch(es) quarantined"
+    if experiment:
+        verdict = f"experiment: {verdict} (uncommitted changes: recorded in MLflow, never registered)"
     s = RunSummary(
         verdict=verdict,
         accepted=[Path(v["path"]).name for v in accepted],

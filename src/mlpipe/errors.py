@@ -12,6 +12,7 @@ EXIT_REFUSED = 2  # reproduce/lineage/diff/promote: the ref cannot be used or re
 EXIT_QUARANTINED = 3  # run: some batch broke a rule and was quarantined (the good ones went in)
 EXIT_NOT_IDENTICAL = 4  # reproduce: the rebuilt model differs from the recorded one
 EXIT_RETIRE = 5  # monitor: live performance below monitor.floor
+EXIT_DIRTY = 6  # run: uncommitted changes; a model from them could not be reproduced (see --experiment)
 
 
 class MlpipeError(Exception):
@@ -103,3 +104,10 @@ class SweepRefused(MlpipeError, ValueError):
 
 class SnapshotMismatch(SweepRefused):
     """The split files on disk are not the ones DVC recorded for the current data."""
+
+
+class DirtyTree(MlpipeError, RuntimeError):
+    """The project has uncommitted changes: a model trained from them could not be recreated from a
+    commit, so it is not trained for registration (`mlpipe run --experiment` records it unregistered)."""
+
+    exit_code = EXIT_DIRTY

@@ -55,4 +55,4 @@ def test_prediction_log_on_postgres_loses_nothing_and_feeds_the_monitor(pg_url):
             conn.execute(sa.text("select inputs from predictions order by id limit 1")).scalar_one()
         )
     engine.dispose()
-    assert tuple(logged) == (800, 800) and label == 1 and first["carrier"] == "UA"
+    assert tuple(logged) == (800, 800) and label == "1" and first["carrier"] == "UA"  # labels as text

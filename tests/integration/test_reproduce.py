@@ -135,8 +135,18 @@ def test_refusals_name_the_cause(history, tmp_path):
 def test_a_run_from_a_dirty_tree_is_refused(history, tmp_path):
     root = copy_project(history[0], tmp_path / "project")
     edit_params(root, evaluate={"threshold": 0.4})  # not committed
-    run = mlpipe(root, "run")
-    assert "(dirty tree)" in run.stdout
+    (root / "notes.txt").write_text("an untracked file")
+    refused = mlpipe(root, "run", check=False)
+    assert refused.returncode == 6 and refused.stdout == ""
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "2 uncommitted path(s): notes.txt, params.yaml" in line and "--experiment" in line
+    versions = len(tracking_client(root).search_model_versions("name = 'flights-late'"))
+    run = mlpipe(root, "run", "--experiment")
+    assert "mlpipe run: experiment: " in run.stdout and "(dirty tree)" in run.stdout
+    assert "unregistered" in run.stdout
+    client = tracking_client(root)
+    assert len(client.search_model_versions("name = 'flights-late'")) == versions  # no version
+    assert client.get_run(run_id_of(run)).data.tags["mlpipe.experiment"] == "unreproducible"
     proc = mlpipe(root, "reproduce", run_id_of(run), check=False)
     assert (
         proc.returncode == 2

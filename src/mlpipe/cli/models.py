@@ -110,11 +110,17 @@ def rollback(
     root: ROOT_OPTION = Path("."),
     reason: Annotated[str, typer.Option("--reason", help="Why (tagged on the demoted version).")] = "",
 ) -> None:
-    """champion <- previous (the version the last promotion replaced)."""
+    """champion <- previous (the version the last promotion replaced), once it loads and verifies as the
+    service would load it (sha256, versions, allowlist); a version that fails is refused."""
+    from mlpipe.registry.aliases import PREVIOUS, alias_version
     from mlpipe.registry.aliases import rollback as roll_back
+    from mlpipe.registry.models import verify_registered
 
     paths = project(root)
-    demoted, champion = roll_back(
-        mlflow_client(tracking_uri(paths)), project_params(paths).model.name, reason
-    )
+    client = mlflow_client(tracking_uri(paths))
+    name = project_params(paths).model.name
+    target = alias_version(client, name, PREVIOUS)
+    if target is not None:
+        verify_registered(client, f"models:/{name}/{target}", "rollback")
+    demoted, champion = roll_back(client, name, reason)
     typer.echo(f"champion is now version {champion} (rolled back from {demoted or 'none'})")

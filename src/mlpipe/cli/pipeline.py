@@ -26,18 +26,29 @@ def run(
     flow: Annotated[
         bool, typer.Option("--flow", help="Always start the flow, even when nothing changed.")
     ] = False,
+    experiment: Annotated[
+        bool,
+        typer.Option(
+            "--experiment",
+            help="Train from uncommitted changes: one MLflow run tagged unreproducible, never registered.",
+        ),
+    ] = False,
 ) -> None:
     """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
     `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
-    changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow."""
+    changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow.
+    Uncommitted changes are refused (exit 6) unless --experiment."""
     from flows.common import render_text
     from mlpipe.pipeline.estimators import resolve_estimator
     from mlpipe.pipeline.layout import check_source_tracked
+    from mlpipe.runtime.git import require_clean_tree
 
     paths = project(root)
     params = project_params(paths)
     check_source_tracked(paths.root, params.dataset.source)
-    if not flow:
+    if not experiment:
+        require_clean_tree(paths.root)
+    if not flow and not experiment:
         from flows.preflight import recorded_state
 
         summary = recorded_state(paths, params, tracking_uri(paths))
@@ -51,7 +62,9 @@ def run(
     from flows.retrain import retrain
 
     hand_logging_to_prefect()
-    state = retrain(root=str(paths.root), tracking_uri=tracking_uri(paths), return_state=True)
+    state = retrain(
+        root=str(paths.root), tracking_uri=tracking_uri(paths), experiment=experiment, return_state=True
+    )
     if state.is_failed() or state.is_crashed():
         raise FlowFailed(f"retrain flow {state.name}: {state.message}")
     summary = state.result()

@@ -67,13 +67,29 @@ def load_registered(
     client, ref: str, allow_version_mismatch: bool = False, dest: Path | None = None
 ) -> tuple[LoadedModel, str]:
     """(verified model, run id) for a run id or models:/ reference, checked against the run's recorded
-    sha256."""
+    sha256. Without `dest` the files go to a temporary folder that is removed once the model is in
+    memory (every service start used to leave one behind); the returned path then no longer exists."""
     run_id = resolve_run_id(client, ref)
     recorded = client.get_run(run_id).data.tags.get(tag.MODEL_SHA256)
     if not recorded:
         raise ModelRefused(
             f"{ref}: run {run_id} records no {tag.MODEL_SHA256} (rule: only mlpipe models are loaded)"
         )
-    target = dest or Path(tempfile.mkdtemp(prefix="mlpipe-model-"))
-    model_dir = Path(client.download_artifacts(run_id, MODEL_ARTIFACTS, str(target)))
+    if dest is None:
+        with tempfile.TemporaryDirectory(prefix="mlpipe-model-") as tmp:
+            model_dir = Path(client.download_artifacts(run_id, MODEL_ARTIFACTS, tmp))
+            return load_model_dir(model_dir, recorded, allow_version_mismatch), run_id
+    model_dir = Path(client.download_artifacts(run_id, MODEL_ARTIFACTS, str(dest)))
     return load_model_dir(model_dir, recorded, allow_version_mismatch), run_id
+
+
+def verify_registered(client, ref: str, action: str) -> None:
+    """Load `ref` through the safe loader into a temporary folder (removed), as the service would; a
+    refusal becomes PromotionRefused naming the version and why (the alias does not move)."""
+    from mlpipe.errors import PromotionRefused
+
+    with tempfile.TemporaryDirectory(prefix="mlpipe-verify-") as tmp:
+        try:
+            load_registered(client, ref, dest=Path(tmp))
+        except ModelRefused as exc:
+            raise PromotionRefused(f"{action}: {ref} fails its checks, not made champion ({exc})") from None

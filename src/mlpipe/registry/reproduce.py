@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from mlpipe.errors import Refused, ToolError
+from mlpipe.errors import ModelRefused, Refused, ToolError
 from mlpipe.model.manifest import installed_versions
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import mlflow_client
@@ -344,14 +344,20 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False) -> Ve
     why = refusal(rec, commit_exists(root, rec.commit) if rec.commit else False)
     if why:
         raise Refused(why)
+    with tempfile.TemporaryDirectory(prefix="mlpipe-original-") as tmp:
+        try:  # before the rebuild: a recorded model that fails its checks cannot be compared with anything
+            original, _ = load_registered(client, run_id, dest=Path(tmp))
+        except ModelRefused as exc:
+            raise Refused(
+                f"reproduce: the recorded model of {ref} fails its checks ({exc}) "
+                "(rule: only a verified model is compared; restore its artifact from the registry's store)"
+            ) from None
     with isolated_checkout(root, rec.commit, keep=keep) as wt:
         share_dvc_storage(root, wt)
         pull_recorded_data(wt, rec.data_md5)
         data_files = restored_file_hashes(wt, rec.data_md5)
         rerun_stages(wt)
         got = reproduced_outputs(wt) | {"data_files": data_files}
-        with tempfile.TemporaryDirectory(prefix="mlpipe-original-") as tmp:
-            original, _ = load_registered(client, run_id, dest=Path(tmp))
         reproduced = load_model_dir(wt / "artifacts/model")  # checked against its own manifest
         split = recorded_test_split(root, rec, wt / TEST_SPLIT)
         got["predictions"] = compare_predictions(original.model, reproduced.model, split)

@@ -5,6 +5,7 @@ from __future__ import annotations
 # lineage of a training run (who, when, which code, data, config)
 GIT_COMMIT = "mlpipe.git_commit"
 GIT_DIRTY = "mlpipe.git_dirty"
+EXPERIMENT = "mlpipe.experiment"  # "unreproducible": trained from uncommitted changes, never registered
 DATA_MD5 = "mlpipe.data_md5"
 MODEL_SHA256 = "mlpipe.model_sha256"
 PARAMS_SHA256 = "mlpipe.params_sha256"

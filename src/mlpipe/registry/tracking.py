@@ -120,10 +120,11 @@ def ensure_experiment(client, name: str, artifact_root: Path | None) -> str:
     )
 
 
-def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunRecord:
+def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment: bool = False) -> RunRecord:
     """Log the finished pipeline's outputs as one MLflow run (not yet registered).
 
-    A clean tree whose commit, data and model were already recorded returns that run instead.
+    A clean tree whose commit, data and model were already recorded returns that run instead. An
+    `experiment` (trained from uncommitted changes) is tagged unreproducible and is never registered.
     """
     import mlflow
 
@@ -135,6 +136,8 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunReco
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(paths.metrics.read_text())
     tags = lineage_tags(paths, manifest)
+    if experiment:
+        tags[tag.EXPERIMENT] = "unreproducible"
     previous = find_recorded_run(client, exp_id, tags)
     if previous is not None:
         run_id, model_uri = previous.info.run_id, previous.data.tags.get(tag.MODEL_URI, "")

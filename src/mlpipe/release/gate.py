@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from mlpipe.config import Params, ProjectPaths, lower_is_better
-from mlpipe.errors import PromotionRefused
+from mlpipe.errors import ModelRefused, PromotionRefused
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHAMPION, PREVIOUS, alias_version, move_champion
 from mlpipe.registry.client import mlflow_client
@@ -54,6 +54,25 @@ def metric_checks(
                 )
             )
     return checks
+
+
+REQUIRED_RECORD = (tag.GIT_COMMIT, tag.DATA_MD5, tag.MODEL_SHA256)
+
+
+def record_check(tags: dict[str, str]) -> Check:
+    """A version is promotable only from a complete record of a committed tree: its commit, data hash and
+    model sha256 are on the run, and the tree was clean (pure)."""
+    missing = [k for k in REQUIRED_RECORD if not tags.get(k)]
+    dirty = tags.get(tag.GIT_DIRTY) != "false"
+    problems = ([f"missing {', '.join(missing)}"] if missing else []) + (["dirty tree"] if dirty else [])
+    if tags.get(tag.EXPERIMENT):
+        problems.append("an experiment")
+    return Check(
+        "record.reproducible",
+        "; ".join(problems) or "complete, clean tree",
+        "commit + data + model sha256 from a clean tree",
+        not problems,
+    )
 
 
 def diff_check(changed_share: float, bound: float, override: str) -> Check:
@@ -163,12 +182,39 @@ def run_gate(
         }
     # (a) the validate stage stops the flow on any violation, so a registered model's data passed it
     checks = [Check("data_validation", "passed", "no rule broken", True)]
+    record = record_check(client.get_run(run_id).data.tags)
+    if not record.passed:  # an unreproducible record is refused before anything is measured
+        record_decision(client, name, version, run_id, [*checks, record], "kept champion")
+        event("gate", model=name, version=version, decision="kept champion", failed=record.criterion)
+        return {
+            "decision": "kept champion",
+            "failed": [record.criterion],
+            "checks": checks_as_dicts([*checks, record]),
+            "champion": alias_version(client, name, CHAMPION),
+            "already_decided": False,
+        }
+    checks.append(record)
     infra, figures = infra_check(paths.model.parent, model_sha256, paths.test_split, params.deploy)
     checks += infra
     champion = alias_version(client, name, CHAMPION)
     extra: dict = {"infra": figures}
     if champion is not None and champion != version:
-        more, details = champion_comparison(client, params, paths, f"models:/{name}/{champion}")
+        try:
+            more, details = champion_comparison(client, params, paths, f"models:/{name}/{champion}")
+        except ModelRefused as exc:  # an incident, not a wall: judged alone, recorded, alerted
+            event("champion_unloadable", level=40, model=name, champion=champion, error=str(exc)[:300])
+            more, details = (
+                [
+                    Check(
+                        "champion.loadable",
+                        f"version {champion} refused: {str(exc)[:300]}",
+                        "loads and verifies",
+                        True,
+                        "(ALERT: the champion fails its checks; the challenger is judged without it)",
+                    )
+                ],
+                {"champion_unloadable": str(exc)},
+            )
         checks += more
         extra |= details
     promote, failed = gate_verdict(checks)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlpipe.errors import DirtyTree
 from mlpipe.runtime.shell import run_tool
+
+SHOWN_PATHS = 8  # the refusal lists this many changed paths, then a count
 
 
 def git_commit(root: Path) -> str | None:
@@ -38,3 +41,22 @@ def git_commit_paths(root: Path, paths: list[str], message: str) -> str | None:
             ident += ["-c", f"{key}={default}"]  # a machine without a git identity still gets commits
     run_tool(["git", *ident, "commit", "-q", "-m", message, "--", *present], root)
     return git_commit(root)
+
+
+def require_clean_tree(root: Path) -> None:
+    """DirtyTree, listing what is uncommitted (changed tracked files, untracked files not ignored), or
+    naming a directory outside git: only a committed tree trains a model that can be registered."""
+    if git_commit(root) is None:
+        raise DirtyTree(
+            f"{root}: not a git repository with a commit (rule: a registered model names its commit; "
+            "git init and commit, or run --experiment)"
+        )
+    changed = sorted(git_changed_paths(root))
+    if changed:
+        shown = ", ".join(changed[:SHOWN_PATHS]) + (
+            f" and {len(changed) - SHOWN_PATHS} more" if len(changed) > SHOWN_PATHS else ""
+        )
+        raise DirtyTree(
+            f"{root}: {len(changed)} uncommitted path(s): {shown} (rule: only a committed tree trains a "
+            "registrable model; commit or git-ignore them, or run --experiment for an unregistered run)"
+        )

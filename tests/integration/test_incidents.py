@@ -1,0 +1,51 @@
+"""A champion that fails its checks is an incident, not a wall: the next retrain judges the challenger
+without it (recorded, alerted) instead of failing; rollback refuses to reinstate a tampered version;
+reproduce of a tampered model keeps to its documented exit code (2). The project has its own MLflow
+store (a clone of the template, not a copy of the shared first run), so tampering touches no other test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import commit_all, edit_params, git, mlpipe, sh, tracking_client
+
+pytestmark = pytest.mark.integration
+MODEL = "flights-late"
+
+
+def test_a_tampered_champion_is_judged_absent_refused_by_rollback_and_by_reproduce(template_repo, tmp_path):
+    root = tmp_path / "project"
+    sh(["git", "clone", "-q", str(template_repo), str(root)], tmp_path)
+    for key in ("user.email", "user.name"):
+        git(root, "config", key, git(template_repo, "config", key))
+    mlpipe(root, "run")
+    client = tracking_client(root)
+    v1 = client.get_model_version(MODEL, "1")
+    artifact = (
+        Path(client.get_run(v1.run_id).info.artifact_uri.removeprefix("file://")) / "mlpipe/model/model.skops"
+    )
+    assert str(artifact).startswith(str(root)), artifact  # this project's own store
+    raw = bytearray(artifact.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(raw))
+
+    hyper = yaml.safe_load((root / "params.yaml").read_text())["train"]["hyperparams"]
+    edit_params(root, train={"hyperparams": {**hyper, "max_iter": 45}})
+    commit_all(root, "train: 45 rounds")
+    run = mlpipe(root, "run", check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "gate:          promoted; champion is version 2" in run.stdout, run.stdout
+    tags = tracking_client(root).get_model_version(MODEL, "2").tags
+    assert "ALERT: the champion fails its checks" in tags["mlpipe.gate.champion.loadable"]
+    assert "sha256" in tags["mlpipe.gate.champion.loadable"]
+    assert "champion_unloadable" in run.stderr
+
+    rollback = mlpipe(root, "rollback", "--reason", "try the old one", check=False)
+    assert rollback.returncode == 1 and "fails its checks, not made champion" in rollback.stderr
+    assert str(tracking_client(root).get_model_version_by_alias(MODEL, "champion").version) == "2"
+
+    proc = mlpipe(root, "reproduce", f"models:/{MODEL}/1", check=False)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-1500:])
+    assert "fails its checks" in proc.stderr.strip().splitlines()[-1]
