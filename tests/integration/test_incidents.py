@@ -37,7 +37,8 @@ def test_a_tampered_champion_is_judged_absent_refused_by_rollback_and_by_reprodu
     run = mlpipe(root, "run", check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "gate:          promoted; champion is version 2" in run.stdout, run.stdout
-    tags = tracking_client(root).get_model_version(MODEL, "2").tags
+    client = tracking_client(root)
+    tags = client.get_run(client.get_model_version(MODEL, "2").run_id).data.tags  # every criterion's line
     assert "ALERT: the champion fails its checks" in tags["mlpipe.gate.champion.loadable"]
     assert "sha256" in tags["mlpipe.gate.champion.loadable"]
     assert "champion_unloadable" in run.stderr
