@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from mlpipe.registry import tags as tag
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import resolve_run_id, versions_of_run
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
+from mlpipe.runtime.logs import event
 from mlpipe.runtime.shell import run_tool, tool_env
 
 TEST_SPLIT = "artifacts/split/test.parquet"
@@ -206,10 +208,52 @@ def commit_exists(root: Path, commit: str) -> bool:
     return run_tool(["git", "cat-file", "-e", f"{commit}^{{commit}}"], root, check=False).returncode == 0
 
 
+WORKTREE_PREFIX = "mlpipe-reproduce-"
+OWNER_FILE, KEEP_FILE = "owner.pid", "keep"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphan_worktrees(root: Path) -> list[Path]:
+    """Remove the reproduce worktrees of `root` whose owner process is dead (a kill -9 skips the
+    cleanup); kept ones (--keep) and those of a running reproduce stay. Returns the removed ones."""
+    listed = run_tool(["git", "worktree", "list", "--porcelain"], root, check=False).stdout
+    removed = []
+    for line in listed.splitlines():
+        path = Path(line.removeprefix("worktree ")) if line.startswith("worktree ") else None
+        if path is None or not path.parent.name.startswith(WORKTREE_PREFIX):
+            continue
+        base = path.parent
+        owner = base / OWNER_FILE
+        if (base / KEEP_FILE).exists() or (owner.exists() and _alive(int(owner.read_text() or 0))):
+            continue
+        run_tool(["git", "worktree", "remove", "--force", str(path)], root, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+        removed.append(path)
+    if removed:
+        run_tool(["git", "worktree", "prune"], root, check=False)
+        event("orphan_worktrees_removed", count=len(removed))
+    return removed
+
+
 @contextlib.contextmanager
 def isolated_checkout(root: Path, commit: str, keep: bool = False) -> Iterator[Path]:
-    """A detached git worktree of `commit` in a temporary directory; the user's tree is never touched."""
-    base = Path(tempfile.mkdtemp(prefix="mlpipe-reproduce-"))
+    """A detached git worktree of `commit` in a temporary directory; the user's tree is never touched.
+    Worktrees a killed reproduce left behind (their owner process gone, not kept on purpose) are removed
+    first."""
+    remove_orphan_worktrees(root)
+    base = Path(tempfile.mkdtemp(prefix=WORKTREE_PREFIX))
+    (base / OWNER_FILE).write_text(str(os.getpid()))
+    if keep:
+        (base / KEEP_FILE).touch()
     wt = base / "checkout"
     run_tool(["git", "worktree", "add", "--detach", "--quiet", str(wt), commit], root)
     try:
