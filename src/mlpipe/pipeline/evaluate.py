@@ -137,21 +137,18 @@ def save_plot_images(y: np.ndarray, proba: np.ndarray, threshold: float, out_dir
     fig, ax = plt.subplots(figsize=(5, 5))
     skm.RocCurveDisplay.from_predictions(y, proba, ax=ax)
     ax.set_title("ROC on the test split")
-    paths.append(out_dir / "roc.png")
-    fig.savefig(paths[-1], dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "roc.png"))
     fig, ax = plt.subplots(figsize=(5, 5))
     skm.ConfusionMatrixDisplay.from_predictions(y, (proba >= threshold).astype(int), ax=ax, colorbar=False)
     ax.set_title(f"Confusion matrix (threshold {threshold})")
-    paths.append(out_dir / "confusion_matrix.png")
-    fig.savefig(paths[-1], dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "confusion_matrix.png"))
     return paths
 
 
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
+    fig.tight_layout()  # axis labels and long class names inside the image
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
     return path
