@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import dvc, edit_params, free_port, git, mlpipe, run_id_of, tracking_client
+from conftest import commit_all, dvc, edit_params, free_port, git, mlpipe, run_id_of, tracking_client
 
 from mlpipe.data.frames import read_data_dir
 from mlpipe.runtime.hashing import sha256_file
@@ -133,6 +133,18 @@ def test_unchanged_clean_state_is_not_recorded_twice(first_run, project_copy):
     client = tracking_client(project_copy)
     assert len(client.search_model_versions("name = 'flights-late'")) == 1
     assert run_id_of(again) == run_id_of(first_run[1])
+
+
+def test_a_new_commit_that_trains_the_same_bytes_registers_no_second_version(first_run, project_copy):
+    stage = project_copy / "src/mlpipe/pipeline/stages/train.py"
+    stage.write_text(stage.read_text() + "\n# a comment: the code changes, the model does not\n")
+    commit_all(project_copy, "train stage: a comment")
+    proc = mlpipe(project_copy, "run")
+    assert "train" in proc.stdout.split("stages run:")[1].splitlines()[0], proc.stdout
+    assert run_id_of(proc) != run_id_of(first_run[1]), "a new commit is a new MLflow run"
+    assert "flights-late version 1 " in proc.stdout and "same_model_bytes" in proc.stderr
+    client = tracking_client(project_copy)
+    assert [str(v.version) for v in client.search_model_versions("name = 'flights-late'")] == ["1"]
 
 
 def test_changed_param_reruns_only_the_stages_that_use_it(project_copy):

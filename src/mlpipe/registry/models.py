@@ -13,19 +13,23 @@ from mlpipe.registry.aliases import CHALLENGER, CHAMPION, aliases_of
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import resolve_run_id, versions_of_run
 from mlpipe.registry.tracking import MODEL_ARTIFACTS, RunRecord
+from mlpipe.runtime.logs import event
 
 PROFILE_ARTIFACT = "mlpipe/validate/profile.json"
 
 
 def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
     """Register the run's model (once) as a new version aliased `challenger` (the promotion gate moves
-    `champion`). Returns (version, its aliases)."""
+    `champion`). A model whose bytes (sha256) and data a version already holds is that version: a run
+    from a new commit that trains the same model registers nothing new. Returns (version, its aliases)."""
     from mlflow.exceptions import MlflowException
 
     client = mlflow_client(tracking_uri)
-    existing = versions_of_run(client, rec.run_id, rec.model_name)
-    if existing:
+    existing = versions_of_run(client, rec.run_id, rec.model_name) or same_model_versions(client, rec)
+    if existing:  # this run's version, or the version of these very bytes: never a second one
         mv = existing[0]
+        if mv.run_id != rec.run_id:
+            event("same_model_bytes", model=rec.model_name, version=mv.version, run=rec.run_id)
     else:
         try:
             client.get_registered_model(rec.model_name)
@@ -49,6 +53,15 @@ def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
         )  # the gate decides on champion
     version = str(mv.version)
     return version, aliases_of(client, rec.model_name, version)
+
+
+def same_model_versions(client, rec: RunRecord) -> list:
+    """Versions of `rec.model_name` holding these exact model bytes trained on the same data, oldest first."""
+    found = client.search_model_versions(
+        f"name = '{rec.model_name}' and tags.`{tag.MODEL_SHA256}` = '{rec.model_sha256}'"
+    )
+    same = [v for v in found if v.tags.get(tag.DATA_MD5, "") == (rec.data_md5 or "")]
+    return sorted(same, key=lambda v: int(v.version))
 
 
 def champion_metrics(tracking_uri: str, model_name: str) -> tuple[str, dict[str, float]] | None:
