@@ -36,6 +36,11 @@ STAGES: dict[str, dict[str, list[str]]] = {
         ],
     },
 }
+# The locked environment is part of what makes the model and its predictions: a project with a uv.lock
+# (the bundled one) lists it as a dependency of these stages, so an upgrade reruns them. The lock also
+# pins Python's major.minor (requires-python).
+LOCK_FILE = "uv.lock"
+LOCKED_STAGES = ("train", "evaluate")
 METRICS_FILE = "metrics.json"
 PLOTS_DIR = "artifacts/evaluate/plots"
 
@@ -76,12 +81,14 @@ def task_plots(task: str) -> list[Any]:
     ]
 
 
-def project_pipeline(task: str, source_files: list[str] | None = None) -> dict:
+def project_pipeline(task: str, source_files: list[str] | None = None, locked: bool = False) -> dict:
     """A project's dvc.yaml as a mapping: the stages, the user's own source file(s) as dependencies of
-    the first stage (a change to them reruns the pipeline), the task's plots."""
+    the first stage (a change to them reruns the pipeline), the lock file of a `locked` project as a
+    dependency of the stages that make the model and its predictions, the task's plots."""
     stages = {}
     for name, spec in STAGES.items():
         deps = list(spec["deps"]) + (list(source_files or []) if name == "validate" else [])
+        deps += [LOCK_FILE] if locked and name in LOCKED_STAGES else []
         stage: dict[str, Any] = {
             "cmd": f"python -m mlpipe.pipeline.stages.{name}",
             "deps": deps,

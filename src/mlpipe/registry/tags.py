@@ -13,6 +13,9 @@ SEED = "mlpipe.seed"  # the train stage's seed (params seed + its offset), as th
 USER = "mlpipe.user"
 HOST = "mlpipe.host"
 PYTHON = "mlpipe.python"
+UV_LOCK_SHA256 = (
+    "mlpipe.uv_lock_sha256"  # the locked environment the model was built in (when the project has one)
+)
 MODEL_URI = "mlpipe.model_uri"
 DVC_PREFIX = "mlpipe.dvc."  # + "<stage>.<output path>": that output's md5 in dvc.lock
 VERSION_PREFIX = "mlpipe.version."  # + package name: its installed version

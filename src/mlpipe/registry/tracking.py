@@ -73,6 +73,11 @@ def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
         tag.HOST: socket.gethostname(),
         tag.PYTHON: platform.python_version(),
     }
+    lock = paths.root / "uv.lock"
+    if lock.exists():
+        from mlpipe.runtime.hashing import sha256_file
+
+        tags[tag.UV_LOCK_SHA256] = sha256_file(lock)
     for stage, outs in stage_output_hashes(paths.root / "dvc.lock").items():
         for out_path, md5 in outs.items():
             tags[tag.dvc_output_tag(stage, out_path)] = md5

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_the_bundled_dvc_yaml_is_the_layout_plus_the_source_files_each_stage_imports():
     bundled = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    ours = project_pipeline("binary")
+    ours = project_pipeline("binary", locked=True)
     assert list(bundled["stages"]) == list(STAGES)
     for name, stage in bundled["stages"].items():
         mine = ours["stages"][name]
@@ -22,6 +22,12 @@ def test_the_bundled_dvc_yaml_is_the_layout_plus_the_source_files_each_stage_imp
         assert [d for d in stage["deps"] if not d.startswith("src/")] == mine["deps"]
         assert stage.get("metrics") == mine.get("metrics")
     assert bundled["plots"] == task_plots("binary")
+
+
+def test_the_lock_file_is_a_dependency_of_the_stages_that_make_the_model_and_its_predictions():
+    bundled = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert [name for name, stage in bundled.items() if "uv.lock" in stage["deps"]] == ["train", "evaluate"]
+    assert "uv.lock" not in str(project_pipeline("binary"))  # a project without a lock of its own
 
 
 def test_a_project_pipeline_tracks_the_users_source_and_plots_what_its_task_writes():
