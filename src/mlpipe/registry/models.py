@@ -56,12 +56,16 @@ def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
 
 
 def same_model_versions(client, rec: RunRecord) -> list:
-    """Versions of `rec.model_name` holding these exact model bytes trained on the same data, oldest first."""
+    """Versions of `rec.model_name` holding these exact model bytes trained on the same data: the champion
+    first when it is one of them, then the newest (stores from before this rule hold duplicates)."""
+    from mlpipe.registry.aliases import alias_version
+
     found = client.search_model_versions(
         f"name = '{rec.model_name}' and tags.`{tag.MODEL_SHA256}` = '{rec.model_sha256}'"
     )
     same = [v for v in found if v.tags.get(tag.DATA_MD5, "") == (rec.data_md5 or "")]
-    return sorted(same, key=lambda v: int(v.version))
+    champion = alias_version(client, rec.model_name, CHAMPION) if same else None
+    return sorted(same, key=lambda v: (str(v.version) != champion, -int(v.version)))
 
 
 def champion_metrics(tracking_uri: str, model_name: str) -> tuple[str, dict[str, float]] | None:
