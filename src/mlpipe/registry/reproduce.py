@@ -24,7 +24,7 @@ from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import resolve_run_id, versions_of_run
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
 from mlpipe.runtime.logs import event
-from mlpipe.runtime.shell import run_tool, tool_env
+from mlpipe.runtime.shell import pid_alive, run_tool, tool_env
 
 TEST_SPLIT = "artifacts/split/test.parquet"
 
@@ -212,16 +212,6 @@ WORKTREE_PREFIX = "mlpipe-reproduce-"
 OWNER_FILE, KEEP_FILE = "owner.pid", "keep"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_orphan_worktrees(root: Path) -> list[Path]:
     """Remove the reproduce worktrees of `root` whose owner process is dead (a kill -9 skips the
     cleanup); kept ones (--keep) and those of a running reproduce stay. Returns the removed ones."""
@@ -233,7 +223,7 @@ def remove_orphan_worktrees(root: Path) -> list[Path]:
             continue
         base = path.parent
         owner = base / OWNER_FILE
-        if (base / KEEP_FILE).exists() or (owner.exists() and _alive(int(owner.read_text() or 0))):
+        if (base / KEEP_FILE).exists() or (owner.exists() and pid_alive(int(owner.read_text() or 0))):
             continue
         run_tool(["git", "worktree", "remove", "--force", str(path)], root, check=False)
         shutil.rmtree(base, ignore_errors=True)

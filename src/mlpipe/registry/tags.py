@@ -12,6 +12,8 @@ PARAMS_SHA256 = "mlpipe.params_sha256"
 SEED = "mlpipe.seed"  # the train stage's seed (params seed + its offset), as the manifest records it
 USER = "mlpipe.user"
 HOST = "mlpipe.host"
+PID = "mlpipe.pid"  # the process that logs the run: a RUNNING run whose process is gone crashed
+CRASHED = "mlpipe.crashed"  # set when a later run marks such a run FAILED
 PYTHON = "mlpipe.python"
 UV_LOCK_SHA256 = (
     "mlpipe.uv_lock_sha256"  # the locked environment the model was built in (when the project has one)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import platform
 import socket
 import warnings
@@ -23,6 +24,8 @@ from mlpipe.registry import tags as tag
 from mlpipe.registry.client import local_store, mlflow_client
 from mlpipe.runtime.git import git_commit, git_dirty
 from mlpipe.runtime.lockfiles import dvc_file_md5, locked_versions, stage_output_hashes
+from mlpipe.runtime.logs import event
+from mlpipe.runtime.shell import pid_alive
 
 # What the packaged model needs at load time, pinned from uv.lock.
 MODEL_REQUIREMENTS = [*MODEL_PACKAGES, "mlflow"]
@@ -138,6 +141,7 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment
     exp_id = ensure_experiment(
         client, params.model.experiment, paths.artifact_root if local_store(tracking_uri) else None
     )
+    fail_crashed_runs(client, exp_id)  # under the project lock: no other run of this project is logging
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(paths.metrics.read_text())
     tags = lineage_tags(paths, manifest)
@@ -208,7 +212,7 @@ def _log_run(
     requirements = [f"{n}=={v}" for n, v in model_requirements(paths.root).items()]
     run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
-        mlflow.set_tags(tags)
+        mlflow.set_tags(tags | {tag.PID: str(os.getpid())})
         mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / PARAMS_FILE)))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         for name, (path, context) in parts.items():
@@ -241,6 +245,28 @@ def _log_run(
         mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
         mlflow.set_tag(tag.MODEL_URI, info.model_uri)
     return run.info.run_id, info.model_uri
+
+
+def fail_crashed_runs(client, experiment_id: str) -> list[str]:
+    """Mark FAILED the runs left RUNNING by a process of this host that no longer exists (kill -9 or the
+    OOM killer during `track`), with a tag saying so; returns their ids. Runs of live processes and of
+    other hosts are left alone."""
+    host = socket.gethostname()
+    stale = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{tag.HOST}` = '{host}'",
+        max_results=200,
+    )
+    failed = []
+    for run in stale:
+        pid = run.data.tags.get(tag.PID, "")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            client.set_tag(run.info.run_id, tag.CRASHED, f"process {pid} on {host} ended mid-run")
+            client.set_terminated(run.info.run_id, "FAILED")
+            failed.append(run.info.run_id)
+    if failed:
+        event("crashed_runs_failed", runs=",".join(failed))
+    return failed
 
 
 def find_recorded_run(client, experiment_id: str, tags: dict[str, str]):

@@ -46,6 +46,18 @@ def run_tool(
     return proc
 
 
+def pid_alive(pid: int) -> bool:
+    """True while a process with this id exists on this machine (kill -9 and the OOM killer leave
+    the records of a process that is gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
     """SIGTERM a process started with start_new_session=True and all its children; SIGKILL after `grace_s`."""
     import signal
