@@ -5,6 +5,7 @@ Nothing here mocks git, DVC or MLflow: the tests run `python -m mlpipe.cli` and 
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -218,3 +219,14 @@ def pg_databases():
 def pg_url(pg_databases) -> str:
     """One PostgreSQL database of the test's own (SQLAlchemy URL, psycopg)."""
     return pg_databases()
+
+
+def records(frame, columns: list[str]) -> list[dict]:
+    """Rows as /predict records: NaN -> null, numpy scalars -> Python."""
+    return [
+        {
+            k: None if isinstance(v, float) and math.isnan(v) else (v.item() if hasattr(v, "item") else v)
+            for k, v in row.items()
+        }
+        for row in frame[columns].to_dict(orient="records")
+    ]

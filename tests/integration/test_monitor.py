@@ -6,32 +6,15 @@ live performance fell below the floor a reason to retire (alert state, exit 5)."
 from __future__ import annotations
 
 import json
-import math
 
 import httpx
 import pandas as pd
 import pytest
-from conftest import mlpipe, start_server, stop, tracking_client
+from conftest import mlpipe, records, start_server, stop, tracking_client
 
 from mlpipe.config import load_params
 
 pytestmark = pytest.mark.integration
-
-
-def records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    out = []
-    for row in frame[columns].to_dict(orient="records"):
-        out.append(
-            {
-                k: (
-                    None
-                    if isinstance(v, float) and math.isnan(v)
-                    else (v.item() if hasattr(v, "item") else v)
-                )
-                for k, v in row.items()
-            }
-        )
-    return out
 
 
 def send(root, frame: pd.DataFrame, labels) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import mlpipe, start_server, stop
+from conftest import mlpipe, records, start_server, stop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,21 +40,11 @@ def feature_columns(root: Path) -> list[str]:
     return features["categorical"] + features["numerical"]
 
 
-def records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    """Rows as JSON records: NaN -> null, numpy scalars -> Python."""
-    out = []
-    for row in frame[columns].to_dict(orient="records"):
-        out.append(
-            {
-                k: (
-                    None
-                    if isinstance(v, float) and math.isnan(v)
-                    else (v.item() if hasattr(v, "item") else v)
-                )
-                for k, v in row.items()
-            }
-        )
-    return out
+def assert_counted_by_class(base: str, predictions: list) -> None:
+    """/metrics counts every answered class as often as it was answered."""
+    lines = metric_lines(base)
+    for cls, count in Counter(predictions).items():
+        assert f'mlpipe_predictions_total{{cls="{cls}"}} {float(count)}' in lines, lines
 
 
 def post(base: str, path: str, **kwargs) -> httpx.Response:
@@ -220,9 +210,7 @@ def test_multiclass_penguins_init_run_ingest_serve_reproduce(penguins):
         unknown = post(base, "/feedback", json={"request_id": body["request_id"], "labels": ["Emperor"]})
         assert unknown.status_code == 422, unknown.text
 
-        lines = metric_lines(base)
-        for species, count in Counter(predictions).items():
-            assert f'mlpipe_predictions_total{{cls="{species}"}} {float(count)}' in lines, lines
+        assert_counted_by_class(base, predictions)
 
         check_fuzz(base, info["input_example"]["records"][0])
     finally:
@@ -446,9 +434,7 @@ def test_binary_breast_cancer_init_run_serve_reproduce(tmp_path):
         numeric = post(base, "/feedback", json={"request_id": body["request_id"], "labels": [0, 1]})
         assert numeric.status_code == 422 and "benign, malignant" in numeric.text, numeric.text
 
-        lines = metric_lines(base)
-        for cls, count in Counter(predictions).items():
-            assert f'mlpipe_predictions_total{{cls="{cls}"}} {float(count)}' in lines, lines
+        assert_counted_by_class(base, predictions)
 
         check_fuzz(base, info["input_example"]["records"][0])
     finally:

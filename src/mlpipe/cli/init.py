@@ -84,17 +84,15 @@ def build_params(
 
 
 def read_table(files: list[Path]):
-    """The user's files as one frame, as pandas reads them (the profile decides the declared types)."""
+    """The user's files as one frame, each read as a `files` source reads it (no declared types yet: the
+    profile proposes them)."""
     import pandas as pd
 
-    from mlpipe.errors import DataError
+    from mlpipe.config import FeaturesCfg
+    from mlpipe.data.sources import read_source_file
 
-    frames = []
-    for f in files:
-        try:
-            frames.append(pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f))
-        except (ValueError, OSError, pd.errors.ParserError) as exc:
-            raise DataError(f"{f}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+    undeclared = FeaturesCfg(categorical=[], numerical=[])
+    frames = [read_source_file(f, undeclared) for f in files]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
@@ -171,7 +169,7 @@ def init(
 
     from mlpipe.config import PARAMS_FILE, TIME_FORMATS, config_problems, load_params
     from mlpipe.data.profiling import propose
-    from mlpipe.data.sources import matching_files, parse_times
+    from mlpipe.data.sources import matching_files, parse_times, user_source_file
     from mlpipe.errors import AlreadyExists, ConfigError
     from mlpipe.pipeline.estimators import resolve_estimator
     from mlpipe.pipeline.layout import project_pipeline
@@ -228,8 +226,6 @@ def init(
         (root / PARAMS_FILE).unlink()
         raise ConfigError(config_problems(exc)) from None
     resolve_estimator(loaded.train.estimator, loaded.task, loaded.train.hyperparams)
-    from mlpipe.data.sources import user_source_file
-
     own = user_source_file(source, root) if source else None
     pipeline = project_pipeline(loaded.task, [str(own.relative_to(root))] if own else None)
     top = source.partition(":")[0].split(".")[0] if source else ""
@@ -237,9 +233,7 @@ def init(
     (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
     gitignore = root / ".gitignore"
     ignored = GITIGNORE
-    if data and absolute.is_relative_to(
-        root
-    ):  # the source's rows are versioned by DVC in data/ once taken in
+    if data and absolute.is_relative_to(root):  # their rows are versioned by DVC in data/ once taken in
         ignored += f"# the source files (their rows are versioned by DVC under data/)\n/{path}\n"
     gitignore.write_text((gitignore.read_text() if gitignore.exists() else "") + ignored, encoding="utf-8")
     if not (root / ".git").exists():

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 from pandas.api import types as ptypes
 
+from mlpipe.data.frames import period_label
 from mlpipe.errors import ConfigError
 
 TASKS = ("binary", "multiclass", "regression")
@@ -202,11 +203,7 @@ def propose(
     ranges = {c: widened_range(df[c]) for c in df.columns if c in ranged}
     used = [c for c in df.columns if c in features]
     if time_column is not None and used:  # batches are months: the rule holds for each month's rates
-        months = (
-            df[time_column].dt.tz_localize(None).dt.to_period("M")
-            if df[time_column].dt.tz
-            else df[time_column].dt.to_period("M")
-        )
+        months = period_label(df[time_column], "month")  # the periods batches are cut by
         rates = [float(r) for r in df[used].isna().groupby(months).mean().max()]
         scope = "in any month"
     else:

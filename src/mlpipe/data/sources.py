@@ -71,19 +71,18 @@ def typed(df: pd.DataFrame, dataset: DatasetCfg, features: FeaturesCfg, source: 
     for col in features.categorical:
         if col in out.columns:
             out[col] = category_text(out[col])
-    for col in features.numerical:
-        if col in out.columns and not pd.api.types.is_numeric_dtype(out[col]):
-            as_number = pd.to_numeric(out[col], errors="coerce")
-            bad = as_number.isna() & out[col].notna()
+    for col in (c for c in features.numerical if c in out.columns):
+        values = out[col]
+        if not pd.api.types.is_numeric_dtype(values):
+            values = pd.to_numeric(out[col], errors="coerce")
+            bad = values.isna() & out[col].notna()
             if bad.any():
                 examples = ", ".join(str(v)[:30] for v in out[col][bad].unique()[:3])
                 raise DataError(
                     f"{source}: {col}: {int(bad.sum())} values are not numbers (e.g. {examples}) "
                     "(rule: a numerical feature holds numbers)"
                 )
-            out[col] = as_number
-        if col in out.columns:
-            out[col] = out[col].astype("float64")
+        out[col] = values.astype("float64")
     if dataset.time_column:
         if dataset.time_column not in out.columns:
             raise DataError(
@@ -119,13 +118,14 @@ def matching_files(pattern: str, root: Path) -> list[Path]:
 
 
 def read_source_file(path: Path, features: FeaturesCfg) -> pd.DataFrame:
-    """One source file; CSV categoricals read as text (a code "00123" stays text)."""
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+    """One source file; CSV categoricals read as text (a code "00123" stays text). A file that cannot be
+    read is a DataError naming it."""
     try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
         return pd.read_csv(path, dtype={c: str for c in features.categorical})
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: unreadable CSV ({' '.join(str(exc).split())[:200]})") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: unreadable ({' '.join(str(exc).split())[:200]})") from None
 
 
 def files_source(params: Params, root: Path) -> LoadPeriod:
