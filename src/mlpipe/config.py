@@ -182,6 +182,9 @@ class DeployCfg(_Frozen):
     max_load_s: float = Field(default=5, gt=0)
     single_row_requests: int = Field(default=200, ge=10)
     batch_rows: int = Field(default=10000, ge=100)
+    # Rounds of the probe, challenger and champion interleaved; a latency or throughput budget fails only
+    # when the challenger breaks it in most rounds (one noisy round on a shared machine decides nothing).
+    rounds: int = Field(default=5, ge=3)
 
 
 # Each task's metrics by direction; a gate tolerance, the sweep metric and the monitor metric name one.

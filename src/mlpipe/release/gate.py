@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import getpass
 import re
+import tempfile
 from pathlib import Path
 
 from mlpipe.config import Params, ProjectPaths, lower_is_better
 from mlpipe.errors import ModelRefused, PromotionRefused
+from mlpipe.model.loading import LoadedModel
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHAMPION, PREVIOUS, alias_version, move_champion
 from mlpipe.registry.client import mlflow_client
@@ -112,21 +114,17 @@ def record_decision(client, name: str, version: str, run_id: str, checks: list[C
 # ---- the gate ---------------------------------------------------------------------------------------
 
 
-def champion_comparison(
-    client, params: Params, paths: ProjectPaths, champion_ref: str
-) -> tuple[list[Check], dict]:
-    """(b) and (c): challenger (the project's model) and champion on the current test split."""
+def champion_comparison(params: Params, paths: ProjectPaths, champ: LoadedModel) -> tuple[list[Check], dict]:
+    """(b) and (c): challenger (the project's model) and the loaded champion on the current test split."""
     from mlpipe.data.frames import read_frame
     from mlpipe.model.loading import load_model_dir
     from mlpipe.model.outputs import classes_of
     from mlpipe.pipeline.evaluate import metrics_for
-    from mlpipe.registry.models import load_registered
     from mlpipe.release.diff import compare_models, model_outputs
 
     test = read_frame(paths.test_split)
     y = test[params.dataset.target].to_numpy()
     threshold = params.evaluate.threshold
-    champ, _ = load_registered(client, champion_ref)
     chall = load_model_dir(paths.model.parent)
     a, task_a = model_outputs(champ.model, test[list(champ.model.feature_names_in_)])
     b, task_b = model_outputs(chall.model, test[list(chall.model.feature_names_in_)])
@@ -166,6 +164,40 @@ def champion_comparison(
     }
 
 
+def fetch_champion(
+    client, name: str, champion: str | None, version: str, dest: Path
+) -> tuple[LoadedModel | None, str | None]:
+    """(the champion loaded through the safe loader, its files under `dest`; None) when there is one other
+    than `version`; (None, why it was refused) when it fails its checks; (None, None) without one."""
+    from mlpipe.registry.models import load_registered
+
+    if champion is None or champion == version:
+        return None, None
+    try:
+        loaded, _ = load_registered(client, f"models:/{name}/{champion}", dest=dest)
+    except ModelRefused as exc:
+        event("champion_unloadable", level=40, model=name, champion=champion, error=str(exc)[:300])
+        return None, str(exc)
+    return loaded, None
+
+
+def reference_of(champ: LoadedModel | None) -> tuple[Path, str] | None:
+    """The champion as the infra probe's reference: (its model dir, its verified sha256)."""
+    return (champ.path.parent, champ.sha256) if champ is not None else None
+
+
+def unloadable_champion(champion: str, refusal: str) -> tuple[list[Check], dict]:
+    """An unloadable champion is an incident, not a wall: the challenger is judged alone, and it is said."""
+    check = Check(
+        "champion.loadable",
+        f"version {champion} refused: {refusal[:300]}",
+        "loads and verifies",
+        True,
+        "(ALERT: the champion fails its checks; the challenger is judged without it)",
+    )
+    return [check], {"champion_unloadable": refusal}
+
+
 def run_gate(
     paths: ProjectPaths, params: Params, tracking_uri: str, run_id: str, version: str, model_sha256: str
 ) -> dict:
@@ -194,27 +226,22 @@ def run_gate(
             "already_decided": False,
         }
     checks.append(record)
-    infra, figures = infra_check(paths.model.parent, model_sha256, paths.test_split, params.deploy)
-    checks += infra
     champion = alias_version(client, name, CHAMPION)
+    with tempfile.TemporaryDirectory(prefix="mlpipe-gate-") as tmp:
+        champ, refusal = fetch_champion(client, name, champion, version, Path(tmp))
+        # The champion is measured in the same probe, in turn with the challenger: its figures say how
+        # loaded the machine was while the challenger was judged.
+        infra, figures = infra_check(
+            paths.model.parent, model_sha256, paths.test_split, params.deploy, reference_of(champ)
+        )
+    checks += infra
     extra: dict = {"infra": figures}
-    if champion is not None and champion != version:
-        try:
-            more, details = champion_comparison(client, params, paths, f"models:/{name}/{champion}")
-        except ModelRefused as exc:  # an incident, not a wall: judged alone, recorded, alerted
-            event("champion_unloadable", level=40, model=name, champion=champion, error=str(exc)[:300])
-            more, details = (
-                [
-                    Check(
-                        "champion.loadable",
-                        f"version {champion} refused: {str(exc)[:300]}",
-                        "loads and verifies",
-                        True,
-                        "(ALERT: the champion fails its checks; the challenger is judged without it)",
-                    )
-                ],
-                {"champion_unloadable": str(exc)},
-            )
+    if champ is not None:
+        more, details = champion_comparison(params, paths, champ)
+        checks += more
+        extra |= details
+    elif refusal is not None:
+        more, details = unloadable_champion(champion, refusal)
         checks += more
         extra |= details
     promote, failed = gate_verdict(checks)
@@ -242,9 +269,8 @@ def run_gate(
 
 
 def manual_promote(paths: ProjectPaths, params: Params, tracking_uri: str, ref: str, reason: str) -> dict:
-    """`mlpipe promote REF --reason`: the infra check still runs; the reason and who are recorded."""
-    import tempfile
-
+    """`mlpipe promote REF --reason`: the infra check still runs, with the current champion (when it loads)
+    measured beside the target; the reason and who are recorded."""
     from mlpipe.registry.models import load_registered
 
     if not reason.strip():
@@ -259,9 +285,16 @@ def manual_promote(paths: ProjectPaths, params: Params, tracking_uri: str, ref: 
         if not found:
             raise PromotionRefused(f"promote: run {run_id} has no registered version of {name}")
         version = str(found[0].version)
-    with tempfile.TemporaryDirectory(prefix="mlpipe-promote-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="mlpipe-promote-") as tmp,
+        tempfile.TemporaryDirectory(prefix="mlpipe-promote-champion-") as champion_tmp,
+    ):
         loaded, _ = load_registered(client, f"models:/{name}/{version}", dest=Path(tmp))
-        checks, figures = infra_check(loaded.path.parent, loaded.sha256, paths.test_split, params.deploy)
+        current = alias_version(client, name, CHAMPION)
+        champ, _ = fetch_champion(client, name, current, version, Path(champion_tmp))
+        checks, figures = infra_check(
+            loaded.path.parent, loaded.sha256, paths.test_split, params.deploy, reference_of(champ)
+        )
     ok, failed = gate_verdict(checks)
     if not ok:
         raise PromotionRefused(
