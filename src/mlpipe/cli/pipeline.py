@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,12 @@ from mlpipe.cli.common import (
     JSON_OPTION,
     ROOT_OPTION,
     echo_json,
+    mark_crashed_flow_runs,
+    owned_flow_runs,
     project,
     project_params,
+    project_prefect_api,
+    stops_on_signals,
     use_project_prefect,
 )
 from mlpipe.errors import EXIT_QUARANTINED, EXIT_RETIRE, FlowFailed
@@ -37,7 +42,8 @@ def run(
     """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
     `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
     changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow.
-    Uncommitted changes are refused (exit 6) unless --experiment."""
+    Uncommitted changes are refused (exit 6) unless --experiment. SIGTERM, SIGINT or SIGHUP stop it with
+    its Prefect server (the flow run ends Crashed); a run killed outright is marked Crashed by the next."""
     from flows.common import render_text
     from mlpipe.pipeline.estimators import resolve_estimator
     from mlpipe.pipeline.layout import check_source_tracked
@@ -55,19 +61,24 @@ def run(
         if summary is not None:
             typer.echo(render_text(summary))
             return
-    # before Prefect starts: a typo in train.estimator or train.hyperparams is one line now, not the train
-    # stage's failure after the data steps
-    resolve_estimator(params.train.estimator, params.task, params.train.hyperparams)
-    use_project_prefect(paths)
-    from flows.retrain import retrain
+    with stops_on_signals(), project_prefect_api(paths) as prefect_ready:  # the server boots meanwhile
+        # a typo in train.estimator or train.hyperparams is one line now, not the train stage's failure
+        # after the data steps
+        resolve_estimator(params.train.estimator, params.task, params.train.hyperparams)
+        from flows.retrain import retrain
 
-    hand_logging_to_prefect()
-    state = retrain(
-        root=str(paths.root), tracking_uri=tracking_uri(paths), experiment=experiment, return_state=True
-    )
-    if state.is_failed() or state.is_crashed():
-        raise FlowFailed(f"retrain flow {state.name}: {state.message}")
-    summary = state.result()
+        hand_logging_to_prefect()
+        prefect_ready()
+        with owned_flow_runs():
+            state = retrain(
+                root=str(paths.root),
+                tracking_uri=tracking_uri(paths),
+                experiment=experiment,
+                return_state=True,
+            )
+        if state.is_failed() or state.is_crashed():
+            raise FlowFailed(f"retrain flow {state.name}: {state.message}")
+        summary = state.result()
     typer.echo(render_text(summary))
     if summary.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
@@ -89,25 +100,27 @@ def schedule(
     use_project_prefect(paths)
     params = project_params(paths)
     server = None
-    if not os.environ.get("PREFECT_API_URL"):
-        server = start_prefect_server(port, Path(os.environ["PREFECT_HOME"]), cwd=paths.root)
-        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-        typer.echo(f"Prefect server and UI on http://127.0.0.1:{port}")
-    try:
-        from flows.retrain import retrain
+    with stops_on_signals():
+        if not os.environ.get("PREFECT_API_URL"):
+            server = start_prefect_server(port, Path(os.environ["PREFECT_HOME"]), cwd=paths.root)
+            os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+            typer.echo(f"Prefect server and UI on http://127.0.0.1:{port}")
+        try:
+            from flows.retrain import retrain
 
-        when = {"interval": interval} if interval else {"cron": params.retrain.cron}
-        typer.echo(f"serving deployment retrain/{paths.root.name} ({when}); Ctrl-C stops it")
-        retrain.serve(
-            name=paths.root.name,
-            parameters={"root": str(paths.root), "tracking_uri": tracking_uri(paths)},
-            tags=["mlpipe"],
-            **when,
-            print_starting_message=False,
-        )
-    finally:
-        if server is not None:
-            stop_process_group(server)
+            mark_crashed_flow_runs(socket.gethostname())
+            when = {"interval": interval} if interval else {"cron": params.retrain.cron}
+            typer.echo(f"serving deployment retrain/{paths.root.name} ({when}); Ctrl-C stops it")
+            retrain.serve(
+                name=paths.root.name,
+                parameters={"root": str(paths.root), "tracking_uri": tracking_uri(paths)},
+                tags=["mlpipe"],
+                **when,
+                print_starting_message=False,
+            )
+        finally:
+            if server is not None:
+                stop_process_group(server, grace_s=10)
 
 
 def monitor(
@@ -123,21 +136,23 @@ def monitor(
     """Check the prediction log against the champion's training data (Evidently), decide, maybe retrain.
     Exit 5 when live performance is below monitor.floor (retire)."""
     paths = project(root)
-    use_project_prefect(paths)
-    from flows.monitor import monitor as monitor_flow
+    with stops_on_signals(), project_prefect_api(paths) as prefect_ready:
+        from flows.monitor import monitor as monitor_flow
 
-    hand_logging_to_prefect()
-    url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL")
-    state = monitor_flow(
-        root=str(paths.root),
-        tracking_uri=tracking_uri(paths),
-        log_url=url,
-        trigger=trigger,
-        return_state=True,
-    )
-    if state.name != "Retire" and (state.is_failed() or state.is_crashed()):
-        raise FlowFailed(f"monitor flow {state.name}: {state.message}")
-    result = state.result(raise_on_failure=False)
+        hand_logging_to_prefect()
+        url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL")
+        prefect_ready()
+        with owned_flow_runs():
+            state = monitor_flow(
+                root=str(paths.root),
+                tracking_uri=tracking_uri(paths),
+                log_url=url,
+                trigger=trigger,
+                return_state=True,
+            )
+        if state.name != "Retire" and (state.is_failed() or state.is_crashed()):
+            raise FlowFailed(f"monitor flow {state.name}: {state.message}")
+        result = state.result(raise_on_failure=False)
     if as_json:
         echo_json(result)
     else:
@@ -185,16 +200,18 @@ def sweep(
     scored on a validation part of the train split, recorded as a child MLflow run; the winner written to
     train.hyperparams, committed, and trained through the pipeline (DVC), so commit + data hash rebuild it."""
     paths = project(root)
-    use_project_prefect(paths)
-    from flows.sweep import run_sweep
+    with stops_on_signals(), project_prefect_api(paths) as prefect_ready:
+        from flows.sweep import run_sweep
 
-    hand_logging_to_prefect()
-    state = run_sweep(
-        str(paths.root), tracking_uri(paths), workers=workers, dask_address=dask_address, apply=apply
-    )
-    if state.is_failed() or state.is_crashed():
-        raise FlowFailed(f"sweep flow {state.name}: {state.message}")
-    s = state.result()
+        hand_logging_to_prefect()
+        prefect_ready()
+        with owned_flow_runs():
+            state = run_sweep(
+                str(paths.root), tracking_uri(paths), workers=workers, dask_address=dask_address, apply=apply
+            )
+        if state.is_failed() or state.is_crashed():
+            raise FlowFailed(f"sweep flow {state.name}: {state.message}")
+        s = state.result()
     if as_json:
         echo_json(s)
         return

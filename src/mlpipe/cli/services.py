@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mlpipe.cli.common import ROOT_OPTION, project, project_params, use_project_prefect
+from mlpipe.cli.common import ROOT_OPTION, project, project_params, stops_on_signals, use_project_prefect
 from mlpipe.registry.client import tracking_uri
 from mlpipe.runtime.shell import tool_env
 
@@ -103,7 +102,7 @@ def ui(
             str(port),
         ]
         typer.echo(f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)")
-        raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=tool_env()))
+        raise typer.Exit(serve_until_stopped(cmd, paths.root, tool_env()))
     uri = tracking_uri(paths)
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),
@@ -124,4 +123,19 @@ def ui(
     # none of: off unless the environment asks for it.
     env = tool_env()
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    raise typer.Exit(subprocess.call(cmd, cwd=paths.root, env=env))
+    raise typer.Exit(serve_until_stopped(cmd, paths.root, env))
+
+
+def serve_until_stopped(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Run a server, its output on this terminal, until it exits (its exit code) or this command is
+    stopped (Ctrl-C, SIGTERM, SIGHUP; one line). It is guarded (runtime.guard), in a process group of its
+    own: the terminal's Ctrl-C reaches this process alone, which stops the server's whole group."""
+    from mlpipe.runtime.guard import guarded_popen
+    from mlpipe.runtime.shell import stop_process_group
+
+    with stops_on_signals():
+        proc = guarded_popen(cmd, cwd=cwd, env=env, new_session=False)
+        try:
+            return proc.wait()
+        finally:
+            stop_process_group(proc, grace_s=10)

@@ -1,10 +1,13 @@
-"""Start a local HTTP server (`mlpipe serve`, `mlflow server`, `mlpipe ui`) as a process of its own on
-127.0.0.1 and a free port, and wait (bounded) until it answers: used by `mlpipe demo`, the benchmarks
-and the deployment tests alike. Its output goes to a log file (a pipe nobody reads would block a chatty
-server), and a server that exits or never answers is reported with the end of that log."""
+"""Start a local HTTP server (`mlpipe serve`, `mlflow server`, `mlpipe ui`, a Prefect server) as a process
+of its own on 127.0.0.1 and a free port, and wait (bounded) until it answers: used by `mlpipe run`,
+`mlpipe demo`, the benchmarks and the deployment tests alike. Every server is guarded (runtime.guard): it
+ends with the process that started it, even when that one is killed. Its output goes to a log file (a
+pipe nobody reads would block a chatty server), and a server that exits or never answers is reported
+with the end of that log."""
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from mlpipe.errors import ToolError
+from mlpipe.runtime.guard import guarded_popen
 from mlpipe.runtime.shell import stop_process_group, tool_env
 
 
@@ -36,12 +40,11 @@ def http_status(url: str) -> int | None:
 
 
 def launch(cmd: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """`cmd` in its own session with its output appended to `log_path` (kept on the process as .log_path)."""
+    """`cmd` in its own session, guarded (it ends when this process ends, even by SIGKILL), with its output
+    appended to `log_path` (kept on the process as .log_path). Stop it with stop_process_group."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            list(cmd), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        proc = guarded_popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.log_path = log_path
     return proc
 
@@ -103,3 +106,44 @@ def start_prefect_server(
     )
     wait_answering(proc, f"http://127.0.0.1:{port}/api/health", timeout_s)
     return proc
+
+
+# What Prefect's own temporary server sets (prefect.server.api.server.SubprocessASGIServer, 3.8): the API
+# alone, no UI, only the services a temporary server runs.
+TEMPORARY_PREFECT_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+
+
+def launch_temporary_prefect(prefect_home: Path, cwd: Path) -> tuple[str, subprocess.Popen]:
+    """(API URL, process) of the server Prefect would start for a process without PREFECT_API_URL (its
+    temporary server: the API app under uvicorn, state under `prefect_home`), started by mlpipe instead, so
+    it is guarded like every other server and starts while the caller imports. Returns at once; wait for
+    `<url>/health` with wait_answering. Its log: `prefect_home`/temporary-server.log."""
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = launch(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",  # as Prefect does: not the project's root, where a folder could shadow a package
+            str(Path(importlib.util.find_spec("prefect").origin).parents[1]),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        cwd,
+        tool_env({"PREFECT_HOME": str(prefect_home), **TEMPORARY_PREFECT_ENV}),
+        prefect_home / "temporary-server.log",
+    )
+    return f"http://127.0.0.1:{port}/api", proc

@@ -59,7 +59,9 @@ def pid_alive(pid: int) -> bool:
 
 
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
-    """SIGTERM a process started with start_new_session=True and all its children; SIGKILL after `grace_s`."""
+    """SIGTERM a process started in a session or process group of its own (start_new_session=True,
+    runtime.guard.guarded_popen) and all its children; SIGKILL after `grace_s`. Its watchdog, if any,
+    is stopped too."""
     import signal
 
     if proc.poll() is None:
@@ -69,3 +71,7 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+    watchdog = getattr(proc, "watchdog", None)
+    if watchdog is not None and watchdog.poll() is None:
+        watchdog.terminate()  # its server is stopped: nothing left to guard
+        watchdog.wait(timeout=10)
