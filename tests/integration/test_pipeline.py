@@ -116,6 +116,22 @@ def test_registered_model_predicts_like_the_pipeline_and_never_sees_leakage(firs
     assert "scikit-learn==" in reqs and "skops==" in reqs
 
 
+def test_the_registered_version_holds_the_one_copy_of_the_trained_file(first_run):
+    """What `mlflow models serve -m models:/NAME@champion` serves is the file the run's sha256 names,
+    with its manifest; the run keeps no second copy for mlpipe to load instead."""
+    import mlflow
+
+    root, _ = first_run
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    client = tracking_client(root)
+    served = Path(mlflow.artifacts.download_artifacts("models:/flights-late@champion"))
+    run = client.get_run(client.get_model_version_by_alias("flights-late", "champion").run_id)
+    assert sha256_file(served / "model.skops") == run.data.tags["mlpipe.model_sha256"]
+    assert sha256_file(served / "model.skops") == sha256_file(root / "artifacts/model/model.skops")
+    assert (served / "manifest.json").read_bytes() == (root / "artifacts/model/manifest.json").read_bytes()
+    assert not [a.path for a in client.list_artifacts(run.info.run_id, "mlpipe") if a.path == "mlpipe/model"]
+
+
 def test_dvc_repro_after_the_main_job_runs_nothing(first_run):
     root, _ = first_run
     proc = dvc(root, "repro")
