@@ -83,8 +83,9 @@ def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
     (version,) = client.search_model_versions("name = 'flights-late'")
     assert version.run_id == run.info.run_id and str(version.version) == "1"
     assert version.tags["mlpipe.data_md5"] == data_md5(root)
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "mlpipe/model")}
-    assert {"mlpipe/model/model.skops", "mlpipe/model/manifest.json"} <= artifacts
+    model_id = version.source.removeprefix("models:/")  # the logged model holds the one copy
+    logged = {a.path for a in client.list_logged_model_artifacts(model_id)}
+    assert {"model.skops", "manifest.json", "MLmodel"} <= logged, logged
     validate_art = {a.path for a in client.list_artifacts(run.info.run_id, "mlpipe/validate")}
     assert {"mlpipe/validate/profile.json", "mlpipe/validate/report.md"} <= validate_art
 
