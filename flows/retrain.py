@@ -342,8 +342,13 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         verdict = "trained a new model"
     elif ran:
         verdict = f"model unchanged (reran {', '.join(ran)}; the training inputs are identical)"
-    else:
+    elif record["already_recorded"]:
         verdict = "nothing to train (no new data, no code or param change)"
+    else:  # the outputs were up to date but never recorded: say so, not "nothing to train"
+        verdict = (
+            "no stage reran; recorded the model that was built but not yet recorded "
+            "(by `dvc repro`, or by a run that was interrupted)"
+        )
     if quarantined:
         verdict += f"; {len(quarantined)} batch(es) quarantined"
     if experiment:

@@ -164,6 +164,14 @@ def tracking_client(root: Path):
     return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
 
 
+def registered_model_file(client, name: str, version: str) -> Path:
+    """The model file of a registered version: its logged model's, the one copy every consumer loads
+    (and `mlflow models serve -m models:/NAME/VERSION` serves)."""
+    source = client.get_model_version(name, version).source
+    location = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    return Path(location.removeprefix("file://")) / "model.skops"
+
+
 def wait_until(check, timeout_s: float = 90, every_s: float = 0.5):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -7,9 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
-from conftest import commit_all, edit_params, git, mlpipe, sh, tracking_client
+from conftest import (
+    commit_all,
+    edit_params,
+    git,
+    mlpipe,
+    registered_model_file,
+    sh,
+    start_server,
+    stop,
+    tracking_client,
+)
 
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"
@@ -23,9 +34,7 @@ def test_a_tampered_champion_is_judged_absent_refused_by_rollback_and_by_reprodu
     mlpipe(root, "run")
     client = tracking_client(root)
     v1 = client.get_model_version(MODEL, "1")
-    artifact = (
-        Path(client.get_run(v1.run_id).info.artifact_uri.removeprefix("file://")) / "mlpipe/model/model.skops"
-    )
+    artifact = registered_model_file(client, MODEL, v1.version)
     assert str(artifact).startswith(str(root)), artifact  # this project's own store
     raw = bytearray(artifact.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -50,3 +59,16 @@ def test_a_tampered_champion_is_judged_absent_refused_by_rollback_and_by_reprodu
     proc = mlpipe(root, "reproduce", f"models:/{MODEL}/1", check=False)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-1500:])
     assert "fails its checks" in proc.stderr.strip().splitlines()[-1]
+
+    # the run's own files are checked too: the service builds its request rules from the profile
+    v2 = tracking_client(root).get_model_version(MODEL, "2")
+    profile = Path(client.get_run(v2.run_id).info.artifact_uri.removeprefix("file://")) / (
+        "mlpipe/validate/profile.json"
+    )
+    profile.write_text(profile.read_text() + "\n")  # still valid JSON, not the trained bytes
+    base, server = start_server(root, "--model", f"models:/{MODEL}/2", wait_ready=False)
+    try:
+        reason = httpx.get(f"{base}/ready").json()["reason"]
+        assert "mlpipe/validate/profile.json: md5" in reason and "recorded at training" in reason, reason
+    finally:
+        stop(server)

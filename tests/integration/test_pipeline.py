@@ -83,8 +83,9 @@ def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
     (version,) = client.search_model_versions("name = 'flights-late'")
     assert version.run_id == run.info.run_id and str(version.version) == "1"
     assert version.tags["mlpipe.data_md5"] == data_md5(root)
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "mlpipe/model")}
-    assert {"mlpipe/model/model.skops", "mlpipe/model/manifest.json"} <= artifacts
+    model_id = version.source.removeprefix("models:/")  # the logged model holds the one copy
+    logged = {a.path for a in client.list_logged_model_artifacts(model_id)}
+    assert {"model.skops", "manifest.json", "MLmodel"} <= logged, logged
     validate_art = {a.path for a in client.list_artifacts(run.info.run_id, "mlpipe/validate")}
     assert {"mlpipe/validate/profile.json", "mlpipe/validate/report.md"} <= validate_art
 
@@ -114,6 +115,22 @@ def test_registered_model_predicts_like_the_pipeline_and_never_sees_leakage(firs
         Path(mlflow.artifacts.download_artifacts("models:/flights-late/1")) / "requirements.txt"
     ).read_text()
     assert "scikit-learn==" in reqs and "skops==" in reqs
+
+
+def test_the_registered_version_holds_the_one_copy_of_the_trained_file(first_run):
+    """What `mlflow models serve -m models:/NAME@champion` serves is the file the run's sha256 names,
+    with its manifest; the run keeps no second copy for mlpipe to load instead."""
+    import mlflow
+
+    root, _ = first_run
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    client = tracking_client(root)
+    served = Path(mlflow.artifacts.download_artifacts("models:/flights-late@champion"))
+    run = client.get_run(client.get_model_version_by_alias("flights-late", "champion").run_id)
+    assert sha256_file(served / "model.skops") == run.data.tags["mlpipe.model_sha256"]
+    assert sha256_file(served / "model.skops") == sha256_file(root / "artifacts/model/model.skops")
+    assert (served / "manifest.json").read_bytes() == (root / "artifacts/model/manifest.json").read_bytes()
+    assert not [a.path for a in client.list_artifacts(run.info.run_id, "mlpipe") if a.path == "mlpipe/model"]
 
 
 def test_dvc_repro_after_the_main_job_runs_nothing(first_run):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import start_server, stop, tracking_client, wait_until
+from conftest import registered_model_file, start_server, stop, tracking_client, wait_until
 
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"
@@ -120,9 +120,7 @@ def test_hot_swap_follows_the_champion_alias_and_refuses_a_tampered_model(server
     wait_until(lambda: httpx.get(f"{base}/ready").json().get("model_version") == str(v2.version), 60)
 
     # The copied store still points at the session's shared artifacts: tamper, then put the bytes back.
-    artifact = (
-        Path(client.get_run(v1.run_id).info.artifact_uri.removeprefix("file://")) / "mlpipe/model/model.skops"
-    )
+    artifact = registered_model_file(client, MODEL, v1.version)
     original = artifact.read_bytes()
     raw = bytearray(original)
     raw[len(raw) // 2] ^= 0xFF

@@ -99,7 +99,8 @@ def test_team_mode_on_postgres_servers_and_a_shared_remote(
         record = client.get_run(champion.run_id)
         assert record.info.artifact_uri.startswith("mlflow-artifacts:"), "artifacts go through the server"
         names = {a.path for a in client.list_artifacts(record.info.run_id, "mlpipe")}
-        assert "mlpipe/model" in names and any((tmp_path / "mlartifacts").rglob("model.skops"))
+        assert "mlpipe/validate" in names and any((tmp_path / "mlartifacts").rglob("model.skops"))
+        assert "mlpipe/model" not in names, "one copy of the model: the logged model's"
         assert not (alice / "mlruns").exists(), "nothing tracked locally"
 
         flow_runs = httpx.post(f"http://127.0.0.1:{port}/api/flow_runs/filter", json={"limit": 10}).json()

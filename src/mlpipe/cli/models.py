@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,13 @@ from mlpipe.errors import EXIT_NOT_IDENTICAL, MissingInput, Refused
 from mlpipe.registry.client import mlflow_client, tracking_uri
 
 
+class EnvMode(StrEnum):
+    """Where `mlpipe reproduce` reruns the stages."""
+
+    auto = "auto"
+    current = "current"
+
+
 def reproduce(
     ref: str,
     root: ROOT_OPTION = Path("."),
@@ -19,16 +27,25 @@ def reproduce(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the isolated checkout (prints its path).")
     ] = False,
+    env: Annotated[
+        EnvMode,
+        typer.Option(
+            "--env",
+            help="auto: the commit's own locked environment (the running one when it matches the commit's "
+            "uv.lock, else built from that lock into .mlpipe/envs/); current: the running one regardless.",
+        ),
+    ] = EnvMode.auto,
 ) -> None:
     """Rebuild REF (run id, models:/NAME/VERSION or models:/NAME@ALIAS) from its git commit and DVC data
-    hash in an isolated worktree and compare model bytes, predictions, metrics and stage outputs.
+    hash in an isolated worktree, in the commit's own locked environment, and compare model bytes,
+    predictions, metrics and stage outputs; says which environment it used.
     Exit 0 when identical, 4 when not, 2 when it cannot be reproduced (the message says why)."""
     from mlpipe.registry.reproduce import render_table
     from mlpipe.registry.reproduce import reproduce as run_reproduction
 
     paths = project(root)
     try:
-        verdict = run_reproduction(paths.root, ref, tracking_uri(paths), keep=keep)
+        verdict = run_reproduction(paths.root, ref, tracking_uri(paths), keep=keep, env_mode=env.value)
     except Refused as exc:
         if as_json:
             echo_json({"ref": ref, "identical": False, "refused": str(exc)})

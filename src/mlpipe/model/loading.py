@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings as pywarnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from mlpipe.model.manifest import installed_versions
 from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.logs import event
 
+MANIFEST_FILE = "manifest.json"  # beside the model file in every model directory
 STRICT_PACKAGES = ("scikit-learn", "numpy", "pandas")  # major.minor must match; other manifest packages warn
 
 
@@ -76,8 +78,13 @@ def load_verified(
     warnings = check_packages(path, recorded, installed_versions(recorded), allow_version_mismatch)
     for w in warnings:
         event("model_version_warning", logging.WARNING, detail=w)
-    # UntrustedTypes (a ModelRefused) names any type outside the allowlist the manifest recorded
-    model = load_model_file(path, allowed_types(manifest))
+    # UntrustedTypes (a ModelRefused) names any type outside the allowlist the manifest recorded.
+    # scikit-learn's own warning for a patch difference, once per estimator, says what the event said.
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("ignore", InconsistentVersionWarning)
+        model = load_model_file(path, allowed_types(manifest))
     return LoadedModel(model, path, found, manifest, warnings)
 
 
@@ -86,7 +93,7 @@ def load_model_dir(
 ) -> LoadedModel:
     """A model directory (model.skops + manifest.json); the sha256 is the caller's recorded value when
     given (an MLflow tag), else the manifest's."""
-    manifest_path = model_dir / "manifest.json"
+    manifest_path = model_dir / MANIFEST_FILE
     if not manifest_path.exists():
         raise ModelRefused(
             f"{manifest_path}: no manifest beside the model (rule: a model travels with its manifest)"

@@ -7,15 +7,16 @@ import tempfile
 from pathlib import Path
 
 from mlpipe.errors import ModelRefused
-from mlpipe.model.loading import LoadedModel, load_model_dir
+from mlpipe.model.loading import MANIFEST_FILE, LoadedModel, load_model_dir
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHALLENGER, CHAMPION, aliases_of
 from mlpipe.registry.client import mlflow_client
-from mlpipe.registry.refs import resolve_run_id, versions_of_run
+from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
 from mlpipe.registry.tracking import MODEL_ARTIFACTS, RunRecord
 from mlpipe.runtime.logs import event
 
 PROFILE_ARTIFACT = "mlpipe/validate/profile.json"
+PROFILE_OUTPUT = ("validate", "artifacts/validate/profile.json")  # the stage output it is a copy of
 
 
 def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
@@ -83,9 +84,10 @@ def champion_metrics(tracking_uri: str, model_name: str) -> tuple[str, dict[str,
 def load_registered(
     client, ref: str, allow_version_mismatch: bool = False, dest: Path | None = None
 ) -> tuple[LoadedModel, str]:
-    """(verified model, run id) for a run id or models:/ reference, checked against the run's recorded
-    sha256. Without `dest` the files go to a temporary folder that is removed once the model is in
-    memory (every service start used to leave one behind); the returned path then no longer exists."""
+    """(verified model, run id) for a run id or models:/ reference: the files of the logged model the
+    version (or the run) names, the one copy `mlflow models serve` serves too, checked against the run's
+    recorded sha256. Without `dest` the files go to a temporary folder that is removed once the model is
+    in memory (every service start used to leave one behind); the returned path then no longer exists."""
     run_id = resolve_run_id(client, ref)
     recorded = client.get_run(run_id).data.tags.get(tag.MODEL_SHA256)
     if not recorded:
@@ -94,10 +96,58 @@ def load_registered(
         )
     if dest is None:
         with tempfile.TemporaryDirectory(prefix="mlpipe-model-") as tmp:
-            model_dir = Path(client.download_artifacts(run_id, MODEL_ARTIFACTS, tmp))
+            model_dir = download_model(client, ref, run_id, Path(tmp))
             return load_model_dir(model_dir, recorded, allow_version_mismatch), run_id
-    model_dir = Path(client.download_artifacts(run_id, MODEL_ARTIFACTS, str(dest)))
+    model_dir = download_model(client, ref, run_id, dest)
     return load_model_dir(model_dir, recorded, allow_version_mismatch), run_id
+
+
+def logged_model_uri(client, ref: str, run_id: str) -> str:
+    """The logged model behind `ref`: a version's source, else the model URI its run recorded."""
+    m = MODEL_REF.match(ref)
+    if m and m["version"]:
+        return client.get_model_version(m["name"], m["version"]).source
+    if m:
+        return client.get_model_version_by_alias(m["name"], m["alias"]).source
+    return client.get_run(run_id).data.tags.get(tag.MODEL_URI, "")
+
+
+def download_model(client, ref: str, run_id: str, dest: Path) -> Path:
+    """The model directory (model file + manifest) of `ref` under `dest`: the logged model's own files.
+    Runs logged before the logged model held the trained file are read from the run's copy."""
+    import mlflow.artifacts
+
+    uri = logged_model_uri(client, ref, run_id)
+    if uri.startswith("models:/m-"):
+        location = client.get_logged_model(uri.removeprefix("models:/")).artifact_location
+        model_dir = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=str(dest), tracking_uri=client.tracking_uri
+            )
+        )
+        if (model_dir / MANIFEST_FILE).exists():
+            return model_dir
+    return Path(client.download_artifacts(run_id, MODEL_ARTIFACTS, str(dest)))
+
+
+def load_profile(client, run_id: str) -> dict:
+    """The training profile run `run_id` logged, checked against the md5 its record holds for the
+    validate stage's output (the service builds its request rules from it: a changed file is refused
+    naming file, expected and found)."""
+    import hashlib
+    import json
+
+    expected = client.get_run(run_id).data.tags.get(tag.dvc_output_tag(*PROFILE_OUTPUT))
+    with tempfile.TemporaryDirectory(prefix="mlpipe-profile-") as tmp:
+        path = Path(client.download_artifacts(run_id, PROFILE_ARTIFACT, tmp))
+        raw = path.read_bytes()
+    found = hashlib.md5(raw).hexdigest()
+    if expected and found != expected:
+        raise ModelRefused(
+            f"run {run_id} artifact {PROFILE_ARTIFACT}: md5 {found} found, {expected} recorded at training "
+            "(rule: only the profile that was trained is used)"
+        )
+    return json.loads(raw)
 
 
 def verify_registered(client, ref: str, action: str) -> None:

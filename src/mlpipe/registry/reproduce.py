@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from mlpipe.model.manifest import installed_versions
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import resolve_run_id, versions_of_run
+from mlpipe.runtime.environments import Environment, choose_environment
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.shell import pid_alive, run_tool, tool_env
@@ -43,6 +45,7 @@ class Recorded:
     metrics: dict[str, float]
     versions: dict[str, str]
     predictions_sha256: str | None = None
+    python: str = ""  # the interpreter's version the run was recorded with
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Verdict:
     rows: list[Row] = field(default_factory=list)
     reproduction_run_id: str | None = None
     checkout: str | None = None  # kept isolated checkout (--keep)
+    environment: str = ""  # where the stages ran (runtime.environments.Environment.describe)
 
     @property
     def identical(self) -> bool:
@@ -91,6 +95,7 @@ class Verdict:
             "rows": [asdict(r) for r in self.rows],
             "reproduction_run_id": self.reproduction_run_id,
             "checkout": self.checkout,
+            "environment": self.environment,
         }
 
 
@@ -116,6 +121,7 @@ def recorded_from_run(run) -> Recorded:
         versions={
             k[len(tag.VERSION_PREFIX) :]: v for k, v in tags.items() if k.startswith(tag.VERSION_PREFIX)
         },
+        python=tags.get(tag.PYTHON, ""),
     )
 
 
@@ -184,6 +190,7 @@ def render_table(v: Verdict) -> str:
     width = max(len(r.item) for r in v.rows) if v.rows else 10
     lines = [
         f"reproduce {v.ref}: run {v.run_id}, commit {v.commit[:12]}, data md5 {v.data_md5}",
+        *([f"environment: {v.environment}"] if v.environment else []),
         f"{'':2}{'item':<{width}}  {'original':<36}  {'reproduced':<36}  verdict",
     ]
     for r in v.rows:
@@ -304,10 +311,13 @@ def restored_file_hashes(wt: Path, data_md5: str) -> dict[str, tuple[str | None,
     }
 
 
-def rerun_stages(wt: Path) -> None:
-    """`dvc repro --force` in the worktree, with the commit's own code first on the import path."""
+def rerun_stages(wt: Path, python: Path) -> None:
+    """`dvc repro --force` in the worktree with the environment of `python` (its bin/ first on PATH, so
+    the stages' `python` is that one) and the commit's own code first on the import path."""
+    bindir = str(python.parent)
     env = tool_env({"PYTHONPATH": str(wt / "src")})
-    proc = run_tool(["dvc", "repro", "--force"], wt, check=False, env=env)
+    env["PATH"] = bindir + os.pathsep + env["PATH"]
+    proc = run_tool([str(python.parent / "dvc"), "repro", "--force"], wt, check=False, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
         raise ToolError(f"dvc repro --force failed in the isolated checkout:\n{tail}")
@@ -349,6 +359,58 @@ def compare_predictions(original_model, reproduced_model, test_split: Path) -> d
     }
 
 
+def compare_in(env: Environment, original: Path, sha256: str, reproduced: Path, split: Path, names) -> dict:
+    """Predictions of the original and the reproduced model on the same rows, and the versions of
+    `names`, measured in the environment the stages ran in: here, or in a process of the locked one
+    (running this module's `main` on a copy of the running mlpipe, whichever way it is installed)."""
+    if env.kind == "current":
+        return _compare(original, sha256, reproduced, split, names)
+    import mlpipe
+
+    spec = {
+        "original": str(original),
+        "sha256": sha256,
+        "reproduced": str(reproduced),
+        "split": str(split),
+        "names": list(names),
+    }
+    with tempfile.TemporaryDirectory(prefix="mlpipe-compare-") as tmp:
+        shutil.copytree(
+            Path(mlpipe.__file__).parent, Path(tmp) / "mlpipe", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        proc = run_tool(
+            [str(env.python), "-m", "mlpipe.registry.reproduce", json.dumps(spec)],
+            Path(tmp),
+            check=False,
+            env=tool_env({"PYTHONPATH": tmp}),
+        )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ToolError(f"comparing the models in the locked environment {env.python} failed: {tail[0]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _compare(original: Path, sha256: str, reproduced: Path, split: Path, names) -> dict:
+    from mlpipe.model.loading import load_model_dir
+
+    a = load_model_dir(original, sha256)
+    b = load_model_dir(reproduced)  # checked against its own manifest
+    return {
+        "predictions": compare_predictions(a.model, b.model, split),
+        "versions": installed_versions(sorted(names)),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """`python -m mlpipe.registry.reproduce SPEC_JSON`: compare_in's measuring process."""
+    spec = json.loads(argv[0])
+    got = _compare(
+        Path(spec["original"]), spec["sha256"], Path(spec["reproduced"]), Path(spec["split"]), spec["names"]
+    )
+    print(json.dumps(got))
+    return 0
+
+
 def cached_output(root: Path, md5: str | None, fallback: Path) -> Path:
     """A stage output as recorded (from the project's DVC cache by its md5); `fallback` when absent."""
     from dvc.repo import Repo
@@ -366,10 +428,11 @@ def recorded_test_split(root: Path, rec: Recorded, fallback: Path) -> Path:
     return cached_output(root, rec.stage_outputs.get(f"split:{TEST_SPLIT}"), fallback)
 
 
-def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False) -> Verdict:
-    """Check out the run's commit in isolation, restore its data hash, `dvc repro --force`, compare,
-    and log the verdict as its own MLflow run (tagged on the original run and its model versions)."""
-    from mlpipe.model.loading import load_model_dir
+def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_mode: str = "auto") -> Verdict:
+    """Check out the run's commit in isolation, restore its data hash, `dvc repro --force` in the
+    commit's own locked environment (`env_mode` auto: the running one when it is that one, else built
+    from the commit's uv.lock; current: the running one regardless), compare, and log the verdict as its
+    own MLflow run (tagged on the original run and its model versions)."""
     from mlpipe.registry.models import load_registered
 
     client = mlflow_client(tracking_uri)
@@ -380,32 +443,42 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False) -> Ve
         raise Refused(why)
     with tempfile.TemporaryDirectory(prefix="mlpipe-original-") as tmp:
         try:  # before the rebuild: a recorded model that fails its checks cannot be compared with anything
-            original, _ = load_registered(client, run_id, dest=Path(tmp))
+            # the file's sha256 and types; its packages are checked where it is compared
+            original, _ = load_registered(client, ref, allow_version_mismatch=True, dest=Path(tmp))
         except ModelRefused as exc:
             raise Refused(
                 f"reproduce: the recorded model of {ref} fails its checks ({exc}) "
                 "(rule: only a verified model is compared; restore its artifact from the registry's store)"
             ) from None
-    with isolated_checkout(root, rec.commit, keep=keep) as wt:
-        share_dvc_storage(root, wt)
-        pull_recorded_data(wt, rec.data_md5)
-        data_files = restored_file_hashes(wt, rec.data_md5)
-        rerun_stages(wt)
-        got = reproduced_outputs(wt) | {"data_files": data_files}
-        reproduced = load_model_dir(wt / "artifacts/model")  # checked against its own manifest
-        split = recorded_test_split(root, rec, wt / TEST_SPLIT)
-        got["predictions"] = compare_predictions(original.model, reproduced.model, split)
-        got["versions"] = installed_versions(sorted(rec.versions))
-        verdict = Verdict(
-            ref=ref,
-            run_id=run_id,
-            commit=rec.commit,
-            data_md5=rec.data_md5,
-            rows=compare(rec, got),
-            checkout=str(wt) if keep else None,
-        )
+        with isolated_checkout(root, rec.commit, keep=keep) as wt:
+            env = choose_environment(env_mode, wt, root, python_major_minor(rec.python))
+            event("reproduce_environment", kind=env.kind, python=str(env.python), reused=env.reused)
+            share_dvc_storage(root, wt)
+            pull_recorded_data(wt, rec.data_md5)
+            data_files = restored_file_hashes(wt, rec.data_md5)
+            rerun_stages(wt, env.python)
+            got = reproduced_outputs(wt) | {"data_files": data_files}
+            split = recorded_test_split(root, rec, wt / TEST_SPLIT)
+            got |= compare_in(
+                env, original.path.parent, original.sha256, wt / "artifacts/model", split, rec.versions
+            )
+            verdict = Verdict(
+                ref=ref,
+                run_id=run_id,
+                commit=rec.commit,
+                data_md5=rec.data_md5,
+                rows=compare(rec, got),
+                checkout=str(wt) if keep else None,
+                environment=env.describe(),
+            )
     verdict.reproduction_run_id = log_reproduction(client, rec, verdict)
     return verdict
+
+
+def python_major_minor(version: str) -> str:
+    """ "3.11" of a recorded "3.11.7"; the running interpreter's when nothing was recorded. Pure."""
+    parts = version.split(".")[:2] if version else [str(sys.version_info[0]), str(sys.version_info[1])]
+    return ".".join(parts)
 
 
 def log_reproduction(client, rec: Recorded, v: Verdict) -> str:
@@ -437,3 +510,7 @@ def log_reproduction(client, rec: Recorded, v: Verdict) -> str:
     for mv in versions_of_run(client, rec.run_id):
         client.set_model_version_tag(mv.name, mv.version, tag.REPRODUCED, note)
     return rid
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

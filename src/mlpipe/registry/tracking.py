@@ -17,7 +17,8 @@ import pandas as pd
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, flatten, read_params_dict
 from mlpipe.data.frames import read_frame
-from mlpipe.model.artifact import allowed_types, load_model_file
+from mlpipe.model.artifact import MODEL_FILE, allowed_types, load_model_file
+from mlpipe.model.loading import MANIFEST_FILE
 from mlpipe.model.manifest import MODEL_PACKAGES, installed_versions
 from mlpipe.pipeline.features import select_features
 from mlpipe.registry import tags as tag
@@ -29,7 +30,9 @@ from mlpipe.runtime.shell import pid_alive
 
 # What the packaged model needs at load time, pinned from uv.lock.
 MODEL_REQUIREMENTS = [*MODEL_PACKAGES, "mlflow"]
-MODEL_ARTIFACTS = "mlpipe/model"  # where a run keeps its copy of artifacts/model
+# Where runs logged before the logged model held the trained file kept their copy of artifacts/model
+# (read for those runs only: a run now has one copy of its model, the logged model's).
+MODEL_ARTIFACTS = "mlpipe/model"
 KEY_PACKAGES = [
     "mlflow",
     "dvc",
@@ -200,8 +203,7 @@ def _log_run(
     manifest: dict,
 ) -> tuple[str, str]:
     """Write the run (tags, params, metrics, inputs, model, artifacts); return (run id, model uri)."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+    from mlflow.models import Model, infer_signature
 
     commit = tags[tag.GIT_COMMIT]
     split_hashes = stage_output_hashes(paths.root / "dvc.lock").get("split", {})
@@ -222,9 +224,11 @@ def _log_run(
             mlflow.log_input(
                 dataset, context=context, tags={"path": rel, "git_commit": commit, "dvc_md5": md5}
             )
-        info = mlflow.sklearn.log_model(
-            model,
+        info = Model.log(
+            artifact_path=None,
             name="model",
+            flavor=trained_file_flavor(paths.model.parent),
+            sk_model=model,
             serialization_format="skops",
             skops_trusted_types=list(allowed_types(manifest)),
             signature=infer_signature(X_example, model.predict(X_example)),
@@ -233,7 +237,6 @@ def _log_run(
             metadata={"mlpipe_manifest": manifest},
         )
         for directory, dest in (
-            (paths.model.parent, MODEL_ARTIFACTS),
             (paths.profile.parent, "mlpipe/validate"),
             (paths.plots, "mlpipe/plots"),
             (paths.split_record.parent, "mlpipe/split"),
@@ -245,6 +248,24 @@ def _log_run(
         mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
         mlflow.set_tag(tag.MODEL_URI, info.model_uri)
     return run.info.run_id, info.model_uri
+
+
+def trained_file_flavor(model_dir: Path):
+    """MLflow's sklearn flavor for `Model.log`, writing the trained file itself: the logged model holds
+    the canonical bytes whose sha256 the run records (the flavor's own skops dump is another file) and
+    the manifest beside them, so the registered version is the one copy every consumer loads and
+    `mlflow models serve` serves."""
+    import shutil
+    from types import SimpleNamespace
+
+    import mlflow.sklearn
+
+    def save_model(path, **kwargs):
+        mlflow.sklearn.save_model(path=path, **kwargs)
+        for name in (MODEL_FILE, MANIFEST_FILE):
+            shutil.copyfile(model_dir / name, Path(path) / name)
+
+    return SimpleNamespace(__name__="mlflow.sklearn", save_model=save_model)
 
 
 def fail_crashed_runs(client, experiment_id: str) -> list[str]:

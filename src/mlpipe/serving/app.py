@@ -13,7 +13,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,15 +57,13 @@ class ServeConfig:
 
 def load_served(client, params, ref: str) -> Served:
     """The model behind `ref` through the safe loader, with its training profile and lineage."""
-    import tempfile
 
-    from mlpipe.registry.models import PROFILE_ARTIFACT, load_registered
+    from mlpipe.registry.models import load_profile, load_registered
     from mlpipe.serving.request_rules import rules_from
 
     name = params.model.name
     loaded, run_id = load_registered(client, ref)
-    with tempfile.TemporaryDirectory(prefix="mlpipe-profile-") as tmp:
-        profile = json.loads(Path(client.download_artifacts(run_id, PROFILE_ARTIFACT, tmp)).read_text())
+    profile = load_profile(client, run_id)
     run = client.get_run(run_id)
     versions = versions_of_run(client, run_id, name)
     version = str(versions[0].version) if versions else "unregistered"
