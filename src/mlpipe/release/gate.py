@@ -114,10 +114,11 @@ def record_decision(client, name: str, version: str, run_id: str, checks: list[C
 # ---- the gate ---------------------------------------------------------------------------------------
 
 
-def champion_comparison(params: Params, paths: ProjectPaths, champ: LoadedModel) -> tuple[list[Check], dict]:
-    """(b) and (c): challenger (the project's model) and the loaded champion on the current test split."""
+def champion_comparison(
+    params: Params, paths: ProjectPaths, chall: LoadedModel, champ: LoadedModel
+) -> tuple[list[Check], dict]:
+    """(b) and (c): the loaded challenger and champion on the current test split."""
     from mlpipe.data.frames import read_frame
-    from mlpipe.model.loading import load_model_dir
     from mlpipe.model.outputs import classes_of
     from mlpipe.pipeline.evaluate import metrics_for
     from mlpipe.release.diff import compare_models, model_outputs
@@ -125,7 +126,6 @@ def champion_comparison(params: Params, paths: ProjectPaths, champ: LoadedModel)
     test = read_frame(paths.test_split)
     y = test[params.dataset.target].to_numpy()
     threshold = params.evaluate.threshold
-    chall = load_model_dir(paths.model.parent)
     a, task_a = model_outputs(champ.model, test[list(champ.model.feature_names_in_)])
     b, task_b = model_outputs(chall.model, test[list(chall.model.feature_names_in_)])
     classes = classes_of(chall.model)
@@ -227,17 +227,27 @@ def run_gate(
         }
     checks.append(record)
     champion = alias_version(client, name, CHAMPION)
+    from mlpipe.registry.models import load_registered
+
     with tempfile.TemporaryDirectory(prefix="mlpipe-gate-") as tmp:
-        champ, refusal = fetch_champion(client, name, champion, version, Path(tmp))
+        for part in ("challenger", "champion"):
+            (Path(tmp) / part).mkdir()
+        # the registered version's own copy (the one the service will load), verified against the record
+        chall, _ = load_registered(client, f"models:/{name}/{version}", dest=Path(tmp) / "challenger")
+        if chall.sha256 != model_sha256:
+            raise ModelRefused(
+                f"gate: version {version} holds sha256 {chall.sha256}, the run trained {model_sha256}"
+            )
+        champ, refusal = fetch_champion(client, name, champion, version, Path(tmp) / "champion")
         # The champion is measured in the same probe, in turn with the challenger: its figures say how
         # loaded the machine was while the challenger was judged.
         infra, figures = infra_check(
-            paths.model.parent, model_sha256, paths.test_split, params.deploy, reference_of(champ)
+            chall.path.parent, chall.sha256, paths.test_split, params.deploy, reference_of(champ)
         )
     checks += infra
     extra: dict = {"infra": figures}
     if champ is not None:
-        more, details = champion_comparison(params, paths, champ)
+        more, details = champion_comparison(params, paths, chall, champ)
         checks += more
         extra |= details
     elif refusal is not None:
