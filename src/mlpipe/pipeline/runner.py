@@ -65,9 +65,39 @@ def _in_process_commands(root: Path, executed: list[str]):
         dvc_logger.setLevel(level)
 
 
-def reproduce_stage(root: Path, name: str) -> str:
+DVC_LOCK_WAIT_S = 600.0  # a `dvc repro` started by hand between two flow stages: wait this long for it
+
+
+def reproduce_stage(root: Path, name: str, lock_wait_s: float = DVC_LOCK_WAIT_S) -> str:
     """`dvc repro --single-item <name>` in process. Returns "ran", "restored" (DVC's run-cache gave the
-    outputs back without running) or "skipped" (deps, params and outs unchanged)."""
+    outputs back without running) or "skipped" (deps, params and outs unchanged). While another DVC
+    process holds the repository's lock, waits for it (bounded by `lock_wait_s`) instead of failing."""
+    import time
+
+    from dvc.lock import LockError
+
+    deadline = time.monotonic() + lock_wait_s
+    waited = False
+    while True:
+        try:
+            outcome = _reproduce_once(root, name)
+        except LockError as exc:
+            if time.monotonic() >= deadline:
+                raise StageFailed(
+                    f"stage {name}: another DVC process held {Path(root) / '.dvc' / 'tmp' / 'lock'} for "
+                    f"more than {lock_wait_s:.0f} s ({exc}); nothing was changed"
+                ) from None
+            if not waited:
+                event("dvc_lock_wait", logging.WARNING, stage=name, timeout_s=lock_wait_s)
+                waited = True
+            time.sleep(1.0)
+            continue
+        event("stage_outcome", stage=name, outcome=outcome)
+        return outcome
+
+
+def _reproduce_once(root: Path, name: str) -> str:
+    from dvc.lock import LockError
     from dvc.repo import Repo
 
     executed: list[str] = []
@@ -75,11 +105,13 @@ def reproduce_stage(root: Path, name: str) -> str:
         repo.scm_context.quiet = True  # the flow commits dvc.lock itself; no "git add dvc.lock" hint
         try:
             reproduced = repo.reproduce(name, single_item=True)
+        except LockError:
+            raise
         except Exception as exc:
             cause = exc
-            while cause.__cause__ is not None and not isinstance(cause, StageFailed):
+            while cause.__cause__ is not None and not isinstance(cause, StageFailed | LockError):
                 cause = cause.__cause__
+            if isinstance(cause, LockError):
+                raise cause from None
             raise StageFailed(str(cause)) from exc
-    outcome = "ran" if executed else ("restored" if reproduced else "skipped")
-    event("stage_outcome", stage=name, outcome=outcome)
-    return outcome
+    return "ran" if executed else ("restored" if reproduced else "skipped")
