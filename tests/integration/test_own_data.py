@@ -238,13 +238,6 @@ BROKEN_BODIES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 (no input reaches a 5xx): serving/app.py answers 500 to JSON it cannot decode "
-    "(RecursionError is not caught "
-    "around json.loads) and to strings with lone surrogates that a 4xx detail echoes (UnicodeEncodeError "
-    "in JSONResponse.render)",
-)
 def test_bodies_the_service_cannot_decode_get_a_4xx_not_a_500(penguins):
     base, proc = start_server(penguins.root)
     try:

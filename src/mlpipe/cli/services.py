@@ -17,7 +17,7 @@ from mlpipe.runtime.shell import tool_env
 def serve(
     root: ROOT_OPTION = Path("."),
     host: str = "127.0.0.1",
-    port: int = 8000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     model: Annotated[
         str | None, typer.Option("--model", help="Serve this ref instead of models:/NAME@champion.")
     ] = None,
@@ -29,16 +29,51 @@ def serve(
             "(default: $MLPIPE_PREDICTION_LOG_URL, else SQLite under .mlpipe/).",
         ),
     ] = None,
-    max_records: int = 1000,
-    poll_s: float = 5.0,
+    max_records: Annotated[
+        int, typer.Option("--max-records", min=1, help="Records per /predict request; more is a 413.")
+    ] = 1000,
+    poll_s: Annotated[
+        float, typer.Option("--poll-s", min=0.1, help="Seconds between polls of the champion alias.")
+    ] = 5.0,
     max_concurrency: Annotated[
         int,
         typer.Option(
             "--max-concurrency",
-            help="Open connections/requests "
-            "beyond this get 503 at once (uvicorn's limit), so a burst cannot pile up.",
+            min=1,
+            help="Requests at once beyond which new ones get 503 at once, so a burst cannot pile up "
+            "(/health, /ready and /metrics always answer; idle connections do not count).",
         ),
     ] = 64,
+    max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-bytes", min=1, help="Body size limit of every request (413 above it, also when streamed)."
+        ),
+    ] = 1 << 20,
+    idle_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout-s",
+            min=0.1,
+            help="A connection with no request in progress is closed after this (also before its first).",
+        ),
+    ] = 5.0,
+    request_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--request-timeout-s",
+            min=0.1,
+            help="A request's headers and body must all arrive within this (408 and closed otherwise).",
+        ),
+    ] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Open connections beyond this close the one idle longest (or the new one).",
+        ),
+    ] = 1000,
 ) -> None:
     """The REST service: POST /predict, /feedback; GET /health, /ready, /model, /metrics, /docs."""
     import uvicorn
@@ -46,6 +81,7 @@ def serve(
     from mlpipe.registry.aliases import CHAMPION
     from mlpipe.registry.client import mlflow_client
     from mlpipe.serving.app import ServeConfig, create_app
+    from mlpipe.serving.connections import ConnectionLimits, guarded_protocol
     from mlpipe.serving.prediction_log import PredictionLog, default_log_url
 
     paths = project(root)
@@ -54,6 +90,8 @@ def serve(
     url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL") or default_log_url(paths.root)
     cfg = ServeConfig(
         max_records=max_records,
+        max_bytes=max_bytes,
+        max_in_flight=max_concurrency,
         threshold=params.evaluate.threshold,
         poll_s=poll_s,
         features=list(params.features.columns),
@@ -67,7 +105,19 @@ def serve(
         watch_alias=CHAMPION if model is None else None,
     )
     typer.echo(f"serving {ref} on http://{host}:{port} (docs: /docs; prediction log: {url.split('@')[-1]})")
-    uvicorn.run(service, host=host, port=port, log_level="warning", limit_concurrency=max_concurrency)
+    limits = ConnectionLimits(
+        idle_s=idle_timeout_s, request_s=request_timeout_s, max_connections=max_connections
+    )
+    # No uvicorn limit_concurrency: it counts idle connections too and answers /health 503 under a flood of
+    # them. The in-flight limit is GuardRequests'; idle and slow connections are cut by guarded_protocol.
+    uvicorn.run(
+        service,
+        host=host,
+        port=port,
+        log_level="warning",
+        http=guarded_protocol(limits),
+        timeout_keep_alive=idle_timeout_s,
+    )
 
 
 def ui(

@@ -7,7 +7,6 @@ alias moves, the new version is loaded and checked in the background and swapped
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -26,6 +25,8 @@ from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHAMPION, alias_version
 from mlpipe.registry.refs import versions_of_run
 from mlpipe.runtime.logs import event
+from mlpipe.serving.body import BodyRefused, parse_json
+from mlpipe.serving.guard import GuardRequests
 from mlpipe.serving.metrics import CountRequests, Metrics
 from mlpipe.serving.prediction_log import PredictionLog, log_rows
 from mlpipe.serving.request_rules import RequestRules, checked_columns
@@ -49,7 +50,8 @@ class Served:
 @dataclass
 class ServeConfig:
     max_records: int = 1000
-    max_bytes: int = 1 << 20
+    max_bytes: int = 1 << 20  # every request body, streamed or not (serving.guard)
+    max_in_flight: int | None = None  # requests at once beyond which the non-probe ones get 503
     threshold: float = 0.5
     poll_s: float = 5.0
     features: list[str] = field(default_factory=list)
@@ -184,6 +186,10 @@ def _error(status: int, rule: str, detail: list | None = None, field_: str = "<b
     return JSONResponse(status_code=status, content={"detail": detail or [{"field": field_, "rule": rule}]})
 
 
+def _refused(refusal: BodyRefused) -> JSONResponse:
+    return JSONResponse(status_code=refusal.status, content={"detail": refusal.detail})
+
+
 def create_app(
     client, params, ref: str, log: PredictionLog, cfg: ServeConfig, watch_alias: str | None = CHAMPION
 ) -> FastAPI:
@@ -248,6 +254,8 @@ def create_app(
     app.state.mlpipe = state
     app.state.log = log
 
+    # GuardRequests inside CountRequests: its 413s, 503s and 500s are counted too
+    app.add_middleware(GuardRequests, max_bytes=cfg.max_bytes, max_in_flight=cfg.max_in_flight)
     app.add_middleware(CountRequests, metrics=metrics)
 
     @app.get("/health")
@@ -291,13 +299,10 @@ def create_app(
                 status_code=503,
                 content={"detail": [{"field": "<model>", "rule": state["load_error"] or "loading"}]},
             )
-        body = await request.body()
-        if len(body) > cfg.max_bytes:
-            return _error(413, f"payload of {len(body)} bytes is over the limit of {cfg.max_bytes}")
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error(400, f"invalid JSON: {exc}")
+        try:  # the body's size is bounded by GuardRequests while it streams in
+            payload = parse_json(await request.body())
+        except BodyRefused as refusal:
+            return _refused(refusal)
         records = payload.get("records") if isinstance(payload, dict) and "records" in payload else [payload]
         if not isinstance(records, list) or not records:
             return _error(422, "records must be a non-empty list of objects", field_="records")
@@ -344,11 +349,14 @@ def create_app(
 
     @app.post("/feedback")
     async def feedback(request: Request):
+        expected = 'expected {"request_id": "...", "labels": [label, ...]}'
         try:
-            payload = json.loads(await request.body())
+            payload = parse_json(await request.body())
             request_id, labels = payload["request_id"], payload["labels"]
-        except (ValueError, KeyError, TypeError):
-            return _error(422, 'expected {"request_id": "...", "labels": [label, ...]}')
+        except BodyRefused as refusal:
+            return _error(422, expected) if refusal.kind == "invalid_json" else _refused(refusal)
+        except (KeyError, TypeError):
+            return _error(422, expected)
         if not isinstance(request_id, str) or not request_id:
             return _error(422, "request_id must be the id /predict answered", field_="request_id")
         served = state["served"]

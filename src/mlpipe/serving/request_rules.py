@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass
 from operator import itemgetter
 
@@ -119,6 +120,9 @@ def check_record(i: int, record: object, rules: RequestRules) -> tuple[list[Prob
                 Problem(i, name, value, f"above max {hi} (physically impossible)", "physically_impossible")
             )
             continue
+        if isinstance(value, int) and abs(value) > _FLOAT_MAX:  # the model's frame is float64: no 500
+            problems.append(Problem(i, name, _short(str(value)), "too large for a 64-bit float", "too_large"))
+            continue
         tmin, tmax = rules.numerical[name]
         if (tmin is not None and value < tmin) or (tmax is not None and value > tmax):
             flags.append(
@@ -157,6 +161,7 @@ def checked_columns(records: list, rules: RequestRules) -> tuple[list[dict], lis
     return [asdict(p) for p in problems], flags, None
 
 
+_FLOAT_MAX = sys.float_info.max
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _EXACT_INT = 2.0**53  # ints at or beyond this may round as float64: their comparisons go to check_record
 

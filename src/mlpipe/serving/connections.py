@@ -1,0 +1,142 @@
+"""Deadlines for the service's connections (uvicorn's httptools protocol, with what it lacks).
+
+uvicorn 0.54 arms its keep-alive timeout only after a response: a connection that never sends a request
+stays open for ever, and nothing bounds how long a request's headers and body may take to arrive (a
+slowloris) or how large the headers grow. Here:
+
+- idle: a connection with no request in progress is closed after `idle_s`, from the moment it opens
+  as well as between requests (uvicorn's timeout_keep_alive);
+- slow: a request whose headers and body have not all arrived `request_s` after its first byte is
+  answered 408 and its connection closed;
+- headers over `max_header_bytes` (request line included) are answered 431 and the connection closed;
+- more than `max_connections` open: the one idle longest is closed to make room (none idle: the new
+  one is), so a flood of idle sockets cannot keep /health from answering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    idle_s: float = 5.0
+    request_s: float = 30.0
+    max_header_bytes: int = 64 * 1024
+    max_connections: int = 1000
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+def _refusal(status: int, reason: str, text: str) -> bytes:
+    body = text.encode()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type:
+    """uvicorn's httptools protocol with `limits` (pass it as uvicorn's `http=`)."""
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._header_bytes = 0
+            self._request_deadline = None
+            self._idle_since: float | None = self.loop.time()
+            self._make_room()
+            self._arm_idle()
+
+        def connection_lost(self, exc) -> None:
+            self._cancel_request_deadline()
+            super().connection_lost(exc)
+
+        def _make_room(self) -> None:
+            if len(self.connections) <= limits.max_connections:
+                return
+            idle = [
+                c for c in self.connections if c is not self and getattr(c, "_idle_since", None) is not None
+            ]
+            victim = min(idle, key=lambda c: c._idle_since) if idle else self
+            victim.transport.close()
+
+        def _arm_idle(self) -> None:
+            # uvicorn's own keep-alive timer slot: its data_received cancels it when bytes arrive
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                limits.idle_s, self.timeout_keep_alive_handler
+            )
+
+        def _cancel_request_deadline(self) -> None:
+            if self._request_deadline is not None:
+                self._request_deadline.cancel()
+                self._request_deadline = None
+
+        def _request_too_slow(self) -> None:
+            self._request_deadline = None
+            if not self.transport.is_closing():
+                if self.cycle is None or not self.cycle.response_started:
+                    self.transport.write(
+                        _refusal(408, "Request Timeout", f"request not received within {limits.request_s} s")
+                    )
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            self._unset_keepalive_if_required()
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserCallbackError as exc:
+                if not isinstance(exc.__context__, _HeadersTooLarge):
+                    raise
+                self.transport.write(
+                    _refusal(
+                        431,
+                        "Request Header Fields Too Large",
+                        f"headers over the limit of {limits.max_header_bytes} bytes",
+                    )
+                )
+                self.transport.close()
+            except httptools.HttpParserError:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            except httptools.HttpParserUpgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                else:
+                    self._unsupported_upgrade_warning()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._idle_since = None
+            self._header_bytes = 0
+            self._cancel_request_deadline()
+            self._request_deadline = self.loop.call_later(limits.request_s, self._request_too_slow)
+
+        def _count_header_bytes(self, n: int) -> None:
+            self._header_bytes += n
+            if self._header_bytes > limits.max_header_bytes:
+                raise _HeadersTooLarge
+
+        def on_url(self, url: bytes) -> None:
+            self._count_header_bytes(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count_header_bytes(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
+        def on_message_complete(self) -> None:
+            self._cancel_request_deadline()
+            super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()  # arms uvicorn's keep-alive timer (timeout_keep_alive = idle_s)
+            if not self.transport.is_closing() and not self.pipeline:
+                self._idle_since = self.loop.time()
+
+    return GuardedHttpToolsProtocol
