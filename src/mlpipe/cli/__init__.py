@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"mlpipe: {exc}", err=True)
         return exc.exit_code
     except Exception as exc:  # click's usage errors carry their own exit codes
-        if isinstance(exc, USAGE_ERRORS):
-            exc.show()
+        if isinstance(exc, USAGE_ERRORS):  # one line: the command and what is wrong (--help says the rest)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "mlpipe"
+            typer.echo(f"{where}: {' '.join(exc.format_message().split())}", err=True)
             return exc.exit_code
         if isinstance(exc, typer.Abort):
             return 130

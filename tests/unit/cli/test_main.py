@@ -73,3 +73,18 @@ def test_a_refusal_that_is_also_a_key_error_prints_without_quotes():
         str(errors.MissingColumns("features: columns ['temp'] missing"))
         == "features: columns ['temp'] missing"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["serve", "--port", "99999"], "mlpipe serve: Invalid value for '--port'"),
+        (["serve", "--poll-s", "0"], "mlpipe serve: Invalid value for '--poll-s'"),
+        (["reproduce"], "mlpipe reproduce: Missing argument 'ref'."),
+        (["nosuch"], "mlpipe: No such command 'nosuch'."),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_command_and_exit_2(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(expected) and "\n" not in err, err
