@@ -29,6 +29,30 @@ def serve(
             "(default: $MLPIPE_PREDICTION_LOG_URL, else SQLite under .mlpipe/).",
         ),
     ] = None,
+    spool_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--spool-dir",
+            help="Where answered rows wait, fsync'd, while the log database is slow or away "
+            "(replayed in order when it is back, also by the next start; default: .mlpipe/spool/).",
+        ),
+    ] = None,
+    spool_max_mb: Annotated[
+        float,
+        typer.Option(
+            "--spool-max-mb",
+            min=0.001,
+            help="The spool's bound; when full, /ready is false and /predict answers 503.",
+        ),
+    ] = 512.0,
+    log_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--log-timeout-s",
+            min=0.1,
+            help="A log write waiting longer than this (lock, statement, connect) goes to the spool.",
+        ),
+    ] = 2.0,
     max_records: int = 1000,
     poll_s: float = 5.0,
     max_concurrency: Annotated[
@@ -62,7 +86,12 @@ def serve(
         mlflow_client(tracking_uri(paths)),
         params,
         ref,
-        PredictionLog(url),
+        PredictionLog(
+            url,
+            spool_dir=spool_dir or paths.root / ".mlpipe" / "spool",
+            spool_max_bytes=int(spool_max_mb * (1 << 20)),
+            timeout_s=log_timeout_s,
+        ),
         cfg,
         watch_alias=CHAMPION if model is None else None,
     )
