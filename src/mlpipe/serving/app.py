@@ -55,6 +55,9 @@ class ServeConfig:
     threshold: float = 0.5
     poll_s: float = 5.0
     features: list[str] = field(default_factory=list)
+    # True: answer once the rows are committed or spooled (kill -9 loses nothing answered); False: answer at
+    # once, the rows queued (kill -9 can lose what queued during the last write, ~ one group commit)
+    durable_log: bool = True
 
 
 def load_served(client, params, ref: str) -> Served:
@@ -357,10 +360,11 @@ def create_app(
                 ts=time.time(),
             )
         )
-        try:  # answered => logged or spooled: the answer waits for its rows' commit or fsync
-            await asyncio.wrap_future(durable)
-        except Exception as exc:  # noqa: BLE001 - the spool is full (or the rows failed): refuse, never answer unlogged
-            return _log_refusal(str(exc))
+        if cfg.durable_log:
+            try:  # answered => logged or spooled: the answer waits for its rows' commit or fsync
+                await asyncio.wrap_future(durable)
+            except Exception as exc:  # noqa: BLE001 - spool full (or the rows failed): refuse, never answer unlogged
+                return _log_refusal(str(exc))
         metrics.count_answers(served, answers)
         # JSON types only: FastAPI's encoder walk (~1 ms per 1k rows) would give back the same content.
         return JSONResponse(
