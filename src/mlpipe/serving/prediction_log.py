@@ -96,6 +96,15 @@ def _is_outage(exc: sa.exc.DBAPIError) -> bool:
     return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or exc.connection_invalidated
 
 
+def _resolve(done: Future, exc: BaseException | None = None) -> None:
+    """Settle an append's future (a request that went away may have cancelled it: nothing to tell)."""
+    if done.set_running_or_notify_cancel():
+        if exc is None:
+            done.set_result(True)
+        else:
+            done.set_exception(exc)
+
+
 class PredictionLog:
     """Append-only log with a background writer and a durable spool; safe to call `append` from many request
     threads. `spool_dir`: the spool's root (a directory per database under it); None: no spool, a batch the
@@ -217,7 +226,7 @@ class PredictionLog:
                             except Exception as exc:  # noqa: BLE001 - the writer keeps going; the reason is kept
                                 reason = f"building log rows: {type(exc).__name__}: {exc}".splitlines()[0]
                                 self.errors.append(reason)
-                                done.set_exception(RuntimeError(reason))
+                                _resolve(done, RuntimeError(reason))
                                 rows = None
                         if rows is not None:
                             pending += rows
@@ -243,10 +252,10 @@ class PredictionLog:
             if not isinstance(exc, SpoolFull):
                 self.errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
             for f in futures:
-                f.set_exception(exc)
+                _resolve(f, exc)
             return
         for f in futures:
-            f.set_result(True)
+            _resolve(f)
 
     def _store_rows(self, rows: list[dict]) -> None:
         if not rows:

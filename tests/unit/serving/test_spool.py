@@ -115,3 +115,11 @@ def test_a_full_spool_fails_the_rows_and_a_new_log_replays_what_the_last_one_lef
         time.sleep(0.05)
     again.close()
     assert again.replayed == 4 and again.rows_of("a") == 4 and again.rows_of("b") == 0
+
+
+def test_a_request_that_went_away_does_not_stop_the_writer(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", spool_dir=tmp_path / "spool")
+    log.append(rows("gone")).cancel()  # its client left before the rows were stored
+    assert log.append(rows("next")).result(10)
+    log.close()
+    assert log.rows_of("next") == 1
