@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,13 @@ import typer
 from mlpipe.cli.common import ROOT_OPTION, project, project_params, stops_on_signals, use_project_prefect
 from mlpipe.registry.client import tracking_uri
 from mlpipe.runtime.shell import tool_env
+
+
+class LogAck(StrEnum):
+    """When /predict answers, as to its prediction-log rows."""
+
+    durable = "durable"
+    queued = "queued"
 
 
 def serve(
@@ -29,6 +37,39 @@ def serve(
             "(default: $MLPIPE_PREDICTION_LOG_URL, else SQLite under .mlpipe/).",
         ),
     ] = None,
+    spool_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--spool-dir",
+            help="Where answered rows wait, fsync'd, while the log database is slow or away "
+            "(replayed in order when it is back, also by the next start; default: .mlpipe/spool/).",
+        ),
+    ] = None,
+    spool_max_mb: Annotated[
+        float,
+        typer.Option(
+            "--spool-max-mb",
+            min=0.001,
+            help="The spool's bound; when full, /ready is false and /predict answers 503.",
+        ),
+    ] = 512.0,
+    log_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--log-timeout-s",
+            min=0.1,
+            help="A log write waiting longer than this (lock, statement, connect) goes to the spool.",
+        ),
+    ] = 2.0,
+    log_ack: Annotated[
+        LogAck,
+        typer.Option(
+            "--log-ack",
+            help="durable: answer once the request's log rows are committed or spooled (kill -9 loses "
+            "nothing answered); queued: answer at once (faster for one client; kill -9 can lose the rows of "
+            "the last ~0.2 s).",
+        ),
+    ] = LogAck.durable,
     max_records: Annotated[
         int, typer.Option("--max-records", min=1, help="Records per /predict request; more is a 413.")
     ] = 1000,
@@ -95,12 +136,19 @@ def serve(
         threshold=params.evaluate.threshold,
         poll_s=poll_s,
         features=list(params.features.columns),
+        durable_log=log_ack is LogAck.durable,
     )
     service = create_app(
         mlflow_client(tracking_uri(paths)),
         params,
         ref,
-        PredictionLog(url),
+        PredictionLog(
+            url,
+            flush_s=0.0 if log_ack is LogAck.durable else 0.2,  # queued: rows wait 0.2 s for company
+            spool_dir=spool_dir or paths.root / ".mlpipe" / "spool",
+            spool_max_bytes=int(spool_max_mb * (1 << 20)),
+            timeout_s=log_timeout_s,
+        ),
         cfg,
         watch_alias=CHAMPION if model is None else None,
     )

@@ -2,11 +2,13 @@
 
 The model is loaded through the safe loader (recorded sha256, dependency manifest, skops allowlist);
 requests are checked against the training profile before the model sees them (`request_rules`);
-every answered request goes to the prediction log; `/metrics` speaks Prometheus; when the `champion`
+a request is answered only once its rows are durable in the prediction log (committed, or spooled
+while the database is away; a full spool means 503 instead); `/metrics` speaks Prometheus; when the `champion`
 alias moves, the new version is loaded and checked in the background and swapped in atomically."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -55,6 +57,9 @@ class ServeConfig:
     threshold: float = 0.5
     poll_s: float = 5.0
     features: list[str] = field(default_factory=list)
+    # True: answer once the rows are committed or spooled (kill -9 loses nothing answered); False: answer at
+    # once, the rows queued (kill -9 can lose what queued during the last write, ~ one group commit)
+    durable_log: bool = True
 
 
 def load_served(client, params, ref: str) -> Served:
@@ -190,6 +195,14 @@ def _refused(refusal: BodyRefused) -> JSONResponse:
     return JSONResponse(status_code=refusal.status, content={"detail": refusal.detail})
 
 
+def _log_refusal(reason: str) -> JSONResponse:
+    return _error(
+        503,
+        f"prediction log: {reason} (rule: no answer the log cannot keep; retry when /ready is true)",
+        field_="<log>",
+    )
+
+
 def create_app(
     client, params, ref: str, log: PredictionLog, cfg: ServeConfig, watch_alias: str | None = CHAMPION
 ) -> FastAPI:
@@ -244,7 +257,15 @@ def create_app(
         yield
         stop.set()
         log.close()
-        event("prediction_log_closed", written=log.written, errors=len(log.errors))
+        event(
+            "prediction_log_closed",
+            written=log.written,
+            spooled=log.spooled,
+            replayed=log.replayed,
+            refused=log.refused,
+            left_in_spool=log.spool.rows if log.spool is not None else 0,
+            errors=len(log.errors),
+        )
 
     app = FastAPI(
         title="mlpipe model service",
@@ -257,6 +278,7 @@ def create_app(
     # GuardRequests inside CountRequests: its 413s, 503s and 500s are counted too
     app.add_middleware(GuardRequests, max_bytes=cfg.max_bytes, max_in_flight=cfg.max_in_flight)
     app.add_middleware(CountRequests, metrics=metrics)
+    metrics.watch_log(log)
 
     @app.get("/health")
     def health():
@@ -268,7 +290,12 @@ def create_app(
             return JSONResponse(
                 status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"}
             )
-        return {"ready": True, "model_version": state["served"].version}
+        logged = log.health()
+        if logged["log"] == "full":  # no room to keep what it would answer: not ready
+            return JSONResponse(
+                status_code=503, content={"ready": False, "reason": logged["log_reason"], **logged}
+            )
+        return {"ready": True, "model_version": state["served"].version, **logged}
 
     @app.get("/model")
     def model_info():
@@ -299,6 +326,8 @@ def create_app(
                 status_code=503,
                 content={"detail": [{"field": "<model>", "rule": state["load_error"] or "loading"}]},
             )
+        if log.full:  # refused before the model runs: its answer could not be logged
+            return _log_refusal(log.full)
         try:  # the body's size is bounded by GuardRequests while it streams in
             payload = parse_json(await request.body())
         except BodyRefused as refusal:
@@ -322,7 +351,7 @@ def create_app(
         summary = summary_score(out)
         request_id = uuid.uuid4().hex
         latency_ms = round((time.perf_counter() - t0) * 1000, 3)
-        log.append_later(
+        durable = log.append_later(
             partial(
                 log_rows,
                 request_id,
@@ -336,6 +365,11 @@ def create_app(
                 ts=time.time(),
             )
         )
+        if cfg.durable_log:
+            try:  # answered => logged or spooled: the answer waits for its rows' commit or fsync
+                await asyncio.wrap_future(durable)
+            except Exception as exc:  # noqa: BLE001 - spool full (or the rows failed): refuse, never answer unlogged
+                return _log_refusal(str(exc))
         metrics.count_answers(served, answers)
         # JSON types only: FastAPI's encoder walk (~1 ms per 1k rows) would give back the same content.
         return JSONResponse(

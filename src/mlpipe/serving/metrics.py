@@ -1,11 +1,13 @@
 """Prometheus metrics of the service: requests by endpoint and status, latency, predictions by class,
-refusals by rule, hot swaps; counted by a pure-ASGI middleware."""
+refusals by rule, hot swaps (counted by a pure-ASGI middleware); the prediction log's rows by outcome and its
+spool's depth (read off the log at each scrape)."""
 
 from __future__ import annotations
 
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.datastructures import URL
 
 
@@ -36,6 +38,10 @@ class Metrics:
         )
         self.values: Histogram | None = None  # regression: predicted values, buckets from the training target
 
+    def watch_log(self, log) -> None:
+        """Export the prediction log's counts (written, spooled, replayed, refused) and spool depth."""
+        self.registry.register(LogCollector(log))
+
     def count_answers(self, served, answers) -> None:
         """Classifiers: predictions by class; regressors: a histogram of the predicted values."""
         import numpy as np
@@ -54,6 +60,45 @@ class Metrics:
         values, first, counts = np.unique(answers, return_index=True, return_counts=True)
         for k in np.argsort(first):  # in order of appearance, as one increment per row did
             self.predictions.labels(str(values[k])).inc(int(counts[k]))
+
+
+class LogCollector:
+    """The prediction log's rows by outcome, its spool's depth and state, as they are at the scrape."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def describe(self):
+        return []  # no samples at registration: the counts are read at each scrape
+
+    def collect(self):
+        log = self.log
+        rows = CounterMetricFamily(
+            "mlpipe_log_rows",
+            "Prediction log rows by outcome: logged (committed on arrival), spooled (kept in the local spool "
+            "while the database was away), replayed (spooled rows committed later), refused (request failed)",
+            labels=["outcome"],
+        )
+        for outcome, value in (
+            ("logged", log.written),
+            ("spooled", log.spooled),
+            ("replayed", log.replayed),
+            ("refused", log.refused),
+        ):
+            rows.add_metric([outcome], value)
+        yield rows
+        health = log.health()
+        yield GaugeMetricFamily(
+            "mlpipe_log_spool_rows", "Rows waiting in the spool", value=health.get("spool_rows", 0)
+        )
+        yield GaugeMetricFamily(
+            "mlpipe_log_spool_bytes", "Bytes of the spool's segments", value=health.get("spool_bytes", 0)
+        )
+        yield GaugeMetricFamily(
+            "mlpipe_log_degraded",
+            "1 while rows wait in the spool (2: the spool is full and requests are refused), else 0",
+            value={"ok": 0, "degraded": 1, "full": 2}[health["log"]],
+        )
 
 
 def value_buckets(profile: dict, target: str | None) -> tuple[float, ...]:

@@ -1,8 +1,16 @@
 """The durable prediction log: every request's inputs, outputs, model version, request id, time and
 latency, and ground-truth feedback joined later by request id. SQLAlchemy, so the embedded SQLite
-default and a PostgreSQL URL work the same. Writes go through a queue to one background thread, so
-the response path never waits on the database (nor, with `append_later`, on building the rows); rows wait
-up to `flush_s` to share a transaction; `close()` drains the queue (count in == count logged)."""
+default and a PostgreSQL URL work the same.
+
+Writes go through a queue to one background writer thread, which commits them in batches (a batch is what
+queued while the last one was written: group commit) and resolves each append's future once its rows are
+durable: committed, or, while the database is slow or away, fsync'd in the local spool (`serving.spool`).
+A replayer thread inserts spooled segments, oldest first, once the database answers again, exactly once:
+(request_id, row) is unique and a replay inserts ON CONFLICT DO NOTHING, so a replay cut short by a crash
+and done again adds nothing twice. While rows wait in the spool, new rows queue behind them (the table
+keeps the answer order). Past the spool's bound the future fails with SpoolFull: the service then refuses
+the request instead of answering it unlogged. `close()` drains the queue; what is still spooled stays on
+disk, and the next process on the same spool directory replays it."""
 
 from __future__ import annotations
 
@@ -11,10 +19,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from operator import itemgetter
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from mlpipe.runtime.logs import event
+from mlpipe.serving.spool import Spool, SpoolFull, read_segment, spool_key
+
+DB_TIMEOUT_S = 2.0  # a write slower than this (lock wait, statement, connect) sends its batch to the spool
+RETRY_S = 1.0  # the replayer's pause between attempts while the database is away
+SPOOL_MAX_BYTES = 512 << 20  # ~1.3M single-row requests of the flights model (~400 bytes a row)
 
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
@@ -32,6 +48,8 @@ PREDICTIONS = sa.Table(
     sa.Column("prediction", sa.Text, nullable=False),  # the answer as text: class label or value
     sa.Column("flags", sa.Text, nullable=False),
 )
+# The exactly-once key of replays; created on tables made before it too (`PredictionLog.__init__`).
+ROW_KEY = sa.Index("ux_predictions_request_row", PREDICTIONS.c.request_id, PREDICTIONS.c.row, unique=True)
 FEEDBACK = sa.Table(
     "feedback",
     METADATA,
@@ -45,95 +63,280 @@ LOGGED_COLUMNS = [c.name for c in PREDICTIONS.columns if c.name != "id"]  # what
 _STOP = object()
 
 
-class PredictionLog:
-    """Append-only log with a background writer; safe to call `append` from many request threads."""
+def log_engine(url: str, timeout_s: float = DB_TIMEOUT_S) -> sa.Engine:
+    """An engine whose waits are bounded by `timeout_s`: SQLite's lock wait; PostgreSQL's connect, statement
+    and unacknowledged-send times (libpq drivers): a database that is away fails fast instead of hanging."""
+    parsed = sa.engine.make_url(url)
+    args: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        args = {"timeout": timeout_s}
+    elif parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2"):
+        ms = int(timeout_s * 1000)
+        args = {
+            "connect_timeout": max(1, round(timeout_s)),
+            "options": f"-c statement_timeout={ms}",
+            "tcp_user_timeout": ms,
+        }
+    return sa.create_engine(url, future=True, connect_args=args)
 
-    def __init__(self, url: str, batch: int = 500, flush_s: float = 0.2):
-        self.engine = sa.create_engine(url, future=True)
+
+def insert_once(dialect_name: str):
+    """INSERT ... ON CONFLICT (request_id, row) DO NOTHING on SQLite and PostgreSQL (else a plain insert)."""
+    if dialect_name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        return PREDICTIONS.insert()
+    return insert(PREDICTIONS).on_conflict_do_nothing(index_elements=["request_id", "row"])
+
+
+def _is_outage(exc: sa.exc.DBAPIError) -> bool:
+    """An error that says the database is away or busy (retry later), not that it refuses these rows."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or exc.connection_invalidated
+
+
+def _resolve(done: Future, exc: BaseException | None = None) -> None:
+    """Settle an append's future (a request that went away may have cancelled it: nothing to tell)."""
+    if done.set_running_or_notify_cancel():
+        if exc is None:
+            done.set_result(True)
+        else:
+            done.set_exception(exc)
+
+
+class PredictionLog:
+    """Append-only log with a background writer and a durable spool; safe to call `append` from many request
+    threads. `spool_dir`: the spool's root (a directory per database under it); None: no spool, a batch the
+    database refuses fails its futures."""
+
+    def __init__(
+        self,
+        url: str,
+        batch: int = 500,
+        flush_s: float = 0.0,
+        spool_dir: Path | None = None,
+        spool_max_bytes: int = SPOOL_MAX_BYTES,
+        spool_max_rows: int = 0,
+        timeout_s: float = DB_TIMEOUT_S,
+        retry_s: float = RETRY_S,
+    ):
+        self.engine = log_engine(url, timeout_s)
         METADATA.create_all(self.engine)
+        ROW_KEY.create(self.engine, checkfirst=True)
         insert = PREDICTIONS.insert().compile(dialect=self.engine.dialect, column_keys=LOGGED_COLUMNS)
         # With a positional paramstyle (SQLite's), rows go to the driver's executemany as tuples: SQLAlchemy's
         # per-row handling of dicts was ~30% of the write (~1.7 ms per 1k rows, holding the GIL).
         self._insert_sql = str(insert) if insert.positional else None
         self._row_values = itemgetter(*insert.positiontup) if insert.positional else None
+        self._insert_once = insert_once(self.engine.dialect.name)
+        self.spool = (
+            Spool(spool_dir / spool_key(url), spool_max_bytes, spool_max_rows)
+            if spool_dir is not None
+            else None
+        )
         self._queue: queue.Queue = queue.Queue()
-        self._batch, self._flush_s = batch, flush_s
-        self.written = 0
+        self._batch, self._flush_s, self._retry_s = batch, flush_s, retry_s
+        self.written = 0  # rows committed straight to the database
+        self.spooled = 0  # rows stored in the spool
+        self.replayed = 0  # spooled rows committed by a replay
+        self.refused = 0  # rows neither committed nor spooled (their requests were failed)
         self.errors: list[str] = []
+        self.db_error: str | None = None  # the last outage, while the spool holds rows
+        self.full: str | None = None  # why the last batch could not be spooled, until a replay makes room
+        self._stop_replay = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
+        self._replayer = None
+        if self.spool is not None:
+            if self.spool.active:
+                event(
+                    "prediction_log_spool_found",
+                    rows=self.spool.rows,
+                    bytes=self.spool.nbytes,
+                    directory=str(self.spool.dir),
+                    adopted_segments=self.spool.adopted,
+                )
+            self._replayer = threading.Thread(
+                target=self._replay_loop, name="prediction-log-replay", daemon=True
+            )
+            self._replayer.start()
 
-    def append(self, rows: list[dict]) -> None:
-        self._queue.put(rows)  # one hand-over per request: a queue put per row cost ~1 ms per 1k rows
+    def append(self, rows: list[dict]) -> Future:
+        """Queue rows; the future's result is True once they are durable (SpoolFull or the database's error
+        when they cannot be)."""
+        done: Future = Future()
+        self._queue.put((rows, done))  # one hand-over per request: a queue put per row cost ~1 ms per 1k rows
+        return done
 
-    def append_later(self, make_rows: Callable[[], list[dict]]) -> None:
+    def append_later(self, make_rows: Callable[[], list[dict]]) -> Future:
         """Queue the rows `make_rows()` builds, called on the writer thread: the request path hands its data
-        over and answers (building and serialising 1k rows costs ~5 ms).
-        A failure there is kept in `errors`."""
-        self._queue.put(make_rows)
+        over (building and serialising 1k rows costs ~5 ms). The future as for `append`; a failure to build
+        fails it (and is kept in `errors`)."""
+        done: Future = Future()
+        self._queue.put((make_rows, done))
+        return done
 
     def flush(self, timeout_s: float = 10) -> bool:
-        """Block until everything appended so far is written (or `timeout_s` passes)."""
+        """Block until everything appended so far is durable (or `timeout_s` passes)."""
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout_s)
 
+    def health(self) -> dict:
+        """`log`: "ok" (rows go to the database), "degraded" (rows wait in the spool, which has room) or
+        "full" (the spool is full: requests are refused); with the reason and the spool's depth."""
+        spool = self.spool
+        depth = {"spool_rows": spool.rows, "spool_bytes": spool.nbytes} if spool is not None else {}
+        if self.full:
+            return {
+                "log": "full",
+                "log_reason": f"prediction log: {self.full}; database: {self.db_error}",
+                **depth,
+            }
+        if spool is not None and spool.active:
+            return {
+                "log": "degraded",
+                "log_reason": f"rows spooled, database: {self.db_error or 'replaying'}",
+                **depth,
+            }
+        return {"log": "ok", **depth}
+
     def _run(self) -> None:
         pending: list[dict] = []
+        futures: list[Future] = []
         waiters: list[threading.Event] = []
         stop = False
         while not stop:
             try:
-                item = self._queue.get(timeout=self._flush_s)
-                # Rows wait up to flush_s for company
-                # (unless a batch fills, a flush or the stop comes): single-row
-                # requests then share a transaction instead of paying one each (~1 ms of the writer's CPU).
+                item = self._queue.get(timeout=0.5)
+                # A batch is what queued while the last one was written (group commit); with flush_s > 0 rows
+                # also wait up to flush_s for company (unless a batch fills, a flush or the stop comes).
                 deadline = time.monotonic() + self._flush_s
                 while True:
                     if item is _STOP:
                         stop = True
                     elif isinstance(item, threading.Event):
                         waiters.append(item)
-                    elif callable(item):
-                        try:
-                            pending += item()
-                        except Exception as exc:  # noqa: BLE001 - the writer keeps going; the reason is kept
-                            self.errors.append(
-                                f"building log rows: {type(exc).__name__}: {exc}".splitlines()[0]
-                            )
                     else:
-                        pending += item
+                        rows, done = item
+                        if callable(rows):
+                            try:
+                                rows = rows()
+                            except Exception as exc:  # noqa: BLE001 - the writer keeps going; the reason is kept
+                                reason = f"building log rows: {type(exc).__name__}: {exc}".splitlines()[0]
+                                self.errors.append(reason)
+                                _resolve(done, RuntimeError(reason))
+                                rows = None
+                        if rows is not None:
+                            pending += rows
+                            futures.append(done)
                     if stop or waiters or len(pending) >= self._batch:
                         break
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 pass
-            if pending:
-                self._write(pending)
-                pending = []
+            if futures:
+                self._store(pending, futures)
+                pending, futures = [], []
             for w in waiters:
                 w.set()
             waiters = []
 
-    def _write(self, rows: list[dict]) -> None:
-        for attempt in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    if self._insert_sql:
-                        conn.exec_driver_sql(self._insert_sql, list(map(self._row_values, rows)))
-                    else:
-                        conn.execute(PREDICTIONS.insert(), rows)
-                self.written += len(rows)
+    def _store(self, rows: list[dict], futures: list[Future]) -> None:
+        """Make a batch durable (the database, else the spool) and resolve its futures."""
+        try:
+            self._store_rows(rows)
+        except Exception as exc:  # noqa: BLE001 - the requests behind these rows are failed with the reason
+            self.refused += len(rows)
+            if not isinstance(exc, SpoolFull):
+                self.errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+            for f in futures:
+                _resolve(f, exc)
+            return
+        for f in futures:
+            _resolve(f)
+
+    def _store_rows(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        spool = self.spool
+        if spool is not None and spool.active:
+            self._spool(rows)  # behind the rows already waiting
+            return
+        try:
+            with self.engine.begin() as conn:
+                if self._insert_sql:
+                    conn.exec_driver_sql(self._insert_sql, list(map(self._row_values, rows)))
+                else:
+                    conn.execute(PREDICTIONS.insert(), rows)
+            self.written += len(rows)
+            return
+        except sa.exc.DBAPIError as exc:  # locked, slow, away, or refusing these rows: the spool keeps them
+            if spool is None:
+                raise
+            self.db_error = f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0]
+            event("prediction_log_degraded", error=self.db_error, level=30)
+        self._spool(rows)
+
+    def _spool(self, rows: list[dict]) -> None:
+        try:
+            self.spool.append(rows)
+        except SpoolFull as exc:
+            if not self.full:
+                event("prediction_log_spool_full", reason=str(exc), level=40)
+            self.full = str(exc)
+            raise
+        self.full = None
+        self.spooled += len(rows)
+
+    def _replay_loop(self) -> None:
+        """Replay the spool, oldest segment first, whenever it holds rows; after a failure wait retry_s."""
+        while True:
+            ok = self.replay_once()
+            if self._stop_replay.is_set() and (not ok or not self.spool.active):
                 return
-            except sa.exc.OperationalError as exc:  # a locked SQLite file, a dropped connection: retry
-                if attempt == 4:
-                    self.errors.append(str(exc).splitlines()[0])
-                time.sleep(0.1 * 2**attempt)
+            if not ok or not self.spool.active:
+                self._stop_replay.wait(self._retry_s)
+
+    def replay_once(self) -> bool:
+        """Commit the oldest spooled segment and delete it; False when the database is still away."""
+        segment = self.spool.oldest()
+        if segment is None:
+            self.full = None  # an empty spool has room (a batch larger than the bound is refused again)
+            return True
+        rows = read_segment(segment)
+        try:
+            with self.engine.begin() as conn:
+                if rows:
+                    conn.execute(self._insert_once, rows)
+        except sa.exc.DBAPIError as exc:
+            if _is_outage(exc):
+                self.db_error = f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0]
+                return False
+            where = self.spool.set_aside(segment, str(exc).splitlines()[0])
+            self.errors.append(f"segment refused by the database, set aside: {where}")
+            event(
+                "prediction_log_segment_refused", segment=str(where), error=str(exc).splitlines()[0], level=40
+            )
+            return True
+        self.spool.remove(segment)
+        self.replayed += len(rows)
+        self.full = None
+        if not self.spool.rows:
+            event("prediction_log_recovered", replayed=self.replayed)
+            self.db_error = None
+        return True
 
     def close(self, timeout_s: float = 30) -> None:
-        """Write everything queued, then stop the writer."""
+        """Make everything queued durable, then stop the writer; replay what the spool holds while the
+        database answers (for up to `timeout_s`); what is left stays spooled for the next process."""
         self._queue.put(_STOP)
         self._thread.join(timeout_s)
+        if self._replayer is not None:
+            self._stop_replay.set()
+            self._replayer.join(timeout_s)
+            self.spool.close()
         self.engine.dispose()
 
     def rows_of(self, request_id: str) -> int:
