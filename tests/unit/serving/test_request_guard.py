@@ -81,7 +81,7 @@ def test_an_unexpected_error_is_a_counted_500_with_a_request_id_in_the_log(app, 
     assert (
         f"request_id={request_id}" in line
         and "RuntimeError: disk on fire" in line
-        and "at=test_guard.py:" in line
+        and "at=test_request_guard.py:" in line
     )
     assert 'mlpipe_requests_total{endpoint="/fault",status="500"} 1.0' in client.get("/metrics").text
 
