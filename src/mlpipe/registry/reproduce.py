@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from mlpipe.errors import ModelRefused, Refused, ToolError
+from mlpipe.model.loading import LoadedModel
 from mlpipe.model.manifest import installed_versions
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import mlflow_client
@@ -359,17 +360,18 @@ def compare_predictions(original_model, reproduced_model, test_split: Path) -> d
     }
 
 
-def compare_in(env: Environment, original: Path, sha256: str, reproduced: Path, split: Path, names) -> dict:
-    """Predictions of the original and the reproduced model on the same rows, and the versions of
-    `names`, measured in the environment the stages ran in: here, or in a process of the locked one
-    (running this module's `main` on a copy of the running mlpipe, whichever way it is installed)."""
+def compare_in(env: Environment, original: LoadedModel, reproduced: Path, split: Path, names) -> dict:
+    """Predictions of the original (verified, loaded) and the reproduced model on the same rows, and the
+    versions of `names`, measured in the environment the stages ran in: here, with the original already
+    in memory, or in a process of the locked one (running this module's `main` on a copy of the running
+    mlpipe, whichever way it is installed), which loads both there."""
     if env.kind == "current":
-        return _compare(original, sha256, reproduced, split, names)
+        return _compare(original.model, reproduced, split, names)
     import mlpipe
 
     spec = {
-        "original": str(original),
-        "sha256": sha256,
+        "original": str(original.path.parent),
+        "sha256": original.sha256,
         "reproduced": str(reproduced),
         "split": str(split),
         "names": list(names),
@@ -390,23 +392,23 @@ def compare_in(env: Environment, original: Path, sha256: str, reproduced: Path, 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _compare(original: Path, sha256: str, reproduced: Path, split: Path, names) -> dict:
+def _compare(original_model, reproduced: Path, split: Path, names) -> dict:
     from mlpipe.model.loading import load_model_dir
 
-    a = load_model_dir(original, sha256)
     b = load_model_dir(reproduced)  # checked against its own manifest
     return {
-        "predictions": compare_predictions(a.model, b.model, split),
+        "predictions": compare_predictions(original_model, b.model, split),
         "versions": installed_versions(sorted(names)),
     }
 
 
 def main(argv: list[str]) -> int:
     """`python -m mlpipe.registry.reproduce SPEC_JSON`: compare_in's measuring process."""
+    from mlpipe.model.loading import load_model_dir
+
     spec = json.loads(argv[0])
-    got = _compare(
-        Path(spec["original"]), spec["sha256"], Path(spec["reproduced"]), Path(spec["split"]), spec["names"]
-    )
+    original = load_model_dir(Path(spec["original"]), spec["sha256"])  # this environment's own checks
+    got = _compare(original.model, Path(spec["reproduced"]), Path(spec["split"]), spec["names"])
     print(json.dumps(got))
     return 0
 
@@ -459,9 +461,7 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
             rerun_stages(wt, env.python)
             got = reproduced_outputs(wt) | {"data_files": data_files}
             split = recorded_test_split(root, rec, wt / TEST_SPLIT)
-            got |= compare_in(
-                env, original.path.parent, original.sha256, wt / "artifacts/model", split, rec.versions
-            )
+            got |= compare_in(env, original, wt / "artifacts/model", split, rec.versions)
             verdict = Verdict(
                 ref=ref,
                 run_id=run_id,

@@ -5,7 +5,6 @@ cached under the project by the lock's sha256 and the Python major.minor, from u
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpipe.errors import Refused
+from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.lock import project_lock
 from mlpipe.runtime.shell import tool_env
 
@@ -103,7 +103,7 @@ def locked_environment(project: Path, cache_root: Path, python_mm: str, uv: str)
     """(python of the environment `project`'s uv.lock pins, reused?): `uv sync --frozen --offline`
     (no dev group, without the project itself: its code comes from the checkout on PYTHONPATH) into
     `cache_root`, keyed by the lock's sha256 and `python_mm`; built once, then reused."""
-    sha = hashlib.sha256((project / "uv.lock").read_bytes()).hexdigest()
+    sha = sha256_file(project / "uv.lock")
     target = env_path(cache_root, sha, python_mm)
     python = target / "bin" / "python"
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -146,5 +146,5 @@ def choose_environment(mode: str, checkout: Path, root: Path, python_mm: str) ->
     if mode == "current" or not diff:
         return Environment("current", Path(sys.executable), differs=diff)
     python, reused = locked_environment(checkout, root / ENV_CACHE, python_mm, find_uv(root))
-    sha = hashlib.sha256(lock.read_bytes()).hexdigest()
+    sha = sha256_file(lock)
     return Environment("locked", python, sha, reused, diff)
