@@ -52,13 +52,24 @@ class RunSummary:
 
 
 def metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
-    """The headline metrics of this run beside the champion's recorded ones."""
+    """The headline metrics of this run beside the champion's on the same rows (the gate's figures), so
+    "change" is one truth with the gate table; without such figures the champion column stays empty: its
+    recorded metrics were measured on another test set and would compare different rows."""
     rows = []
     for name in headline_of(metrics):
         champ = champion.get(name) if champion else None
         change = round(metrics[name] - champ, 6) if champ is not None else None
         rows.append({"metric": name, "value": metrics[name], "champion": champ, "change": change})
     return rows
+
+
+def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """Where a person opens the run: the tracking server's own page when there is one, else the path
+    `mlpipe ui` serves (on whatever port it is started)."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri.rstrip('/')}/{page}"
+    return f"`mlpipe ui`, then /{page}"
 
 
 def render_text(s: RunSummary) -> str:
@@ -78,6 +89,7 @@ def render_text(s: RunSummary) -> str:
         f" (sha256 {s.model_sha256[:16]}...)",
         f"  metrics:       {metrics}",
         f"  drift share:   {s.drift_share} (newest batch vs training data)",
+        *vs_champion(s.metric_rows),
         f"  gate:          {s.gate_decision or 'not judged'}"
         + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else "")
         + (f"; champion is version {s.champion}" if s.champion else ""),
@@ -87,6 +99,12 @@ def render_text(s: RunSummary) -> str:
     ]
     lines += [f"  QUARANTINED:   {report}" for report in s.quarantine_reports]
     return "\n".join(lines)
+
+
+def vs_champion(rows: list[dict]) -> list[str]:
+    """The change of each headline metric against the champion on the same rows, when it was compared."""
+    shown = [f"{r['metric']} {r['change']:+}" for r in rows if r["change"] is not None]
+    return [f"  vs champion:   {', '.join(shown)} (the gate's rows)"] if shown else []
 
 
 def render_markdown(s: RunSummary) -> str:
@@ -105,7 +123,7 @@ def render_markdown(s: RunSummary) -> str:
         f"- drift share (newest batch vs training): {s.drift_share}",
         f"- gate: {s.gate_decision}" + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else ""),
         "",
-        "| metric | this run | champion | change |",
+        "| metric | this run | champion (same rows as the gate) | change |",
         "|---|---|---|---|",
     ]
     lines += [f"| {r['metric']} | {r['value']} | {r['champion']} | {r['change']} |" for r in s.metric_rows]

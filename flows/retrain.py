@@ -13,7 +13,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
-from flows.common import RunSummary, metric_rows, render_markdown, setup
+from flows.common import RunSummary, metric_rows, render_markdown, run_link, setup
 from mlpipe.data import landing
 from mlpipe.data import snapshot as snap
 from mlpipe.data.frames import data_files, read_frame
@@ -79,7 +79,14 @@ def collect(root: str) -> list[str]:
     return found
 
 
-@task(name="validate_batch", timeout_seconds=900, task_run_name="validate_batch-{path}")
+def _batch_task_name() -> str:
+    """validate_batch-<file name>: the batch, not the machine's absolute path to it."""
+    from prefect.runtime import task_run
+
+    return f"validate_batch-{Path(task_run.parameters['path']).name}"
+
+
+@task(name="validate_batch", timeout_seconds=900, task_run_name=_batch_task_name)
 def validate_batch(root: str, path: str) -> dict:
     """Check one landed batch against the schema, the training profile and the rows already in data/."""
     paths, params = setup(root)
@@ -187,7 +194,12 @@ def track(root: str, tracking_uri: str, experiment: bool = False) -> dict:
     return asdict(track_run(paths, params, tracking_uri, experiment))
 
 
-@task(name="drift", timeout_seconds=1800, **TRANSIENT)
+# Submitted tasks run in worker threads, where Prefect's timeout cannot interrupt them (it only warns):
+# they carry none, and the flow bounds its wait for their results instead (SUBMITTED_WAIT_S).
+SUBMITTED_WAIT_S = {"champion": 300, "drift": 1800}
+
+
+@task(name="drift", **TRANSIENT)
 def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict:
     """Evidently drift of the newest batch against the training split (feature columns; at most
     `retrain.drift_max_rows` rows of each, an even stride beyond), written to a directory named by both
@@ -227,7 +239,7 @@ def log_drift_task(tracking_uri: str, run_id: str, report: dict) -> dict:
     return report["summary"]
 
 
-@task(name="champion", timeout_seconds=300, **TRANSIENT)
+@task(name="champion", **TRANSIENT)
 def champion(tracking_uri: str, model_name: str) -> list | None:
     """The current champion's (version, metrics). Submitted first: its MLflow import and store set-up
     overlap with the data and training steps instead of delaying `track`."""
@@ -280,7 +292,24 @@ def lineage(tracking_uri: str, run_id: str) -> None:
     log_lineage(mlflow_client(tracking_uri), run_id)
 
 
-@flow(name="retrain", log_prints=True)
+def _flow_run_name() -> str:
+    """retrain-<trigger>-<UTC time>[-N batches]: who started it, when, and what it found waiting."""
+    from datetime import UTC, datetime
+
+    from prefect.runtime import deployment, flow_run
+
+    params = flow_run.parameters
+    trigger = deployment.name or ("experiment" if params.get("experiment") else "manual")
+    try:
+        _, cfg = setup(params.get("root", "."))
+        waiting = len(landing.landed_batches(Path(params.get("root", ".")) / cfg.retrain.landing_dir))
+    except (ConfigError, OSError):  # the name never fails a run; setup() in the flow reports it
+        waiting = 0
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return f"retrain-{trigger}-{when}" + (f"-{waiting}-batches" if waiting else "")
+
+
+@flow(name="retrain", log_prints=True, flow_run_name=_flow_run_name)
 def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool = False) -> RunSummary:
     """One retraining pass over the project at `root`; returns a summary (and a state named
     `Quarantined` when some batch was rejected).
@@ -325,9 +354,10 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         precheck_task(root)  # every run: a model that failed it before must not slip through on a rerun
         if not experiment:
             commit_outputs(root, after)
-        champ = champion_before.result()  # before track: one thread sets up the MLflow store
+        # before track: one thread sets up the MLflow store
+        champ = champion_before.result(timeout=SUBMITTED_WAIT_S["champion"])
         record = track(root, uri, experiment)
-        summary = log_drift_task(uri, record["run_id"], report.result())
+        summary = log_drift_task(uri, record["run_id"], report.result(timeout=SUBMITTED_WAIT_S["drift"]))
         if experiment or record["git_dirty"]:  # nothing unreproducible gets a version
             reg = {"version": "unregistered", "aliases": []}
             decision = {"decision": "not registered: trained from uncommitted changes (an experiment)"}
@@ -367,7 +397,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         trained=trained,
         run_id=record["run_id"],
         already_recorded=record["already_recorded"],
-        run_link=f"http://127.0.0.1:5000/#/experiments/{record['experiment_id']}/runs/{record['run_id']}",
+        run_link=run_link(uri, record["experiment_id"], record["run_id"]),
         model_name=record["model_name"],
         model_version=reg["version"],
         aliases=reg["aliases"],
@@ -375,7 +405,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         metrics=record["metrics"],
         drift_share=summary.get("drift_share"),
         champion_before=champ[0] if champ else None,
-        metric_rows=metric_rows(record["metrics"], champ[1] if champ else None),
+        metric_rows=metric_rows(record["metrics"], decision.get("champion_metrics_same_rows")),
         tracking_uri=uri,
         gate_decision=decision["decision"],
         gate_failed=decision.get("failed", []),

@@ -43,6 +43,11 @@ def test_a_worse_challenger_is_kept_out_with_the_metric_named(gated):
     assert run.data.tags["mlpipe.gate.metric.roc_auc"].startswith("metric.roc_auc: FAIL")
     assert run.data.metrics["gate.metric.roc_auc"] < run.data.metrics["gate.metric.roc_auc.bound"]
     assert run.data.tags["mlpipe.gate.infra.p99_latency_ms"].startswith("infra.p99_latency_ms: pass")
+    # one truth for "better than the champion": the summary's change is the gate's, on the gate's rows
+    champ = run.data.metrics["champion_same_rows.roc_auc"]
+    assert f"(champion {round(champ, 6)}, at least)" in run.data.tags["mlpipe.gate.metric.roc_auc"]
+    change = round(run.data.metrics["roc_auc"] - champ, 6)
+    assert f"  vs champion:   roc_auc {change:+}" in proc.stdout, proc.stdout
 
 
 def test_too_many_flipped_predictions_are_refused_until_promoted_by_hand(gated):

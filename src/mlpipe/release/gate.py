@@ -258,6 +258,11 @@ def run_gate(
     decision = "promoted" if promote else "kept champion"
     replaced = move_champion(client, name, version) if promote else None
     record_decision(client, name, version, run_id, checks, decision)
+    for metric, value in extra.get("champion_metrics_same_rows", {}).items():
+        if not isinstance(value, int | float):
+            continue
+        # the champion on this run's own test rows: what "better than the champion" means, in MLflow too
+        client.log_metric(run_id, f"champion_same_rows.{metric}", float(value))
     event(
         "gate",
         model=name,

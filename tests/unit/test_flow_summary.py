@@ -1,0 +1,19 @@
+"""The retrain summary's pure parts: where the run's link points, and the change against the champion."""
+
+from __future__ import annotations
+
+from flows.common import metric_rows, run_link, vs_champion
+
+
+def test_the_run_link_follows_the_tracking_server_and_names_no_fixed_port_for_a_local_store():
+    assert run_link("http://127.0.0.1:5123/", "1", "abc") == "http://127.0.0.1:5123/#/experiments/1/runs/abc"
+    local = run_link("sqlite:////p/mlruns/mlflow.db", "1", "abc")
+    assert "5000" not in local and local.endswith("/#/experiments/1/runs/abc") and "mlpipe ui" in local
+
+
+def test_the_change_is_against_the_champion_on_the_same_rows_or_not_shown():
+    metrics = {"roc_auc": 0.70, "log_loss": 0.50, "n_test": 10}
+    rows = metric_rows(metrics, {"roc_auc": 0.72, "log_loss": 0.49})
+    assert {r["metric"]: r["change"] for r in rows}["roc_auc"] == -0.02
+    assert vs_champion(rows)[0].startswith("  vs champion:   roc_auc -0.02")
+    assert vs_champion(metric_rows(metrics, None)) == []
