@@ -133,6 +133,29 @@ def test_the_registered_version_holds_the_one_copy_of_the_trained_file(first_run
     assert not [a.path for a in client.list_artifacts(run.info.run_id, "mlpipe") if a.path == "mlpipe/model"]
 
 
+def test_mlflow_shows_a_model_training_experiment_with_described_runs_and_linked_versions(first_run):
+    """As a person opens MLflow: the experiment in the model-training view, the run described (data,
+    batches, code, how to reproduce, the gate's decision), the logged model naming its registered version,
+    and the derived seed named as such beside the param `seed`."""
+    import json
+
+    root, _ = first_run
+    client = tracking_client(root)
+    mv = client.get_model_version_by_alias("flights-late", "champion")
+    run = client.get_run(mv.run_id)
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    note = run.data.tags["mlflow.note.content"]
+    assert run.data.tags["mlpipe.data_md5"] in note and run.data.tags["mlpipe.git_commit"] in note
+    assert f"mlpipe reproduce {run.info.run_id}" in note and "train /" in note
+    assert f"- gate: **promoted** for version {mv.version}" in note
+    logged = client.get_logged_model(run.data.tags["mlpipe.model_uri"].removeprefix("models:/"))
+    assert {"name": "flights-late", "version": str(mv.version)} in json.loads(
+        logged.tags["mlflow.modelVersions"]
+    )
+    assert int(run.data.tags["mlpipe.seed.train_derived"]) == int(run.data.params["seed"]) + 2
+
+
 def test_dvc_repro_after_the_main_job_runs_nothing(first_run):
     root, _ = first_run
     proc = dvc(root, "repro")

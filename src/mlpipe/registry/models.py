@@ -49,11 +49,27 @@ def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
                 tag.MODEL_SHA256: rec.model_sha256,
             },
         )
+        if model_id:
+            link_logged_model(client, model_id, rec.model_name, str(mv.version))
         client.set_registered_model_alias(
             rec.model_name, CHALLENGER, mv.version
         )  # the gate decides on champion
     version = str(mv.version)
     return version, aliases_of(client, rec.model_name, version)
+
+
+def link_logged_model(client, model_id: str, name: str, version: str) -> None:
+    """Name the version on its logged model (the tag `mlflow.register_model` writes and the UI's model page
+    reads); `create_model_version` alone leaves that page saying "Not registered"."""
+    import json
+
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    found = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+    versions = json.loads(found) if found else []
+    entry = {"name": name, "version": version}
+    if entry not in versions:
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, entry])})
 
 
 def same_model_versions(client, rec: RunRecord) -> list:

@@ -9,7 +9,9 @@ EXPERIMENT = "mlpipe.experiment"  # "unreproducible": trained from uncommitted c
 DATA_MD5 = "mlpipe.data_md5"
 MODEL_SHA256 = "mlpipe.model_sha256"
 PARAMS_SHA256 = "mlpipe.params_sha256"
-SEED = "mlpipe.seed"  # the train stage's seed (params seed + its offset), as the manifest records it
+# the train stage's derived seed (params.yaml's `seed` + the stage's offset 2), as the manifest records
+# it; named so that it is not read as a second value of the param `seed`
+SEED = "mlpipe.seed.train_derived"
 USER = "mlpipe.user"
 HOST = "mlpipe.host"
 PID = "mlpipe.pid"  # the process that logs the run: a RUNNING run whose process is gone crashed
@@ -26,6 +28,9 @@ KIND = "mlpipe.kind"  # runs that are not training runs: monitoring, reproductio
 # MLflow's own keys that mlpipe sets
 MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
 MLFLOW_PARENT_RUN = "mlflow.parentRunId"
+MLFLOW_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+MLFLOW_EXPERIMENT_KIND = "mlflow.experimentKind"  # which view the MLflow UI opens an experiment in
+MODEL_TRAINING_KIND = "custom_model_development"  # the model-training view (runs, metrics), not GenAI
 
 # the promotion gate and manual moves
 GATE_PREFIX = "mlpipe.gate."  # + criterion: its verdict line

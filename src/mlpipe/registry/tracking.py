@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, flatten, read_params_dict
-from mlpipe.data.frames import read_frame
+from mlpipe.data.frames import data_files, read_frame
 from mlpipe.model.artifact import MODEL_FILE, allowed_types, load_model_file
 from mlpipe.model.loading import MANIFEST_FILE
 from mlpipe.model.manifest import MODEL_PACKAGES, installed_versions
@@ -124,11 +124,15 @@ def ensure_experiment(client, name: str, artifact_root: Path | None) -> str:
     """Id of experiment `name`, created with its artifacts under `artifact_root` if new (None: where the
     tracking server keeps artifacts, as in team mode)."""
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    return client.create_experiment(
-        name, artifact_location=(artifact_root / name).as_uri() if artifact_root else None
-    )
+    if exp is None:
+        return client.create_experiment(
+            name,
+            artifact_location=(artifact_root / name).as_uri() if artifact_root else None,
+            tags={tag.MLFLOW_EXPERIMENT_KIND: tag.MODEL_TRAINING_KIND},
+        )
+    if tag.MLFLOW_EXPERIMENT_KIND not in exp.tags:  # made before this rule: the UI would open GenAI
+        client.set_experiment_tag(exp.experiment_id, tag.MLFLOW_EXPERIMENT_KIND, tag.MODEL_TRAINING_KIND)
+    return exp.experiment_id
 
 
 def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment: bool = False) -> RunRecord:
@@ -214,7 +218,8 @@ def _log_run(
     requirements = [f"{n}=={v}" for n, v in model_requirements(paths.root).items()]
     run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
-        mlflow.set_tags(tags | {tag.PID: str(os.getpid())})
+        note = describe_run(run.info.run_id, tags, frames, params, data_files(paths.data))
+        mlflow.set_tags(tags | {tag.PID: str(os.getpid()), tag.MLFLOW_NOTE: note})
         mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / PARAMS_FILE)))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         for name, (path, context) in parts.items():
@@ -248,6 +253,35 @@ def _log_run(
         mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
         mlflow.set_tag(tag.MODEL_URI, info.model_uri)
     return run.info.run_id, info.model_uri
+
+
+def describe_run(
+    run_id: str, tags: dict[str, str], frames: dict[str, pd.DataFrame], params: Params, batches: list[Path]
+) -> str:
+    """The run's description (Markdown, shown on its MLflow page): what data, which batches, which code,
+    and how to get the model back (pure)."""
+    time_col = params.dataset.time_column
+    period = ""
+    if time_col and time_col in frames["train"].columns:
+        both = pd.concat([frames[k][time_col] for k in ("train", "test")])
+        period = f", {both.min()} .. {both.max()}"
+    names = [b.name for b in batches]
+    shown = ", ".join(names if len(names) <= 6 else [*names[:3], "...", *names[-2:]])
+    commit = tags[tag.GIT_COMMIT] or "no commit"
+    return "\n".join(
+        [
+            f"**{params.task}** model of `{params.dataset.target}` ({params.train.estimator}), "
+            f"trained by `mlpipe run`.",
+            "",
+            f"- data: DVC md5 `{tags[tag.DATA_MD5] or 'none'}`, {len(names)} file(s) in data/: {shown}",
+            f"- rows: {len(frames['train'])} train / {len(frames['test'])} test "
+            f"(split {params.split.method}{period})",
+            f"- code: git commit `{commit}`" + (" (dirty tree)" if tags[tag.GIT_DIRTY] == "true" else ""),
+            f"- model sha256: `{tags[tag.MODEL_SHA256]}`",
+            f"- reproduce: `mlpipe reproduce {run_id}` (or `git checkout {commit[:12]} && dvc pull && "
+            "dvc repro`)",
+        ]
+    )
 
 
 def trained_file_flavor(model_dir: Path):

@@ -106,6 +106,9 @@ def record_decision(client, name: str, version: str, run_id: str, checks: list[C
             client.log_metric(run_id, _metric_key(c.criterion) + ".bound", float(c.bound))
         client.set_tag(run_id, tag.gate_tag(c.criterion), c.line()[:5000])
     failed = ",".join(c.criterion for c in checks if not c.passed)
+    note = client.get_run(run_id).data.tags.get(tag.MLFLOW_NOTE, "")
+    line = f"- gate: **{decision}** for version {version}" + (f" (failed: {failed})" if failed else "")
+    client.set_tag(run_id, tag.MLFLOW_NOTE, f"{note}\n{line}".strip())
     for key, value in ((tag.GATE_DECISION, decision), (tag.GATE_FAILED, failed)):
         client.set_tag(run_id, key, value)
         client.set_model_version_tag(name, version, key, value)
