@@ -34,7 +34,7 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
     from mlpipe.data.frames import read_frame
     from mlpipe.model.outputs import classes_of, task_of
     from mlpipe.monitoring import monitor as mon
-    from mlpipe.monitoring.drift import save_drift
+    from mlpipe.monitoring.drift import describe_side, save_drift
     from mlpipe.registry.models import load_registered
 
     paths, params = setup(root)
@@ -63,7 +63,28 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
         t1 = time.perf_counter()
         inputs, prediction, snapshot = mon.drift_summaries(reference, current, params.features)
         result["evidently_s"] = round(time.perf_counter() - t1, 3)
-        html, js, _ = save_drift(snapshot, paths.artifacts / "monitor" / time.strftime("%Y%m%dT%H%M%S"))
+        train_md5 = run.data.tags.get(tag.dvc_output_tag("split", "artifacts/split/train.parquet"), "")
+        time_col = params.dataset.time_column
+        context = {
+            "title": f"Input drift: prediction log vs training data of {params.model.name} (champion)",
+            "reference": describe_side(
+                f"training split of run {run_id}",
+                f"DVC md5 {train_md5 or 'unknown'}",
+                train[time_col] if time_col in train.columns else None,
+                len(train),
+                len(reference),
+            ),
+            "current": describe_side(
+                f"prediction log: newest {cfg.window_rows} rows",
+                "rows, not a file",
+                window.get(mon.LOGGED_AT),
+                rows,
+                len(current),
+            ),
+        }
+        html, js, _ = save_drift(
+            snapshot, paths.artifacts / "monitor" / time.strftime("%Y%m%dT%H%M%S"), context=context
+        )
         files = [str(html), str(js)]
         task, classes = task_of(loaded.model), classes_of(loaded.model)
         live = mon.live_performance(window, params.evaluate.threshold, cfg.min_labels, task, classes)

@@ -204,14 +204,20 @@ def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict
     """Evidently drift of the newest batch against the training split (feature columns; at most
     `retrain.drift_max_rows` rows of each, an even stride beyond), written to a directory named by both
     inputs' hashes and the cap, so an existing report for the same data is reused, not recomputed."""
-    from mlpipe.monitoring.drift import drift_report, read_drift, save_drift, stride_sample
+    from mlpipe.monitoring.drift import (
+        describe_side,
+        drift_report,
+        read_drift,
+        save_drift,
+        stride_sample,
+    )
 
     paths, params = setup(root)
     cap = params.retrain.drift_max_rows
     out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}-{cap}"
     found = read_drift(out_dir)
     if found is None:
-        cols = params.features.columns
+        cols, time_col = params.features.columns, params.dataset.time_column
         reference, newest = (
             read_frame(paths.train_split, columns=cols),
             read_frame(Path(current), columns=cols),
@@ -219,7 +225,28 @@ def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict
         rows = {"reference": len(reference), "current": len(newest), "max_rows": cap}
         reference, newest = stride_sample(reference, cap), stride_sample(newest, cap)
         rows |= {"reference_seen": len(reference), "current_seen": len(newest)}
-        found = save_drift(drift_report(reference, newest, params.features), out_dir, rows)
+        times = {
+            side: read_frame(path, columns=[time_col])[time_col] if time_col else None
+            for side, path in (("reference", paths.train_split), ("current", Path(current)))
+        }
+        context = {
+            "title": f"Data drift: newest batch {Path(current).name} vs the training split",
+            "reference": describe_side(
+                "training split (artifacts/split/train.parquet)",
+                f"sha256 {reference_sha[:16]}",
+                times["reference"],
+                rows["reference"],
+                rows["reference_seen"],
+            ),
+            "current": describe_side(
+                f"batch data/{Path(current).name}",
+                f"sha256 {current_sha[:16]}",
+                times["current"],
+                rows["current"],
+                rows["current_seen"],
+            ),
+        }
+        found = save_drift(drift_report(reference, newest, params.features), out_dir, rows, context)
     html, js, summary = found
     event(
         "drift",

@@ -6,6 +6,7 @@ live performance fell below the floor a reason to retire (alert state, exit 5)."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -63,6 +64,9 @@ def test_healthy_then_drifted_traffic_and_the_retrain_it_triggers(project_copy, 
     )
     files = {a.path for a in tracking_client(root).list_artifacts(run.info.run_id, "monitor")}
     assert {"monitor/drift.html", "monitor/drift.json", "monitor/decision.json"} <= files
+    page = Path(tracking_client(root).download_artifacts(run.info.run_id, "monitor/drift.html")).read_text()
+    assert "<title>Input drift: prediction log vs training data of" in page
+    assert f"training split of run {healthy['champion_run_id']}" in page and "1000 (" in page
 
     shifted = train_rows.assign(
         temp=train_rows["temp"] + 45,

@@ -73,6 +73,9 @@ def test_two_released_batches_are_taken_in_and_the_model_retrains_then_a_rerun_t
     assert 0 <= run.data.metrics["drift_share"] <= 1
     drift_files = {a.path for a in tracking_client(root).list_artifacts(run.info.run_id, "drift")}
     assert drift_files == {"drift/drift.html", "drift/drift.json"}
+    page = Path(tracking_client(root).download_artifacts(run.info.run_id, "drift/drift.html")).read_text()
+    assert "<title>Data drift: newest batch batch-2013-01-21.parquet vs the training split</title>" in page
+    assert "batch data/batch-2013-01-21.parquet" in page and "2013-01-21" in page and "sha256 " in page
     assert "Running stage" not in dvc(root, "repro").stdout, (
         "the flow left dvc.lock true: dvc repro is a no-op"
     )

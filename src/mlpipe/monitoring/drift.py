@@ -49,16 +49,56 @@ def drift_summary(snapshot_dict: dict) -> dict:
     return out
 
 
-def save_drift(snapshot, out_dir: Path, rows: dict | None = None) -> tuple[Path, Path, dict]:
+def describe_side(what: str, digest: str, times: pd.Series | None, rows: int, seen: int) -> dict:
+    """One side of a comparison as the report names it: what it is, its content hash, its period and rows."""
+    period = f"{times.min()} .. {times.max()}" if times is not None and len(times) else "unknown"
+    return {"what": what, "hash": digest, "period": period, "rows": rows, "rows_seen": seen}
+
+
+def context_header(title: str, reference: dict, current: dict) -> str:
+    """The HTML block that opens a report: its title, then what it compares with what (pure; escaped)."""
+    from html import escape
+
+    def row(label: str, side: dict) -> str:
+        cells = [side["what"], side["hash"], side["period"], f"{side['rows']} ({side['rows_seen']} seen)"]
+        return f"<tr><th>{label}</th>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
+
+    return (
+        '<header style="font-family:sans-serif;margin:16px 24px">'
+        f"<h1>{escape(title)}</h1>"
+        '<table style="border-collapse:collapse" cellpadding="4">'
+        "<tr><th></th><th>data</th><th>hash</th><th>period</th><th>rows (seen by Evidently)</th></tr>"
+        f"{row('reference', reference)}{row('current', current)}</table></header>"
+    )
+
+
+def titled(page: str, title: str, header: str) -> str:
+    """Evidently's page with `title` as its <title> and `header` opening its body (Evidently's save_html
+    renders neither the snapshot's name nor its metadata)."""
+    from html import escape
+
+    page = page.replace("<head>", f"<head><title>{escape(title)}</title>", 1)
+    return page.replace("<body>", f"<body>{header}", 1)
+
+
+def save_drift(
+    snapshot, out_dir: Path, rows: dict | None = None, context: dict | None = None
+) -> tuple[Path, Path, dict]:
     """Write drift.html (self-contained, no CDN) and drift.json; return their paths and the summary
-    (with `rows`, when given: how many rows each side had and how many Evidently saw)."""
+    (with `rows`, when given: how many rows each side had and how many Evidently saw). `context`
+    ({title, reference, current}, sides from describe_side) titles the page and says what it compares."""
     import json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     html, js = out_dir / "drift.html", out_dir / "drift.json"
     snapshot.save_html(str(html))  # Evidently writes nothing when given a Path object
+    if context:
+        header = context_header(context["title"], context["reference"], context["current"])
+        html.write_text(titled(html.read_text(encoding="utf-8"), context["title"], header), encoding="utf-8")
     raw = snapshot.dict()
-    summary = drift_summary(raw) | ({"rows": rows} if rows else {})
+    summary = (
+        drift_summary(raw) | ({"rows": rows} if rows else {}) | ({"context": context} if context else {})
+    )
     tmp = js.with_suffix(".json.tmp")  # written last and renamed: a complete json means a complete report
     tmp.write_text(
         json.dumps({"summary": summary, "evidently": raw}, indent=1, default=str), encoding="utf-8"

@@ -53,6 +53,7 @@ def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFr
             q = (
                 sa.select(
                     PREDICTIONS.c.id,
+                    PREDICTIONS.c.ts,
                     PREDICTIONS.c.inputs,
                     PREDICTIONS.c.proba,
                     PREDICTIONS.c.prediction,
@@ -79,7 +80,11 @@ def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFr
     frame["prediction"] = [r.prediction for r in rows]
     frame["model_version"] = [r.model_version for r in rows]
     frame["label"] = [r.label for r in rows]
+    frame[LOGGED_AT] = pd.to_datetime([r.ts for r in rows], unit="s", utc=True)
     return frame, in_window
+
+
+LOGGED_AT = "logged_at"  # when the service answered the row (the window's own period)
 
 
 def drift_summaries(reference: pd.DataFrame, current: pd.DataFrame, features: FeaturesCfg):

@@ -41,3 +41,19 @@ def test_saved_summary_records_the_rows_evidently_saw(make_frame, params, tmp_pa
     rows = {"reference": 200, "current": 200, "max_rows": 1000, "reference_seen": 200, "current_seen": 200}
     _, js, summary = save_drift(drift_report(ref, cur, params.features), tmp_path / "d", rows)
     assert summary["rows"] == rows == json.loads(js.read_text())["summary"]["rows"]
+
+
+def test_a_report_page_opens_with_its_title_and_what_it_compares_escaped():
+    import pandas as pd
+
+    from mlpipe.monitoring.drift import context_header, describe_side, titled
+
+    times = pd.Series(pd.to_datetime(["2013-01-01", "2013-03-31"], utc=True))
+    ref = describe_side("training split", "sha256 abc", times, 100, 50)
+    cur = describe_side("batch <x>.parquet", "sha256 def", None, 10, 10)
+    page = titled("<html><head></head><body><div>evidently</div></body></html>", "Drift A", "")
+    assert page.startswith("<html><head><title>Drift A</title></head><body>")
+    header = context_header("Drift <A>", ref, cur)
+    assert "<h1>Drift &lt;A&gt;</h1>" in header and "batch &lt;x&gt;.parquet" in header
+    assert "2013-01-01 00:00:00+00:00 .. 2013-03-31 00:00:00+00:00" in header and "100 (50 seen)" in header
+    assert "<td>unknown</td>" in header
