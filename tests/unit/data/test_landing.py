@@ -23,7 +23,6 @@ from mlpipe.data.landing import (
 )
 from mlpipe.data.validation import Violation, profile_frame
 
-
 NO_ROWS = np.empty(0, dtype=np.uint64)  # data/ holds no rows yet
 
 
