@@ -63,6 +63,7 @@ bench: setup  ## benchmarks: figures printed and written under bench/results/
 	$(VENV_BIN)/python bench/sweep.py
 	$(VENV_BIN)/python bench/large.py
 	$(VENV_BIN)/python bench/tasks.py
+	$(VENV_BIN)/python bench/landing.py
 
 clean:  ## remove local state (mlruns, artifacts, DVC store and cache, venv); data.dvc and dvc.lock stay
 	rm -rf .venv .tools mlruns artifacts .dvcstore .dvc/cache .dvc/tmp .prefect data

@@ -88,32 +88,17 @@ def _batch_task_name() -> str:
 
 @task(name="validate_batch", timeout_seconds=900, task_run_name=_batch_task_name)
 def validate_batch(root: str, path: str) -> dict:
-    """Check one landed batch against the schema, the training profile and the rows already in data/."""
+    """Check one landed batch against the retrain limits, data/'s column types, the schema, the training
+    profile and the rows already in data/, a chunk at a time (landing.check_landed)."""
     paths, params = setup(root)
     batch_path = Path(path)
     profile = json.loads(paths.profile.read_text()) if paths.profile.exists() else {}
-    # A batch written into data/ by a run that crashed before its commit is not a duplicate of itself.
-    own = landing.data_name(batch_path)
-    key = params.record_columns
-    known: set[int] = set()
-    for f in data_files(paths.data):
-        if f.name != own:
-            known.update(landing.row_hashes(read_frame(f, columns=key), key).tolist())
     try:
-        # data/'s column types first: what passes here is what the stages will read
-        batch, violations = landing.read_conformed(
-            batch_path, params.dataset.time_column, paths.data, params.dataset.time_format
-        )
+        verdict = landing.check_landed(batch_path, params, profile, paths.data)
     except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
-        violations, warnings, rows = (
-            [Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0)],
-            [],
-            0,
-        )
-    else:
-        found, warnings = landing.check_batch(batch, params, profile, known, batch_path.name)
-        violations += found
-        rows = len(batch)
+        violation = Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0, (), batch_path.name)
+        verdict = landing.BatchVerdict(batch_path, 0, [violation])
+    violations, warnings, rows = verdict.violations, verdict.warnings, verdict.rows
     event(
         "batch_checked", batch=batch_path.name, rows=rows, violations=len(violations), warnings=len(warnings)
     )
@@ -147,12 +132,8 @@ def snapshot_task(root: str, accepted: list[str]) -> dict:
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
     names = []
     for path in map(Path, accepted):
-        batch, refused = landing.read_conformed(
-            path, params.dataset.time_column, paths.data, params.dataset.time_format
-        )
-        if refused:  # validate_batch accepted it against the same schema: data/ changed in between
-            raise DataError("; ".join(v.message() for v in refused))
-        landing.take_into_data(batch, path, paths.data)
+        # conformed_tables refuses (DataError) a batch validate_batch accepted only if data/ changed since
+        landing.take_into_data(landing.conformed_tables(path, params, paths.data), path, paths.data)
         names.append(landing.data_name(path))
     after = snap.snapshot_data(paths)
     commit = git_commit_paths(

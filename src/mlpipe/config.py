@@ -169,6 +169,11 @@ class RetrainCfg(_Frozen):
     drift_max_rows: int = Field(
         default=200_000, ge=1000
     )  # rows of each side Evidently sees (an even stride beyond)
+    # Landed files: one over max_batch_mb is refused from its size alone, one over max_batch_rows as soon as
+    # the count passes it; every file is read and checked chunk_rows rows at a time, which bounds memory.
+    max_batch_mb: float = Field(default=1000, gt=0)
+    max_batch_rows: int = Field(default=10_000_000, ge=1)
+    chunk_rows: int = Field(default=100_000, ge=100, le=10_000_000)
 
 
 class DeployCfg(_Frozen):

@@ -115,7 +115,7 @@ def test_corrupted_batches_are_quarantined_with_reports_and_good_batch_goes_in(p
     assert f"accepted {good_path.name}; quarantined" in proc.stdout
     expected = {
         "bad-missing-column.parquet": "carrier | required column is missing",
-        "bad-wrong-type.parquet": "distance | not convertible to 'float64'",
+        "bad-wrong-type.parquet": "distance | type string cannot be read as int64",
         "bad-nulls.parquet": "origin | null where none are allowed",
         "bad-out-of-range.parquet": "hour | above max 23.0",
         "bad-duplicates.parquet": "<rows> | duplicates rows already in data/ | 200",

@@ -40,7 +40,7 @@ def simulate(
     import pandas as pd
 
     from mlpipe.data.frames import data_files, read_frame
-    from mlpipe.data.landing import landed_batches, read_batch, release_next_period
+    from mlpipe.data.landing import landed_batches, landed_time_max, release_next_period
     from mlpipe.data.sources import get_source
     from mlpipe.errors import ConfigError
 
@@ -56,10 +56,14 @@ def simulate(
         )
     landing_dir = paths.root / params.retrain.landing_dir
     stamps = [read_frame(f)[time_col].max() for f in data_files(paths.data)]
-    stamps += [
-        read_batch(f, time_col, time_format=params.dataset.time_format)[time_col].max()
+    # Landed files within the size limit, a chunk at a time; one without times (junk the next run will
+    # quarantine) says nothing about where the data ends.
+    landed = [
+        landed_time_max(f, time_col, params.dataset.time_format, params.retrain.chunk_rows)
         for f in landed_batches(landing_dir)
+        if f.stat().st_size / 1e6 <= params.retrain.max_batch_mb
     ]
+    stamps += [t for t in landed if t is not None]
     if not stamps:
         latest = pd.Timestamp(params.dataset.initial_period.end, tz="UTC") - pd.Timedelta(hours=1)
     else:

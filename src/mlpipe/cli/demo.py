@@ -124,7 +124,8 @@ def wait_for_version(base: str, version: str, timeout_s: float) -> bool:
 def run_demo(root: Path, dest: Path, traffic_rows: int, echo: Callable[[str], None]) -> list[Step]:
     """The story, step by step; returns the steps for the final table."""
     from mlpipe.config import load_params
-    from mlpipe.data.landing import landed_batches, read_batch
+    from mlpipe.data.frames import read_frame
+    from mlpipe.data.landing import landed_batches
     from mlpipe.runtime.localserver import start_service
     from mlpipe.runtime.shell import stop_process_group
 
@@ -163,7 +164,7 @@ def run_demo(root: Path, dest: Path, traffic_rows: int, echo: Callable[[str], No
         t0 = step(3, "the next period arrives as a labelled batch (mlpipe simulate --next)")
         released = mlpipe_cmd(dest, "simulate", "--next").stdout.strip()
         batch_file = landed_batches(dest / params.retrain.landing_dir)[-1]
-        batch = read_batch(batch_file, time_col)
+        batch = read_frame(batch_file)  # the Parquet file simulate wrote
         done("new data", released, t0)
 
         t0 = step(4, f"replay {traffic_rows} flights of that period as traffic, with feedback labels")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -70,9 +70,28 @@ def write_frame(df: pd.DataFrame, path: Path) -> None:
 def write_table(table: pa.Table, path: Path) -> None:
     """Write an Arrow table as write_frame does (same bytes as the frame it converts to), without
     going through pandas: the large-data stages move rows as Arrow, which keeps strings compact."""
+    write_tables([table], path)
+
+
+def write_tables(tables: Iterable[pa.Table], path: Path) -> None:
+    """Write tables of one schema as one Parquet file, each as write_table writes it (its own row groups),
+    holding one at a time; the file appears only once complete (no file when there is no table)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    writer = None
+    try:
+        for table in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+            writer.write_table(table)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    if writer is None:
+        return
+    writer.close()
     tmp.replace(path)
 
 

@@ -27,6 +27,24 @@ FILE_SUFFIXES = (".csv", ".parquet")
 def parse_times(values: pd.Series, fmt: str, column: str) -> pd.Series:
     """`values` as UTC timestamps read in the declared format; DataError naming the column and a few
     values when any present value does not parse. Numbers are times only as epoch_s / epoch_ms."""
+    parsed = times_or_nat(values, fmt)
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        examples = ", ".join(str(v)[:30] for v in values[bad].unique()[:3])
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        epoch = fmt in ("epoch_s", "epoch_ms")
+        hint = (
+            " (numbers are times only with time_format epoch_s or epoch_ms)" if numeric and not epoch else ""
+        )
+        raise DataError(
+            f"{column}: {int(bad.sum())} values do not parse as {fmt} (e.g. {examples}){hint} "
+            f"(rule: dataset.time_format {fmt}, parsed strictly)"
+        )
+    return parsed
+
+
+def times_or_nat(values: pd.Series, fmt: str) -> pd.Series:
+    """`values` as UTC timestamps read strictly in the declared format, NaT where one does not parse."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     if pd.api.types.is_datetime64_dtype(values):
@@ -41,17 +59,6 @@ def parse_times(values: pd.Series, fmt: str, column: str) -> pd.Series:
         text = values.astype("string")
         form = "%Y-%m-%d" if fmt == "date" else "ISO8601"
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format=form)
-    bad = parsed.isna() & values.notna()
-    if bad.any():
-        examples = ", ".join(str(v)[:30] for v in values[bad].unique()[:3])
-        epoch = fmt in ("epoch_s", "epoch_ms")
-        hint = (
-            " (numbers are times only with time_format epoch_s or epoch_ms)" if numeric and not epoch else ""
-        )
-        raise DataError(
-            f"{column}: {int(bad.sum())} values do not parse as {fmt} (e.g. {examples}){hint} "
-            f"(rule: dataset.time_format {fmt}, parsed strictly)"
-        )
     return parsed.astype("datetime64[ns, UTC]")
 
 

@@ -187,33 +187,55 @@ def validate_frame(df: pd.DataFrame, params: Params) -> list[Violation]:
 
 
 def validate_chunks(chunks: Iterable[pd.DataFrame], params: Params) -> list[Violation]:
-    """validate_frame over the row chunks of one source, holding one chunk at a time: schema
-    violations of the chunks are merged (counts added, first examples kept) and the null-rate rule
-    is judged on the null counts of all rows."""
-    schema = build_schema(params)
-    columns = [*params.features.columns, params.dataset.target]
-    rows = 0
-    nulls: dict[str, int] = {}
-    found: dict[tuple[str, str], Violation] = {}
-    tally = TargetTally()
-    target = params.dataset.target
+    """validate_frame over the row chunks of one source, holding one chunk at a time (ChunkValidator)."""
+    validator = ChunkValidator(params)
     for df in chunks:
-        rows += len(df)
-        if target in df.columns:
-            tally.add(df[target])
+        validator.add(df)
+    return validator.violations()
+
+
+class ChunkValidator:
+    """The schema and null-rate checks fed one chunk at a time: schema violations of the chunks are merged
+    (counts added, first examples kept) and the null-rate rule is judged on the null counts of all rows.
+    Memory is that of one chunk: a column already refused for its type (`skip`) is not value-checked, so
+    a chunk of junk never becomes a failure case per cell."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        self.schema = build_schema(params)
+        self.columns = [*params.features.columns, params.dataset.target]
+        self.rows = 0
+        self.nulls: dict[str, int] = {}
+        self.found: dict[tuple[str, str], Violation] = {}
+        self.tally = TargetTally()
+
+    def add(self, df: pd.DataFrame, skip: Iterable[str] = ()) -> None:
+        """Check one chunk; columns in `skip` count for rows and nulls only."""
+        skipped = set(skip)
+        target = self.params.dataset.target
+        self.rows += len(df)
+        if target in df.columns and target not in skipped:
+            self.tally.add(df[target])
+        schema = self.schema
+        if skipped & set(schema.columns):
+            schema = schema.remove_columns(sorted(skipped & set(schema.columns)))
         try:
             schema.validate(df, lazy=True)
         except pa.errors.SchemaErrors as errors:
             for v in _violations_from(errors):
-                found[(v.column, v.rule)] = merge_violations(found.get((v.column, v.rule)), v)
-        for col in columns:
+                self.found[(v.column, v.rule)] = merge_violations(self.found.get((v.column, v.rule)), v)
+        for col in self.columns:
             if col in df.columns:
-                nulls[col] = nulls.get(col, 0) + int(df[col].isna().sum())
-    violations = [Violation("<frame>", "no rows", 0)] if rows == 0 else []
-    violations.extend(found.values())
-    violations.extend(target_violations(tally, params.task, target))
-    violations.extend(null_rate_violations(nulls, rows, params.validate_.max_null_rate))
-    return violations
+                self.nulls[col] = self.nulls.get(col, 0) + int(df[col].isna().sum())
+
+    def violations(self) -> list[Violation]:
+        """Every rule broken by the chunks seen so far; an empty list means they are valid."""
+        p = self.params
+        violations = [Violation("<frame>", "no rows", 0)] if self.rows == 0 else []
+        violations.extend(self.found.values())
+        violations.extend(target_violations(self.tally, p.task, p.dataset.target))
+        violations.extend(null_rate_violations(self.nulls, self.rows, p.validate_.max_null_rate))
+        return violations
 
 
 def merge_violations(seen: Violation | None, new: Violation) -> Violation:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,16 +12,18 @@ from mlpipe.data.frames import write_frame
 from mlpipe.data.landing import (
     BatchVerdict,
     check_batch,
+    conformed_tables,
     data_name,
     ingest_file,
     landed_batches,
     quarantine,
-    read_batch,
     release_next_period,
     row_hashes,
     take_into_data,
 )
 from mlpipe.data.validation import Violation, profile_frame
+
+NO_ROWS = np.empty(0, dtype=np.uint64)  # data/ holds no rows yet
 
 
 def _key(params):
@@ -38,21 +41,21 @@ def test_clean_batch_passes_and_unseen_categories_are_only_warnings(flights, par
     profile = profile_frame(flights, params)
     batch = flights.copy()
     batch.loc[0, "dest"] = "SFO"
-    violations, warnings = check_batch(batch, params, profile, set(), "b.parquet")
+    violations, warnings = check_batch(batch, params, profile, NO_ROWS, "b.parquet")
     assert violations == []
     assert warnings == ["dest: 1 categories not in the training profile (e.g. SFO)"]
 
 
 def test_rows_already_in_data_are_refused_as_duplicates(make_frame, params):
     earlier = make_frame(20)
-    known = set(row_hashes(earlier, _key(params)).tolist())
+    known = np.unique(row_hashes(earlier, _key(params)).to_numpy())
     batch = pd.concat([earlier.head(4), make_frame(6, seed=9, start="2013-02-01 05:00")], ignore_index=True)
     violations, _ = check_batch(batch, params, {}, known, "dup.parquet")
     assert violations == [Violation("<rows>", "duplicates rows already in data/", 4, (), "dup.parquet")]
 
 
 def test_schema_violations_name_the_batch(flights, params):
-    violations, _ = check_batch(flights.assign(hour=99), params, {}, set(), "bad.parquet")
+    violations, _ = check_batch(flights.assign(hour=99), params, {}, NO_ROWS, "bad.parquet")
     assert [v.message() for v in violations] == [
         "bad.parquet: hour: above max 23.0: 12 offending (e.g. 99.0)"
     ]
@@ -80,16 +83,18 @@ def test_quarantine_moves_the_file_beside_a_report_and_never_overwrites(tmp_path
     assert not verdict.accepted and BatchVerdict(landing / "x", 1).accepted
 
 
-def test_csv_batch_is_read_with_utc_times_and_taken_into_data_as_parquet(flights, tmp_path):
+def test_csv_batch_is_read_with_utc_times_and_taken_into_data_as_parquet(flights, params, tmp_path):
+    data = tmp_path / "data"
+    write_frame(flights, data / "batch-a.parquet")
     src = tmp_path / "landing" / "batch-x.csv"
     src.parent.mkdir()
     flights.to_csv(src, index=False)
-    batch = read_batch(src, "time_hour")
-    assert str(batch["time_hour"].dt.tz) == "UTC"
-    dest = take_into_data(batch, src, tmp_path / "data")
+    dest = take_into_data(conformed_tables(src, params, data), src, data)
     assert dest.name == data_name(src) == "batch-x.parquet"
     assert src.exists(), "the landing file stays until the snapshot is committed"
-    pd.testing.assert_frame_equal(pd.read_parquet(dest), batch)
+    taken = pd.read_parquet(dest)
+    assert str(taken["time_hour"].dt.tz) == "UTC"
+    pd.testing.assert_frame_equal(taken, flights)
 
 
 def test_ingest_copies_into_landing_and_refuses_taken_names_and_unknown_types(flights, tmp_path):
@@ -142,15 +147,13 @@ def test_release_writes_the_period_after_the_latest_row(flights, tmp_path):
 
 
 def _land(path, data, params, profile):
-    """What the retrain flow does with a landed file: read with data/'s types, conform, check, take in."""
-    from mlpipe.data.landing import read_conformed
+    """What the retrain flow does with a landed file: check it a chunk at a time, take it in if it passes."""
+    from mlpipe.data.landing import check_landed
 
-    batch, violations = read_conformed(path, params.dataset.time_column, data)
-    found, _ = check_batch(batch, params, profile, set(), path.name)
-    violations += found
-    if not violations:
-        take_into_data(batch, path, data)
-    return violations
+    verdict = check_landed(path, params, profile, data)
+    if verdict.accepted:
+        take_into_data(conformed_tables(path, params, data), path, data)
+    return verdict.violations
 
 
 def test_batches_with_mismatched_types_never_break_the_stages_after_them(make_frame, params, tmp_path):
@@ -198,9 +201,12 @@ def test_batches_with_mismatched_types_never_break_the_stages_after_them(make_fr
 
 
 def test_a_batch_of_the_same_types_is_taken_in_unchanged(flights, tmp_path):
-    from mlpipe.data.landing import conform_batch, data_schema
+    import pyarrow as pa
+
+    from mlpipe.data.landing import conform_table, data_schema
 
     write_frame(flights, tmp_path / "a.parquet")
-    same, violations = conform_batch(flights, data_schema(tmp_path), "b.parquet")
-    assert violations == [] and same.equals(flights)
+    table = pa.Table.from_pandas(flights, preserve_index=False)
+    same, violations = conform_table(table, data_schema(tmp_path), "datetime", "b.parquet")
+    assert violations == [] and same.equals(table)
     assert data_schema(tmp_path / "nothing") is None
