@@ -170,7 +170,7 @@ def serve(
 
 def ui(
     root: ROOT_OPTION = Path("."),
-    port: int = 5000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 5000,
     host: str = "127.0.0.1",
     prefect: Annotated[
         bool, typer.Option("--prefect", help="Open the Prefect UI (a local server) instead.")
@@ -188,19 +188,13 @@ def ui(
     """Start the MLflow UI over this project's tracking store (127.0.0.1 by default), or the Prefect UI."""
     paths = project(root)
     if prefect:
+        from mlpipe.runtime.localserver import prefect_server_command, prefect_server_env
+
         use_project_prefect(paths)
         paths.prefect_home.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            str(Path(sys.executable).parent / "prefect"),
-            "server",
-            "start",
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ]
+        cmd = prefect_server_command(host, port)
         typer.echo(f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)")
-        raise typer.Exit(serve_until_stopped(cmd, paths.root, tool_env()))
+        raise typer.Exit(serve_until_stopped(cmd, paths.root, prefect_server_env(host, port)))
     uri = tracking_uri(paths)
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),
