@@ -1,4 +1,5 @@
-"""What runs beside the pipeline: `mlpipe serve` (the REST service) and `mlpipe ui` (MLflow or Prefect)."""
+"""What runs beside the pipeline: `mlpipe serve` (the REST service), `mlpipe ui` (MLflow or Prefect) and
+`mlpipe plots` (the DVC plots as a page that renders offline)."""
 
 from __future__ import annotations
 
@@ -216,6 +217,21 @@ def ui(
     env = tool_env()
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     raise typer.Exit(serve_until_stopped(cmd, paths.root, env))
+
+
+def plots(
+    root: ROOT_OPTION = Path("."),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder of the page (git-ignored by default).")
+    ] = Path("dvc_plots"),
+) -> None:
+    """The DVC plots of dvc.yaml (ROC, confusion matrix) as one HTML page that renders offline: `dvc plots
+    show` with vega, vega-lite and vega-embed inlined instead of loaded from a CDN. Prints its file:// URL."""
+    from mlpipe.runtime.offline_plots import render_offline_plots
+
+    paths = project(root)
+    page = render_offline_plots(paths.root, out, title=f"{paths.root.name}: DVC plots")
+    typer.echo(page.as_uri())
 
 
 def serve_until_stopped(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
