@@ -26,6 +26,7 @@ for command in (
     data.ingest,
     pipeline.schedule,
     services.ui,
+    services.plots,
     models.reproduce,
     models.lineage,
     models.diff,

@@ -11,6 +11,8 @@ import typer
 GITIGNORE = """\
 # project-local state of the tools: never committed (mlpipe init)
 /mlruns/
+/mlflow.db
+/mlartifacts/
 /.prefect/
 /.dvcstore/
 /artifacts/
@@ -18,6 +20,7 @@ GITIGNORE = """\
 /landing/
 /quarantine/
 /dvc_plots/
+/.ui-check/
 /.mlpipe.lock
 .mlpipe/
 __pycache__/

@@ -1,4 +1,5 @@
-"""What runs beside the pipeline: `mlpipe serve` (the REST service) and `mlpipe ui` (MLflow or Prefect)."""
+"""What runs beside the pipeline: `mlpipe serve` (the REST service), `mlpipe ui` (MLflow or Prefect) and
+`mlpipe plots` (the DVC plots as a page that renders offline)."""
 
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def serve(
 
 def ui(
     root: ROOT_OPTION = Path("."),
-    port: int = 5000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 5000,
     host: str = "127.0.0.1",
     prefect: Annotated[
         bool, typer.Option("--prefect", help="Open the Prefect UI (a local server) instead.")
@@ -188,19 +189,13 @@ def ui(
     """Start the MLflow UI over this project's tracking store (127.0.0.1 by default), or the Prefect UI."""
     paths = project(root)
     if prefect:
+        from mlpipe.runtime.localserver import prefect_server_command, prefect_server_env
+
         use_project_prefect(paths)
         paths.prefect_home.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            str(Path(sys.executable).parent / "prefect"),
-            "server",
-            "start",
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ]
+        cmd = prefect_server_command(host, port)
         typer.echo(f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)")
-        raise typer.Exit(serve_until_stopped(cmd, paths.root, tool_env()))
+        raise typer.Exit(serve_until_stopped(cmd, paths.root, prefect_server_env(host, port)))
     uri = tracking_uri(paths)
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),
@@ -222,6 +217,21 @@ def ui(
     env = tool_env()
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     raise typer.Exit(serve_until_stopped(cmd, paths.root, env))
+
+
+def plots(
+    root: ROOT_OPTION = Path("."),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder of the page (git-ignored by default).")
+    ] = Path("dvc_plots"),
+) -> None:
+    """The DVC plots of dvc.yaml (ROC, confusion matrix) as one HTML page that renders offline: `dvc plots
+    show` with vega, vega-lite and vega-embed inlined instead of loaded from a CDN. Prints its file:// URL."""
+    from mlpipe.runtime.offline_plots import render_offline_plots
+
+    paths = project(root)
+    page = render_offline_plots(paths.root, out, title=f"{paths.root.name}: DVC plots")
+    typer.echo(page.as_uri())
 
 
 def serve_until_stopped(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:

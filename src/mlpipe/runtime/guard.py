@@ -89,14 +89,20 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def stop_group(pgid: int, grace_s: float, every_s: float = 0.1) -> None:
-    """SIGTERM every process of group `pgid`; SIGKILL what is left after `grace_s`."""
+def stop_group(
+    pgid: int, grace_s: float, every_s: float = 0.1, reap: Callable[[], object] | None = None
+) -> None:
+    """SIGTERM every process of group `pgid`; SIGKILL what is left after `grace_s`. Returns once the group
+    is empty, however long its members outlive their leader. `reap` (the leader's Popen.poll, for its
+    parent) collects the leader once it exits: an unreaped zombie still counts as a member."""
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
+        if reap is not None:
+            reap()
         if not group_alive(pgid):
             return
         time.sleep(every_s)

@@ -84,6 +84,35 @@ def start_service(
     return base, proc
 
 
+def prefect_server_command(host: str, port: int) -> list[str]:
+    """`prefect server start` (API and UI) on `host`:`port`, by this interpreter's Prefect."""
+    return [
+        str(Path(sys.executable).parent / "prefect"),
+        "server",
+        "start",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+
+
+def prefect_server_env(host: str, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of `prefect_server_command(host, port)`: the server's own settings name its address,
+    so the UI's API URL (what its /ui-settings answers, which the browser then calls) follows the port.
+    `--port` alone leaves it at PREFECT_API_URL, else 127.0.0.1:4200: a blank UI on any other port."""
+    return tool_env(
+        {
+            "PREFECT_SERVER_API_HOST": host,
+            "PREFECT_SERVER_API_PORT": str(port),
+            # The setting has two names: both set, so a stale value under either cannot win.
+            "PREFECT_SERVER_UI_API_URL": f"http://{host}:{port}/api",
+            "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
+            **(extra or {}),
+        }
+    )
+
+
 def start_prefect_server(
     port: int, prefect_home: Path, cwd: Path | None = None, timeout_s: float = 120
 ) -> subprocess.Popen:
@@ -91,17 +120,9 @@ def start_prefect_server(
     in a session of its own (stop it with stop_process_group); returns once /api/health answers."""
     prefect_home.mkdir(parents=True, exist_ok=True)
     proc = launch(
-        [
-            str(Path(sys.executable).parent / "prefect"),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        prefect_server_command("127.0.0.1", port),
         cwd or Path.cwd(),
-        tool_env({"PREFECT_HOME": str(prefect_home)}),
+        prefect_server_env("127.0.0.1", port, {"PREFECT_HOME": str(prefect_home)}),
         prefect_home / "server.log",
     )
     wait_answering(proc, f"http://127.0.0.1:{port}/api/health", timeout_s)

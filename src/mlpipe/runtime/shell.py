@@ -60,17 +60,15 @@ def pid_alive(pid: int) -> bool:
 
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
     """SIGTERM a process started in a session or process group of its own (start_new_session=True,
-    runtime.guard.guarded_popen) and all its children; SIGKILL after `grace_s`. Its watchdog, if any,
-    is stopped too."""
-    import signal
+    runtime.guard.guarded_popen) and every process of its group; SIGKILL what is left after `grace_s`.
+    Returns once the whole group is gone, also the workers that outlive the leader (a server's uvicorn
+    child finishing its shutdown, a worker that ignores SIGTERM). Its watchdog, if any, is stopped too."""
+    from mlpipe.runtime.guard import stop_group
 
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    # The group id stays the leader's pid while any member lives (Linux does not reuse a pid that is
+    # still some group's id), so the group is addressed by it even after the leader exited.
+    stop_group(proc.pid, grace_s, reap=proc.poll)
+    proc.wait(timeout=10)
     watchdog = getattr(proc, "watchdog", None)
     if watchdog is not None and watchdog.poll() is None:
         watchdog.terminate()  # its server is stopped: nothing left to guard

@@ -166,3 +166,25 @@ def test_orphaned_runs_are_those_of_this_host_whose_process_is_gone():
     ]
     assert orphaned_runs(runs, "here", alive) == [("dead", 200)]
     assert orphaned_runs([], "here", alive) == []
+
+
+# A "server" that exits on SIGTERM at once, while its worker takes its time (1 s) or ignores SIGTERM.
+LEADER_FIRST = (
+    "import os, signal, subprocess, sys, time\n"
+    "slow = 'import signal, time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1), exit(0)));"
+    " print(1, flush=True); time.sleep(600)'\n"
+    "deaf = 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+    " print(1, flush=True); time.sleep(600)'\n"
+    "ws = [subprocess.Popen([sys.executable, '-c', c], stdout=subprocess.PIPE) for c in (slow, deaf)]\n"
+    "[w.stdout.readline() for w in ws]\n"
+    "print(*(w.pid for w in ws), flush=True); time.sleep(600)"
+)
+
+
+def test_stop_process_group_returns_only_once_the_workers_that_outlive_the_server_are_gone():
+    proc = guarded_popen([sys.executable, "-c", LEADER_FIRST], cwd=".", env=None, stdout=subprocess.PIPE)
+    slow, deaf = map(int, proc.stdout.readline().split())
+    stop_process_group(proc, grace_s=3)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGTERM  # the server itself went at once
+    assert [p for p in (slow, deaf) if pid_alive(p) and not _zombie(p)] == []  # no grace period here
