@@ -194,8 +194,8 @@ REFUSAL = {
                 "properties": {
                     "field": {
                         "type": "string",
-                        "description": "A feature, records, labels, request_id, or <body>, <model>, <log>, "
-                        "<service> for the body as a whole and the service's own state.",
+                        "description": "A feature, records, labels, request_id, or `<body>`, `<model>`, "
+                        "`<log>`, `<service>` for the body as a whole and the service's own state.",
                     },
                     "rule": {"type": "string"},
                     "record": {"type": "integer", "description": "422 of a record: its position."},
@@ -220,7 +220,9 @@ REFUSAL = {
 
 def _refusal(description: str, field: str, rule: str, **entry) -> dict:
     """A refusal: its description, the Refusal schema, an example entry as the service writes it."""
-    example = {"detail": [{**entry, "field": field, "rule": rule}]}
+    entry |= {"field": field, "rule": rule}
+    order = ("record", "field", "value", "rule", "kind")  # as `request_rules.Problem` writes them
+    example = {"detail": [{k: entry[k] for k in order if k in entry}]}
     return {
         "description": description,
         "content": {JSON: {"schema": {"$ref": SCHEMAS + "Refusal"}, "example": example}},
@@ -283,8 +285,8 @@ def predict_operation(
             kind="missing_field",
         ),
         "503": _shed(
-            "No model loaded yet (<model>), the prediction log cannot keep the answer (<log>), or too many "
-            "requests at once (plain text)."
+            "No model loaded yet (`<model>`), the prediction log cannot keep the answer (`<log>`), or "
+            "too many requests at once (plain text)."
         ),
     }
     return {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 STATIC = "/static/docs"
@@ -23,6 +23,16 @@ LINKS = (
     ("/health", "liveness"),
     ("/ready", "readiness"),
 )
+
+
+# redoc 2.5's sidebar shows Redocly's logo from its CDN, with no option to turn it off
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def offline_redoc(bundle: bytes) -> bytes:
+    """redoc's bundle without its one outside request: the logo's URL becomes an empty `data:` URL, which
+    fails to load as an image, and the logo hides itself (its onError), as it does offline."""
+    return bundle.replace(REDOC_LOGO, b"data:,")
 
 
 def asset_dir() -> Path:
@@ -62,8 +72,8 @@ def home_html(title: str, served, alias: str, features: list[str], load_error: s
 def add_pages(app: FastAPI, home) -> None:
     """Mount the doc assets and add `/`, `/docs`, `/redoc` to `app` (made with docs_url=None,
     redoc_url=None); `home()` gives the HTML of `/` at each request."""
-    app.mount(STATIC, StaticFiles(directory=asset_dir()), name="docs-assets")
     openapi_url, redirect_url = app.openapi_url, app.swagger_ui_oauth2_redirect_url
+    redoc_js = offline_redoc((asset_dir() / "redoc.standalone.js").read_bytes())
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:
@@ -95,3 +105,10 @@ def add_pages(app: FastAPI, home) -> None:
             redoc_favicon_url=f"{STATIC}/favicon.png",
             with_google_fonts=False,
         )
+
+    @app.get(f"{STATIC}/redoc.standalone.js", include_in_schema=False)
+    def redoc_bundle() -> Response:
+        return Response(redoc_js, media_type="text/javascript")
+
+    # after the route above, which it would otherwise shadow
+    app.mount(STATIC, StaticFiles(directory=asset_dir()), name="docs-assets")

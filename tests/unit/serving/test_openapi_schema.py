@@ -13,7 +13,7 @@ from mlpipe.serving.app import Served, answer_body
 from mlpipe.serving.body import BodyRefused, parse_json
 from mlpipe.serving.metrics import Metrics
 from mlpipe.serving.openapi import field_schema, input_example, service_openapi
-from mlpipe.serving.pages import home_html
+from mlpipe.serving.pages import REDOC_LOGO, asset_dir, home_html, offline_redoc
 from mlpipe.serving.request_rules import check_request, rules_from
 
 BASE = {
@@ -161,3 +161,9 @@ def test_metrics_name_the_served_model_and_follow_a_swap():
     current["model"] = ("flights-late", "2", "champion", "r2")
     text = generate_latest(metrics.registry).decode()
     assert 'mlpipe_model_info{alias="champion",name="flights-late",run_id="r2",version="2"} 1.0' in text
+
+
+def test_the_served_redoc_bundle_asks_no_outside_host():
+    bundle = (asset_dir() / "redoc.standalone.js").read_bytes()
+    assert bundle.count(REDOC_LOGO) == 1  # a new redoc moved it: look again
+    assert b"cdn.redoc.ly" not in offline_redoc(bundle)
