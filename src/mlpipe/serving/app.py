@@ -18,6 +18,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -25,11 +26,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from mlpipe.model.outputs import labels_from, scores, summary_score
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHAMPION, alias_version
-from mlpipe.registry.refs import versions_of_run
+from mlpipe.registry.refs import MODEL_REF, versions_of_run
 from mlpipe.runtime.logs import event
 from mlpipe.serving.body import BodyRefused, parse_json
 from mlpipe.serving.guard import GuardRequests
 from mlpipe.serving.metrics import CountRequests, Metrics
+from mlpipe.serving.openapi import input_example, service_openapi
+from mlpipe.serving.pages import add_pages, home_html
 from mlpipe.serving.prediction_log import PredictionLog, log_rows
 from mlpipe.serving.request_rules import RequestRules, checked_columns
 
@@ -110,19 +113,6 @@ def health_of(client, served: Served) -> dict:
     return {"status": "ok", "status_reason": ""}
 
 
-def input_example(profile: dict, features: list[str]) -> dict:
-    """A valid /predict body from the training profile: the commonest category, the median number."""
-    record = {}
-    for name in features:
-        col = profile["columns"][name]
-        if col["kind"] == "categorical":
-            record[name] = max(col["categories"], key=col["categories"].get)
-        else:
-            median = col["quantiles"]["0.5"]
-            record[name] = int(median) if col["dtype"].startswith("int") else median
-    return {"records": [record]}
-
-
 _single_thread = threading.local()
 
 
@@ -185,6 +175,12 @@ def feedback_rule(task: str, classes: list, labels) -> str | None:
     if not all(not isinstance(v, bool | float) and isinstance(v, int | str) and v in known for v in labels):
         return f"labels must be a list of the model's classes ({', '.join(map(str, classes))})"
     return None
+
+
+def served_alias(ref: str, watch_alias: str | None) -> str:
+    """The alias the service answers by: the one it watches, else the one `ref` names ("" for a version)."""
+    m = MODEL_REF.match(ref)
+    return watch_alias or (m["alias"] if m and m["alias"] else "")
 
 
 def _error(status: int, rule: str, detail: list | None = None, field_: str = "<body>") -> JSONResponse:
@@ -271,14 +267,37 @@ def create_app(
         title="mlpipe model service",
         lifespan=lifespan,
         description="Predictions from the champion model, checked against the training profile.",
+        docs_url=None,  # pages.add_pages: the same pages with their assets served from here, not a CDN
+        redoc_url=None,
     )
     app.state.mlpipe = state
+    alias = served_alias(ref, watch_alias)
     app.state.log = log
 
     # GuardRequests inside CountRequests: its 413s, 503s and 500s are counted too
     app.add_middleware(GuardRequests, max_bytes=cfg.max_bytes, max_in_flight=cfg.max_in_flight)
     app.add_middleware(CountRequests, metrics=metrics)
     metrics.watch_log(log)
+    metrics.watch_model(
+        lambda: (s.name, s.version, alias, s.run_id) if (s := state["served"]) is not None else None
+    )
+    cached: dict = {}
+
+    def openapi() -> dict:
+        """FastAPI's document with /predict and /feedback described from the model served now."""
+        served = state["served"]
+        key = None if served is None else (served.version, served.run_id)
+        if cached.get("key") != key or "doc" not in cached:
+            base = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            cached.update(
+                key=key, doc=service_openapi(base, served, cfg.features, cfg.max_records, cfg.max_bytes)
+            )
+        return cached["doc"]
+
+    app.openapi = openapi
+    add_pages(app, lambda: home_html(app.title, state["served"], alias, cfg.features, state["load_error"]))
 
     @app.get("/health")
     def health():
@@ -308,6 +327,7 @@ def create_app(
             **served.info,
             **health_of(client, served),
             "threshold": cfg.threshold,
+            "alias": alias,
             "features": cfg.features,
             "input_example": input_example(served.profile, cfg.features),
             "max_records": cfg.max_records,

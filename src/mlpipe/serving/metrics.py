@@ -1,5 +1,6 @@
 """Prometheus metrics of the service: requests by endpoint and status, latency, predictions by class,
-refusals by rule, hot swaps (counted by a pure-ASGI middleware); the prediction log's rows by outcome and its
+refusals by rule, hot swaps (counted by a pure-ASGI middleware); the served model's name, version, alias and
+run id (`mlpipe_model_info`); the prediction log's rows by outcome and its
 spool's depth (read off the log at each scrape)."""
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class Metrics:
     def watch_log(self, log) -> None:
         """Export the prediction log's counts (written, spooled, replayed, refused) and spool depth."""
         self.registry.register(LogCollector(log))
+
+    def watch_model(self, current) -> None:
+        """Export `mlpipe_model_info{name,version,alias,run_id} 1` of the model `current()` names (a tuple of
+        those four, or None while none is loaded), read at each scrape: a hot swap shows at the next one."""
+        self.registry.register(ModelCollector(current))
 
     def count_answers(self, served, answers) -> None:
         """Classifiers: predictions by class; regressors: a histogram of the predicted values."""
@@ -99,6 +105,27 @@ class LogCollector:
             "1 while rows wait in the spool (2: the spool is full and requests are refused), else 0",
             value={"ok": 0, "degraded": 1, "full": 2}[health["log"]],
         )
+
+
+class ModelCollector:
+    """The served model as an info gauge (the labels carry the facts, the value is 1)."""
+
+    def __init__(self, current):
+        self.current = current
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        info = GaugeMetricFamily(
+            "mlpipe_model_info",
+            "The model being served (1): its name, registry version, the alias it is served by, its run id",
+            labels=["name", "version", "alias", "run_id"],
+        )
+        found = self.current()
+        if found is not None:
+            info.add_metric([str(v) for v in found], 1)
+        yield info
 
 
 def value_buckets(profile: dict, target: str | None) -> tuple[float, ...]:
