@@ -63,10 +63,15 @@ def metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
     return rows
 
 
+# MLflow 3's UI opens every experiment in its GenAI view unless the URL asks for the model-training one
+# (the experiment's `mlflow.experimentKind` tag does not change that default: seen in Chromium, 3.17)
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+
+
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """Where a person opens the run: the tracking server's own page when there is one, else the path
     `mlpipe ui` serves (on whatever port it is started)."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    page = f"#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
     if tracking_uri.startswith(("http://", "https://")):
         return f"{tracking_uri.rstrip('/')}/{page}"
     return f"`mlpipe ui`, then /{page}"

@@ -6,9 +6,16 @@ from flows.common import metric_rows, run_link, vs_champion
 
 
 def test_the_run_link_follows_the_tracking_server_and_names_no_fixed_port_for_a_local_store():
-    assert run_link("http://127.0.0.1:5123/", "1", "abc") == "http://127.0.0.1:5123/#/experiments/1/runs/abc"
+    assert (
+        run_link("http://127.0.0.1:5123/", "1", "abc")
+        == "http://127.0.0.1:5123/#/experiments/1/runs/abc?workflowType=machine_learning"
+    )
     local = run_link("sqlite:////p/mlruns/mlflow.db", "1", "abc")
-    assert "5000" not in local and local.endswith("/#/experiments/1/runs/abc") and "mlpipe ui" in local
+    assert (
+        "5000" not in local
+        and local.endswith("/#/experiments/1/runs/abc?workflowType=machine_learning")
+        and "mlpipe ui" in local
+    )
 
 
 def test_the_change_is_against_the_champion_on_the_same_rows_or_not_shown():

@@ -211,7 +211,10 @@ def ui(
     ]
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", paths.artifact_root.as_uri()]
-    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
+    typer.echo(
+        f"MLflow UI on http://{host}:{port}/#/experiments?workflowType=machine_learning "
+        "(the model-training view; Ctrl-C stops it)"
+    )
     # MLflow's job runner (7 huey consumer processes, ~200 MB each) serves GenAI jobs this project has
     # none of: off unless the environment asks for it.
     env = tool_env()
