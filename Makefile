@@ -18,7 +18,7 @@ export UV_COMPILE_BYTECODE := 1
 VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help setup run test test-cache coverage test-unit bench lint clean
+.PHONY: help setup run test test-cache coverage test-unit bench lint clean browser ui-check ui-shots
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -33,7 +33,7 @@ setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen; th
 run: setup  ## the main job: bootstrap data, dvc repro, record the run in MLflow, register the model
 	$(VENV_BIN)/mlpipe run
 
-test: lint test-cache  ## lint, then the whole test suite (unit + integration with real git, DVC, MLflow, Prefect)
+test: lint test-cache browser  ## lint, then the whole test suite (unit + integration with real git, DVC, MLflow, Prefect)
 	$(VENV_BIN)/pytest
 
 # The reproduce proof builds a second locked environment (scikit-learn 1.9.0 instead of the lock's) with
@@ -43,7 +43,7 @@ test-cache: setup
 	$(UV) pip install --quiet --no-deps --python $(VENV_BIN)/python --target $(CURDIR)/.tools/prefetch \
 		-r tests/fixtures/prefetch.txt
 
-coverage: lint test-cache  ## the same suite with coverage measured in every Python subprocess; fails under the floor (85%)
+coverage: lint test-cache browser  ## the same suite with coverage measured in every Python subprocess; fails under the floor (85%)
 	$(VENV_BIN)/pytest --cov --cov-report=term
 
 lint: setup  ## ruff (rules, format, line length 110), the import contracts (layers), hadolint on the Dockerfile
@@ -51,6 +51,18 @@ lint: setup  ## ruff (rules, format, line length 110), the import contracts (lay
 	$(VENV_BIN)/ruff format --check src flows tests bench
 	$(VENV_BIN)/lint-imports
 	$(VENV_BIN)/hadolint Dockerfile
+
+# The browser check drives Debian's Chromium (Playwright never downloads a browser of its own here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:  ## Debian's Chromium for the browser check, installed when missing
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+ui-check: setup browser  ## every page a person is pointed at, in headless Chromium after a real run; screenshots in .ui-check/
+	$(VENV_BIN)/pytest tests/integration/test_ui_check.py -n 0
+
+ui-shots:  ## the browser check, also writing the README's small screenshots to docs/screenshots/
+	UI_CHECK_README_SHOTS=$(CURDIR)/docs/screenshots $(MAKE) ui-check
 
 test-unit: setup  ## unit tests only
 	$(VENV_BIN)/pytest tests/unit
