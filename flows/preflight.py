@@ -1,35 +1,53 @@
 """Before `mlpipe run` starts a Prefect flow: would the flow do anything at all?
 
-It would not when no batch waits in the landing zone, the git tree is clean, DVC reports `data/` and
-every stage up to date (DVC's own status), and MLflow already holds this exact state's run with its
-drift report and a registered version. Then the answer is that run, found in a few seconds instead of
-the ~10 s a flow needs just to start. Any doubt (or a busy project) leaves the decision to the flow.
-No Prefect import here: this is the path that avoids starting it."""
+It would not when no batch waits in the landing zone, the git tree is clean and at the commit the last
+recorded run ended on, DVC reports `data/` and every stage up to date (DVC's own status), and that run's
+model is the one in the workspace. The answer is then that run's summary, kept by the flow when it ended
+(`.mlpipe/last_run.json`, `remember_run`): files alone, no MLflow or Prefect import, ~1 s instead of the
+~10 s a flow needs just to start. Any doubt (no record, another tracking store, a busy project, an alias
+moved by hand since) leaves the decision to the flow; `mlpipe run --flow` always asks the flow."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
 
 from flows.common import RunSummary
 from mlpipe.config import Params, ProjectPaths
+from mlpipe.data.zone import landed_batches
 from mlpipe.errors import LockBusy
-from mlpipe.registry import tags as tag
-from mlpipe.registry.aliases import CHAMPION, alias_version, aliases_of
-from mlpipe.registry.client import mlflow_client
-from mlpipe.registry.refs import versions_of_run
 from mlpipe.runtime.git import git_commit, git_dirty
 from mlpipe.runtime.lock import project_lock
-from mlpipe.runtime.lockfiles import dvc_file_md5
 from mlpipe.runtime.logs import event
 
 VERDICT = "nothing to train (no new data, no code or param change; answered before starting the flow)"
+RECORD_VERSION = 1
 
 
-def _dvc_up_to_date(paths: ProjectPaths) -> bool:
-    from dvc.repo import Repo
+def remember_run(paths: ProjectPaths, summary: RunSummary) -> None:
+    """Keep the summary of a recorded, registered and judged run at the commit it ended on: the no-op
+    answer of the next `mlpipe run`. An experiment or a run from a dirty tree is never remembered."""
+    if summary.git_dirty or not summary.gate_decision or summary.model_version == "unregistered":
+        forget_run(paths)
+        return
+    record = {
+        "record_version": RECORD_VERSION,
+        "commit": summary.commit,
+        "tracking_uri": summary.tracking_uri,
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "summary": summary.as_dict(),
+    }
+    paths.last_run.parent.mkdir(parents=True, exist_ok=True)
+    tmp = paths.last_run.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str))
+    tmp.replace(paths.last_run)
 
-    with Repo(str(paths.root)) as repo:
-        return not repo.status()
+
+def forget_run(paths: ProjectPaths) -> None:
+    """Drop the no-op answer: the registry moved (promote, rollback), so the next run asks the flow."""
+    paths.last_run.unlink(missing_ok=True)
 
 
 def recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunSummary | None:
@@ -41,68 +59,65 @@ def recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> Ru
         return None  # another run is busy: the flow will wait for it
 
 
-def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunSummary | None:
-    from mlpipe.data.landing import (
-        landed_batches,
-    )  # here: it imports pandera, which the no-op path may not need
+def _read_record(paths: ProjectPaths) -> dict | None:
+    try:
+        record = json.loads(paths.last_run.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("record_version") != RECORD_VERSION:
+        return None
+    names = {f.name for f in fields(RunSummary)}
+    if not isinstance(record.get("summary"), dict) or not names >= set(record["summary"]):
+        return None
+    return record
 
+
+def _store_present(tracking_uri: str) -> bool:
+    """False when the project's own SQLite store was deleted since (its run would be gone)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///")).exists()
+    return True
+
+
+def _dvc_up_to_date(paths: ProjectPaths) -> bool:
+    from dvc.repo import Repo
+
+    with Repo(str(paths.root)) as repo:
+        return not repo.status()
+
+
+def _workspace_model_sha256(paths: ProjectPaths) -> str | None:
+    try:
+        return json.loads(paths.manifest.read_text())["model_sha256"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunSummary | None:
+    record = _read_record(paths)
+    if record is None or record["tracking_uri"] != tracking_uri or not _store_present(tracking_uri):
+        return None
+    recorded = RunSummary(**record["summary"])
     if (
         landed_batches(paths.root / params.retrain.landing_dir)
         or not paths.data.is_dir()
-        or not paths.manifest.exists()
+        or _workspace_model_sha256(paths) != recorded.model_sha256
     ):
         return None
-    if git_dirty(paths.root) or not _dvc_up_to_date(paths):
+    if git_dirty(paths.root) or git_commit(paths.root) != record["commit"]:
         return None
-    from mlpipe.registry.tracking import find_recorded_run
-
-    client = mlflow_client(tracking_uri)
-    exp = client.get_experiment_by_name(params.model.experiment)
-    if exp is None:
+    if not _dvc_up_to_date(paths):
         return None
-    manifest = json.loads(paths.manifest.read_text())
-    data_md5 = dvc_file_md5(paths.root / "data.dvc")
-    commit = git_commit(paths.root) or ""
-    run = find_recorded_run(
-        client,
-        exp.experiment_id,
-        {
-            tag.MODEL_SHA256: manifest["model_sha256"],
-            tag.GIT_COMMIT: commit,
-            tag.DATA_MD5: data_md5 or "",
-            tag.PARAMS_SHA256: manifest["params_sha256"],
-            tag.GIT_DIRTY: "false",
-        },
-    )
-    if run is None or tag.DRIFT_SHARE not in run.data.tags:
-        return None  # not recorded, or a run cut short before its drift report: the flow completes it
-    versions = versions_of_run(client, run.info.run_id, params.model.name)
-    if not versions or not versions[0].tags.get(tag.GATE_DECISION):
-        return None  # not registered, or never judged by the gate: the flow finishes the job
-    version = str(versions[0].version)
-    event("preflight_nothing_to_do", run_id=run.info.run_id, version=version)
-    return RunSummary(
+    event("preflight_nothing_to_do", run_id=recorded.run_id, version=recorded.model_version)
+    return replace(
+        recorded,
         verdict=VERDICT,
         accepted=[],
         quarantined=[],
         quarantine_reports=[],
         rows_accepted=0,
-        data_before=data_md5,
-        data_after=data_md5,
-        commit=commit,
-        git_dirty=False,
+        data_before=recorded.data_after,
         stages_run=[],
         trained=False,
-        run_id=run.info.run_id,
         already_recorded=True,
-        model_name=params.model.name,
-        model_version=version,
-        aliases=aliases_of(client, params.model.name, version),
-        model_sha256=manifest["model_sha256"],
-        metrics=json.loads(paths.metrics.read_text()),
-        drift_share=run.data.metrics.get("drift_share"),
-        tracking_uri=tracking_uri,
-        gate_decision=versions[0].tags.get(tag.GATE_DECISION),
-        gate_failed=[f for f in versions[0].tags.get(tag.GATE_FAILED, "").split(",") if f],
-        champion=alias_version(client, params.model.name, CHAMPION),
     )

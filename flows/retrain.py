@@ -14,6 +14,7 @@ from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from flows.common import RunSummary, metric_rows, render_markdown, run_link, setup
+from flows.preflight import remember_run
 from mlpipe.data import landing
 from mlpipe.data import snapshot as snap
 from mlpipe.data.frames import data_files, read_frame
@@ -420,6 +421,8 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         gate_checks=decision.get("checks", []),
         champion=decision.get("champion"),
     )
+    if not experiment:
+        remember_run(paths, s)  # the next `mlpipe run` answers a no-op from this, without a flow
     create_markdown_artifact(render_markdown(s), key="retrain-summary", description="What this retrain did")
     create_table_artifact(s.metric_rows, key="retrain-metrics", description="Test metrics vs the champion")
     if s.gate_checks:

@@ -510,6 +510,11 @@ class ProjectPaths:
         return self.root / ".mlpipe.lock"
 
     @property
+    def last_run(self) -> Path:
+        """The summary of the last recorded retrain run, for the no-op answer (flows/preflight.py)."""
+        return self.root / ".mlpipe" / "last_run.json"
+
+    @property
     def prefect_home(self) -> Path:
         return self.root / ".prefect"
 

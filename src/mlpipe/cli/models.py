@@ -113,10 +113,12 @@ def promote(
     as_json: JSON_OPTION = False,
 ) -> None:
     """Make REF (models:/NAME/VERSION or a run id) the champion by hand; the infra check still runs."""
+    from flows.preflight import forget_run
     from mlpipe.release.gate import manual_promote
 
     paths = project(root)
     d = manual_promote(paths, project_params(paths), tracking_uri(paths), ref, reason)
+    forget_run(paths)  # the aliases the last run's summary names have moved
     if as_json:
         echo_json(d)
     else:
@@ -129,6 +131,7 @@ def rollback(
 ) -> None:
     """champion <- previous (the version the last promotion replaced), once it loads and verifies as the
     service would load it (sha256, versions, allowlist); a version that fails is refused."""
+    from flows.preflight import forget_run
     from mlpipe.registry.aliases import PREVIOUS, alias_version
     from mlpipe.registry.aliases import rollback as roll_back
     from mlpipe.registry.models import verify_registered
@@ -140,4 +143,5 @@ def rollback(
     if target is not None:
         verify_registered(client, f"models:/{name}/{target}", "rollback")
     demoted, champion = roll_back(client, name, reason)
+    forget_run(paths)  # the aliases the last run's summary names have moved
     typer.echo(f"champion is now version {champion} (rolled back from {demoted or 'none'})")

@@ -11,9 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlpipe.data.zone import DATA_SUFFIX
 from mlpipe.errors import DataError, MissingInput
-
-DATA_SUFFIX = ".parquet"
 
 
 def period_label(ts: pd.Series, freq: str) -> pd.Series:

@@ -43,9 +43,9 @@ from mlpipe.data.validation import (
     merge_violations,
     render_report,
 )
+from mlpipe.data.zone import BATCH_SUFFIXES, landed_batches  # noqa: F401 - landed_batches: landing's API
 from mlpipe.errors import AlreadyExists, DataError, MissingInput
 
-BATCH_SUFFIXES = (DATA_SUFFIX, ".csv")
 # pandas' default na_values: a CSV cell is missing exactly when pd.read_csv would read it as missing.
 NA_TEXT = (
     *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"),
@@ -68,13 +68,6 @@ class BatchVerdict:
     @property
     def accepted(self) -> bool:
         return not self.violations
-
-
-def landed_batches(landing_dir: Path) -> list[Path]:
-    """Batch files waiting in the landing zone, in name order (temporary files excluded)."""
-    if not landing_dir.is_dir():
-        return []
-    return sorted(p for p in landing_dir.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES)
 
 
 def data_schema(data_dir: Path, exclude: str | None = None) -> pa.Schema | None:
