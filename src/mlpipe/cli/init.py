@@ -104,7 +104,8 @@ def own_source_rows(source, root: Path, time, time_format, start, end):
     from datetime import date
 
     from mlpipe.config import DatasetCfg, FeaturesCfg
-    from mlpipe.data.sources import user_source, user_source_file
+    from mlpipe.data.sources import user_source
+    from mlpipe.data.zone import user_source_file
     from mlpipe.errors import ConfigError
 
     if not (time and start and end):
@@ -172,7 +173,8 @@ def init(
 
     from mlpipe.config import PARAMS_FILE, TIME_FORMATS, config_problems, load_params
     from mlpipe.data.profiling import propose
-    from mlpipe.data.sources import matching_files, parse_times, user_source_file
+    from mlpipe.data.sources import matching_files, parse_times
+    from mlpipe.data.zone import user_source_file
     from mlpipe.errors import AlreadyExists, ConfigError
     from mlpipe.pipeline.estimators import resolve_estimator
     from mlpipe.pipeline.layout import project_pipeline

@@ -220,18 +220,6 @@ def user_source(dataset: DatasetCfg, features: FeaturesCfg, root: Path) -> LoadP
     return load_period
 
 
-def user_source_file(source: str, root: Path) -> Path | None:
-    """The project file of a user's source (a DVC stage dependency), when it lives in the project."""
-    module_name, sep, _ = source.partition(":")
-    if not sep:
-        return None
-    base = root.joinpath(*module_name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def get_source(params: Params, root: Path) -> LoadPeriod:
     """The `load_period` of the configured source."""
     source = params.dataset.source

@@ -1,5 +1,6 @@
-"""File kinds of data/ and the landing zone, and what counts as a batch waiting there. No pandas or Arrow
-import: `mlpipe run`'s no-op answer lists the landing zone before anything heavy is loaded."""
+"""Where the project's data comes from and waits, as files: data/'s and the landing zone's file kinds, the
+batches waiting, a user's own source module. No pandas or Arrow import: `mlpipe run`'s no-op answer looks
+here before anything heavy is loaded."""
 
 from __future__ import annotations
 
@@ -14,3 +15,15 @@ def landed_batches(landing_dir: Path) -> list[Path]:
     if not landing_dir.is_dir():
         return []
     return sorted(p for p in landing_dir.iterdir() if p.is_file() and p.suffix in BATCH_SUFFIXES)
+
+
+def user_source_file(source: str, root: Path) -> Path | None:
+    """The project file of a user's source (a DVC stage dependency), when it lives in the project."""
+    module_name, sep, _ = source.partition(":")
+    if not sep:
+        return None
+    base = root.joinpath(*module_name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None

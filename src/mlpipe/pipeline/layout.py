@@ -108,7 +108,7 @@ def check_source_tracked(root, source: str) -> None:
 
     import yaml
 
-    from mlpipe.data.sources import user_source_file
+    from mlpipe.data.zone import user_source_file
     from mlpipe.errors import ConfigError
 
     own = user_source_file(source, Path(root))

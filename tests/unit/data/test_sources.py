@@ -18,7 +18,8 @@ import pytest
 
 from mlpipe.config import Params
 from mlpipe.data.frames import INITIAL_FILE, data_files, materialise_period, read_frame
-from mlpipe.data.sources import get_source, parse_times, user_source_file
+from mlpipe.data.sources import get_source, parse_times
+from mlpipe.data.zone import user_source_file
 from mlpipe.errors import ConfigError, DataError, MissingInput, MlpipeError
 
 UTC = "datetime64[ns, UTC]"
