@@ -10,7 +10,7 @@ moved by hand since) leaves the decision to the flow; `mlpipe run --flow` always
 from __future__ import annotations
 
 import json
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from mlpipe.runtime.lock import project_lock
 from mlpipe.runtime.logs import event
 
 VERDICT = "nothing to train (no new data, no code or param change; answered before starting the flow)"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 
 def remember_run(paths: ProjectPaths, summary: RunSummary) -> None:
@@ -35,7 +35,7 @@ def remember_run(paths: ProjectPaths, summary: RunSummary) -> None:
     record = {
         "record_version": RECORD_VERSION,
         "commit": summary.commit,
-        "tracking_uri": summary.tracking_uri,
+        "store": _store_key(paths, summary.tracking_uri),
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "summary": summary.as_dict(),
     }
@@ -66,10 +66,16 @@ def _read_record(paths: ProjectPaths) -> dict | None:
         return None
     if not isinstance(record, dict) or record.get("record_version") != RECORD_VERSION:
         return None
-    names = {f.name for f in fields(RunSummary)}
-    if not isinstance(record.get("summary"), dict) or not names >= set(record["summary"]):
+    try:
+        RunSummary(**record["summary"])
+    except (TypeError, KeyError):  # fields added or dropped since it was written
         return None
     return record
+
+
+def _store_key(paths: ProjectPaths, tracking_uri: str) -> str:
+    """"project" for the project's own store (so a copied or moved project keeps its answer), else the URI."""
+    return "project" if tracking_uri == paths.tracking_uri else tracking_uri
 
 
 def _store_present(tracking_uri: str) -> bool:
@@ -95,9 +101,13 @@ def _workspace_model_sha256(paths: ProjectPaths) -> str | None:
 
 def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> RunSummary | None:
     record = _read_record(paths)
-    if record is None or record["tracking_uri"] != tracking_uri or not _store_present(tracking_uri):
+    if (
+        record is None
+        or record.get("store") != _store_key(paths, tracking_uri)
+        or not _store_present(tracking_uri)
+    ):
         return None
-    recorded = RunSummary(**record["summary"])
+    recorded = replace(RunSummary(**record["summary"]), tracking_uri=tracking_uri)
     if (
         landed_batches(paths.root / params.retrain.landing_dir)
         or not paths.data.is_dir()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import commit_all, dvc, edit_params, free_port, git, mlpipe, run_id_of, tracking_client
+from conftest import commit_all, dvc, edit_params, free_port, git, mlpipe, run_id_of, sh, tracking_client
 
 from mlpipe.data.frames import read_data_dir
 from mlpipe.runtime.hashing import sha256_file
@@ -173,6 +175,23 @@ def test_unchanged_clean_state_is_not_recorded_twice(first_run, project_copy):
     client = tracking_client(project_copy)
     assert len(client.search_model_versions("name = 'flights-late'")) == 1
     assert run_id_of(again) == run_id_of(first_run[1])
+    # answered from files alone: neither MLflow nor Prefect is imported on the no-op path
+    traced = sh([sys.executable, "-X", "importtime", "-m", "mlpipe.cli", "run"], project_copy)
+    assert "answered before starting the flow" in traced.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines() if "|" in line}
+    assert not {m for m in imported if m.split(".")[0] in {"mlflow", "prefect", "pandas", "sklearn"}}
+
+
+def test_the_no_op_answer_is_dropped_when_the_registry_or_store_moves(project_copy):
+    # a champion moved by hand: the last run's summary would name stale aliases, so the flow answers
+    mlpipe(project_copy, "promote", "models:/flights-late/1", "--reason", "re-promote by hand")
+    moved = mlpipe(project_copy, "run")
+    assert "nothing to train" in moved.stdout and "answered before starting the flow" not in moved.stdout
+    assert "answered before starting the flow" in mlpipe(project_copy, "run").stdout, "the flow kept it"
+    # the tracking store deleted: the recorded run is gone, the flow records it anew
+    shutil.rmtree(project_copy / "mlruns")
+    anew = mlpipe(project_copy, "run")
+    assert "answered before starting the flow" not in anew.stdout and "version 1" in anew.stdout
 
 
 def test_a_new_commit_that_trains_the_same_bytes_registers_no_second_version(first_run, project_copy):
@@ -185,6 +204,10 @@ def test_a_new_commit_that_trains_the_same_bytes_registers_no_second_version(fir
     assert "flights-late version 1 " in proc.stdout and "same_model_bytes" in proc.stderr
     client = tracking_client(project_copy)
     assert [str(v.version) for v in client.search_model_versions("name = 'flights-late'")] == ["1"]
+    # the new run holds the same bytes as version 1: the next run is a no-op answered before any flow
+    # (before, the preflight looked for a version of this run, found none and started the flow every time)
+    again = mlpipe(project_copy, "run")
+    assert "answered before starting the flow" in again.stdout and run_id_of(again) == run_id_of(proc)
 
 
 def test_changed_param_reruns_only_the_stages_that_use_it(project_copy):
