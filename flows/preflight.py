@@ -74,7 +74,7 @@ def _read_record(paths: ProjectPaths) -> dict | None:
 
 
 def _store_key(paths: ProjectPaths, tracking_uri: str) -> str:
-    """"project" for the project's own store (so a copied or moved project keeps its answer), else the URI."""
+    """'project' for the project's own store (a copied or moved project keeps its answer), else the URI."""
     return "project" if tracking_uri == paths.tracking_uri else tracking_uri
 
 
