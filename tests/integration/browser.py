@@ -78,11 +78,12 @@ class Visit:
 
 class Browser:
     """One headless Chromium for several pages; screenshots go to `shots` (and, when `readme_shots` is set,
-    a small palette PNG of each to that folder: the README's pictures)."""
+    a small palette PNG of each page named in `readme_names` to that folder: the README's pictures)."""
 
-    def __init__(self, shots: Path, readme_shots: Path | None = None):
+    def __init__(self, shots: Path, readme_shots: Path | None = None, readme_names: Iterable[str] = ()):
         self.shots = shots
         self.readme_shots = readme_shots
+        self.readme_names = set(readme_names)
 
     def __enter__(self) -> Browser:
         from playwright.sync_api import sync_playwright
@@ -132,7 +133,7 @@ class Browser:
             visit.text = page.inner_text("body")
             visit.screenshot = self.shots / f"{name}.png"
             page.screenshot(path=str(visit.screenshot))
-            if self.readme_shots is not None:
+            if self.readme_shots is not None and name in self.readme_names:
                 small_png(visit.screenshot, self.readme_shots / f"{name}.png")
         finally:
             context.close()

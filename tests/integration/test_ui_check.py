@@ -27,6 +27,15 @@ from mlpipe.runtime.shell import stop_process_group, tool_env
 pytestmark = pytest.mark.integration
 
 SHOTS = REPO / ".ui-check"
+# one picture per tool for the README (`make ui-shots`)
+README_PAGES = (
+    "mlflow-run",
+    "mlflow-model",
+    "prefect-flow-run",
+    "service-docs",
+    "evidently-report",
+    "dvc-plots",
+)
 
 
 def assert_seen(visit: Visit) -> None:
@@ -35,7 +44,7 @@ def assert_seen(visit: Visit) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    with Browser(SHOTS, readme_shots_dir()) as b:
+    with Browser(SHOTS, readme_shots_dir(), README_PAGES) as b:
         yield b
 
 
