@@ -57,3 +57,20 @@ def test_a_report_page_opens_with_its_title_and_what_it_compares_escaped():
     assert "<h1>Drift &lt;A&gt;</h1>" in header and "batch &lt;x&gt;.parquet" in header
     assert "2013-01-01 00:00:00+00:00 .. 2013-03-31 00:00:00+00:00" in header and "100 (50 seen)" in header
     assert "<td>unknown</td>" in header
+
+
+def test_time_passing_alone_is_not_drift_for_the_bundled_features(make_frame, params):
+    """The same flights and weather a quarter later (only the dates differ) do not drift on the bundled
+    features; with the calendar position (`month`, `day`) as features, they would."""
+    from mlpipe.config import FeaturesCfg
+
+    weeks = 24 * 7 * 2
+    january, april = (
+        make_frame(weeks, seed=5, start="2013-01-07"),
+        make_frame(weeks, seed=5, start="2013-04-01"),
+    )
+    assert drift_summary(drift_report(january, april, params.features).dict())["drifted_columns"] == 0
+    dated = FeaturesCfg(
+        **(params.features.model_dump() | {"numerical": [*params.features.numerical, "month"]})
+    )
+    assert drift_summary(drift_report(january, april, dated).dict())["drifted_columns"] == 1

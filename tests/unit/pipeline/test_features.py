@@ -22,8 +22,6 @@ def test_only_configured_columns_are_kept_in_config_order(flights, params):
         "hour",
         "minute",
         "weekday",
-        "month",
-        "day",
         "temp",
         "dewp",
         "humid",

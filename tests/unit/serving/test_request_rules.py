@@ -77,3 +77,26 @@ def test_problem_bodies_stay_valid_json_whatever_the_value(rules, good):
         ("hour", "physically_impossible"),
     }
     assert '"inf"' in body
+
+
+def test_the_same_flights_a_quarter_later_are_not_flagged_for_their_date(make_frame, params):
+    """The bundled features hold no calendar position: flights three months after the training weeks
+    (same draws, only the dates differ) pass unflagged, where a `month` feature flags every one."""
+    from mlpipe.config import FeaturesCfg
+
+    weeks = 24 * 7 * 2  # every hour and weekday in both periods
+    january, april = (
+        make_frame(weeks, seed=5, start="2013-01-07"),
+        make_frame(weeks, seed=5, start="2013-04-01"),
+    )
+
+    def requests(p):
+        return april[p.features.columns].to_dict(orient="records")
+
+    assert check_request(requests(params), rules_from(profile_frame(january, params), params)) == ([], [])
+    numerical = [*params.features.numerical, "month"]
+    dated = params.model_copy(
+        update={"features": FeaturesCfg(**(params.features.model_dump() | {"numerical": numerical}))}
+    )
+    problems, flags = check_request(requests(dated), rules_from(profile_frame(january, dated), dated))
+    assert problems == [] and len(flags) == weeks and {f["field"] for f in flags} == {"month"}
