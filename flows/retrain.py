@@ -15,6 +15,7 @@ from prefect.tasks import exponential_backoff
 
 from flows.common import RunSummary, metric_rows, render_markdown, run_link, setup
 from flows.preflight import remember_run
+from mlpipe.config import params_hash
 from mlpipe.data import landing
 from mlpipe.data import snapshot as snap
 from mlpipe.data.frames import data_files, read_frame
@@ -185,7 +186,8 @@ SUBMITTED_WAIT_S = {"champion": 300, "drift": 1800}
 def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict:
     """Evidently drift of the newest batch against the training split (feature columns; at most
     `retrain.drift_max_rows` rows of each, an even stride beyond), written to a directory named by both
-    inputs' hashes and the cap, so an existing report for the same data is reused, not recomputed."""
+    inputs' hashes, the features compared and the cap, so an existing report for the same data and
+    features is reused, not recomputed (a changed feature list is a new report)."""
     from mlpipe.monitoring.drift import (
         describe_side,
         drift_report,
@@ -196,7 +198,8 @@ def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict
 
     paths, params = setup(root)
     cap = params.retrain.drift_max_rows
-    out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}-{cap}"
+    features = params_hash(params.features.model_dump(include={"categorical", "numerical"}))
+    out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}-{features[:8]}-{cap}"
     found = read_drift(out_dir)
     if found is None:
         cols, time_col = params.features.columns, params.dataset.time_column

@@ -323,3 +323,21 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
             assert b"MLflow" in r.read()
     finally:
         stop_process_group(proc)
+
+
+def test_a_changed_feature_list_gets_its_own_drift_report(project_copy):
+    # The split holds the same bytes when only the feature list changes: the drift report must still be
+    # new (it was reused from the old features, keyed on the two files' hashes alone).
+    doc = yaml.safe_load((project_copy / "params.yaml").read_text())
+    numerical = [c for c in doc["features"]["numerical"] if c != "visib"]
+    ranges = {k: v for k, v in doc["validate"]["ranges"].items() if k != "visib"}
+    edit_params(project_copy, features={"numerical": numerical}, validate={"ranges": ranges})
+    commit_all(project_copy, "features: without visib")
+    proc = mlpipe(project_copy, "run")
+    run = tracking_client(project_copy).get_run(run_id_of(proc))
+    drift = json.loads(
+        Path(
+            tracking_client(project_copy).download_artifacts(run.info.run_id, "drift/drift.json")
+        ).read_text()
+    )
+    assert set(drift["summary"]["columns"]) == set(numerical) | set(doc["features"]["categorical"])
