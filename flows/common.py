@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, headline_of, load_params
+from mlpipe.registry import views
 
 
 def setup(root: str) -> tuple[ProjectPaths, Params]:
@@ -46,6 +47,7 @@ class RunSummary:
     champion_before: str | None = None
     metric_rows: list[dict] = field(default_factory=list)
     run_link: str = ""
+    runs_link: str = ""  # the experiment's run table in mlpipe's saved view (headline metrics as columns)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,15 +65,18 @@ def metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
     return rows
 
 
-# MLflow 3's UI opens every experiment in its GenAI view unless the URL asks for the model-training one
-# (the experiment's `mlflow.experimentKind` tag does not change that default: seen in Chromium, 3.17)
-MODEL_TRAINING_VIEW = "workflowType=machine_learning"
-
-
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """Where a person opens the run: the tracking server's own page when there is one, else the path
-    `mlpipe ui` serves (on whatever port it is started)."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
+    """Where a person opens the run (in the UI's model-training view: registry.views): the tracking
+    server's own page when there is one, else the path `mlpipe ui` serves (on whatever port it is started)."""
+    return ui_link(tracking_uri, views.run_page(experiment_id, run_id))
+
+
+def runs_link(tracking_uri: str, experiment_id: str) -> str:
+    """Where a person opens the experiment's run table with the task's headline metrics as columns."""
+    return ui_link(tracking_uri, views.runs_page(experiment_id))
+
+
+def ui_link(tracking_uri: str, page: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"{tracking_uri.rstrip('/')}/{page}"
     return f"`mlpipe ui`, then /{page}"
@@ -124,6 +129,7 @@ def render_markdown(s: RunSummary) -> str:
         f"- commit: {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
         f"- stages run: {', '.join(s.stages_run) or 'none (DVC: everything up to date)'}",
         f"- MLflow run: {s.run_link}",
+        *([f"- MLflow runs, headline metrics as columns: {s.runs_link}"] if s.runs_link else []),
         f"- model: {s.model_name} version {s.model_version} ({', '.join(s.aliases) or 'no alias'})",
         f"- drift share (newest batch vs training): {s.drift_share}",
         f"- gate: {s.gate_decision}" + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else ""),

@@ -25,8 +25,7 @@ def _training_split(paths: ProjectPaths, run) -> Path:
     """The champion's own train split from the DVC cache by its recorded md5; the project's as a fallback."""
     from mlpipe.registry.reproduce import cached_output
 
-    train = paths.train_split.relative_to(paths.root).as_posix()
-    return cached_output(paths.root, run.data.tags.get(tag.dvc_output_tag("split", train)), paths.train_split)
+    return cached_output(paths.root, tag.read(run.data.tags, tag.TRAINSET_MD5), paths.train_split)
 
 
 @task(name="monitor_window", timeout_seconds=900)
@@ -63,7 +62,7 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
         t1 = time.perf_counter()
         inputs, prediction, snapshot = mon.drift_summaries(reference, current, params.features)
         result["evidently_s"] = round(time.perf_counter() - t1, 3)
-        train_md5 = run.data.tags.get(tag.dvc_output_tag("split", "artifacts/split/train.parquet"), "")
+        train_md5 = tag.read(run.data.tags, tag.TRAINSET_MD5, "")
         time_col = params.dataset.time_column
         context = {
             "title": f"Input drift: prediction log vs training data of {params.model.name} (champion)",

@@ -13,7 +13,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
-from flows.common import RunSummary, metric_rows, render_markdown, run_link, setup
+from flows.common import RunSummary, metric_rows, render_markdown, run_link, runs_link, setup
 from flows.preflight import remember_run
 from mlpipe.config import params_hash
 from mlpipe.data import landing
@@ -410,6 +410,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         run_id=record["run_id"],
         already_recorded=record["already_recorded"],
         run_link=run_link(uri, record["experiment_id"], record["run_id"]),
+        runs_link=runs_link(uri, record["experiment_id"]),
         model_name=record["model_name"],
         model_version=reg["version"],
         aliases=reg["aliases"],

@@ -265,7 +265,7 @@ def sweep(
         paths.mlruns.mkdir(exist_ok=True)
     client = mlflow_client(uri)
     exp_id = ensure_experiment(
-        client, params.model.experiment, paths.artifact_root if local_store(uri) else None
+        client, params.model.experiment, paths.artifact_root if local_store(uri) else None, params.task
     )
     commit = git_commit(paths.root) or ""
     base_tags = {

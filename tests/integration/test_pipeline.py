@@ -50,7 +50,7 @@ def test_main_job_runs_every_stage_and_prints_the_summary(first_run):
     ]
 
 
-def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
+def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run, tmp_path):
     root, _ = first_run
     client = tracking_client(root)
     exp = client.get_experiment_by_name("mlpipe")
@@ -65,9 +65,21 @@ def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run):
         == manifest(root)["model_sha256"]
         == sha256_file(root / "artifacts/model/model.skops")
     )
-    for stage, body in lock(root)["stages"].items():
-        for out in body["outs"]:
-            assert tags[f"mlpipe.dvc.{stage}.{out['path']}"] == out["md5"]
+    # every stage output's md5 in one artifact; the three read later as short tags, no tag per output
+    outputs = {
+        stage: {o["path"]: o["md5"] for o in body["outs"]} for stage, body in lock(root)["stages"].items()
+    }
+    recorded = json.loads(
+        Path(
+            client.download_artifacts(run.info.run_id, "lineage/dvc_outputs.json", str(tmp_path))
+        ).read_text()
+    )
+    assert recorded == outputs
+    assert not [k for k in tags if k.startswith("mlpipe.dvc.")]
+    assert tags["mlpipe.profile"] == outputs["validate"]["artifacts/validate/profile.json"]
+    assert tags["mlpipe.trainset"] == outputs["split"]["artifacts/split/train.parquet"]
+    assert tags["mlpipe.testset"] == outputs["split"]["artifacts/split/test.parquet"]
+    assert len(tags["mlpipe.uv_lock"]) == 64
     assert tags["mlpipe.version.scikit-learn"] and tags["mlpipe.user"] and tags["mlpipe.host"]
     assert params["seed"] == "42" and params["train.hyperparams.max_iter"] == "40"
     assert params["dataset.initial_period.start"] == "2013-01-01"
@@ -147,11 +159,15 @@ def test_mlflow_shows_a_model_training_experiment_with_described_runs_and_linked
     run = client.get_run(mv.run_id)
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(exp.tags["mlflow.sharedViewState.mlpipe-headline"])  # the run table's saved view
+    assert {"metrics.`roc_auc`", "metrics.`average_precision`"} <= set(
+        json.loads(view["state"])["selectedColumns"]
+    )
     note = run.data.tags["mlflow.note.content"]
     assert run.data.tags["mlpipe.data_md5"] in note and run.data.tags["mlpipe.git_commit"] in note
     assert f"mlpipe reproduce {run.info.run_id}" in note and "train /" in note
     assert f"- gate: **promoted** for version {mv.version}" in note
-    logged = client.get_logged_model(run.data.tags["mlpipe.model_uri"].removeprefix("models:/"))
+    logged = client.get_logged_model(run.data.tags["mlpipe.model"].removeprefix("models:/"))
     assert {"name": "flights-late", "version": str(mv.version)} in json.loads(
         logged.tags["mlflow.modelVersions"]
     )
@@ -321,6 +337,11 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
             )
         with urllib.request.urlopen(f"{base}/", timeout=10) as r:
             assert b"MLflow" in r.read()
+        # the address it prints opens the run table in the model-training view with mlpipe's metric columns
+        assert (
+            f"MLflow UI on {base}/#/experiments/1/runs?workflowType=machine_learning"
+            "&viewStateShareKey=mlpipe-headline "
+        ) in proc.log_path.read_text()
     finally:
         stop_process_group(proc)
 

@@ -86,7 +86,7 @@ def test_the_first_model_is_reproduced_identically_without_touching_the_working_
 def test_every_training_run_carries_its_lineage_artifact(history):
     root, _, last_run = history
     files = {a.path for a in tracking_client(root).list_artifacts(last_run, "lineage")}
-    assert files == {"lineage/lineage.json", "lineage/lineage.txt"}
+    assert files == {"lineage/lineage.json", "lineage/lineage.txt", "lineage/dvc_outputs.json"}
 
 
 def test_a_corrupted_byte_in_the_cached_data_is_named_in_the_verdict(history, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.common import metric_rows, run_link, vs_champion
+from flows.common import metric_rows, run_link, runs_link, vs_champion
 
 
 def test_the_run_link_follows_the_tracking_server_and_names_no_fixed_port_for_a_local_store():
@@ -15,6 +15,16 @@ def test_the_run_link_follows_the_tracking_server_and_names_no_fixed_port_for_a_
         "5000" not in local
         and local.endswith("/#/experiments/1/runs/abc?workflowType=machine_learning")
         and "mlpipe ui" in local
+    )
+
+
+def test_the_runs_link_opens_the_run_table_with_mlpipes_headline_metric_columns():
+    assert runs_link("http://127.0.0.1:5123", "1") == (
+        "http://127.0.0.1:5123/#/experiments/1/runs?workflowType=machine_learning"
+        "&viewStateShareKey=mlpipe-headline"
+    )
+    assert runs_link("sqlite:////p/mlruns/mlflow.db", "1").startswith(
+        "`mlpipe ui`, then /#/experiments/1/runs?"
     )
 
 

@@ -211,15 +211,28 @@ def ui(
     ]
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", paths.artifact_root.as_uri()]
+    page = mlflow_start_page(uri, project_params(paths).model.experiment)
     typer.echo(
-        f"MLflow UI on http://{host}:{port}/#/experiments?workflowType=machine_learning "
-        "(the model-training view; Ctrl-C stops it)"
+        f"MLflow UI on http://{host}:{port}/{page} "
+        "(the model-training view, headline metrics as columns; Ctrl-C stops it)"
     )
     # MLflow's job runner (7 huey consumer processes, ~200 MB each) serves GenAI jobs this project has
     # none of: off unless the environment asks for it.
     env = tool_env()
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     raise typer.Exit(serve_until_stopped(cmd, paths.root, env))
+
+
+def mlflow_start_page(uri: str, experiment: str) -> str:
+    """The page `mlpipe ui` names (registry.views.start_page), looked up in a local store only; a SQLite
+    store not made yet is left for the UI to make (opening it here would create and migrate it first)."""
+    from mlpipe.registry.client import local_store, mlflow_client
+    from mlpipe.registry.views import MODEL_TRAINING_VIEW, start_page
+
+    missing = uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+    if missing or not local_store(uri):
+        return f"#/experiments?{MODEL_TRAINING_VIEW}"
+    return start_page(mlflow_client(uri), experiment)
 
 
 def plots(

@@ -8,14 +8,14 @@ from mlpipe.config import headline_of
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.refs import resolve_run_id, versions_of_run
-from mlpipe.registry.reproduce import recorded_from_run
+from mlpipe.registry.reproduce import read_record
 
 
 def model_lineage(client, ref: str) -> dict:
     """The checklist as a dict (the `--json` form)."""
     run_id = resolve_run_id(client, ref)
     run = client.get_run(run_id)
-    rec = recorded_from_run(run)
+    rec = read_record(client, run_id)
     tags = run.data.tags
     versions = []
     for mv in versions_of_run(client, run_id):

@@ -16,7 +16,6 @@ from mlpipe.registry.tracking import MODEL_ARTIFACTS, RunRecord
 from mlpipe.runtime.logs import event
 
 PROFILE_ARTIFACT = "mlpipe/validate/profile.json"
-PROFILE_OUTPUT = ("validate", "artifacts/validate/profile.json")  # the stage output it is a copy of
 
 
 def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
@@ -125,7 +124,7 @@ def logged_model_uri(client, ref: str, run_id: str) -> str:
         return client.get_model_version(m["name"], m["version"]).source
     if m:
         return client.get_model_version_by_alias(m["name"], m["alias"]).source
-    return client.get_run(run_id).data.tags.get(tag.MODEL_URI, "")
+    return tag.read(client.get_run(run_id).data.tags, tag.MODEL_URI, "") or ""
 
 
 def download_model(client, ref: str, run_id: str, dest: Path) -> Path:
@@ -153,7 +152,8 @@ def load_profile(client, run_id: str) -> dict:
     import hashlib
     import json
 
-    expected = client.get_run(run_id).data.tags.get(tag.dvc_output_tag(*PROFILE_OUTPUT))
+    # the md5 of the stage output it is a copy of (tag.DVC_OUTPUT_TAGS): a tag, no download at start-up
+    expected = tag.read(client.get_run(run_id).data.tags, tag.PROFILE_MD5)
     with tempfile.TemporaryDirectory(prefix="mlpipe-profile-") as tmp:
         path = Path(client.download_artifacts(run_id, PROFILE_ARTIFACT, tmp))
         raw = path.read_bytes()

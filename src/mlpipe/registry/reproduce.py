@@ -1,8 +1,9 @@
 """Reproduce a recorded model from its git commit + DVC data hash, in an isolated git worktree, and
 prove it is the same: model bytes, predictions on the recorded test split, metrics, every stage output.
 
-The record is read from MLflow (the tags `track_run` wrote); git makes the checkout, DVC restores the
-data and reruns the stages; this module only decides what to compare and says what it found."""
+The record is read from MLflow (the tags and the stage-output artifact `track_run` wrote); git makes
+the checkout, DVC restores the data and reruns the stages; this module only decides what to compare and
+says what it found."""
 
 from __future__ import annotations
 
@@ -103,11 +104,14 @@ class Verdict:
 # ---- the record -------------------------------------------------------------------------------
 
 
-def recorded_from_run(run) -> Recorded:
-    """Parse the lineage tags of a training run (pure)."""
+def recorded_from_run(run, dvc_outputs: dict[str, dict[str, str]] | None = None) -> Recorded:
+    """Parse the record of a training run (pure): its lineage tags, and `dvc_outputs`, the md5 of every
+    stage output ({stage: {path: md5}}, its artifact tag.DVC_OUTPUTS_ARTIFACT); None: the one tag per
+    output that runs logged before that artifact carry."""
     tags = run.data.tags
     if tag.MODEL_SHA256 not in tags:
         raise Refused(f"run {run.info.run_id} is not an mlpipe training run (no {tag.MODEL_SHA256} tag)")
+    outputs = tag.legacy_dvc_outputs(tags) if dvc_outputs is None else dvc_outputs
     return Recorded(
         run_id=run.info.run_id,
         experiment_id=run.info.experiment_id,
@@ -115,9 +119,7 @@ def recorded_from_run(run) -> Recorded:
         dirty=tags.get(tag.GIT_DIRTY, "true") != "false",
         data_md5=tags.get(tag.DATA_MD5, ""),
         model_sha256=tags[tag.MODEL_SHA256],
-        stage_outputs={
-            _stage_key(k[len(tag.DVC_PREFIX) :]): v for k, v in tags.items() if k.startswith(tag.DVC_PREFIX)
-        },
+        stage_outputs={f"{s}:{p}": md5 for s, outs in outputs.items() for p, md5 in outs.items()},
         metrics=dict(run.data.metrics),
         versions={
             k[len(tag.VERSION_PREFIX) :]: v for k, v in tags.items() if k.startswith(tag.VERSION_PREFIX)
@@ -126,9 +128,23 @@ def recorded_from_run(run) -> Recorded:
     )
 
 
-def _stage_key(tag_rest: str) -> str:
-    stage, _, path = tag_rest.partition(".")
-    return f"{stage}:{path}"
+def read_record(client, run_id: str) -> Recorded:
+    """The record of training run `run_id`, its stage outputs' md5s from its artifact
+    tag.DVC_OUTPUTS_ARTIFACT (a run logged before that artifact: from its per-output tags)."""
+    run = client.get_run(run_id)
+    rec = recorded_from_run(run)
+    if rec.stage_outputs:  # logged before the artifact
+        return rec
+    return recorded_from_run(run, recorded_dvc_outputs(client, run_id))
+
+
+def recorded_dvc_outputs(client, run_id: str) -> dict[str, dict[str, str]]:
+    """{stage: {path: md5}} of the run's artifact tag.DVC_OUTPUTS_ARTIFACT; empty when it has none."""
+    folder = tag.DVC_OUTPUTS_ARTIFACT.rpartition("/")[0]
+    if not any(f.path == tag.DVC_OUTPUTS_ARTIFACT for f in client.list_artifacts(run_id, folder)):
+        return {}
+    with tempfile.TemporaryDirectory(prefix="mlpipe-record-") as tmp:
+        return json.loads(Path(client.download_artifacts(run_id, tag.DVC_OUTPUTS_ARTIFACT, tmp)).read_text())
 
 
 def refusal(rec: Recorded, commit_exists: bool) -> str | None:
@@ -439,7 +455,7 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
 
     client = mlflow_client(tracking_uri)
     run_id = resolve_run_id(client, ref)
-    rec = recorded_from_run(client.get_run(run_id))
+    rec = read_record(client, run_id)
     why = refusal(rec, commit_exists(root, rec.commit) if rec.commit else False)
     if why:
         raise Refused(why)

@@ -1,6 +1,13 @@
-"""Every `mlpipe.*` tag key mlpipe writes on MLflow runs and model versions, in one place."""
+"""Every `mlpipe.*` tag key mlpipe writes on MLflow runs and model versions, in one place.
+
+The MLflow UI shows a run's tags as chips of at most 300 px that cut the key as well as the value once
+both are longer than 15 characters (KeyValueTag, charLimit 30, in MLflow 3.17's run page): a key whose
+value is a hash or a run id is kept to 15 characters (`mlpipe.` + 8), or it shows as `mlpipe.git_…`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 # lineage of a training run (who, when, which code, data, config)
 GIT_COMMIT = "mlpipe.git_commit"
@@ -17,11 +24,21 @@ HOST = "mlpipe.host"
 PID = "mlpipe.pid"  # the process that logs the run: a RUNNING run whose process is gone crashed
 CRASHED = "mlpipe.crashed"  # set when a later run marks such a run FAILED
 PYTHON = "mlpipe.python"
-UV_LOCK_SHA256 = (
-    "mlpipe.uv_lock_sha256"  # the locked environment the model was built in (when the project has one)
-)
-MODEL_URI = "mlpipe.model_uri"
-DVC_PREFIX = "mlpipe.dvc."  # + "<stage>.<output path>": that output's md5 in dvc.lock
+UV_LOCK_SHA256 = "mlpipe.uv_lock"  # sha256 of the uv.lock the model was built in (when the project has one)
+MODEL_URI = "mlpipe.model"  # the logged model's URI (models:/m-...)
+# The md5 (dvc.lock) of every stage output is in the run's artifact DVC_OUTPUTS_ARTIFACT, {stage: {path:
+# md5}}; the outputs read at run time also have a short tag each: the training profile (the service checks
+# the copy it loads), the train split (the monitor's reference data) and the test split (the rows the
+# metrics were measured on).
+DVC_OUTPUTS_ARTIFACT = "lineage/dvc_outputs.json"
+PROFILE_MD5 = "mlpipe.profile"
+TRAINSET_MD5 = "mlpipe.trainset"
+TESTSET_MD5 = "mlpipe.testset"
+DVC_OUTPUT_TAGS = {
+    PROFILE_MD5: ("validate", "artifacts/validate/profile.json"),
+    TRAINSET_MD5: ("split", "artifacts/split/train.parquet"),
+    TESTSET_MD5: ("split", "artifacts/split/test.parquet"),
+}
 VERSION_PREFIX = "mlpipe.version."  # + package name: its installed version
 DRIFT_SHARE = "mlpipe.drift_share"
 KIND = "mlpipe.kind"  # runs that are not training runs: monitoring, reproduction, sweep, sweep-candidate
@@ -31,6 +48,7 @@ MLFLOW_PARENT_RUN = "mlflow.parentRunId"
 MLFLOW_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
 MLFLOW_EXPERIMENT_KIND = "mlflow.experimentKind"  # which view the MLflow UI opens an experiment in
 MODEL_TRAINING_KIND = "custom_model_development"  # the model-training view (runs, metrics), not GenAI
+MLFLOW_SAVED_VIEW_PREFIX = "mlflow.sharedViewState."  # + view id: a saved view of the experiment's run table
 
 # the promotion gate and manual moves
 GATE_PREFIX = "mlpipe.gate."  # + criterion: its verdict line
@@ -63,9 +81,31 @@ SWEEP_MODEL_VERSION = "mlpipe.sweep.model_version"
 SWEEP_PARAMS_COMMIT = "mlpipe.sweep.params_commit"
 
 
-def dvc_output_tag(stage: str, path: str) -> str:
-    """The tag holding the md5 of one stage output, e.g. mlpipe.dvc.split.artifacts/split/train.parquet."""
-    return f"{DVC_PREFIX}{stage}.{path}"
+# Runs logged before the keys were shortened carry these: readers fall back to them (`read`).
+LEGACY_DVC_PREFIX = "mlpipe.dvc."  # + "<stage>.<output path>": one tag per stage output, its md5
+LEGACY_KEYS = {
+    UV_LOCK_SHA256: "mlpipe.uv_lock_sha256",
+    MODEL_URI: "mlpipe.model_uri",
+    **{key: f"{LEGACY_DVC_PREFIX}{stage}.{path}" for key, (stage, path) in DVC_OUTPUT_TAGS.items()},
+}
+
+
+def read(tags: Mapping[str, str], key: str, default: str | None = None) -> str | None:
+    """A run's tag `key`; for a run logged before that key was shortened, the value under its old key."""
+    if key in tags:
+        return tags[key]
+    return tags.get(LEGACY_KEYS.get(key, key), default)
+
+
+def legacy_dvc_outputs(tags: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """{stage: {path: md5}} from the one-tag-per-output layout of runs logged before DVC_OUTPUTS_ARTIFACT
+    (empty for a run logged since)."""
+    outputs: dict[str, dict[str, str]] = {}
+    for key, md5 in tags.items():
+        if key.startswith(LEGACY_DVC_PREFIX):
+            stage, _, path = key[len(LEGACY_DVC_PREFIX) :].partition(".")
+            outputs.setdefault(stage, {})[path] = md5
+    return outputs
 
 
 def version_tag(package: str) -> str:

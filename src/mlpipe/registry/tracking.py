@@ -23,6 +23,7 @@ from mlpipe.model.manifest import MODEL_PACKAGES, installed_versions
 from mlpipe.pipeline.features import select_features
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import local_store, mlflow_client
+from mlpipe.registry.views import ensure_run_table_view
 from mlpipe.runtime.git import git_commit, git_dirty
 from mlpipe.runtime.lockfiles import dvc_file_md5, locked_versions, stage_output_hashes
 from mlpipe.runtime.logs import event
@@ -84,9 +85,10 @@ def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
         from mlpipe.runtime.hashing import sha256_file
 
         tags[tag.UV_LOCK_SHA256] = sha256_file(lock)
-    for stage, outs in stage_output_hashes(paths.root / "dvc.lock").items():
-        for out_path, md5 in outs.items():
-            tags[tag.dvc_output_tag(stage, out_path)] = md5
+    outputs = stage_output_hashes(paths.root / "dvc.lock")  # all of them: the artifact DVC_OUTPUTS_ARTIFACT
+    for key, (stage, out_path) in tag.DVC_OUTPUT_TAGS.items():
+        if md5 := outputs.get(stage, {}).get(out_path):
+            tags[key] = md5
     for name in KEY_PACKAGES:
         tags[tag.version_tag(name)] = importlib.metadata.version(name)
     return tags
@@ -120,18 +122,22 @@ def schema_rows(df: pd.DataFrame, head: int = SCHEMA_HEAD_ROWS) -> pd.DataFrame:
     return df.iloc[sorted(set(range(min(head, len(df)))) | first_missing)]
 
 
-def ensure_experiment(client, name: str, artifact_root: Path | None) -> str:
+def ensure_experiment(client, name: str, artifact_root: Path | None, task: str) -> str:
     """Id of experiment `name`, created with its artifacts under `artifact_root` if new (None: where the
-    tracking server keeps artifacts, as in team mode)."""
+    tracking server keeps artifacts, as in team mode), opening in the UI's model-training view with
+    mlpipe's saved run-table view (`task`'s headline metrics as columns)."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        return client.create_experiment(
+        exp_id = client.create_experiment(
             name,
             artifact_location=(artifact_root / name).as_uri() if artifact_root else None,
             tags={tag.MLFLOW_EXPERIMENT_KIND: tag.MODEL_TRAINING_KIND},
         )
+        ensure_run_table_view(client, exp_id, task, {})
+        return exp_id
     if tag.MLFLOW_EXPERIMENT_KIND not in exp.tags:  # made before this rule: the UI would open GenAI
         client.set_experiment_tag(exp.experiment_id, tag.MLFLOW_EXPERIMENT_KIND, tag.MODEL_TRAINING_KIND)
+    ensure_run_table_view(client, exp.experiment_id, task, exp.tags)
     return exp.experiment_id
 
 
@@ -146,7 +152,10 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow_client(tracking_uri)
     exp_id = ensure_experiment(
-        client, params.model.experiment, paths.artifact_root if local_store(tracking_uri) else None
+        client,
+        params.model.experiment,
+        paths.artifact_root if local_store(tracking_uri) else None,
+        params.task,
     )
     fail_crashed_runs(client, exp_id)  # under the project lock: no other run of this project is logging
     manifest = json.loads(paths.manifest.read_text())
@@ -156,7 +165,7 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment
         tags[tag.EXPERIMENT] = "unreproducible"
     previous = find_recorded_run(client, exp_id, tags)
     if previous is not None:
-        run_id, model_uri = previous.info.run_id, previous.data.tags.get(tag.MODEL_URI, "")
+        run_id, model_uri = previous.info.run_id, tag.read(previous.data.tags, tag.MODEL_URI, "") or ""
     else:
         with warnings.catch_warnings():
             # MLflow warns that a file URI matches its local-file source twice, and about integer
@@ -210,7 +219,8 @@ def _log_run(
     from mlflow.models import Model, infer_signature
 
     commit = tags[tag.GIT_COMMIT]
-    split_hashes = stage_output_hashes(paths.root / "dvc.lock").get("split", {})
+    outputs = stage_output_hashes(paths.root / "dvc.lock")
+    split_hashes = outputs.get("split", {})
     model = load_model_file(paths.model, allowed_types(manifest))
     parts = {"train": (paths.train_split, "training"), "test": (paths.test_split, "evaluation")}
     frames = {name: read_frame(path) for name, (path, _) in parts.items()}
@@ -249,6 +259,7 @@ def _log_run(
             for f in sorted(directory.iterdir()):
                 if f.is_file() and f.suffix != ".parquet":
                     mlflow.log_artifact(str(f), dest)
+        mlflow.log_dict(outputs, tag.DVC_OUTPUTS_ARTIFACT)
         mlflow.log_artifact(str(paths.metrics), "mlpipe")
         mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
         mlflow.set_tag(tag.MODEL_URI, info.model_uri)
@@ -278,6 +289,7 @@ def describe_run(
             f"(split {params.split.method}{period})",
             f"- code: git commit `{commit}`" + (" (dirty tree)" if tags[tag.GIT_DIRTY] == "true" else ""),
             f"- model sha256: `{tags[tag.MODEL_SHA256]}`",
+            f"- stage outputs: the dvc.lock md5 of each in the artifact `{tag.DVC_OUTPUTS_ARTIFACT}`",
             f"- reproduce: `mlpipe reproduce {run_id}` (or `git checkout {commit[:12]} && dvc pull && "
             "dvc repro`)",
         ]

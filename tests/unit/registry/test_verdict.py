@@ -22,6 +22,7 @@ from mlpipe.registry.reproduce import (
 )
 from mlpipe.release.diff import compare_models, render_diff
 
+# A run logged before lineage/dvc_outputs.json: one tag per stage output (test_tag_layout: the new layout)
 TAGS = {
     "mlpipe.git_commit": "a" * 40,
     "mlpipe.git_dirty": "false",
@@ -60,7 +61,14 @@ def reproduced(**kw) -> dict:
     return base | kw
 
 
-def test_record_is_read_from_the_run_tags():
+def test_record_takes_the_stage_outputs_from_the_artifact_map_of_a_new_run():
+    tags = {k: v for k, v in TAGS.items() if not k.startswith("mlpipe.dvc.")}
+    r = recorded_from_run(run(tags), {"split": {"artifacts/split/test.parquet": "t" * 32}})
+    assert r.stage_outputs == {"split:artifacts/split/test.parquet": "t" * 32}
+    assert recorded_from_run(run(tags)).stage_outputs == {}
+
+
+def test_record_of_an_old_run_is_read_from_its_tags():
     r = rec()
     assert r.commit == "a" * 40 and not r.dirty and r.data_md5.endswith(".dir")
     assert r.stage_outputs == {

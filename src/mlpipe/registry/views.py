@@ -1,0 +1,80 @@
+"""What the MLflow UI (3.17) shows of an mlpipe experiment, and the links that open it so.
+
+- The model-training view: the UI opens every experiment in its GenAI view unless the URL asks for
+  `workflowType=machine_learning` (the experiment's `mlflow.experimentKind` tag does not change that).
+- The run table's columns: by default Source, Models and Dataset, no metric. The UI keeps its column
+  choice in the browser (localStorage) and, for a saved view, in an experiment tag
+  `mlflow.sharedViewState.<id>` whose value is {name, createdAt, updatedAt, state: JSON of the table's
+  state}; a link with `viewStateShareKey=<id>` opens that view, and the "Views" menu lists it. mlpipe
+  saves one such view with the task's headline metrics as columns and its links open it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from mlpipe.config import TASK_HEADLINE
+from mlpipe.registry import tags as tag
+
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+RUN_TABLE_VIEW = "mlpipe-headline"  # the saved view's id (the tag's suffix, the link's viewStateShareKey)
+RUN_TABLE_VIEW_NAME = "mlpipe: headline metrics"
+TABLE_METRICS = 3  # the first headline metrics of the task, as columns
+# The UI's own default columns, kept; and the column ids it orders by (ag-grid column ids of 3.17:
+# unknown ids are ignored, columns not named follow in their own order).
+DEFAULT_COLUMNS = ("attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`")
+LEADING_COLUMNS = ("attributes.`Run Name`", "runDateAndNestInfo")
+
+
+def run_table_state(task: str) -> dict:
+    """The run table's state in mlpipe's view: the default columns plus the task's headline metrics,
+    which come right after the run's name and date (pure)."""
+    metrics = [f"metrics.`{m}`" for m in TASK_HEADLINE[task] if m != "n_test"][:TABLE_METRICS]
+    return {
+        "selectedColumns": [*DEFAULT_COLUMNS, *metrics],
+        "columnOrder": [*LEADING_COLUMNS, *metrics],
+    }
+
+
+def saved_view(state: dict, now_ms: int, name: str = RUN_TABLE_VIEW_NAME) -> str:
+    """A saved view's tag value, as the UI writes and reads it (pure)."""
+    return json.dumps({"name": name, "createdAt": now_ms, "updatedAt": now_ms, "state": json.dumps(state)})
+
+
+def ensure_run_table_view(client, experiment_id: str, task: str, tags: dict[str, str]) -> None:
+    """Save mlpipe's view of the experiment's run table (`tags`: the experiment's tags now) unless it is
+    saved already with this task's columns."""
+    key = f"{tag.MLFLOW_SAVED_VIEW_PREFIX}{RUN_TABLE_VIEW}"
+    state = run_table_state(task)
+    try:
+        if json.loads(json.loads(tags[key])["state"]) == state:
+            return
+    except (KeyError, TypeError, ValueError):
+        pass
+    client.set_experiment_tag(experiment_id, key, saved_view(state, int(time.time() * 1000)))
+
+
+def has_run_table_view(tags: dict[str, str]) -> bool:
+    return f"{tag.MLFLOW_SAVED_VIEW_PREFIX}{RUN_TABLE_VIEW}" in tags
+
+
+def runs_page(experiment_id: str, with_view: bool = True) -> str:
+    """The experiment's run table in the model-training view (with mlpipe's columns when `with_view`),
+    as the path after the UI's address."""
+    query = MODEL_TRAINING_VIEW + (f"&viewStateShareKey={RUN_TABLE_VIEW}" if with_view else "")
+    return f"#/experiments/{experiment_id}/runs?{query}"
+
+
+def run_page(experiment_id: str, run_id: str) -> str:
+    """One run's page in the model-training view, as the path after the UI's address."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
+
+
+def start_page(client, experiment: str) -> str:
+    """The page to open first: the experiment's run table (in mlpipe's view when it is saved), or the
+    list of experiments while it does not exist yet."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return f"#/experiments?{MODEL_TRAINING_VIEW}"
+    return runs_page(exp.experiment_id, with_view=has_run_table_view(exp.tags))
