@@ -69,7 +69,9 @@ def mlflow_ui(looked_at):
     proc = launch([sys.executable, "-m", "mlpipe.cli", "ui", "--port", str(port)], root, env, root / "ui.log")
     try:
         wait_answering(proc, f"http://127.0.0.1:{port}/health", 180)
-        yield f"http://127.0.0.1:{port}"
+        printed = re.search(r"MLflow UI on (\S+)", (root / "ui.log").read_text())
+        assert printed, (root / "ui.log").read_text()[-2000:]
+        yield f"http://127.0.0.1:{port}", printed[1]
     finally:
         stop_process_group(proc, grace_s=10)
 
@@ -84,6 +86,7 @@ def close_assistant(page) -> None:
 
 
 def test_mlflow_runs_run_and_model_pages_render_offline(browser, looked_at, mlflow_ui):
+    mlflow_ui, printed = mlflow_ui
     client = tracking_client(looked_at[0])
     experiment = client.get_experiment_by_name("mlpipe")
     run = client.search_runs([experiment.experiment_id], max_results=1)[0]
@@ -92,8 +95,8 @@ def test_mlflow_runs_run_and_model_pages_render_offline(browser, looked_at, mlfl
     view = run_link(mlflow_ui, experiment.experiment_id, run.info.run_id).split("?", 1)[1]
     experiment_page = f"{mlflow_ui}/#/experiments/{experiment.experiment_id}"
     pages = [
-        # the runs table in the model-training view, where `mlpipe ui` sends a person
-        ("mlflow-runs", f"{experiment_page}?{view}", run.info.run_name),
+        # the address `mlpipe ui` prints: the runs table, model-training view, headline metrics as columns
+        ("mlflow-runs", printed, run.info.run_name),
         # the run link of the summary and the Prefect artifact; its description says how to reproduce it
         ("mlflow-run", run_link(mlflow_ui, experiment.experiment_id, run.info.run_id), "mlpipe reproduce"),
         # the logged model knows its registered version (not "Not registered")
@@ -105,6 +108,7 @@ def test_mlflow_runs_run_and_model_pages_render_offline(browser, looked_at, mlfl
         assert_seen(visit)
     assert "Not registered" not in visits[2].text
     assert "Model training" in visits[0].text  # the view's toggle is shown, set to model training
+    assert {"roc_auc", "average_precision"} <= set(visits[0].text.split()), "headline metric columns"
 
 
 def _flow_run(api: str, name: str) -> dict:
