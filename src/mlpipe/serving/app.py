@@ -9,17 +9,20 @@ alias moves, the new version is loaded and checked in the background and swapped
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -33,7 +36,7 @@ from mlpipe.serving.guard import GuardRequests
 from mlpipe.serving.metrics import CountRequests, Metrics
 from mlpipe.serving.openapi import input_example, service_openapi
 from mlpipe.serving.pages import add_pages, home_html
-from mlpipe.serving.prediction_log import PredictionLog, log_rows
+from mlpipe.serving.prediction_log import PredictionLog, inputs_json, log_rows
 from mlpipe.serving.request_rules import RequestRules, checked_columns
 
 
@@ -183,8 +186,25 @@ def served_alias(ref: str, watch_alias: str | None) -> str:
     return watch_alias or (m["alias"] if m and m["alias"] else "")
 
 
+ENCODE_BESIDE_MIN_RECORDS = 64  # fewer: handing the records to another thread costs more than it saves
+
+
+def rows_with(inputs: Future, *args, **kwargs) -> list[dict]:
+    """log_rows with the inputs' JSON encoded beside the prediction (`inputs`: inputs_json's future)."""
+    return log_rows(*args, **kwargs, inputs=inputs.result())
+
+
 def _error(status: int, rule: str, detail: list | None = None, field_: str = "<body>") -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail or [{"field": field_, "rule": rule}]})
+
+
+def _answer(content: dict) -> Response:
+    """A 200 answer's JSON by orjson (~10x faster than the json module on 1k rows; the same JSON value);
+    what it cannot write (an int past 64 bits in a flag) by JSONResponse. Refusals keep JSONResponse."""
+    try:
+        return Response(orjson.dumps(content), media_type="application/json")
+    except (orjson.JSONEncodeError, TypeError):
+        return JSONResponse(content)
 
 
 def _refused(refusal: BodyRefused) -> JSONResponse:
@@ -207,11 +227,18 @@ def create_app(
     state: dict = {"served": None, "load_error": None}
     metrics = Metrics()
     stop = threading.Event()
+    # encodes a batch's log inputs while the model predicts (its trees run without the GIL): ~1-1.5 ms per
+    # 1k rows off the wait for the log
+    encoder = ThreadPoolExecutor(1, thread_name_prefix="log-inputs")
 
     def load(target: str) -> None:
         try:
             state["served"] = load_served(client, params, target)  # one assignment: the swap is atomic
             state["load_error"] = None
+            # The model's objects (and the imports') out of the cyclic collector's reach: its full passes no
+            # longer walk them in the middle of a request (p99 of single rows)
+            gc.collect()
+            gc.freeze()
             event("model_loaded", model=name, version=state["served"].version)
         except Exception as exc:  # noqa: BLE001 - the reason is reported, never served
             state["load_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -252,6 +279,7 @@ def create_app(
             watcher.start()
         yield
         stop.set()
+        encoder.shutdown()
         log.close()
         event(
             "prediction_log_closed",
@@ -365,6 +393,7 @@ def create_app(
                 metrics.failures.labels(p["kind"]).inc()
             return JSONResponse(status_code=422, content={"detail": problems})
         frame = request_frame(records, columns, cfg.features, served.rules)
+        inputs = encoder.submit(inputs_json, records) if len(records) >= ENCODE_BESIDE_MIN_RECORDS else None
         one_openmp_thread()
         out = scores(served.model, frame)
         answers = labels_from(out, served.classes, cfg.threshold)
@@ -373,7 +402,7 @@ def create_app(
         latency_ms = round((time.perf_counter() - t0) * 1000, 3)
         durable = log.append_later(
             partial(
-                log_rows,
+                log_rows if inputs is None else partial(rows_with, inputs),
                 request_id,
                 records,
                 summary,
@@ -392,7 +421,7 @@ def create_app(
                 return _log_refusal(str(exc))
         metrics.count_answers(served, answers)
         # JSON types only: FastAPI's encoder walk (~1 ms per 1k rows) would give back the same content.
-        return JSONResponse(
+        return _answer(
             {
                 "request_id": request_id,
                 "model": {"name": served.name, "version": served.version, "run_id": served.run_id},

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import sys
 from dataclasses import asdict, dataclass
+from itertools import chain, repeat
 from operator import itemgetter
 
 import numpy as np
@@ -163,67 +165,114 @@ def checked_columns(records: list, rules: RequestRules) -> tuple[list[dict], lis
 
 _FLOAT_MAX = sys.float_info.max
 _NUMBER_TYPES = frozenset({int, float, type(None)})
+_DICT = {dict}
 _EXACT_INT = 2.0**53  # ints at or beyond this may round as float64: their comparisons go to check_record
 
 
 def _plain_columns(records: list, rules: RequestRules) -> tuple[list[dict], dict] | None:
     """(flags, columns) when every record is an object of exactly the model's fields, every value passes
-    its rule and compares as Python would; None otherwise (no verdict: check record by record)."""
+    its rule and compares as Python would; None otherwise (no verdict: check record by record). The numerical
+    fields are checked together, as one rows x fields float64 array (a numpy call per rule, not per field)."""
     fields = rules.fields
-    expected = set(fields)
-    if not records or not fields or not all(type(r) is dict and r.keys() == expected for r in records):
+    # objects of exactly the model's fields: as many keys as fields, and every field found (itemgetter)
+    if (
+        not records
+        or not fields
+        or set(map(type, records)) != _DICT
+        or set(map(len, records)) != {len(fields)}
+    ):
         return None
     columns: dict[str, object] = {}
-    found: list[tuple[int, int, dict]] = []  # (record, field position, flag): check_record's order
-    pick = itemgetter(*fields)  # a tuple per record (one field: the bare value)
-    by_field = zip(*map(pick, records), strict=True) if len(fields) > 1 else [list(map(pick, records))]
+    categorical, numerical = list(rules.categorical), list(rules.numerical)
     try:
-        for pos, (name, values) in enumerate(zip(fields, by_field, strict=True)):
-            values = list(values)
-            if name in rules.categorical:
-                seen = set(values)
-                if None in seen:
-                    if name in rules.not_null:
-                        return None
-                    seen.discard(None)
-                if not seen <= rules.categorical[name]:
+        rows = (
+            list(map(itemgetter(*fields), records)) if len(fields) > 1 else [(r[fields[0]],) for r in records]
+        )
+        by_field = list(zip(*rows, strict=True))  # a tuple of values per field, in `fields` order
+        for name, values in zip(categorical, by_field, strict=False):
+            seen = set(values)
+            if None in seen:
+                if name in rules.not_null:
                     return None
-                columns[name] = values
-                continue
-            if not set(map(type, values)) <= _NUMBER_TYPES:
-                return None  # bool, str, list, ... : wrong_type
-            nulls = values.count(None)
-            if nulls and name in rules.not_null:
+                seen.discard(None)
+            if not seen <= rules.categorical[name]:
                 return None
-            arr = np.array(values, dtype=np.float64)  # None -> NaN
-            if int(np.isnan(arr).sum()) != nulls or np.isinf(arr).any() or (np.abs(arr) >= _EXACT_INT).any():
-                return None
-            lo, hi = rules.physical.get(name, (None, None))
-            if (lo is not None and (arr < lo).any()) or (hi is not None and (arr > hi).any()):
-                return None
-            tmin, tmax = rules.numerical[name]
-            outside = np.zeros(len(arr), dtype=bool)
-            if tmin is not None:
-                outside |= arr < tmin
-            if tmax is not None:
-                outside |= arr > tmax
-            for i in np.flatnonzero(outside).tolist():
-                found.append(
-                    (
-                        i,
-                        pos,
-                        {
-                            "record": i,
-                            "field": name,
-                            "value": records[i][name],
-                            "training_min": tmin,
-                            "training_max": tmax,
-                            "rule": "outside the training range (accepted)",
-                        },
-                    )
-                )
-            columns[name] = arr
-    except (TypeError, ValueError, OverflowError):  # an unhashable category, a number too big for a float
+            columns[name] = list(values)
+        if not numerical:
+            return [], columns
+        numbers = by_field[len(categorical) :]
+        if not set(map(type, chain.from_iterable(numbers))) <= _NUMBER_TYPES:
+            return None  # bool, str, list, ... : wrong_type
+        nulls = sum(map(operator.countOf, numbers, repeat(None)))
+        arr = np.array(numbers, dtype=np.float64).T  # rows x numerical fields; None -> NaN
+    except (KeyError, TypeError, ValueError, OverflowError):  # a field missing, an unhashable category, ...
         return None
-    found.sort(key=lambda t: t[:2])
-    return [f for _, _, f in found], columns
+    bounds = _bounds_of(rules, numerical)
+    missing = np.isnan(arr)
+    # every NaN a null (a NaN sent as such is not_finite), no null where none are allowed
+    if int(missing.sum()) != nulls or (missing & bounds.not_null).any():
+        return None
+    with np.errstate(invalid="ignore"):
+        if (
+            np.isinf(arr).any()
+            or (np.abs(arr) >= _EXACT_INT).any()
+            or (arr < bounds.phys_lo).any()
+            or (arr > bounds.phys_hi).any()
+        ):
+            return None
+        outside = (arr < bounds.train_lo) | (arr > bounds.train_hi)
+    flags = []
+    for i, j in zip(*np.nonzero(outside), strict=True):  # row-major: check_record's order
+        name = numerical[j]
+        tmin, tmax = rules.numerical[name]
+        flags.append(
+            {
+                "record": int(i),
+                "field": name,
+                "value": records[i][name],
+                "training_min": tmin,
+                "training_max": tmax,
+                "rule": "outside the training range (accepted)",
+            }
+        )
+    for j, name in enumerate(numerical):
+        columns[name] = np.ascontiguousarray(arr[:, j])
+    return flags, columns
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Per numerical field (in `rules.numerical` order), as rows broadcast against a rows x fields array;
+    an absent bound is -inf/inf."""
+
+    phys_lo: np.ndarray
+    phys_hi: np.ndarray
+    train_lo: np.ndarray
+    train_hi: np.ndarray
+    not_null: np.ndarray
+
+
+_BOUNDS: dict[int, tuple[RequestRules, _Bounds]] = {}
+
+
+def _bounds_of(rules: RequestRules, numerical: list[str]) -> _Bounds:
+    cached = _BOUNDS.get(id(rules))
+    if cached is not None and cached[0] is rules:
+        return cached[1]
+
+    def edge(values, absent: float) -> np.ndarray:
+        return np.array([absent if v is None else v for v in values], dtype=np.float64)
+
+    phys = [rules.physical.get(n, (None, None)) for n in numerical]
+    train = [rules.numerical[n] for n in numerical]
+    bounds = _Bounds(
+        edge([lo for lo, _ in phys], -np.inf),
+        edge([hi for _, hi in phys], np.inf),
+        edge([lo for lo, _ in train], -np.inf),
+        edge([hi for _, hi in train], np.inf),
+        np.array([n in rules.not_null for n in numerical]),
+    )
+    if len(_BOUNDS) > 16:  # a few models over a service's life (hot swaps)
+        _BOUNDS.clear()
+    _BOUNDS[id(rules)] = (rules, bounds)
+    return bounds
