@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from flows.common import RunSummary
 from mlpipe.config import Params, ProjectPaths
 from mlpipe.data.zone import landed_batches
 from mlpipe.errors import LockBusy
+from mlpipe.registry.client import sqlite_store_missing
 from mlpipe.runtime.git import git_commit, git_dirty
 from mlpipe.runtime.lock import project_lock
 from mlpipe.runtime.logs import event
@@ -78,13 +78,6 @@ def _store_key(paths: ProjectPaths, tracking_uri: str) -> str:
     return "project" if tracking_uri == paths.tracking_uri else tracking_uri
 
 
-def _store_present(tracking_uri: str) -> bool:
-    """False when the project's own SQLite store was deleted since (its run would be gone)."""
-    if tracking_uri.startswith("sqlite:///"):
-        return Path(tracking_uri.removeprefix("sqlite:///")).exists()
-    return True
-
-
 def _dvc_up_to_date(paths: ProjectPaths) -> bool:
     from dvc.repo import Repo
 
@@ -104,7 +97,7 @@ def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> R
     if (
         record is None
         or record.get("store") != _store_key(paths, tracking_uri)
-        or not _store_present(tracking_uri)
+        or sqlite_store_missing(tracking_uri)  # deleted since: its run is gone
     ):
         return None
     recorded = replace(RunSummary(**record["summary"]), tracking_uri=tracking_uri)

@@ -226,12 +226,11 @@ def ui(
 def mlflow_start_page(uri: str, experiment: str) -> str:
     """The page `mlpipe ui` names (registry.views.start_page), looked up in a local store only; a SQLite
     store not made yet is left for the UI to make (opening it here would create and migrate it first)."""
-    from mlpipe.registry.client import local_store, mlflow_client
-    from mlpipe.registry.views import MODEL_TRAINING_VIEW, start_page
+    from mlpipe.registry.client import local_store, mlflow_client, sqlite_store_missing
+    from mlpipe.registry.views import EXPERIMENTS_PAGE, start_page
 
-    missing = uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
-    if missing or not local_store(uri):
-        return f"#/experiments?{MODEL_TRAINING_VIEW}"
+    if sqlite_store_missing(uri) or not local_store(uri):
+        return EXPERIMENTS_PAGE
     return start_page(mlflow_client(uri), experiment)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from mlpipe.config import ProjectPaths
 
@@ -21,6 +22,11 @@ def mlflow_client(uri: str):
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def sqlite_store_missing(uri: str) -> bool:
+    """True for a SQLite store whose file does not exist (not made yet, or deleted since)."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
 
 def local_store(uri: str) -> bool:

@@ -20,6 +20,8 @@ from mlpipe.registry import tags as tag
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 RUN_TABLE_VIEW = "mlpipe-headline"  # the saved view's id (the tag's suffix, the link's viewStateShareKey)
 RUN_TABLE_VIEW_NAME = "mlpipe: headline metrics"
+RUN_TABLE_VIEW_TAG = f"{tag.MLFLOW_SAVED_VIEW_PREFIX}{RUN_TABLE_VIEW}"  # the experiment tag holding it
+EXPERIMENTS_PAGE = f"#/experiments?{MODEL_TRAINING_VIEW}"  # the list of experiments, model-training view
 TABLE_METRICS = 3  # the first headline metrics of the task, as columns
 # The UI's own default columns, kept; and the column ids it orders by (ag-grid column ids of 3.17:
 # unknown ids are ignored, columns not named follow in their own order).
@@ -45,18 +47,17 @@ def saved_view(state: dict, now_ms: int, name: str = RUN_TABLE_VIEW_NAME) -> str
 def ensure_run_table_view(client, experiment_id: str, task: str, tags: dict[str, str]) -> None:
     """Save mlpipe's view of the experiment's run table (`tags`: the experiment's tags now) unless it is
     saved already with this task's columns."""
-    key = f"{tag.MLFLOW_SAVED_VIEW_PREFIX}{RUN_TABLE_VIEW}"
     state = run_table_state(task)
     try:
-        if json.loads(json.loads(tags[key])["state"]) == state:
+        if json.loads(json.loads(tags[RUN_TABLE_VIEW_TAG])["state"]) == state:
             return
     except (KeyError, TypeError, ValueError):
         pass
-    client.set_experiment_tag(experiment_id, key, saved_view(state, int(time.time() * 1000)))
+    client.set_experiment_tag(experiment_id, RUN_TABLE_VIEW_TAG, saved_view(state, int(time.time() * 1000)))
 
 
 def has_run_table_view(tags: dict[str, str]) -> bool:
-    return f"{tag.MLFLOW_SAVED_VIEW_PREFIX}{RUN_TABLE_VIEW}" in tags
+    return RUN_TABLE_VIEW_TAG in tags
 
 
 def runs_page(experiment_id: str, with_view: bool = True) -> str:
@@ -76,5 +77,5 @@ def start_page(client, experiment: str) -> str:
     list of experiments while it does not exist yet."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        return f"#/experiments?{MODEL_TRAINING_VIEW}"
+        return EXPERIMENTS_PAGE
     return runs_page(exp.experiment_id, with_view=has_run_table_view(exp.tags))
