@@ -89,27 +89,62 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def group_running(pgid: int) -> bool:
+    """True while some process of group `pgid` still runs. Unlike `group_alive`, a zombie does not count
+    on Linux: one whose parent died waits for whoever adopted it (a container's init may never reap it),
+    and it holds nothing but its pid. Elsewhere the same as `group_alive`."""
+    if not group_alive(pgid):
+        return False
+    proc = Path("/proc")
+    if not sys.platform.startswith("linux") or not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # after the command's closing parenthesis: state, ppid, pgrp, ...
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
+
+
+KILL_WAIT_S = 10.0  # how long a SIGKILLed process may take to go (it leaves once the kernel schedules it)
+
+
 def stop_group(
     pgid: int, grace_s: float, every_s: float = 0.1, reap: Callable[[], object] | None = None
 ) -> None:
-    """SIGTERM every process of group `pgid`; SIGKILL what is left after `grace_s`. Returns once the group
-    is empty, however long its members outlive their leader. `reap` (the leader's Popen.poll, for its
-    parent) collects the leader once it exits: an unreaped zombie still counts as a member."""
+    """SIGTERM every process of group `pgid`; SIGKILL what is left after `grace_s`. Returns once no member
+    runs, however long its members outlive their leader (and, after the SIGKILL, at most `KILL_WAIT_S`
+    later: the kernel's delivery takes a scheduling slot, which a loaded machine can delay). `reap` (the
+    leader's Popen.poll, for its parent) collects the leader once it exits."""
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if reap is not None:
-            reap()
-        if not group_alive(pgid):
-            return
-        time.sleep(every_s)
+    if _wait_group(pgid, grace_s, every_s, reap):
+        return
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        return
+    _wait_group(pgid, KILL_WAIT_S, every_s, reap)
+
+
+def _wait_group(pgid: int, within_s: float, every_s: float, reap: Callable[[], object] | None) -> bool:
+    """True once no member of group `pgid` runs; False if some still does after `within_s`."""
+    deadline = time.monotonic() + within_s
+    while True:
+        if reap is not None:
+            reap()
+        if not group_running(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every_s)
 
 
 def watch(parent_pid: int, pgid: int, grace_s: float, every_s: float = WATCH_EVERY_S) -> None:

@@ -15,6 +15,8 @@ import pytest
 from mlpipe.runtime.guard import (
     EXIT_PARENT_GONE,
     Stopped,
+    group_alive,
+    group_running,
     guarded_popen,
     helper_command,
     orphaned_runs,
@@ -188,3 +190,15 @@ def test_stop_process_group_returns_only_once_the_workers_that_outlive_the_serve
     proc.stdout.close()
     assert proc.returncode == -signal.SIGTERM  # the server itself went at once
     assert [p for p in (slow, deaf) if pid_alive(p) and not _zombie(p)] == []  # no grace period here
+
+
+@linux_only
+def test_a_group_of_one_unreaped_zombie_is_alive_but_not_running():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not _zombie(proc.pid) and time.monotonic() < deadline:  # exited, not yet reaped (no poll)
+        time.sleep(0.05)
+    assert _zombie(proc.pid)
+    assert group_alive(proc.pid) and not group_running(proc.pid)
+    proc.wait(timeout=10)
+    assert not group_alive(proc.pid) and not group_running(proc.pid)
