@@ -3,7 +3,8 @@
 In a temporary copy of the project: `mlpipe run` once (the original model), then, measured in the same
 run, the baseline `dvc repro --force` (every stage, as the original training ran them) and
 `mlpipe reproduce models:/NAME/1` (worktree + data restore + `dvc repro --force` + comparison +
-MLflow record). Goal of issue 4: reproduce <= 1.2 x baseline + 10 s. Writes bench/results/reproduce.json.
+MLflow record), interleaved. Goal of issue 18: reproduce <= 1.1 x baseline + 5 s (issue 4's was
+1.2 x + 10 s). Writes bench/results/reproduce.json.
 Usage: python bench/reproduce.py [--repeat N] [--full]
 """
 
@@ -31,15 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-repro-") as tmp:
         root = make_project(Path(tmp) / "project", args.full)
         timed([py, "-m", "mlpipe.cli", "run"], root)
-        baseline = [timed([dvc, "repro", "--force"], root)[0] for _ in range(args.repeat)]
-        repro, verdicts = [], []
-        for _ in range(args.repeat):
+        baseline, repro, verdicts = [], [], []
+        for _ in range(args.repeat):  # interleaved: a shared machine's load changes within minutes
+            baseline.append(timed([dvc, "repro", "--force"], root)[0])
             seconds, out, _ = timed(
                 [py, "-m", "mlpipe.cli", "reproduce", "models:/flights-late/1", "--json"], root
             )
             repro.append(seconds)
             verdicts.append(json.loads(out)["identical"])
     base_s, repro_s = statistics.median(baseline), statistics.median(repro)
+    pairs = [round(r / b, 2) for b, r in zip(baseline, repro, strict=True)]
     figures = {
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "data": "whole 2013" if args.full else "initial period (Jan-Mar 2013)",
@@ -47,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         "mlpipe_reproduce_s": round(repro_s, 3),
         "ratio": round(repro_s / base_s, 2),
         "overhead_s": round(repro_s - base_s, 3),
-        "goal_s": round(1.2 * base_s + 10, 3),
-        "goal_met": repro_s <= 1.2 * base_s + 10,
+        "pair_ratios": pairs,  # each reproduce over the baseline run just before it
+        "load_average": [round(x, 2) for x in __import__("os").getloadavg()],
+        "goal_s": round(1.1 * base_s + 5, 3),  # issue 18 (issue 4 asked for 1.2x + 10 s)
+        "goal_met": repro_s <= 1.1 * base_s + 5,
         "all_identical": all(verdicts),
     }
     report(figures, "reproduce-full.json" if args.full else "reproduce.json")

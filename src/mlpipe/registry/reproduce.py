@@ -11,9 +11,11 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,9 +30,10 @@ from mlpipe.registry.refs import resolve_run_id, versions_of_run
 from mlpipe.runtime.environments import Environment, choose_environment
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
 from mlpipe.runtime.logs import event
-from mlpipe.runtime.shell import pid_alive, run_tool, tool_env
+from mlpipe.runtime.shell import pid_alive, run_tool, stop_process_group, tool_env
 
 TEST_SPLIT = "artifacts/split/test.parquet"
+ABANDON_POLL_S = 0.2  # how often the rebuild looks whether the recorded model failed its checks
 
 
 @dataclass(frozen=True)
@@ -328,16 +331,38 @@ def restored_file_hashes(wt: Path, data_md5: str) -> dict[str, tuple[str | None,
     }
 
 
-def rerun_stages(wt: Path, python: Path) -> None:
+def rerun_stages(wt: Path, python: Path, abandon: Callable[[], bool] = lambda: False) -> bool:
     """`dvc repro --force` in the worktree with the environment of `python` (its bin/ first on PATH, so
-    the stages' `python` is that one) and the commit's own code first on the import path."""
+    the stages' `python` is that one) and the commit's own code first on the import path. In a process
+    group of its own, stopped whole (with the stages it started) as soon as `abandon()` turns true (then
+    False is returned) or this process unwinds."""
     bindir = str(python.parent)
     env = tool_env({"PYTHONPATH": str(wt / "src")})
     env["PATH"] = bindir + os.pathsep + env["PATH"]
-    proc = run_tool([str(python.parent / "dvc"), "repro", "--force"], wt, check=False, env=env)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
-        raise ToolError(f"dvc repro --force failed in the isolated checkout:\n{tail}")
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(
+            [str(python.parent / "dvc"), "repro", "--force"],
+            cwd=wt,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+        try:
+            while proc.poll() is None:
+                if abandon():
+                    return False
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=ABANDON_POLL_S)
+        finally:
+            if proc.poll() is None:
+                stop_process_group(proc, grace_s=10)
+        if proc.returncode != 0:
+            out.seek(0)
+            tail = "\n".join(out.read().strip().splitlines()[-10:])
+            raise ToolError(f"dvc repro --force failed in the isolated checkout:\n{tail}")
+    return True
 
 
 def reproduced_outputs(wt: Path) -> dict:
@@ -356,33 +381,44 @@ def reproduced_outputs(wt: Path) -> dict:
     }
 
 
-def compare_predictions(original_model, reproduced_model, test_split: Path) -> dict:
-    """Both models' outputs (model.outputs.scores: probabilities or values) on the same test rows: exact
-    equality and hashes."""
-    import numpy as np
-
+def split_scores(model, test_split: Path, columns: list[str]):
+    """(the model's outputs (model.outputs.scores: probabilities or values) on the rows of `test_split`,
+    their count), the model given the split's `columns`."""
     from mlpipe.data.frames import read_frame
     from mlpipe.model.outputs import scores
+
+    test = read_frame(test_split, columns=columns)
+    return scores(model, test[columns]), len(test)
+
+
+def compare_predictions(original_model, reproduced_model, test_split: Path, original_scores=None) -> dict:
+    """Both models' outputs on the same test rows (the original's as given, when they were computed
+    already on that split): exact equality and hashes."""
+    import numpy as np
+
     from mlpipe.pipeline.evaluate import predictions_sha256
 
-    test = read_frame(test_split)
     cols = list(original_model.feature_names_in_)
-    a, b = scores(original_model, test[cols]), scores(reproduced_model, test[cols])
+    b, rows = split_scores(reproduced_model, test_split, cols)
+    a = original_scores if original_scores is not None else split_scores(original_model, test_split, cols)[0]
     return {
         "identical": bool(np.array_equal(a, b)),
         "original_sha256": predictions_sha256(a),
         "reproduced_sha256": predictions_sha256(b),
-        "rows": len(test),
+        "rows": rows,
     }
 
 
-def compare_in(env: Environment, original: LoadedModel, reproduced: Path, split: Path, names) -> dict:
+def compare_in(
+    env: Environment, original: LoadedModel, reproduced: Path, split: Path, names, original_scores=None
+) -> dict:
     """Predictions of the original (verified, loaded) and the reproduced model on the same rows, and the
     versions of `names`, measured in the environment the stages ran in: here, with the original already
     in memory, or in a process of the locked one (running this module's `main` on a copy of the running
-    mlpipe, whichever way it is installed), which loads both there."""
+    mlpipe, whichever way it is installed), which loads both there (`original_scores`, computed here,
+    are then not used)."""
     if env.kind == "current":
-        return _compare(original.model, reproduced, split, names)
+        return _compare(original.model, reproduced, split, names, original_scores)
     import mlpipe
 
     spec = {
@@ -408,12 +444,12 @@ def compare_in(env: Environment, original: LoadedModel, reproduced: Path, split:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _compare(original_model, reproduced: Path, split: Path, names) -> dict:
+def _compare(original_model, reproduced: Path, split: Path, names, original_scores=None) -> dict:
     from mlpipe.model.loading import load_model_dir
 
     b = load_model_dir(reproduced)  # checked against its own manifest
     return {
-        "predictions": compare_predictions(original_model, b.model, split),
+        "predictions": compare_predictions(original_model, b.model, split, original_scores),
         "versions": installed_versions(sorted(names)),
     }
 
@@ -429,7 +465,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def cached_output(root: Path, md5: str | None, fallback: Path) -> Path:
+def cached_output(root: Path, md5: str | None, fallback: Path | None) -> Path | None:
     """A stage output as recorded (from the project's DVC cache by its md5); `fallback` when absent."""
     from dvc.repo import Repo
 
@@ -441,8 +477,9 @@ def cached_output(root: Path, md5: str | None, fallback: Path) -> Path:
     return fallback
 
 
-def recorded_test_split(root: Path, rec: Recorded, fallback: Path) -> Path:
-    """The test split the run recorded, from the DVC cache by its md5; else the reproduced one."""
+def recorded_test_split(root: Path, rec: Recorded, fallback: Path | None) -> Path | None:
+    """The test split the run recorded, from the DVC cache by its md5; else `fallback` (the reproduced
+    one)."""
     return cached_output(root, rec.stage_outputs.get(f"split:{TEST_SPLIT}"), fallback)
 
 
@@ -451,33 +488,35 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
     commit's own locked environment (`env_mode` auto: the running one when it is that one, else built
     from the commit's uv.lock; current: the running one regardless), compare, and log the verdict as its
     own MLflow run (tagged on the original run and its model versions)."""
-    from mlpipe.registry.models import load_registered
-
     client = mlflow_client(tracking_uri)
     run_id = resolve_run_id(client, ref)
     rec = read_record(client, run_id)
     why = refusal(rec, commit_exists(root, rec.commit) if rec.commit else False)
     if why:
         raise Refused(why)
-    with tempfile.TemporaryDirectory(prefix="mlpipe-original-") as tmp:
-        try:  # before the rebuild: a recorded model that fails its checks cannot be compared with anything
-            # the file's sha256 and types; its packages are checked where it is compared
-            original, _ = load_registered(client, ref, allow_version_mismatch=True, dest=Path(tmp))
-        except ModelRefused as exc:
-            raise Refused(
-                f"reproduce: the recorded model of {ref} fails its checks ({exc}) "
-                "(rule: only a verified model is compared; restore its artifact from the registry's store)"
-            ) from None
+    with (
+        tempfile.TemporaryDirectory(prefix="mlpipe-original-") as tmp,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlpipe-original") as beside,
+    ):
+        # The recorded model is downloaded, verified (the file's sha256 and types; its packages are
+        # checked where it is compared) and scored on the recorded test split beside the checkout and the
+        # rebuild, which wait on subprocesses. One that fails its checks cannot be compared with anything:
+        # the rebuild is then abandoned.
+        recorded_split = recorded_test_split(root, rec, None)
+        loading = beside.submit(load_original, client, ref, Path(tmp), recorded_split)
         with isolated_checkout(root, rec.commit, keep=keep) as wt:
             env = choose_environment(env_mode, wt, root, python_major_minor(rec.python))
             event("reproduce_environment", kind=env.kind, python=str(env.python), reused=env.reused)
             share_dvc_storage(root, wt)
             pull_recorded_data(wt, rec.data_md5)
             data_files = restored_file_hashes(wt, rec.data_md5)
-            rerun_stages(wt, env.python)
+            if loading.done():
+                verified_original(loading, ref)  # known to fail already: refused before the rebuild
+            rerun_stages(wt, env.python, abandon=lambda: loading.done() and loading.exception() is not None)
+            original, original_scores = verified_original(loading, ref)
             got = reproduced_outputs(wt) | {"data_files": data_files}
-            split = recorded_test_split(root, rec, wt / TEST_SPLIT)
-            got |= compare_in(env, original, wt / "artifacts/model", split, rec.versions)
+            split = recorded_split or wt / TEST_SPLIT
+            got |= compare_in(env, original, wt / "artifacts/model", split, rec.versions, original_scores)
             verdict = Verdict(
                 ref=ref,
                 run_id=run_id,
@@ -489,6 +528,27 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
             )
     verdict.reproduction_run_id = log_reproduction(client, rec, verdict)
     return verdict
+
+
+def load_original(client, ref: str, dest: Path, split: Path | None) -> tuple[LoadedModel, object]:
+    """(the recorded model of `ref`, verified, in `dest`; its scores on `split` when there is one)."""
+    from mlpipe.registry.models import load_registered
+
+    original, _ = load_registered(client, ref, allow_version_mismatch=True, dest=dest)
+    if split is None:
+        return original, None
+    return original, split_scores(original.model, split, list(original.model.feature_names_in_))[0]
+
+
+def verified_original(loading: Future, ref: str) -> tuple[LoadedModel, object]:
+    """What `loading` (load_original) produced, once it has; Refused when the model failed its checks."""
+    try:
+        return loading.result()
+    except ModelRefused as exc:
+        raise Refused(
+            f"reproduce: the recorded model of {ref} fails its checks ({exc}) "
+            "(rule: only a verified model is compared; restore its artifact from the registry's store)"
+        ) from None
 
 
 def python_major_minor(version: str) -> str:
