@@ -4,8 +4,11 @@ For each dataset, in one run on this machine: (1) the bare fit of the same estim
 the same rows by a plain script (a subprocess: imports, read, fit) against `mlpipe run` on a fresh
 `mlpipe init` project (bootstrap, validation, DVC stages, MLflow, registry, gate); (2) the service's rows/s
 on 1k-row /predict batches over HTTP (validation and the prediction log on) against the bare model's
-predictions (`model.outputs.scores`, in process, one OpenMP thread as the service uses) on the same rows.
-Writes bench/results/tasks.json. Usage: python bench/tasks.py [--requests N]
+predictions (`model.outputs.scores`, in process, one OpenMP thread as the service uses) on the same rows;
+(3) a no-op `mlpipe run` against `dvc repro` saying "nothing to do" in the same project; (4) `mlpipe
+reproduce models:/NAME/1` against `dvc repro --force` (issue 18's aims: no-op <= 1.5 s, reproduce <= 1.1x
++ 5 s), interleaved, medians of `--repeat`.
+Writes bench/results/tasks.json. Usage: python bench/tasks.py [--requests N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib.metadata
 import json
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,9 +155,38 @@ def serve_rates(root: Path, requests: int) -> dict:
     return {"bare_rows_s": round(bare), "service_rows_s": round(served), "ratio": round(served / bare, 3)}
 
 
+def repeat_rates(root: Path, repeat: int) -> dict:
+    """The no-op `mlpipe run` against `dvc repro`'s no-op, then `mlpipe reproduce` of version 1 against
+    `dvc repro --force`, each pair run back to back (medians): the project after its first run."""
+    import yaml
+
+    dvc = str(Path(sys.executable).parent / "dvc")
+    name = yaml.safe_load((root / "params.yaml").read_text())["model"]["name"]
+    noop, dvc_noop, force, repro, identical = [], [], [], [], []
+    for _ in range(repeat):
+        dvc_noop.append(timed([dvc, "repro"], root)[0])
+        noop.append(timed([MLPIPE, "run"], root)[0])
+    for _ in range(repeat):
+        force.append(timed([dvc, "repro", "--force"], root)[0])
+        seconds, proc = timed([MLPIPE, "reproduce", f"models:/{name}/1", "--json"], root)
+        repro.append(seconds)
+        identical.append(json.loads(proc.stdout)["identical"])
+    base, got = statistics.median(force), statistics.median(repro)
+    return {
+        "noop_run_s": round(statistics.median(noop), 2),
+        "noop_dvc_repro_s": round(statistics.median(dvc_noop), 2),
+        "dvc_repro_force_s": round(base, 2),
+        "reproduce_s": round(got, 2),
+        "reproduce_over_force": round(got / base, 2),
+        "reproduce_aim_s": round(1.1 * base + 5, 2),
+        "reproduce_identical": all(identical),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3, help="no-op and reproduce pairs per dataset (median)")
     args = ap.parse_args()
     results = []
     for name, make in DATASETS.items():
@@ -170,12 +203,15 @@ def main() -> int:
                 "mlpipe_run_s": round(run_s, 2),
                 "run_over_bare": round(run_s / bare_s, 1),
                 **serve_rates(root, args.requests),
+                **repeat_rates(root, args.repeat),
             }
         results.append(row)
         print(
             f"{name}: bare fit {row['bare_fit_s']} s, mlpipe run {row['mlpipe_run_s']} s "
             f"({row['run_over_bare']}x); service {row['service_rows_s']} rows/s vs bare "
-            f"{row['bare_rows_s']} rows/s ({row['ratio']}x)",
+            f"{row['bare_rows_s']} rows/s ({row['ratio']}x); no-op run {row['noop_run_s']} s vs dvc repro "
+            f"{row['noop_dvc_repro_s']} s; reproduce {row['reproduce_s']} s vs dvc repro --force "
+            f"{row['dvc_repro_force_s']} s ({row['reproduce_over_force']}x, aim {row['reproduce_aim_s']} s)",
             flush=True,
         )
     out = REPO / "bench" / "results" / "tasks.json"
