@@ -1,0 +1,68 @@
+"""The rebuild of `mlpipe reproduce` runs beside the recorded model's checks: when those fail it is
+abandoned, and the stages it started go with it; a failed rebuild is one error naming its last lines."""
+
+from __future__ import annotations
+
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlpipe.errors import ToolError
+from mlpipe.registry.reproduce import rerun_stages
+from mlpipe.runtime.shell import pid_alive
+
+# A stand-in for `dvc repro --force` with a stage process of its own: writes the stage's pid, then waits.
+FAKE_DVC = """#!/bin/sh
+sleep 600 &
+echo $! > "$PWD/stage.pid"
+echo "stage started"
+wait
+"""
+FAILING_DVC = """#!/bin/sh
+echo "ERROR: failed to reproduce 'train': exit 1" >&2
+exit 1
+"""
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups as on Linux")
+
+
+def _bin(tmp_path: Path, script: str) -> Path:
+    bindir = tmp_path / "env" / "bin"
+    bindir.mkdir(parents=True)
+    dvc = bindir / "dvc"
+    dvc.write_text(script)
+    dvc.chmod(dvc.stat().st_mode | stat.S_IXUSR)
+    return bindir / "python"  # rerun_stages runs the `dvc` beside this interpreter
+
+
+@linux_only
+def test_an_abandoned_rebuild_stops_with_the_stages_it_started(tmp_path):
+    python, wt = _bin(tmp_path, FAKE_DVC), tmp_path / "wt"
+    wt.mkdir()
+    t0 = time.monotonic()
+    asked = lambda: (wt / "stage.pid").exists() and time.monotonic() - t0 > 0.5  # noqa: E731
+    assert rerun_stages(wt, python, abandon=asked) is False
+    stage = int((wt / "stage.pid").read_text())
+    deadline = time.monotonic() + 10
+    while pid_alive(stage) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(stage) or _zombie(stage)
+    assert time.monotonic() - t0 < 30  # not the stage's 600 s
+
+
+def test_a_failed_rebuild_is_one_error_with_its_last_lines(tmp_path):
+    python, wt = _bin(tmp_path, FAILING_DVC), tmp_path / "wt"
+    wt.mkdir()
+    with pytest.raises(ToolError, match="failed to reproduce 'train'"):
+        rerun_stages(wt, python)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
