@@ -38,9 +38,24 @@ DRIFTED_WHEN = {
 BORDERLINE = 0.25
 
 
+def count_window(conn, low: int, top: int) -> int:
+    """Logged rows with low < id <= top. Counting an id range walks its rows (SQLite: ~1 s for 10M), while
+    a whole-table count(*) walks the smallest index (~0.05 s for 10M, ~15x fewer bytes): when the table
+    is more than 16x the window, count the range; else count the table, and when its ids have no gaps
+    (count == max - min + 1) the window's count follows from its ids."""
+    first = conn.execute(sa.select(sa.func.min(PREDICTIONS.c.id))).scalar_one()
+    if (top - low) * 16 >= top - first + 1:
+        total = conn.execute(sa.select(sa.func.count()).select_from(PREDICTIONS)).scalar_one()
+        if total == top - first + 1:
+            return top - max(low, first - 1)
+    return conn.execute(sa.select(sa.func.count()).where(PREDICTIONS.c.id > low)).scalar_one()
+
+
 def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFrame, int]:
     """(sampled rows of the newest `window_rows`, rows in the window). One row per logged prediction:
-    its inputs as columns, proba, prediction, model_version, and label when feedback arrived."""
+    its inputs as columns, proba, prediction, model_version, and label when feedback arrived. The sample
+    is every row whose id is a multiple of a stride, fetched by id (a generated series joined on the
+    primary key), so its cost follows the sample, not the window."""
     engine = sa.create_engine(url, future=True)
     try:
         with engine.connect() as conn:
@@ -48,8 +63,11 @@ def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFr
             if top is None:
                 return pd.DataFrame(), 0
             low = max(0, top - window_rows)
-            in_window = conn.execute(sa.select(sa.func.count()).where(PREDICTIONS.c.id > low)).scalar_one()
+            in_window = count_window(conn, low, top)
             stride = max(1, math.ceil(in_window / sample_rows))
+            # the ids low < id <= top with id % stride == 0, smallest first
+            ids = sa.select(sa.literal((low // stride + 1) * stride).label("id")).cte("ids", recursive=True)
+            ids = ids.union_all(sa.select((ids.c.id + stride).label("id")).where(ids.c.id + stride <= top))
             q = (
                 sa.select(
                     PREDICTIONS.c.id,
@@ -61,7 +79,7 @@ def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFr
                     FEEDBACK.c.label,
                 )
                 .select_from(
-                    PREDICTIONS.outerjoin(
+                    ids.join(PREDICTIONS, PREDICTIONS.c.id == ids.c.id).outerjoin(
                         FEEDBACK,
                         sa.and_(
                             FEEDBACK.c.request_id == PREDICTIONS.c.request_id,
@@ -69,7 +87,6 @@ def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFr
                         ),
                     )
                 )
-                .where(PREDICTIONS.c.id > low, PREDICTIONS.c.id % stride == 0)
                 .order_by(PREDICTIONS.c.id)
             )
             rows = conn.execute(q).all()
@@ -304,6 +321,35 @@ def read_columns(
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def evidently_column_verdict(reference: pd.Series, current: pd.Series, categorical: bool) -> dict:
+    """Evidently's own verdict on one column, as its ValueDrift metric reaches it inside a Report
+    (evidently.legacy.calculations.data_drift.get_one_column_drift): infinities and nulls dropped, the
+    default method picked for the column's type and rows, that method's threshold. Without the Report's
+    histograms, correlations and widgets, which on 10M rows cost ~10x the test itself and ~0.5 GB a column."""
+    import numpy as np
+    from evidently.legacy.calculations.stattests.registry import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    kind = ColumnType.Categorical if categorical else ColumnType.Numerical
+    ref = reference.replace([-np.inf, np.inf], np.nan).dropna()
+    cur = current.replace([-np.inf, np.inf], np.nan).dropna()
+    if ref.empty or cur.empty:
+        raise ConfigError(
+            f"{reference.name}: no value left to compare in the {'reference' if ref.empty else 'window'} "
+            "(rule: Evidently drops nulls and infinities before its drift test)"
+        )
+    test = get_stattest(ref, cur, kind, None)
+    result = test(ref, cur, kind, None)
+    return {
+        "method": test.display_name,
+        "threshold": float(result.actual_threshold),
+        "score": round(float(result.drift_score), 6),
+        "drifted": bool(result.drifted),
+        "borderline": False,
+        "confirmed": True,
+    }
+
+
 def confirm_borderline(
     url: str,
     window_rows: int,
@@ -314,22 +360,11 @@ def confirm_borderline(
     """`verdicts` with each borderline column's verdict replaced by Evidently's on every row of the window
     against the whole reference (the training split with the model's probabilities): what Evidently on
     the full data says, for exactly the columns where the sample may not say the same."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-
     columns = [c for c, v in verdicts.items() if v["borderline"]]
     if not columns:
         return verdicts
     whole = read_columns(url, window_rows, columns, features)
-    defn = DataDefinition(
-        numerical_columns=[c for c in columns if c not in features.categorical],
-        categorical_columns=[c for c in columns if c in features.categorical],
-    )
-    snapshot = Report([ValueDrift(column=c) for c in columns]).run(
-        current_data=Dataset.from_pandas(whole, data_definition=defn),
-        reference_data=Dataset.from_pandas(whole_reference[columns], data_definition=defn),
-    )
-    confirmed = {
-        c: v | {"borderline": False, "confirmed": True} for c, v in column_verdicts(snapshot.dict()).items()
-    }
+    confirmed = {}
+    for c in columns:
+        confirmed[c] = evidently_column_verdict(whole_reference[c], whole.pop(c), c in features.categorical)
     return verdicts | confirmed

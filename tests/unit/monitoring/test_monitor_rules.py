@@ -171,3 +171,106 @@ def test_confirm_borderline_reads_every_row_of_the_window_from_the_database(tmp_
     out = confirm_borderline(url, 2000, reference, verdicts, params.features)
     assert out["temp"]["confirmed"] and out["temp"]["drifted"] and out["temp"]["score"] > 1
     assert out["carrier"] == verdicts["carrier"], "a clear column keeps its sampled verdict"
+
+
+def _logged(url: str, temps) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from mlpipe.serving.prediction_log import METADATA, PREDICTIONS
+
+    engine = sa.create_engine(url)
+    METADATA.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            PREDICTIONS.insert(),
+            [
+                {
+                    "request_id": f"r{i}",
+                    "row": 0,
+                    "ts": float(i),
+                    "model_name": "m",
+                    "model_version": "1",
+                    "latency_ms": 1.0,
+                    "inputs": json.dumps({"temp": float(t), "carrier": "UA" if i % 2 else "DL"}),
+                    "proba": 0.3,
+                    "prediction": 0,
+                    "flags": "[]",
+                }
+                for i, t in enumerate(temps)
+            ],
+        )
+    engine.dispose()
+
+
+def test_the_window_sample_is_every_stride_th_id_and_its_count_holds_with_gaps_in_the_ids(tmp_path):
+    import sqlalchemy as sa
+
+    from mlpipe.monitoring.monitor import read_window
+    from mlpipe.serving.prediction_log import PREDICTIONS
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    _logged(url, range(1000))
+    window, rows = read_window(url, 600, 100)  # ids 401..1000: 600 rows, stride 6
+    assert rows == 600 and list(window["temp"]) == [float(i - 1) for i in range(402, 1001, 6)]
+    window, rows = read_window(url, 5000, 100)  # a window past the first id: the whole log
+    assert rows == 1000 and list(window["temp"]) == [float(i - 1) for i in range(10, 1001, 10)]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a gap inside the window (ids 501..700) and one before it (ids 1..50)
+        conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.id.between(501, 700)))
+        conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.id <= 50))
+    engine.dispose()
+    window, rows = read_window(url, 600, 100)  # ids 401..500 and 701..1000: 400 rows, stride 4
+    assert rows == 400
+    assert list(window["temp"]) == [float(i - 1) for i in [*range(404, 501, 4), *range(704, 1001, 4)]]
+    window, rows = read_window(url, 30, 100)  # a window under 1/16 of the ids: its range is counted
+    assert rows == 30 and list(window["temp"]) == [float(i - 1) for i in range(971, 1001)]
+    window, rows = read_window(url, 5000, 100)
+    assert rows == 750 and len(window) == len([i for i in range(8, 1001, 8) if 50 < i <= 500 or i > 700])
+
+
+def test_a_column_verdict_is_the_one_evidentlys_report_gives(params):
+    import numpy as np
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    from mlpipe.monitoring.monitor import column_verdicts, evidently_column_verdict
+
+    rng = np.random.default_rng(1)
+    cases = {  # column: (reference, current, categorical); the method Evidently picks differs per case
+        "wide": (rng.normal(0, 1, 3000), rng.normal(0.09, 1, 5000), False),  # Wasserstein
+        "few": (rng.integers(0, 4, 3000).astype(float), rng.integers(0, 5, 5000).astype(float), False),  # JS
+        "small": (rng.normal(0, 1, 800), rng.normal(0.2, 1, 5000), False),  # K-S on <= 1000 reference rows
+        "cat": (rng.choice(["UA", "DL", "AA"], 3000), rng.choice(["UA", "DL", "B6"], 5000), True),  # JS
+        "cat_small": (
+            rng.choice(["UA", "DL", "AA"], 500),
+            rng.choice(["UA", "DL"], 5000),
+            True,
+        ),  # chi-square
+    }
+    methods = set()
+    for col, (ref, cur, categorical) in cases.items():
+        ref, cur = pd.Series(ref, name=col), pd.Series(cur, name=col)
+        if not categorical:  # nulls and infinities are dropped first, as Evidently does
+            cur.iloc[:7] = [np.nan, np.inf, -np.inf, np.nan, np.nan, np.nan, np.nan]
+        else:
+            cur = cur.astype(object)
+            cur.iloc[:3] = None
+        defn = DataDefinition(
+            numerical_columns=[] if categorical else [col], categorical_columns=[col] if categorical else []
+        )
+        snap = Report([ValueDrift(column=col)]).run(
+            current_data=Dataset.from_pandas(cur.to_frame(), data_definition=defn),
+            reference_data=Dataset.from_pandas(ref.to_frame(), data_definition=defn),
+        )
+        expected = column_verdicts(snap.dict())[col] | {"borderline": False, "confirmed": True}
+        assert evidently_column_verdict(ref, cur, categorical) == expected, col
+        methods.add(expected["method"])
+    assert methods == {
+        "Wasserstein distance (normed)",
+        "Jensen-Shannon distance",
+        "K-S p_value",
+        "chi-square p_value",
+    }
