@@ -157,12 +157,15 @@ def main(argv: list[str] | None = None) -> int:
             root = make_project(Path(tmp) / f"project-{i}", args.full)
             elapsed, out, log, started = timed_at(mlpipe_cmd, root)
             bare_pair = timed([*bare_cmd, str(root)], root)[0]
+            pinned_pair = timed([*bare_cmd, str(root), "--pinned"], root)[0]
             fresh.append((elapsed, out, log, started))
             pairs.append(
                 {
                     "fresh_s": round(elapsed, 3),
                     "bare_s": round(bare_pair, 3),
                     "ratio": round(elapsed / bare_pair, 2),
+                    "bare_pinned_s": round(pinned_pair, 3),
+                    "ratio_pinned": round(elapsed / pinned_pair, 2),
                     "before_flow_s": before_flow(log, started),
                 }
             )
@@ -192,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "mlpipe_run_fresh_s": round(full_s, 3),
         "mlpipe_run_fresh_pairs": pairs,
         "ratio_fresh_run_vs_bare_median_pair": statistics.median(p["ratio"] for p in pairs),
+        # the bare fit with the thread count mlpipe's train stage uses (params train.n_jobs)
+        "ratio_fresh_run_vs_bare_pinned_median_pair": statistics.median(p["ratio_pinned"] for p in pairs),
         "mlpipe_run_stages": stages_full,
         "mlpipe_run_fresh_before_flow_s": before_flow(log, started),
         "mlpipe_run_fresh_steps_s": durations(log),
