@@ -1,5 +1,9 @@
 """Bare baseline: the same estimator fitted on the same files by a plain script (no DVC, no MLflow,
-no validation, no mlpipe). Prints the seconds it spent after imports and the test AUC."""
+no validation, no mlpipe). Prints the seconds it spent after imports and the test AUC.
+With --pinned the native thread pools are limited to params.yaml's train.n_jobs, as mlpipe's train
+stage fits (without it OpenMP takes every core: faster on an idle machine, and many times slower on a
+busy one, where its threads wait for each other).
+Usage: python bench/bare_train.py PROJECT_ROOT [--pinned]"""
 
 import sys
 import time
@@ -48,6 +52,12 @@ model = Pipeline(
         ),
     ]
 )
-model.fit(train[cat + num], train[p["dataset"]["target"]])
+if "--pinned" in sys.argv[2:]:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=p["train"]["n_jobs"]):
+        model.fit(train[cat + num], train[p["dataset"]["target"]])
+else:
+    model.fit(train[cat + num], train[p["dataset"]["target"]])
 auc = roc_auc_score(test[p["dataset"]["target"]], model.predict_proba(test[cat + num])[:, 1])
 print(f"{time.perf_counter() - t0:.3f} {auc:.6f}")

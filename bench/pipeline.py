@@ -5,7 +5,7 @@ bench/results/pipeline.json (or pipeline-full.json with --full: the whole bundle
 The no-op rerun is measured three ways: `mlpipe run` (answered before any flow starts), the flow
 itself (`mlpipe run --flow`) with Prefect's temporary server, and the flow against a running
 `prefect server` (what a scheduled deployment sees).
-Usage: python bench/pipeline.py [--repeat N] [--full]
+Usage: python bench/pipeline.py [--repeat N] [--fresh N] [--full]
 """
 
 from __future__ import annotations
@@ -59,15 +59,32 @@ def durations(log: str) -> dict[str, float]:
     return out
 
 
+def before_flow(log: str, started: float) -> float | None:
+    """Seconds from the command's start (`time.time()`) to its flow run's first line (the interpreter, the
+    imports and the Prefect server's start, with whatever the command overlaps with them)."""
+    m = re.search(r"(\d\d):(\d\d):(\d\d\.\d+) \| \w+ +\| Flow run '[^']+' - Beginning flow run", log)
+    if m is None:
+        return None
+    day = time.localtime(started)
+    midnight = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 0, 0, 0, 0, 0, -1))
+    return round(int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) - (started - midnight), 3)
+
+
 def timed(args: list[str], cwd: Path) -> tuple[float, str, str]:
+    elapsed, out, log, _ = timed_at(args, cwd)
+    return elapsed, out, log
+
+
+def timed_at(args: list[str], cwd: Path) -> tuple[float, str, str, float]:
+    """(wall seconds, stdout, stderr, start as time.time()) of one command."""
     env = tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)
-    t0 = time.perf_counter()
+    started, t0 = time.time(), time.perf_counter()
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{args} failed:\n{proc.stderr[-3000:]}")
-    return elapsed, proc.stdout, proc.stderr
+    return elapsed, proc.stdout, proc.stderr, started
 
 
 def make_project(dest: Path, full: bool) -> Path:
@@ -121,18 +138,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full", action="store_true", help="the whole bundled year (336k flights) as the data"
     )
+    parser.add_argument(
+        "--fresh",
+        type=int,
+        default=1,
+        help="fresh runs, each in a new copy of the project and followed by a bare fit (median ratio)",
+    )
     args = parser.parse_args(argv)
     py = sys.executable
     mlpipe_cmd = [py, "-m", "mlpipe.cli", "run"]
     dvc = str(Path(py).parent / "dvc")
+    bare_cmd = [py, str(REPO / "bench" / "bare_train.py")]
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-") as tmp:
-        root = make_project(Path(tmp) / "project", args.full)
-        full_s, out, log = timed(mlpipe_cmd, root)  # fresh clone: bootstrap + all stages + MLflow record
+        # Fresh clones: bootstrap + all stages + MLflow record + gate; each followed at once by the bare fit
+        # on its data, so a pair shares the machine's state (this VM's speed drifts by 2x within minutes).
+        fresh, pairs = [], []
+        for i in range(args.fresh):
+            root = make_project(Path(tmp) / f"project-{i}", args.full)
+            elapsed, out, log, started = timed_at(mlpipe_cmd, root)
+            bare_pair = timed([*bare_cmd, str(root)], root)[0]
+            pinned_pair = timed([*bare_cmd, str(root), "--pinned"], root)[0]
+            fresh.append((elapsed, out, log, started))
+            pairs.append(
+                {
+                    "fresh_s": round(elapsed, 3),
+                    "bare_s": round(bare_pair, 3),
+                    "ratio": round(elapsed / bare_pair, 2),
+                    "bare_pinned_s": round(pinned_pair, 3),
+                    "ratio_pinned": round(elapsed / pinned_pair, 2),
+                    "before_flow_s": before_flow(log, started),
+                }
+            )
+            if i < args.fresh - 1:
+                shutil.rmtree(root)
+        full_s = statistics.median(t for t, _, _, _ in fresh)
+        _, out, log, started = min(fresh, key=lambda r: abs(r[0] - full_s))  # the median run's steps
         stages_full = next(line for line in out.splitlines() if "stages run" in line).split(":", 1)[1].strip()
-        bare = [
-            timed([py, str(REPO / "bench" / "bare_train.py"), str(root)], root) for _ in range(args.repeat)
-        ]
-        bare_s = statistics.median(t for t, _, _ in bare)
+        bare = [timed([*bare_cmd, str(root)], root) for _ in range(args.repeat)]
+        bare_s = statistics.median([t for t, _, _ in bare] + [p["bare_s"] for p in pairs])
         bare_fit_s, bare_auc = (float(x) for x in bare[0][1].split())
         noop = [timed(mlpipe_cmd, root)[0] for _ in range(args.repeat)]  # answered before any flow starts
         noop_runs = [
@@ -150,7 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         "bare_fit_after_imports_s": round(bare_fit_s, 3),
         "bare_roc_auc": bare_auc,
         "mlpipe_run_fresh_s": round(full_s, 3),
+        "mlpipe_run_fresh_pairs": pairs,
+        "ratio_fresh_run_vs_bare_median_pair": statistics.median(p["ratio"] for p in pairs),
+        # the bare fit with the thread count mlpipe's train stage uses (params train.n_jobs)
+        "ratio_fresh_run_vs_bare_pinned_median_pair": statistics.median(p["ratio_pinned"] for p in pairs),
         "mlpipe_run_stages": stages_full,
+        "mlpipe_run_fresh_before_flow_s": before_flow(log, started),
         "mlpipe_run_fresh_steps_s": durations(log),
         "mlpipe_roc_auc": metrics["roc_auc"],
         "ratio_fresh_run_vs_bare": round(full_s / bare_s, 2),

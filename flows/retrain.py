@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
@@ -179,7 +179,7 @@ def track(root: str, tracking_uri: str, experiment: bool = False) -> dict:
 
 # Submitted tasks run in worker threads, where Prefect's timeout cannot interrupt them (it only warns):
 # they carry none, and the flow bounds its wait for their results instead (SUBMITTED_WAIT_S).
-SUBMITTED_WAIT_S = {"champion": 300, "drift": 1800}
+SUBMITTED_WAIT_S = {"champion": 300, "drift": 1800, "probe": 900}
 
 
 @task(name="drift", **TRANSIENT)
@@ -287,13 +287,44 @@ def precheck_task(root: str) -> list[dict]:
     return checks_as_dicts(checks)
 
 
-@task(name="gate", timeout_seconds=900, **TRANSIENT)
-def gate(root: str, tracking_uri: str, record: dict, version: str) -> dict:
-    """Infra check, champion comparison on the same rows, differential test; promote or keep."""
+@task(name="probe")
+def probe_task(root: str, tracking_uri: str, champion: str | None, model_sha256: str) -> dict:
+    """The gate's infra probe of the freshly trained model (and the champion beside it), submitted before
+    the run is logged: the probe's process runs on its own core while `track` and `register` write MLflow.
+    The gate uses it only when the registered copy holds the same bytes and the champion is unchanged."""
+    from mlpipe.release.gate import early_infra_check
+
+    paths, params = setup(root)
+    return early_infra_check(paths, params, tracking_uri, champion, model_sha256)
+
+
+class EarlyProbe:
+    """The submitted probe task's answer, waited for where the gate needs it (after it has fetched and
+    verified the models), not before the gate starts, as Prefect does for a future passed to a task.
+    Calling it gives the figures, or None when there was no probe or it failed (the gate then probes
+    itself, and a failure shows there, as before)."""
+
+    def __init__(self, future=None):
+        self.future = future
+
+    def __call__(self) -> dict | None:
+        if self.future is None:
+            return None
+        found = self.future.result(timeout=SUBMITTED_WAIT_S["probe"], raise_on_failure=False)
+        return found if isinstance(found, dict) else None
+
+
+# No cache key: `early` is a handle on a running task, not a value (the gate is never served from cache).
+@task(name="gate", timeout_seconds=900, cache_policy=NO_CACHE, **TRANSIENT)
+def gate(root: str, tracking_uri: str, record: dict, version: str, early: EarlyProbe | None = None) -> dict:
+    """Infra check, champion comparison on the same rows, differential test; promote or keep. `early`: the
+    probe task submitted after training, whose figures the gate uses when they are this model's."""
     from mlpipe.release.gate import run_gate
 
     paths, params = setup(root)
-    return run_gate(paths, params, tracking_uri, record["run_id"], version, record["model_sha256"])
+    return run_gate(
+        paths, params, tracking_uri, record["run_id"], version, record["model_sha256"], early or EarlyProbe()
+    )
 
 
 @task(name="lineage", timeout_seconds=300, **TRANSIENT)
@@ -302,6 +333,10 @@ def lineage(tracking_uri: str, run_id: str) -> None:
     from mlpipe.registry.lineage import log_lineage
 
     log_lineage(mlflow_client(tracking_uri), run_id)
+
+
+def _workspace_model_sha256(paths) -> str:
+    return json.loads(paths.manifest.read_text())["model_sha256"]
 
 
 def _flow_run_name() -> str:
@@ -357,11 +392,19 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
             if accepted
             else data_files(paths.data)[-1]
         )
-        outcomes, report = {}, None
+        outcomes, report, early = {}, None, EarlyProbe()
         for name in STAGES:
             outcomes[name] = stage_task(root, name)
             if name == "split":  # drift needs only the split: it runs beside training (2 cores)
                 report = drift.submit(root, sha256_file(paths.train_split), str(newest), sha256_file(newest))
+            if name == "train" and outcomes[name] == "ran" and not experiment:
+                # A freshly trained model will be judged: the gate's infra probe (a process pinned to
+                # deploy.cores) measures it beside evaluate and the MLflow logging instead of after them.
+                # A rerun without training leaves the probe to the gate, which mostly finds its decision made.
+                champ = champion_before.result(timeout=SUBMITTED_WAIT_S["champion"])
+                early = EarlyProbe(
+                    probe_task.submit(root, uri, champ[0] if champ else None, _workspace_model_sha256(paths))
+                )
         ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
         precheck_task(root)  # every run: a model that failed it before must not slip through on a rerun
         if not experiment:
@@ -371,11 +414,13 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         record = track(root, uri, experiment)
         summary = log_drift_task(uri, record["run_id"], report.result(timeout=SUBMITTED_WAIT_S["drift"]))
         if experiment or record["git_dirty"]:  # nothing unreproducible gets a version
+            early()  # its process is not left running
             reg = {"version": "unregistered", "aliases": []}
             decision = {"decision": "not registered: trained from uncommitted changes (an experiment)"}
         else:
             reg = register(uri, record)
-            decision = gate(root, uri, record, reg["version"])
+            decision = gate(root, uri, record, reg["version"], early)
+            early()  # a gate that found its decision made did not wait for it: its process ends first
             reg["aliases"] = aliases_of(mlflow_client(uri), record["model_name"], reg["version"])
             lineage(uri, record["run_id"])
 

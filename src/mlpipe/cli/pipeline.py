@@ -68,6 +68,7 @@ def run(
         from flows.retrain import retrain
 
         hand_logging_to_prefect()
+        _open_tracking_store(paths)  # the server boots meanwhile: MLflow's import and store set-up
         prefect_ready()
         with owned_flow_runs():
             state = retrain(
@@ -82,6 +83,24 @@ def run(
     typer.echo(render_text(summary))
     if summary.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+def _open_tracking_store(paths) -> None:
+    """MLflow imported and the project's store opened (created on a fresh clone) before the flow starts,
+    under the project lock (a run waiting for another leaves it to the flow); any failure is the flow's
+    to report, with its retries."""
+    from mlpipe.errors import LockBusy
+    from mlpipe.registry.client import open_store
+    from mlpipe.runtime.lock import project_lock
+    from mlpipe.runtime.logs import event
+
+    try:
+        with project_lock(paths.lock_file, timeout_s=0):
+            open_store(tracking_uri(paths))
+    except LockBusy:
+        return
+    except Exception as exc:  # a warm-up: the champion task meets the same store and says why
+        event("store_warmup_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def schedule(

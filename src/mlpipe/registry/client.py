@@ -32,3 +32,13 @@ def sqlite_store_missing(uri: str) -> bool:
 def local_store(uri: str) -> bool:
     """True for a tracking store in a local file (the embedded default), False for a tracking server."""
     return not uri.startswith(("http://", "https://", "databricks"))
+
+
+def open_store(uri: str) -> None:
+    """Import MLflow and open the tracking and registry stores of `uri`, creating a new local store's tables
+    (MLflow's migrations: seconds). `mlpipe run` calls it while its Prefect server boots, a wait it would
+    otherwise spend idle; a store that does not open here is reported by the flow's first MLflow task."""
+    client = mlflow_client(uri)
+    if local_store(uri):
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)

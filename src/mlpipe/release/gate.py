@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from mlpipe.config import Params, ProjectPaths, lower_is_better
@@ -201,10 +202,58 @@ def unloadable_champion(champion: str, refusal: str) -> tuple[list[Check], dict]
     return [check], {"champion_unloadable": refusal}
 
 
-def run_gate(
-    paths: ProjectPaths, params: Params, tracking_uri: str, run_id: str, version: str, model_sha256: str
+def early_infra_check(
+    paths: ProjectPaths, params: Params, tracking_uri: str, champion: str | None, model_sha256: str
 ) -> dict:
-    """Judge registered `version` (trained in this project, run `run_id`); promote or keep; record all."""
+    """The gate's infra check of the workspace model (the bytes the run trained, `model_sha256`, which the
+    probe verifies), with champion version `champion` measured beside it when it loads, run before the
+    model is registered so that it overlaps the MLflow logging. run_gate uses its checks and figures only
+    when the registered copy holds these bytes and it would measure beside the same champion; otherwise it
+    probes again. Returns {"sha256", "champion" (the version measured beside it, or None), "checks",
+    "figures"}."""
+    from mlpipe.registry.models import load_registered
+
+    client = mlflow_client(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="mlpipe-probe-") as tmp:
+        champ = None
+        if champion is not None:
+            try:
+                champ, _ = load_registered(client, f"models:/{params.model.name}/{champion}", dest=Path(tmp))
+            except ModelRefused:  # the gate says so (fetch_champion) and probes the challenger alone
+                champ = None
+        checks, figures = infra_check(
+            paths.model.parent, model_sha256, paths.test_split, params.deploy, reference_of(champ)
+        )
+    return {
+        "sha256": model_sha256,
+        "champion": champion if champ is not None else None,
+        "checks": checks_as_dicts(checks),
+        "figures": figures,
+    }
+
+
+def _early_checks(
+    early: Callable[[], dict | None] | None, sha256: str, champion: str | None
+) -> tuple[list[Check], dict] | None:
+    """The early infra check's (checks, figures) when it measured these bytes beside this champion."""
+    early = early() if early is not None else None
+    if not early or early.get("sha256") != sha256 or early.get("champion") != champion:
+        return None
+    return [Check(**c) for c in early["checks"]], early["figures"]
+
+
+def run_gate(
+    paths: ProjectPaths,
+    params: Params,
+    tracking_uri: str,
+    run_id: str,
+    version: str,
+    model_sha256: str,
+    early: Callable[[], dict | None] | None = None,
+) -> dict:
+    """Judge registered `version` (trained in this project, run `run_id`); promote or keep; record all.
+    `early`: gives early_infra_check's answer for this run (waiting for it), used instead of probing again
+    when it measured the same bytes beside the same champion."""
     client = mlflow_client(tracking_uri)
     name = params.model.name
     done = client.get_model_version(name, version).tags.get(tag.GATE_DECISION)
@@ -244,9 +293,14 @@ def run_gate(
         champ, refusal = fetch_champion(client, name, champion, version, Path(tmp) / "champion")
         # The champion is measured in the same probe, in turn with the challenger: its figures say how
         # loaded the machine was while the challenger was judged.
-        infra, figures = infra_check(
-            chall.path.parent, chall.sha256, paths.test_split, params.deploy, reference_of(champ)
-        )
+        found = _early_checks(early, chall.sha256, champion if champ is not None else None)
+        if found is not None:  # the same bytes, beside the same champion, measured while the run was logged
+            infra, figures = found
+            event("gate_probe", model=name, version=version, measured="before registration")
+        else:
+            infra, figures = infra_check(
+                chall.path.parent, chall.sha256, paths.test_split, params.deploy, reference_of(champ)
+            )
     checks += infra
     extra: dict = {"infra": figures}
     if champ is not None:

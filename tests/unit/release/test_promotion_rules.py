@@ -15,7 +15,7 @@ from mlpipe.model.loading import check_packages, load_model_dir
 from mlpipe.model.manifest import build_manifest, package_versions
 from mlpipe.pipeline.features import select_features, target_vector
 from mlpipe.pipeline.train import fit_model
-from mlpipe.release.gate import diff_check, gate_verdict, metric_checks
+from mlpipe.release.gate import _early_checks, diff_check, gate_verdict, metric_checks
 from mlpipe.release.infra import Check, budget_checks, infra_check, precheck, summarise
 
 
@@ -275,3 +275,14 @@ def test_diff_check_passes_within_bound_or_with_a_recorded_override():
 def test_decide_names_failed_criteria():
     assert gate_verdict([Check("a", 1, 2, True), Check("b", 3, 2, False)]) == (False, ["b"])
     assert gate_verdict([Check("a", 1, 2, True)]) == (True, [])
+
+
+def test_the_gate_takes_the_early_probe_only_for_the_same_bytes_beside_the_same_champion():
+    check = Check("infra.load_s", 0.1, 5, True)
+    early = {"sha256": "abc", "champion": "1", "checks": [vars(check)], "figures": {"load_s": 0.1}}
+    assert _early_checks(lambda: early, "abc", "1") == ([check], {"load_s": 0.1})
+    assert _early_checks(lambda: early, "def", "1") is None  # the registered copy holds other bytes
+    assert _early_checks(lambda: early, "abc", "2") is None  # the champion moved since (or failed to load)
+    assert _early_checks(lambda: early, "abc", None) is None  # the gate measures the challenger alone
+    assert _early_checks(lambda: None, "abc", "1") is None  # the early probe failed: the gate probes itself
+    assert _early_checks(None, "abc", "1") is None
