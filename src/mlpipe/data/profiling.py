@@ -20,6 +20,17 @@ TEXT_DISTINCT_SHARE = 0.5  # text with a larger share of distinct values is free
 LEAK_CORR = 0.98  # |Pearson| or |Spearman| with a numeric target at or above this is likely leakage
 MAX_PURE_VALUES = 50  # purity (one class per value) is only meaningful for a column with few values
 WIDEN = 0.1  # ranges are widened by this share of the observed span on each side
+CALENDAR_MATCH = 0.95  # a column equal to a part of the time in this share of rows repeats that part
+# Parts of the time that only grow through a year: with a time split every later batch holds values the
+# training period never saw, so such a column drifts, and is out of range, by time passing alone. (Day of the
+# month, weekday and hour repeat within a month and stay features.)
+GROWING_PARTS = {
+    "year": lambda t: t.dt.year,
+    "quarter": lambda t: t.dt.quarter,
+    "month": lambda t: t.dt.month,
+    "week of the year": lambda t: t.dt.isocalendar().week,
+    "day of the year": lambda t: t.dt.dayofyear,
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,27 @@ def exclusion_reason(s: pd.Series) -> str | None:
     return None
 
 
+def calendar_reason(s: pd.Series, times: pd.Series | None) -> str | None:
+    """Why an integral column that repeats a growing part of the time column (its year, quarter, month, week
+    or day of the year, in at least CALENDAR_MATCH of the rows where both have values) is not a feature;
+    None for any other column, or without a time column."""
+    if times is None or not ptypes.is_datetime64_any_dtype(times) or not is_numeric(s):
+        return None
+    both = s.notna() & times.notna()
+    if both.sum() < MIN_ROWS or fractional_example(s[both]) is not None:
+        return None
+    values = s[both].astype("float64")
+    for part, of in GROWING_PARTS.items():
+        share = float((values == of(times[both]).astype("float64")).mean())
+        if share >= CALENDAR_MATCH:
+            return (
+                f"the time column's {part} (equal in {share:.0%} of rows): with a time split every later "
+                "batch is outside the training period's values, so it would drift by time passing alone; "
+                "add it back to features.numerical if seasons matter and the training data spans them"
+            )
+    return None
+
+
 def leakage_reason(s: pd.Series, y: pd.Series, task: str) -> str | None:
     """'likely leakage: ...' if the feature nearly is the target, else None. Numeric feature and numeric
     target: max(|Pearson|, |Spearman|) >= LEAK_CORR. Classification: a non-constant column with at most
@@ -178,11 +210,12 @@ def propose(
     task, why = infer_task(y) if task is None else (task, check_task(y, task))
     reasons = [why]
     categorical, numerical, excluded = [], [], []
+    times = df[time_column] if time_column is not None else None
     for col in df.columns:
         if col in (target, time_column):
             continue
         s = df[col]
-        reason = exclusion_reason(s) or leakage_reason(s, y, task)
+        reason = exclusion_reason(s) or calendar_reason(s, times) or leakage_reason(s, y, task)
         if reason:
             excluded.append(col)
             reasons.append(f"excluded {col!r}: {reason}")

@@ -218,3 +218,35 @@ def test_column_order_follows_the_frame():
     assert p.numerical == ["size", "b"] and p.categorical == ["colour", "a"]
     assert list(p.ranges) == ["size", "b"]
     assert p.required_not_null == ["size", "y", "colour", "b", "a"]
+
+
+def _dated(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    times = pd.Series(pd.date_range("2012-11-01", periods=n, freq="1D", tz="UTC"))
+    month = times.dt.month.to_numpy().copy()
+    month[:3] = [5, 6, 7]  # a few rows disagree (a local-time column beside a UTC time, say)
+    return pd.DataFrame(
+        {
+            "at": times,
+            "year": times.dt.year,
+            "month": month,
+            "yday": times.dt.dayofyear,
+            "day": times.dt.day,
+            "noise": rng.integers(1, 13, n),  # month-like values, unrelated to the time
+            "y": rng.normal(size=n),
+        }
+    )
+
+
+def test_growing_parts_of_the_time_column_are_excluded_with_the_reason_and_cycling_ones_stay():
+    p = propose(_dated(), "y", "at")
+    assert p.numerical == ["day", "noise"]
+    assert p.leakage == ["year", "month", "yday"]
+    month = next(r for r in p.reasons if r.startswith("excluded 'month'"))
+    assert "the time column's month (equal in 99% of rows)" in month and "time passing alone" in month
+    assert any(r.startswith("excluded 'yday': the time column's day of the year") for r in p.reasons)
+
+
+def test_without_a_time_column_calendar_columns_are_ordinary_features():
+    p = propose(_dated().drop(columns=["at"]), "y")
+    assert p.numerical == ["year", "month", "yday", "day", "noise"]
