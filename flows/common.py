@@ -105,10 +105,18 @@ def render_text(s: RunSummary) -> str:
         + (f"; champion is version {s.champion}" if s.champion else ""),
         f"  git commit:    {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
         f"  tracking:      {s.tracking_uri}",
-        "  open the UI:   mlpipe ui   (MLflow on http://127.0.0.1:5000)",
+        *ui_lines(s),
     ]
     lines += [f"  QUARANTINED:   {report}" for report in s.quarantine_reports]
     return "\n".join(lines)
+
+
+def ui_lines(s: RunSummary) -> list[str]:
+    """Where to look: the run's page and the run table with the headline metrics (on a tracking server its
+    own addresses; with a local store the pages `mlpipe ui` serves, on whatever port it is started)."""
+    if not s.run_link:
+        return ["  open the UI:   mlpipe ui"]
+    return [f"  run page:      {s.run_link}", *([f"  runs table:    {s.runs_link}"] if s.runs_link else [])]
 
 
 def vs_champion(rows: list[dict]) -> list[str]:

@@ -34,3 +34,20 @@ def test_the_change_is_against_the_champion_on_the_same_rows_or_not_shown():
     assert {r["metric"]: r["change"] for r in rows}["roc_auc"] == -0.02
     assert vs_champion(rows)[0].startswith("  vs champion:   roc_auc -0.02")
     assert vs_champion(metric_rows(metrics, None)) == []
+
+
+def test_the_printed_summary_points_at_the_run_page_and_run_table_on_no_fixed_port():
+    from dataclasses import replace
+
+    from flows.common import render_text
+    from tests.unit.test_last_run import summary
+
+    uri = "sqlite:////p/mlruns/mlflow.db"
+    local = replace(
+        summary(), tracking_uri=uri, run_link=run_link(uri, "1", "r1"), runs_link=runs_link(uri, "1")
+    )
+    text = render_text(local)
+    assert "5000" not in text.replace(uri, "")
+    assert "  run page:      `mlpipe ui`, then /#/experiments/1/runs/r1?" in text
+    assert "  runs table:    `mlpipe ui`, then /#/experiments/1/runs?" in text
+    assert "open the UI:   mlpipe ui" in render_text(replace(local, run_link="", runs_link=""))
