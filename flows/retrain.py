@@ -339,6 +339,20 @@ def _workspace_model_sha256(paths) -> str:
     return json.loads(paths.manifest.read_text())["model_sha256"]
 
 
+def early_probe(root: str, uri: str, paths, model_name: str, champion: str | None) -> EarlyProbe:
+    """The probe task submitted for the freshly trained model, unless a version the gate judged already
+    holds these bytes (its decision stands: the probe's figures would go unused, and waiting on it cost the
+    run its ~9 s)."""
+    from mlpipe.registry.models import judged_version_of
+
+    sha256 = _workspace_model_sha256(paths)
+    judged = judged_version_of(uri, model_name, sha256)
+    if judged is not None:
+        event("gate_probe_skipped", model=model_name, version=judged, reason="same bytes, judged")
+        return EarlyProbe()
+    return EarlyProbe(probe_task.submit(root, uri, champion, sha256))
+
+
 def _flow_run_name() -> str:
     """retrain-<trigger>-<UTC time>[-N batches]: who started it, when, and what it found waiting."""
     from datetime import UTC, datetime
@@ -400,11 +414,10 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
             if name == "train" and outcomes[name] == "ran" and not experiment:
                 # A freshly trained model will be judged: the gate's infra probe (a process pinned to
                 # deploy.cores) measures it beside evaluate and the MLflow logging instead of after them.
-                # A rerun without training leaves the probe to the gate, which mostly finds its decision made.
+                # A rerun without training leaves the probe to the gate, which mostly finds its decision made;
+                # so does a retrain of bytes a judged version holds (a new commit, the same model).
                 champ = champion_before.result(timeout=SUBMITTED_WAIT_S["champion"])
-                early = EarlyProbe(
-                    probe_task.submit(root, uri, champ[0] if champ else None, _workspace_model_sha256(paths))
-                )
+                early = early_probe(root, uri, paths, params.model.name, champ[0] if champ else None)
         ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
         precheck_task(root)  # every run: a model that failed it before must not slip through on a rerun
         if not experiment:

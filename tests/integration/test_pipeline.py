@@ -38,6 +38,10 @@ def test_main_job_runs_every_stage_and_prints_the_summary(first_run):
     assert (
         "gate:          promoted; champion is version 1" in proc.stdout
     )  # a first model needs data + infra only
+    # its infra figures were measured beside evaluate and the MLflow logging, by the probe task
+    assert (
+        "event=gate_probe " in proc.stdout + proc.stderr and 'measured="before registration"' in proc.stderr
+    )
     assert data_md5(root) in proc.stdout
     assert (root / ".dvcstore").is_dir(), "bootstrap pushes to the project-local DVC remote"
     assert git(root, "status", "--porcelain") == "", (
@@ -218,6 +222,9 @@ def test_a_new_commit_that_trains_the_same_bytes_registers_no_second_version(fir
     assert "train" in proc.stdout.split("stages run:")[1].splitlines()[0], proc.stdout
     assert run_id_of(proc) != run_id_of(first_run[1]), "a new commit is a new MLflow run"
     assert "flights-late version 1 " in proc.stdout and "same_model_bytes" in proc.stderr
+    # version 1's decision stands: the gate's probe is not started for bytes it has judged
+    logs = proc.stdout + proc.stderr
+    assert "event=gate_probe_skipped" in logs and "Task run 'probe-" not in logs and "Task run 'gate-" in logs
     client = tracking_client(project_copy)
     assert [str(v.version) for v in client.search_model_versions("name = 'flights-late'")] == ["1"]
     # the new run holds the same bytes as version 1: the next run is a no-op answered before any flow

@@ -84,6 +84,17 @@ def same_model_versions(client, rec: RunRecord) -> list:
     return sorted(same, key=lambda v: (str(v.version) != champion, -int(v.version)))
 
 
+def judged_version_of(tracking_uri: str, model_name: str, model_sha256: str) -> str | None:
+    """A version of `model_name` holding these exact model bytes that the gate has judged already, or None:
+    a run that trained them again gets that version, and the gate's decision stands (nothing to probe)."""
+    client = mlflow_client(tracking_uri)
+    found = client.search_model_versions(
+        f"name = '{model_name}' and tags.`{tag.MODEL_SHA256}` = '{model_sha256}'"
+    )
+    judged = [v for v in found if v.tags.get(tag.GATE_DECISION)]
+    return str(judged[0].version) if judged else None
+
+
 def champion_metrics(tracking_uri: str, model_name: str) -> tuple[str, dict[str, float]] | None:
     """(version, test metrics) of the current champion, or None when there is none."""
     from mlflow.exceptions import MlflowException
