@@ -71,14 +71,19 @@ def link_logged_model(client, model_id: str, name: str, version: str) -> None:
         client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, entry])})
 
 
+def versions_holding(client, model_name: str, model_sha256: str) -> list:
+    """The versions of `model_name` whose recorded model bytes are `model_sha256`."""
+    return client.search_model_versions(
+        f"name = '{model_name}' and tags.`{tag.MODEL_SHA256}` = '{model_sha256}'"
+    )
+
+
 def same_model_versions(client, rec: RunRecord) -> list:
     """Versions of `rec.model_name` holding these exact model bytes trained on the same data: the champion
     first when it is one of them, then the newest (stores from before this rule hold duplicates)."""
     from mlpipe.registry.aliases import alias_version
 
-    found = client.search_model_versions(
-        f"name = '{rec.model_name}' and tags.`{tag.MODEL_SHA256}` = '{rec.model_sha256}'"
-    )
+    found = versions_holding(client, rec.model_name, rec.model_sha256)
     same = [v for v in found if v.tags.get(tag.DATA_MD5, "") == (rec.data_md5 or "")]
     champion = alias_version(client, rec.model_name, CHAMPION) if same else None
     return sorted(same, key=lambda v: (str(v.version) != champion, -int(v.version)))
@@ -87,10 +92,7 @@ def same_model_versions(client, rec: RunRecord) -> list:
 def judged_version_of(tracking_uri: str, model_name: str, model_sha256: str) -> str | None:
     """A version of `model_name` holding these exact model bytes that the gate has judged already, or None:
     a run that trained them again gets that version, and the gate's decision stands (nothing to probe)."""
-    client = mlflow_client(tracking_uri)
-    found = client.search_model_versions(
-        f"name = '{model_name}' and tags.`{tag.MODEL_SHA256}` = '{model_sha256}'"
-    )
+    found = versions_holding(mlflow_client(tracking_uri), model_name, model_sha256)
     judged = [v for v in found if v.tags.get(tag.GATE_DECISION)]
     return str(judged[0].version) if judged else None
 
