@@ -113,40 +113,15 @@ def test_the_decision_is_at_stake_only_when_borderline_columns_could_flip_it(par
 
 
 def test_confirm_borderline_reads_every_row_of_the_window_from_the_database(tmp_path, params):
-    import json
-
     import numpy as np
     import pandas as pd
-    import sqlalchemy as sa
 
     from mlpipe.monitoring.monitor import confirm_borderline, read_columns
-    from mlpipe.serving.prediction_log import METADATA, PREDICTIONS
 
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    engine = sa.create_engine(url)
-    METADATA.create_all(engine)
     rng = np.random.default_rng(0)
     temps = rng.normal(70, 5, 3000)
-    with engine.begin() as conn:
-        conn.execute(
-            PREDICTIONS.insert(),
-            [
-                {
-                    "request_id": f"r{i}",
-                    "row": 0,
-                    "ts": 0.0,
-                    "model_name": "m",
-                    "model_version": "1",
-                    "latency_ms": 1.0,
-                    "inputs": json.dumps({"temp": float(t), "carrier": "UA" if i % 2 else "DL"}),
-                    "proba": 0.3,
-                    "prediction": 0,
-                    "flags": "[]",
-                }
-                for i, t in enumerate(temps)
-            ],
-        )
-    engine.dispose()
+    _logged(url, temps)
     whole = read_columns(url, 2000, ["temp", "carrier", "proba"], params.features, chunk_rows=700)
     assert len(whole) == 2000 and whole["temp"].dtype == "float64" and set(whole["carrier"]) == {"UA", "DL"}
     assert np.allclose(whole["temp"], temps[-2000:])

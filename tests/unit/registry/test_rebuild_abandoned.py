@@ -3,6 +3,7 @@ abandoned, and the stages it started go with it; a failed rebuild is one error n
 
 from __future__ import annotations
 
+import os
 import stat
 import sys
 import time
@@ -12,10 +13,11 @@ import pytest
 
 from mlpipe.errors import ToolError
 from mlpipe.registry.reproduce import rerun_stages
-from mlpipe.runtime.shell import pid_alive
+from mlpipe.runtime.guard import group_running
 
 # A stand-in for `dvc repro --force` with a stage process of its own: writes the stage's pid, then waits.
 FAKE_DVC = """#!/bin/sh
+echo $$ > "$PWD/dvc.pid"
 sleep 600 &
 echo $! > "$PWD/stage.pid"
 echo "stage started"
@@ -42,14 +44,17 @@ def _bin(tmp_path: Path, script: str) -> Path:
 def test_an_abandoned_rebuild_stops_with_the_stages_it_started(tmp_path):
     python, wt = _bin(tmp_path, FAKE_DVC), tmp_path / "wt"
     wt.mkdir()
-    t0 = time.monotonic()
-    asked = lambda: (wt / "stage.pid").exists() and time.monotonic() - t0 > 0.5  # noqa: E731
+    t0, stage_group = time.monotonic(), []
+
+    def asked() -> bool:  # once the stage runs (its group noted), and half a second has passed
+        if (wt / "stage.pid").exists() and not stage_group:
+            stage_group.append(os.getpgid(int((wt / "stage.pid").read_text())))
+        return bool(stage_group) and time.monotonic() - t0 > 0.5
+
     assert rerun_stages(wt, python, abandon=asked) is False
-    stage = int((wt / "stage.pid").read_text())
-    deadline = time.monotonic() + 10
-    while pid_alive(stage) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not pid_alive(stage) or _zombie(stage)
+    group = int((wt / "dvc.pid").read_text())
+    assert stage_group == [group], "the stage runs in the rebuild's own process group"
+    assert not group_running(group), "returned only once the rebuild and its stage are gone"
     assert time.monotonic() - t0 < 30  # not the stage's 600 s
 
 
@@ -58,11 +63,3 @@ def test_a_failed_rebuild_is_one_error_with_its_last_lines(tmp_path):
     wt.mkdir()
     with pytest.raises(ToolError, match="failed to reproduce 'train'"):
         rerun_stages(wt, python)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
