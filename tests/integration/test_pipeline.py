@@ -13,6 +13,7 @@ import yaml
 from conftest import commit_all, dvc, edit_params, free_port, git, mlpipe, run_id_of, sh, tracking_client
 
 from mlpipe.data.frames import read_data_dir
+from mlpipe.registry import tags as tag
 from mlpipe.runtime.hashing import sha256_file
 
 pytestmark = pytest.mark.integration
@@ -61,11 +62,11 @@ def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run, t
     (run,) = client.search_runs([exp.experiment_id])
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     source_commit = git(root, "rev-parse", "HEAD")  # data and outputs were committed before tracking
-    assert tags["mlpipe.git_commit"] == tags["mlflow.source.git.commit"] == source_commit
+    assert tags[tag.GIT_COMMIT] == tags["mlflow.source.git.commit"] == source_commit
     assert tags["mlpipe.git_dirty"] == "false"
     assert tags["mlpipe.data_md5"] == data_md5(root)
     assert (
-        tags["mlpipe.model_sha256"]
+        tags[tag.MODEL_SHA256]
         == manifest(root)["model_sha256"]
         == sha256_file(root / "artifacts/model/model.skops")
     )
@@ -145,7 +146,7 @@ def test_the_registered_version_holds_the_one_copy_of_the_trained_file(first_run
     client = tracking_client(root)
     served = Path(mlflow.artifacts.download_artifacts("models:/flights-late@champion"))
     run = client.get_run(client.get_model_version_by_alias("flights-late", "champion").run_id)
-    assert sha256_file(served / "model.skops") == run.data.tags["mlpipe.model_sha256"]
+    assert sha256_file(served / "model.skops") == run.data.tags[tag.MODEL_SHA256]
     assert sha256_file(served / "model.skops") == sha256_file(root / "artifacts/model/model.skops")
     assert (served / "manifest.json").read_bytes() == (root / "artifacts/model/manifest.json").read_bytes()
     assert not [a.path for a in client.list_artifacts(run.info.run_id, "mlpipe") if a.path == "mlpipe/model"]
@@ -153,8 +154,9 @@ def test_the_registered_version_holds_the_one_copy_of_the_trained_file(first_run
 
 def test_mlflow_shows_a_model_training_experiment_with_described_runs_and_linked_versions(first_run):
     """As a person opens MLflow: the experiment in the model-training view, the run described (data,
-    batches, code, how to reproduce, the gate's decision), the logged model naming its registered version,
-    and the derived seed named as such beside the param `seed`."""
+    batches, code, how to reproduce, the gate's decision) and its version and logged model with it, the
+    logged model naming its registered version, its source `mlpipe run` (not `__main__.py`), and the
+    derived seed named as such beside the param `seed`."""
     import json
 
     root, _ = first_run
@@ -168,13 +170,16 @@ def test_mlflow_shows_a_model_training_experiment_with_described_runs_and_linked
         json.loads(view["state"])["selectedColumns"]
     )
     note = run.data.tags["mlflow.note.content"]
-    assert run.data.tags["mlpipe.data_md5"] in note and run.data.tags["mlpipe.git_commit"] in note
+    assert run.data.tags["mlpipe.data_md5"] in note and run.data.tags[tag.GIT_COMMIT] in note
     assert f"mlpipe reproduce {run.info.run_id}" in note and "train /" in note
     assert f"- gate: **promoted** for version {mv.version}" in note
     logged = client.get_logged_model(run.data.tags["mlpipe.model"].removeprefix("models:/"))
     assert {"name": "flights-late", "version": str(mv.version)} in json.loads(
         logged.tags["mlflow.modelVersions"]
     )
+    # the same description, with the gate's decision, on the version and the logged model's pages
+    assert mv.description == note == logged.tags["mlflow.note.content"]
+    assert run.data.tags["mlflow.source.name"] == logged.tags["mlflow.source.name"] == "mlpipe run"
     assert int(run.data.tags["mlpipe.seed.train_derived"]) == int(run.data.params["seed"]) + 2
 
 

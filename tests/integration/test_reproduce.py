@@ -14,6 +14,8 @@ import pytest
 import yaml
 from conftest import commit_all, copy_project, dvc, edit_params, git, mlpipe, run_id_of, sh, tracking_client
 
+from mlpipe.registry import tags as tag
+
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"
 
@@ -121,7 +123,7 @@ def test_refusals_name_the_cause(history, tmp_path):
     proc = mlpipe(root, "reproduce", f"models:/{MODEL}/1", check=False)
     assert proc.returncode == 2 and "is in neither the DVC cache nor the remote" in proc.stderr
     # a commit that no longer exists
-    last = tracking_client(root).get_run(history[2]).data.tags["mlpipe.git_commit"]
+    last = tracking_client(root).get_run(history[2]).data.tags[tag.GIT_COMMIT]
     git(root, "reset", "-q", "--hard", "HEAD~2")
     git(root, "reflog", "expire", "--expire=now", "--all")
     git(root, "gc", "-q", "--prune=now")
@@ -165,7 +167,7 @@ def test_plain_git_checkout_dvc_pull_dvc_repro_gives_the_same_model_bytes(histor
     proc = dvc(clone, "repro")
     assert "Running stage 'train'" in proc.stdout  # nothing restored: the model is rebuilt from data + code
     sha = hashlib.sha256((clone / "artifacts/model/model.skops").read_bytes()).hexdigest()
-    assert sha == tracking_client(root).get_run(first["run_id"]).data.tags["mlpipe.model_sha256"]
+    assert sha == tracking_client(root).get_run(first["run_id"]).data.tags[tag.MODEL_SHA256]
 
 
 def test_diff_compares_two_models_on_the_same_rows(history):

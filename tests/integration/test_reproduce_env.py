@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, commit_all, git, mlpipe, sh, tool_env, tracking_client
 
+from mlpipe.registry import tags as tag
 from mlpipe.runtime.environments import ENV_CACHE, find_uv, locked_environment, locked_packages
 
 pytestmark = pytest.mark.integration
@@ -83,12 +84,12 @@ def test_the_first_model_reproduces_in_its_own_locked_environment(template_repo,
     assert "train" in second.stdout.split("stages run:")[1].splitlines()[0], second.stdout
     tags = tracking_client(root).get_run(tracking_client(root).get_model_version(MODEL, "2").run_id).data.tags
     assert tags["mlpipe.version.scikit-learn"] == "1.9.1"
-    assert tags["mlpipe.model_sha256"] != first["mlpipe.model_sha256"], "the version is in the model bytes"
+    assert tags[tag.MODEL_SHA256] != first[tag.MODEL_SHA256], "the version is in the model bytes"
 
     proc = mlpipe(root, "reproduce", f"models:/{MODEL}/1", "--json")
     verdict = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert verdict["identical"], verdict["different"]
-    assert verdict["model_sha256"]["reproduced"] == first["mlpipe.model_sha256"]
+    assert verdict["model_sha256"]["reproduced"] == first[tag.MODEL_SHA256]
     assert "the commit's locked environment" in verdict["environment"]
     assert "reused" in verdict["environment"], "the environment is cached by the lock's hash"
     assert "scikit-learn 1.9.0 (locked) vs 1.9.1 (running)" in verdict["environment"]

@@ -20,6 +20,7 @@ from mlpipe.pipeline.sweep import (
     score_candidate,
     training_frames,
 )
+from mlpipe.registry import tags as tag
 
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"
@@ -55,7 +56,7 @@ def test_each_candidate_is_a_child_run_of_one_sweep_run_scored_on_two_dask_worke
     parent = client.get_run(s["run_id"])
     assert parent.info.status == "FINISHED" and parent.data.tags["mlpipe.kind"] == "sweep"
     assert json.loads(parent.data.params["sweep.grid"]) == GRID and parent.data.params["sweep.workers"] == "2"
-    assert parent.data.tags["mlpipe.git_commit"] == before
+    assert parent.data.tags[tag.GIT_COMMIT] == before
     children = children_of(client, parent)
     assert len(children) == 4 and all(
         c.info.status == "FINISHED" and c.data.tags["mlpipe.kind"] == "sweep-candidate" for c in children
@@ -109,13 +110,13 @@ def test_the_winner_is_committed_to_params_yaml_and_trained_through_the_pipeline
     assert "train" in p["stages_run"] and p["git_dirty"] is False
     client = tracking_client(root)
     run = client.get_run(p["run_id"])
-    assert run.data.tags["mlpipe.sweep"] == s["run_id"] and run.data.tags["mlpipe.git_commit"] == p["commit"]
+    assert run.data.tags["mlpipe.sweep"] == s["run_id"] and run.data.tags[tag.GIT_COMMIT] == p["commit"]
     assert {k: run.data.params[f"train.hyperparams.{k}"] for k in winner} == {
         k: str(v) for k, v in winner.items()
     }
     assert client.get_run(s["run_id"]).data.tags["mlpipe.sweep.pipeline_run"] == p["run_id"]
     version = client.get_model_version(MODEL, p["model_version"])
-    assert version.run_id == p["run_id"] and version.tags["mlpipe.model_sha256"] == p["model_sha256"]
+    assert version.run_id == p["run_id"] and version.tags[tag.MODEL_SHA256] == p["model_sha256"]
 
 
 def test_the_dask_scores_are_a_plain_process_scores_so_the_winner_is_reproducible(swept):

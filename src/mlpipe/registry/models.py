@@ -72,10 +72,13 @@ def link_logged_model(client, model_id: str, name: str, version: str) -> None:
 
 
 def versions_holding(client, model_name: str, model_sha256: str) -> list:
-    """The versions of `model_name` whose recorded model bytes are `model_sha256`."""
-    return client.search_model_versions(
-        f"name = '{model_name}' and tags.`{tag.MODEL_SHA256}` = '{model_sha256}'"
-    )
+    """The versions of `model_name` whose recorded model bytes are `model_sha256` (tagged under the current
+    key or, registered before it was shortened, the old one)."""
+    found: dict[str, object] = {}
+    for key in tag.spellings(tag.MODEL_SHA256):
+        for v in client.search_model_versions(f"name = '{model_name}' and tags.`{key}` = '{model_sha256}'"):
+            found.setdefault(str(v.version), v)
+    return list(found.values())
 
 
 def same_model_versions(client, rec: RunRecord) -> list:
@@ -117,7 +120,7 @@ def load_registered(
     recorded sha256. Without `dest` the files go to a temporary folder that is removed once the model is
     in memory (every service start used to leave one behind); the returned path then no longer exists."""
     run_id = resolve_run_id(client, ref)
-    recorded = client.get_run(run_id).data.tags.get(tag.MODEL_SHA256)
+    recorded = tag.read(client.get_run(run_id).data.tags, tag.MODEL_SHA256)
     if not recorded:
         raise ModelRefused(
             f"{ref}: run {run_id} records no {tag.MODEL_SHA256} (rule: only mlpipe models are loaded)"

@@ -112,16 +112,16 @@ def recorded_from_run(run, dvc_outputs: dict[str, dict[str, str]] | None = None)
     stage output ({stage: {path: md5}}, its artifact tag.DVC_OUTPUTS_ARTIFACT); None: the one tag per
     output that runs logged before that artifact carry."""
     tags = run.data.tags
-    if tag.MODEL_SHA256 not in tags:
+    if not tag.read(tags, tag.MODEL_SHA256):
         raise Refused(f"run {run.info.run_id} is not an mlpipe training run (no {tag.MODEL_SHA256} tag)")
     outputs = tag.legacy_dvc_outputs(tags) if dvc_outputs is None else dvc_outputs
     return Recorded(
         run_id=run.info.run_id,
         experiment_id=run.info.experiment_id,
-        commit=tags.get(tag.GIT_COMMIT, ""),
+        commit=tag.read(tags, tag.GIT_COMMIT, ""),
         dirty=tags.get(tag.GIT_DIRTY, "true") != "false",
         data_md5=tags.get(tag.DATA_MD5, ""),
-        model_sha256=tags[tag.MODEL_SHA256],
+        model_sha256=tag.read(tags, tag.MODEL_SHA256),
         stage_outputs={f"{s}:{p}": md5 for s, outs in outputs.items() for p, md5 in outs.items()},
         metrics=dict(run.data.metrics),
         versions={

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 # lineage of a training run (who, when, which code, data, config)
-GIT_COMMIT = "mlpipe.git_commit"
+GIT_COMMIT = "mlpipe.commit"  # the git commit the run was trained from (as mlflow.source.git.commit)
 GIT_DIRTY = "mlpipe.git_dirty"
 EXPERIMENT = "mlpipe.experiment"  # "unreproducible": trained from uncommitted changes, never registered
 DATA_MD5 = "mlpipe.data_md5"
-MODEL_SHA256 = "mlpipe.model_sha256"
-PARAMS_SHA256 = "mlpipe.params_sha256"
+MODEL_SHA256 = "mlpipe.sha256"  # sha256 of the model file (the canonical skops bytes) the run made
+PARAMS_SHA256 = "mlpipe.params"  # sha256 of the params the train stage read (the manifest's params_sha256)
 # the train stage's derived seed (params.yaml's `seed` + the stage's offset 2), as the manifest records
 # it; named so that it is not read as a second value of the param `seed`
 SEED = "mlpipe.seed.train_derived"
@@ -45,7 +45,9 @@ KIND = "mlpipe.kind"  # runs that are not training runs: monitoring, reproductio
 # MLflow's own keys that mlpipe sets
 MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
 MLFLOW_PARENT_RUN = "mlflow.parentRunId"
-MLFLOW_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+MLFLOW_NOTE = "mlflow.note.content"  # the description of a run or a logged model in the MLflow UI
+MLFLOW_SOURCE_NAME = "mlflow.source.name"  # the UI's "Source" and "Logged from" (else "__main__.py")
+SOURCE_NAME = "mlpipe run"
 MLFLOW_EXPERIMENT_KIND = "mlflow.experimentKind"  # which view the MLflow UI opens an experiment in
 MODEL_TRAINING_KIND = "custom_model_development"  # the model-training view (runs, metrics), not GenAI
 MLFLOW_SAVED_VIEW_PREFIX = "mlflow.sharedViewState."  # + view id: a saved view of the experiment's run table
@@ -84,6 +86,9 @@ SWEEP_PARAMS_COMMIT = "mlpipe.sweep.params_commit"
 # Runs logged before the keys were shortened carry these: readers fall back to them (`read`).
 LEGACY_DVC_PREFIX = "mlpipe.dvc."  # + "<stage>.<output path>": one tag per stage output, its md5
 LEGACY_KEYS = {
+    GIT_COMMIT: "mlpipe.git_commit",
+    MODEL_SHA256: "mlpipe.model_sha256",
+    PARAMS_SHA256: "mlpipe.params_sha256",
     UV_LOCK_SHA256: "mlpipe.uv_lock_sha256",
     MODEL_URI: "mlpipe.model_uri",
     **{key: f"{LEGACY_DVC_PREFIX}{stage}.{path}" for key, (stage, path) in DVC_OUTPUT_TAGS.items()},
@@ -95,6 +100,13 @@ def read(tags: Mapping[str, str], key: str, default: str | None = None) -> str |
     if key in tags:
         return tags[key]
     return tags.get(LEGACY_KEYS.get(key, key), default)
+
+
+def spellings(key: str) -> tuple[str, ...]:
+    """`key`, then its old key when it was shortened: a search for a tag's value must try both to find the
+    runs and versions logged before."""
+    old = LEGACY_KEYS.get(key)
+    return (key, old) if old else (key,)
 
 
 def legacy_dvc_outputs(tags: Mapping[str, str]) -> dict[str, dict[str, str]]:

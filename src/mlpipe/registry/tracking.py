@@ -229,7 +229,8 @@ def _log_run(
     run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
         note = describe_run(run.info.run_id, tags, frames, params, data_files(paths.data))
-        mlflow.set_tags(tags | {tag.PID: str(os.getpid()), tag.MLFLOW_NOTE: note})
+        source = {tag.MLFLOW_SOURCE_NAME: tag.SOURCE_NAME}
+        mlflow.set_tags(tags | source | {tag.PID: str(os.getpid()), tag.MLFLOW_NOTE: note})
         mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / PARAMS_FILE)))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         for name, (path, context) in parts.items():
@@ -250,6 +251,7 @@ def _log_run(
             input_example=X_example,
             pip_requirements=requirements,
             metadata={"mlpipe_manifest": manifest},
+            tags=source | {tag.MLFLOW_NOTE: note},  # the model page's "Logged from" and description
         )
         for directory, dest in (
             (paths.profile.parent, "mlpipe/validate"),
@@ -343,9 +345,13 @@ def find_recorded_run(client, experiment_id: str, tags: dict[str, str]):
     """
     if tags[tag.GIT_DIRTY] != "false" or not tags[tag.GIT_COMMIT]:
         return None
-    filt = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in IDENTITY_KEYS)
-    filt += f" and tags.`{tag.GIT_DIRTY}` = 'false' and attributes.status = 'FINISHED'"
-    runs = client.search_runs(
-        [experiment_id], filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"]
-    )
-    return runs[0] if runs else None
+    for old in (False, True):  # runs logged before the identity keys were shortened carry the old ones
+        keys = {k: tag.spellings(k)[-1] if old else k for k in IDENTITY_KEYS}
+        filt = " and ".join(f"tags.`{name}` = '{tags[k]}'" for k, name in keys.items())
+        filt += f" and tags.`{tag.GIT_DIRTY}` = 'false' and attributes.status = 'FINISHED'"
+        runs = client.search_runs(
+            [experiment_id], filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"]
+        )
+        if runs:
+            return runs[0]
+    return None

@@ -65,7 +65,7 @@ REQUIRED_RECORD = (tag.GIT_COMMIT, tag.DATA_MD5, tag.MODEL_SHA256)
 def record_check(tags: dict[str, str]) -> Check:
     """A version is promotable only from a complete record of a committed tree: its commit, data hash and
     model sha256 are on the run, and the tree was clean (pure)."""
-    missing = [k for k in REQUIRED_RECORD if not tags.get(k)]
+    missing = [k for k in REQUIRED_RECORD if not tag.read(tags, k)]
     dirty = tags.get(tag.GIT_DIRTY) != "false"
     problems = ([f"missing {', '.join(missing)}"] if missing else []) + (["dirty tree"] if dirty else [])
     if tags.get(tag.EXPERIMENT):
@@ -107,9 +107,14 @@ def record_decision(client, name: str, version: str, run_id: str, checks: list[C
             client.log_metric(run_id, _metric_key(c.criterion) + ".bound", float(c.bound))
         client.set_tag(run_id, tag.gate_tag(c.criterion), c.line()[:5000])
     failed = ",".join(c.criterion for c in checks if not c.passed)
-    note = client.get_run(run_id).data.tags.get(tag.MLFLOW_NOTE, "")
+    tags = client.get_run(run_id).data.tags
     line = f"- gate: **{decision}** for version {version}" + (f" (failed: {failed})" if failed else "")
-    client.set_tag(run_id, tag.MLFLOW_NOTE, f"{note}\n{line}".strip())
+    note = f"{tags.get(tag.MLFLOW_NOTE, '')}\n{line}".strip()
+    # one description, with the decision, on the run, its registered version and its logged model
+    client.set_tag(run_id, tag.MLFLOW_NOTE, note)
+    client.update_model_version(name, version, description=note)
+    if (model_uri := tag.read(tags, tag.MODEL_URI, "")).startswith("models:/m-"):
+        client.set_logged_model_tags(model_uri.removeprefix("models:/"), {tag.MLFLOW_NOTE: note})
     for key, value in ((tag.GATE_DECISION, decision), (tag.GATE_FAILED, failed)):
         client.set_tag(run_id, key, value)
         client.set_model_version_tag(name, version, key, value)

@@ -86,7 +86,7 @@ def load_served(client, params, ref: str) -> Served:
         "version": version,
         "run_id": run_id,
         "ref": ref,
-        "git_commit": tags.get(tag.GIT_COMMIT),
+        "git_commit": tag.read(tags, tag.GIT_COMMIT),
         "data_md5": tags.get(tag.DATA_MD5),
         "model_sha256": loaded.sha256,
         "metrics": dict(run.data.metrics),

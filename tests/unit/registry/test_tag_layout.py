@@ -1,7 +1,9 @@
 """Tag keys a person can read on MLflow's run page: the md5 of every stage output is one artifact plus
 three short tags (not a tag per output, `mlpipe.dvc.split.artifac…`), and keys with a hash for value fit
-in 15 characters. Runs logged before, with one tag per output and the long keys, are still read by the
-service's profile check, the monitor, reproduce and lineage."""
+in 15 characters (`mlpipe.commit`, not `mlpipe.git_…`). Runs logged before, with one tag per output and
+the long keys, are still read by the service's profile check, the monitor, reproduce and lineage, and
+still found by the searches for a run's identity (`find_recorded_run`) and a model's bytes
+(`versions_holding`)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ from mlpipe.config import ProjectPaths
 from mlpipe.errors import ModelRefused
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import mlflow_client
-from mlpipe.registry.models import PROFILE_ARTIFACT, load_profile, logged_model_uri
+from mlpipe.registry.models import PROFILE_ARTIFACT, load_profile, logged_model_uri, versions_holding
 from mlpipe.registry.reproduce import read_record
-from mlpipe.registry.tracking import lineage_tags
+from mlpipe.registry.tracking import IDENTITY_KEYS, find_recorded_run, lineage_tags
 
 OUTPUTS = {
     "validate": {"artifacts/validate/profile.json": "p" * 32, "artifacts/validate/report.md": "r" * 32},
@@ -31,9 +33,6 @@ OUTPUTS = {
 OLD_LAYOUT = {
     f"mlpipe.dvc.{stage}.{path}": md5 for stage, outs in OUTPUTS.items() for path, md5 in outs.items()
 }
-# Keys with a hash for value the run page still cuts: the run's identity, searched by `find_recorded_run`
-# and the registry (renaming them is a migration of their searches, not done here).
-LONG_KEYS_KEPT = {tag.GIT_COMMIT, tag.MODEL_SHA256, tag.PARAMS_SHA256}
 UI_KEY_LIMIT = 15  # MLflow 3.17 KeyValueTag: a key cut beside a value, both over charLimit 30 / 2
 
 
@@ -55,11 +54,11 @@ def test_a_run_carries_three_short_output_tags_not_one_tag_per_output(tmp_path):
     assert tags[tag.TRAINSET_MD5] == "a" * 32 and tags[tag.TESTSET_MD5] == "b" * 32
     assert len(tags[tag.UV_LOCK_SHA256]) == 64
     cut = [k for k, v in tags.items() if len(k) > UI_KEY_LIMIT and len(v) > UI_KEY_LIMIT]
-    assert set(cut) <= LONG_KEYS_KEPT, f"tag keys the run page cuts: {cut}"
+    assert not cut, f"tag keys the run page cuts: {cut}"
 
 
 def test_the_new_keys_fit_the_run_page():
-    for key in [*tag.DVC_OUTPUT_TAGS, tag.UV_LOCK_SHA256, tag.MODEL_URI]:
+    for key in [*tag.DVC_OUTPUT_TAGS, tag.UV_LOCK_SHA256, tag.MODEL_URI, *IDENTITY_KEYS]:
         assert len(key) <= UI_KEY_LIMIT, key
 
 
@@ -122,3 +121,27 @@ def test_the_logged_model_of_an_old_run_is_found_by_its_old_key(store):
     new = logged_run(client, exp, {tag.MODEL_URI: "models:/m-new"})
     assert logged_model_uri(client, old, old) == "models:/m-old"
     assert logged_model_uri(client, new, new) == "models:/m-new"
+
+
+def test_an_old_runs_long_identity_keys_are_read_and_searched(store):
+    client, exp = store
+    identity = {tag.GIT_COMMIT: "c" * 40, tag.DATA_MD5: "d" * 32, tag.MODEL_SHA256: "f" * 64}
+    identity[tag.PARAMS_SHA256] = "e" * 64
+    old_keys = {tag.LEGACY_KEYS.get(k, k): v for k, v in identity.items()}
+    assert set(old_keys) >= {"mlpipe.git_commit", "mlpipe.model_sha256", "mlpipe.params_sha256"}
+    old = client.create_run(exp, tags={**old_keys, tag.GIT_DIRTY: "false"}).info.run_id
+    client.set_terminated(old)
+    assert tag.read(client.get_run(old).data.tags, tag.GIT_COMMIT) == "c" * 40
+    assert read_record(client, old).model_sha256 == "f" * 64 and read_record(client, old).commit == "c" * 40
+    built = {**identity, tag.GIT_DIRTY: "false"}  # what lineage_tags builds for the same model now
+    assert find_recorded_run(client, exp, built).info.run_id == old
+    new = client.create_run(exp, tags=built).info.run_id
+    client.set_terminated(new)
+    assert find_recorded_run(client, exp, built).info.run_id == new  # the current keys first
+    assert find_recorded_run(client, exp, {**built, tag.MODEL_SHA256: "0" * 64}) is None
+
+    client.create_registered_model("m")
+    client.create_model_version("m", "file:///x", run_id=old, tags={"mlpipe.model_sha256": "f" * 64})
+    client.create_model_version("m", "file:///y", run_id=new, tags={tag.MODEL_SHA256: "f" * 64})
+    client.create_model_version("m", "file:///z", run_id=new, tags={tag.MODEL_SHA256: "0" * 64})
+    assert sorted(str(v.version) for v in versions_holding(client, "m", "f" * 64)) == ["1", "2"]
