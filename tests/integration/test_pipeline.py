@@ -44,6 +44,8 @@ def test_main_job_runs_every_stage_and_prints_the_summary(first_run):
         "event=gate_probe " in proc.stdout + proc.stderr and 'measured="before registration"' in proc.stderr
     )
     assert data_md5(root) in proc.stdout
+    warned = [line for line in (proc.stdout + proc.stderr).splitlines() if "WARNING" in line]
+    assert not warned, f"a warning in every run's log: {warned}"
     assert (root / ".dvcstore").is_dir(), "bootstrap pushes to the project-local DVC remote"
     assert git(root, "status", "--porcelain") == "", (
         "the run commits data.dvc, then dvc.lock and metrics.json"
@@ -180,6 +182,7 @@ def test_mlflow_shows_a_model_training_experiment_with_described_runs_and_linked
     # the same description, with the gate's decision, on the version and the logged model's pages
     assert mv.description == note == logged.tags["mlflow.note.content"]
     assert run.data.tags["mlflow.source.name"] == logged.tags["mlflow.source.name"] == "mlpipe run"
+    assert logged.tags["mlflow.source.git.commit"] == run.data.tags[tag.GIT_COMMIT]  # the project's commit
     assert int(run.data.tags["mlpipe.seed.train_derived"]) == int(run.data.params["seed"]) + 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import platform
 import socket
@@ -46,6 +47,18 @@ KEY_PACKAGES = [
     "pandera",
 ]
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
+
+
+class NoPipInTheVenv(logging.Filter):
+    """Drops MLflow's "Failed to resolve installed pip version" warning, printed on every run: a uv
+    environment has no pip, and the model's requirements are pinned from uv.lock (conda.yaml lists `pip`
+    unpinned, as the warning says). MLflow's other warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to resolve installed pip version")
+
+
+NO_PIP_IN_THE_VENV = NoPipInTheVenv()
 IDENTITY_KEYS = (tag.MODEL_SHA256, tag.GIT_COMMIT, tag.DATA_MD5, tag.PARAMS_SHA256)
 
 
@@ -227,6 +240,7 @@ def _log_run(
     X_example = select_features(frames["train"].head(5), params.features)
     requirements = [f"{n}=={v}" for n, v in model_requirements(paths.root).items()]
     run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
+    logging.getLogger("mlflow.utils.environment").addFilter(NO_PIP_IN_THE_VENV)  # once: the same object
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
         note = describe_run(run.info.run_id, tags, frames, params, data_files(paths.data))
         source = {tag.MLFLOW_SOURCE_NAME: tag.SOURCE_NAME}
@@ -251,7 +265,8 @@ def _log_run(
             input_example=X_example,
             pip_requirements=requirements,
             metadata={"mlpipe_manifest": manifest},
-            tags=source | {tag.MLFLOW_NOTE: note},  # the model page's "Logged from" and description
+            # the model page's "Logged from" (else the commit of mlpipe's own code) and description
+            tags=source | {tag.MLFLOW_GIT_COMMIT: commit, tag.MLFLOW_NOTE: note},
         )
         for directory, dest in (
             (paths.profile.parent, "mlpipe/validate"),

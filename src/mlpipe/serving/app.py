@@ -304,7 +304,7 @@ def create_app(
 
     # GuardRequests inside CountRequests: its 413s, 503s and 500s are counted too
     app.add_middleware(GuardRequests, max_bytes=cfg.max_bytes, max_in_flight=cfg.max_in_flight)
-    app.add_middleware(CountRequests, metrics=metrics)
+    app.add_middleware(CountRequests, metrics=metrics, route_paths=lambda: [r.path for r in app.routes])
     metrics.watch_log(log)
     metrics.watch_model(
         lambda: (s.name, s.version, alias, s.run_id) if (s := state["served"]) is not None else None

@@ -118,3 +118,19 @@ def test_beyond_max_in_flight_requests_get_503_but_the_probes_still_answer():
 
     shed, probe, busy, after = asyncio.run(story())
     assert (shed, probe, busy, after) == (503, 200, [200, 200], 200)
+
+
+def test_requests_are_counted_by_route_not_by_the_path_a_client_made_up(app):
+    client = TestClient(app)
+    for path in ("/a", "/b/c", "/predict/x", "/.env"):
+        assert client.get(path).status_code == 404
+    assert client.get("/predict").status_code == 405  # a route's path with the wrong method: the route
+    client.post("/feedback", content=b" " * (LIMIT + 1))  # refused before routing: still its own path
+    metrics = client.get("/metrics").text
+    assert 'mlpipe_requests_total{endpoint="unmatched",status="404"} 4.0' in metrics
+    assert 'mlpipe_requests_total{endpoint="/predict",status="405"} 1.0' in metrics
+    assert 'mlpipe_requests_total{endpoint="/feedback",status="413"} 1.0' in metrics
+    labels = {
+        line.split('endpoint="')[1].split('"')[0] for line in metrics.splitlines() if 'endpoint="' in line
+    }
+    assert not labels & {"/a", "/b/c", "/predict/x", "/.env"}
