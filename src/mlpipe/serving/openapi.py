@@ -367,6 +367,82 @@ def component_schemas(
     }
 
 
+def _json_answer(description: str, example: dict) -> dict:
+    return {"description": description, "content": {JSON: {"schema": {"type": "object"}, "example": example}}}
+
+
+NOT_READY = _json_answer(
+    "No model is being served yet (loading, or it failed to load: the reason), or the prediction log is "
+    "full (then the log's state too).",
+    {"ready": False, "reason": "loading"},
+)
+
+
+METRICS_EXAMPLE = """mlpipe_requests_total{endpoint="/predict",status="200"} 12.0
+mlpipe_model_info{alias="champion",name="flights-late",run_id="...",version="<version>"} 1.0
+"""
+
+
+def probe_operations(served) -> dict[str, dict]:
+    """What GET /health, /ready, /model and /metrics answer, with examples (FastAPI documents each as an
+    untyped JSON body: /docs showed `null`, and `application/json` for the Prometheus text)."""
+    version = served.version if served is not None else "3"
+    model_example = {
+        "name": served.name if served is not None else "flights-late",
+        "version": version,
+        "run_id": served.run_id if served is not None else "0123456789abcdef0123456789abcdef",
+        "ref": "models:/<name>@champion",
+        "git_commit": "<the commit it was trained from>",
+        "data_md5": "<the DVC md5 of data/>",
+        "model_sha256": "<the sha256 of the model file>",
+        "metrics": {"<metric>": 0.0},
+        "alias": "champion",
+        "features": ["<feature>", "..."],
+        "input_example": {"records": [{"<feature>": "<value>"}]},
+        "max_records": 10000,
+    }
+    return {
+        "/health": {
+            "summary": "Liveness: the process answers (says nothing of the model)",
+            "responses": {"200": _json_answer("The process is up.", {"status": "ok"})},
+        },
+        "/ready": {
+            "summary": "Readiness: a model is served and the prediction log can keep its answers",
+            "responses": {
+                "200": _json_answer(
+                    "Ready: the version served and the prediction log's state (ok, or degraded while rows "
+                    "wait in the spool).",
+                    {"ready": True, "model_version": version, "log": "ok", "spool_rows": 0, "spool_bytes": 0},
+                ),
+                "503": NOT_READY,
+            },
+        },
+        "/model": {
+            "summary": "The model served: its registry version, run, commit, data md5, sha256, metrics, "
+            "features and an input example",
+            "responses": {
+                "200": _json_answer("The served model's record (abridged example).", model_example),
+                "503": NOT_READY,
+            },
+        },
+        "/metrics": {
+            "summary": "Prometheus metrics: requests by route and status, latency, predictions, flags, "
+            "the log's state, the model served",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition format.",
+                    "content": {
+                        "text/plain": {
+                            "schema": {"type": "string"},
+                            "example": METRICS_EXAMPLE.replace("<version>", version),
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
 def service_openapi(base: dict, served, features: list[str], max_records: int, max_bytes: int) -> dict:
     """`base` (FastAPI's own document of the routes) with /predict and /feedback described from `served` (a
     `Served`, or None while no model is loaded)."""
@@ -380,6 +456,9 @@ def service_openapi(base: dict, served, features: list[str], max_records: int, m
         paths["/predict"]["post"] |= predict_operation(rules, profile, features, max_records, max_bytes)
     if "/feedback" in paths:
         paths["/feedback"]["post"] |= feedback_operation(task, classes, max_bytes)
+    for path, operation in probe_operations(served).items():
+        if "get" in paths.get(path, {}):
+            paths[path]["get"] |= operation
     doc.setdefault("components", {}).setdefault("schemas", {}).update(
         component_schemas(rules, profile, features, max_records, task, classes)
     )

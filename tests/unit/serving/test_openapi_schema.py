@@ -19,7 +19,11 @@ from mlpipe.serving.request_rules import check_request, rules_from
 BASE = {
     "openapi": "3.1.0",
     "info": {"title": "t", "version": "0"},
-    "paths": {"/predict": {"post": {}}, "/feedback": {"post": {}}, "/health": {"get": {}}},
+    "paths": {
+        "/predict": {"post": {}},
+        "/feedback": {"post": {}},
+        **{path: {"get": {}} for path in ("/health", "/ready", "/model", "/metrics")},
+    },
 }
 
 
@@ -131,7 +135,6 @@ def test_every_refusal_is_documented_with_the_body_the_service_writes(doc, profi
     with pytest.raises(BodyRefused) as refused:
         parse_json(b"{not json")
     refusal.validate({"detail": refused.value.detail})
-    assert doc["paths"]["/health"] == BASE["paths"]["/health"]
 
 
 def test_before_a_model_is_loaded_the_document_still_lists_the_answers(params):
@@ -167,3 +170,23 @@ def test_the_served_redoc_bundle_asks_no_outside_host():
     bundle = (asset_dir() / "redoc.standalone.js").read_bytes()
     assert bundle.count(REDOC_LOGO) == 1  # a new redoc moved it: look again
     assert b"cdn.redoc.ly" not in offline_redoc(bundle)
+
+
+def test_the_get_routes_say_what_they_answer_with_an_example(doc):
+    """/docs showed `null` for every GET and `application/json` for the Prometheus text."""
+    paths = doc["paths"]
+    for path in ("/health", "/ready", "/model"):
+        answer = paths[path]["get"]["responses"]["200"]["content"]["application/json"]
+        assert paths[path]["get"]["summary"] and answer["example"], path
+    assert paths["/health"]["get"]["responses"]["200"]["content"]["application/json"]["example"] == {
+        "status": "ok"
+    }
+    assert (
+        paths["/ready"]["get"]["responses"]["200"]["content"]["application/json"]["example"]["model_version"]
+        == "3"
+    )
+    assert (
+        paths["/ready"]["get"]["responses"]["503"]["content"]["application/json"]["example"]["ready"] is False
+    )
+    metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"] and 'version="3"' in metrics["text/plain"]["example"]
