@@ -105,7 +105,7 @@ def _open_tracking_store(paths) -> None:
 
 def schedule(
     root: ROOT_OPTION = Path("."),
-    port: int = 4200,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 4200,
     interval: Annotated[
         float | None, typer.Option(help="Run every N seconds instead of the cron in params.yaml.")
     ] = None,
