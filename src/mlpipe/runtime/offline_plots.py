@@ -158,7 +158,11 @@ def render_offline_plots(root: Path, out: Path, title: str | None = None) -> Pat
 def main(argv: list[str] | None = None) -> int:
     """`python -m mlpipe.runtime.offline_plots ROOT`: ensure_offline_template_apart's process."""
     args = sys.argv[1:] if argv is None else argv
-    path, written = ensure_offline_template(Path(args[0]).resolve())
+    try:
+        path, written = ensure_offline_template(Path(args[0]).resolve())
+    except (OSError, ValueError) as exc:  # one line for the caller's warning, not a traceback
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     print(f"{'wrote' if written else 'current'} {path}")
     return 0
 
