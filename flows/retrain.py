@@ -4,6 +4,8 @@ run -> drift report -> registered challenger. The engine behind `mlpipe run` and
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -179,7 +181,38 @@ def track(root: str, tracking_uri: str, experiment: bool = False) -> dict:
 
 # Submitted tasks run in worker threads, where Prefect's timeout cannot interrupt them (it only warns):
 # they carry none, and the flow bounds its wait for their results instead (SUBMITTED_WAIT_S).
-SUBMITTED_WAIT_S = {"champion": 300, "drift": 1800, "probe": 900}
+SUBMITTED_WAIT_S = {"champion": 300, "drift": 1800, "probe": 900, "plots_template": 300}
+
+
+@task(name="plots-template", cache_policy=NO_CACHE)
+def plots_template(root: str) -> str:
+    """The page template of plain `dvc plots show` / `dvc plots diff` (vega inlined: they render offline),
+    .dvc/tmp/mlpipe-plots.html named in .dvc/config.local, both git-ignored: written when missing or stale,
+    in a process of its own, beside the stages. Never fails the run: a failure is one warning line."""
+    from mlpipe.runtime.offline_plots import ensure_offline_template_apart, template_path
+
+    t0 = time.perf_counter()
+    try:
+        written = ensure_offline_template_apart(Path(root), timeout_s=SUBMITTED_WAIT_S["plots_template"])
+    except Exception as exc:  # noqa: BLE001 - a page template is never worth a failed run
+        reason = " ".join(str(exc).split())[-300:]
+        event("plots_template_failed", logging.WARNING, error=type(exc).__name__, reason=reason)
+        return "failed"
+    if written:
+        path = template_path(Path(root))
+        event("plots_template_written", path=path, duration_s=round(time.perf_counter() - t0, 3))
+    return "written" if written else "current"
+
+
+def wait_plots_template(future) -> None:
+    """The plots-template task's end, waited for before the flow ends; it logs its own failure, this only
+    what it could not (still running at the bound, or failed in Prefect's hands)."""
+    try:
+        found = future.result(timeout=SUBMITTED_WAIT_S["plots_template"], raise_on_failure=False)
+    except Exception as exc:  # noqa: BLE001 - as in the task: never a failed run
+        found = exc
+    if not isinstance(found, str):
+        event("plots_template_failed", logging.WARNING, error=type(found).__name__, reason=str(found)[:300])
 
 
 @task(name="drift", **TRANSIENT)
@@ -390,6 +423,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         champion_before = champion.submit(uri, params.model.name)
         if not snap.has_data(paths):
             bootstrap_task(root)
+        template = plots_template.submit(root)  # git-ignored files only: beside everything that follows
         verdicts = [] if experiment else [validate_batch(root, p) for p in collect(root)]
         accepted = [v for v in verdicts if not v["violations"]]
         rejected = [v for v in verdicts if v["violations"]]
@@ -436,6 +470,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
             early()  # a gate that found its decision made did not wait for it: its process ends first
             reg["aliases"] = aliases_of(mlflow_client(uri), record["model_name"], reg["version"])
             lineage(uri, record["run_id"])
+        wait_plots_template(template)
 
     trained = "train" in ran
     if trained:

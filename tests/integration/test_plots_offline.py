@@ -1,6 +1,7 @@
 """`mlpipe plots` after a run, as the README says: one HTML page with the ROC curve and the confusion matrix
 that needs no internet (the Vega libraries inlined, not a script from a CDN), holding the run's own
-numbers, and nothing for git to see afterwards."""
+numbers, and nothing for git to see afterwards. Plain `dvc plots show` after a run does the same: the run
+named the offline template as DVC's default in the git-ignored .dvc/config.local."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import git, mlpipe, sh
+from conftest import dvc, git, mlpipe, sh
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +114,21 @@ def test_the_specs_render_offline_with_the_inlined_library(shown):
 
 def test_git_sees_nothing_after(shown):
     assert git(shown["root"], "status", "--porcelain", "--ignored=no") == ""
+
+
+def test_plain_dvc_plots_show_renders_offline_after_a_run(project_copy, first_run):
+    root = project_copy
+    assert "event=plots_template_written" in first_run[1].stdout + first_run[1].stderr
+    shown = dvc(root, "plots", "show")  # as a user types it: no --html-template
+    page = root / "dvc_plots" / "index.html"
+    assert shown.stdout.strip() == page.as_uri()
+    text = page.read_text(encoding="utf-8")
+    parsed = Tags()
+    parsed.feed(text)
+    assert [attrs for tag, attrs in parsed.tags if tag == "script" and "src" in attrs] == []  # all inline
+    assert not re.search(r"""<script[^>]*src=["']?(https?:)?//""", text, re.I)
+    assert "vegaEmbed" in max(parsed.scripts, key=len) and len(_specs(parsed.scripts)) == 2
+    assert git(root, "status", "--porcelain", "--ignored=no") == ""
 
 
 def test_before_any_run_it_says_so_in_one_line(template_repo, tmp_path):

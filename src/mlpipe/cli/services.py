@@ -241,11 +241,12 @@ def plots(
     ] = Path("dvc_plots"),
 ) -> None:
     """The DVC plots of dvc.yaml (ROC, confusion matrix) as one HTML page that renders offline: `dvc plots
-    show` with vega, vega-lite and vega-embed inlined instead of loaded from a CDN. Prints its file:// URL."""
+    show` with vega, vega-lite and vega-embed inlined instead of loaded from a CDN (the template plain `dvc
+    plots show` uses too, .dvc/tmp/mlpipe-plots.html, written if missing). Prints its file:// URL."""
     from mlpipe.runtime.offline_plots import render_offline_plots
 
     paths = project(root)
-    page = render_offline_plots(paths.root, out, title=f"{paths.root.name}: DVC plots")
+    page = render_offline_plots(paths.root, out)
     typer.echo(page.as_uri())
 
 

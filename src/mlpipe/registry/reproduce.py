@@ -27,6 +27,7 @@ from mlpipe.model.manifest import installed_versions
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import resolve_run_id, versions_of_run
+from mlpipe.runtime.dvc_config import merge_local_config
 from mlpipe.runtime.environments import Environment, choose_environment
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
 from mlpipe.runtime.logs import event
@@ -283,17 +284,16 @@ def isolated_checkout(root: Path, commit: str, keep: bool = False) -> Iterator[P
 
 
 def share_dvc_storage(root: Path, wt: Path) -> None:
-    """Point the worktree's DVC at the project's cache and remotes (as the project resolves them), via
-    its git-ignored .dvc/config.local; the committed config stays as it was."""
+    """Point the worktree's DVC at the project's cache and remotes (as the project resolves them), merged
+    into its git-ignored .dvc/config.local; the committed config stays as it was."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
         cache_dir = Path(repo.cache.local.path).parents[1]  # <cache>/files/md5 -> <cache>
         remotes = {name: dict(cfg) for name, cfg in repo.config["remote"].items()}
-    lines = ["[cache]", f"    dir = {cache_dir}"]
-    for name, cfg in remotes.items():
-        lines += [f"['remote \"{name}\"']", f"    url = {cfg['url']}"]
-    (wt / ".dvc" / "config.local").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = {"cache": {"dir": str(cache_dir)}}
+    settings.update({f'remote "{name}"': {"url": cfg["url"]} for name, cfg in remotes.items()})
+    merge_local_config(wt / ".dvc", settings)  # what else it holds stays (the plots template's name)
 
 
 def pull_recorded_data(wt: Path, data_md5: str) -> None:

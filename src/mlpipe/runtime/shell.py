@@ -32,12 +32,19 @@ def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_tool(
-    args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+    args: list[str],
+    cwd: Path,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout_s: float | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run a command in `cwd`, capturing output; raise ToolError naming it when it fails and `check`."""
+    """Run a command in `cwd`, capturing output; raise ToolError naming it when it fails and `check`
+    (subprocess.TimeoutExpired, the command killed, when it outlasts `timeout_s`)."""
     if args[0] == "dvc":
         args = [str(Path(sys.executable).parent / "dvc"), *args[1:]]
-    proc = subprocess.run(args, cwd=cwd, env=env or tool_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        args, cwd=cwd, env=env or tool_env(), capture_output=True, text=True, timeout=timeout_s
+    )
     if check and proc.returncode != 0:
         raise ToolError(
             f"`{' '.join([Path(args[0]).name, *args[1:]])}` failed in {cwd} "
