@@ -110,6 +110,11 @@ def test_the_specs_render_offline_with_the_inlined_library(shown):
     assert "ROC on the test split" in roc_svg and 'aria-roledescription="line mark"' in roc_svg
     matrix_svg = vl_convert.vegalite_to_svg(confusion, vl_version=VEGA_LITE_VERSION)
     assert "rect mark" in matrix_svg
+    # predicted across, actual down, as the PNG (scikit-learn's ConfusionMatrixDisplay) draws it
+    axes = re.findall(
+        r'"(x|y)": \{"field": "([^"]+)"', json.dumps({k: v for k, v in confusion.items() if k != "data"})
+    )
+    assert axes[:2] == [("x", "predicted"), ("y", "actual")]
 
 
 def test_git_sees_nothing_after(shown):

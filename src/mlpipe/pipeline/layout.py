@@ -49,9 +49,9 @@ def task_plots(task: str) -> list[Any]:
     """The DVC plot definitions of the files the evaluate stage writes for `task`."""
     confusion = {
         "Confusion matrix on the test split": {
-            "template": "confusion",
-            "x": "actual",
-            "y": {f"{PLOTS_DIR}/confusion.csv": "predicted"},
+            "template": "confusion",  # predicted across, actual down: as the PNG (scikit-learn's) draws it
+            "x": "predicted",
+            "y": {f"{PLOTS_DIR}/confusion.csv": "actual"},
         }
     }
     if task == "binary":
