@@ -26,6 +26,7 @@ from pathlib import Path
 from mlpipe.config import DeployCfg
 from mlpipe.errors import ProbeFailed
 from mlpipe.model.artifact import MODEL_FILE
+from mlpipe.release.probe import within
 from mlpipe.runtime.logs import event
 
 MB = 1 << 20
@@ -88,11 +89,6 @@ def per_round(rounds: list[dict] | None, name: str) -> list[float] | None:
     return [r[name] for r in rounds] if rounds else None
 
 
-def within(value: float, bound: float, higher_is_better: bool) -> bool:
-    """Whether one figure keeps its budget (a minimum when higher is better, else a maximum)."""
-    return value >= bound if higher_is_better else value <= bound
-
-
 def median_round(values: list[float], higher_is_better: bool) -> float:
     """The median round's value; of an even number of rounds, the middle one on the better side, so the
     value keeps a budget exactly when most rounds do not break it (pure)."""
@@ -124,15 +120,18 @@ def round_check(
     higher_is_better: bool,
     reference: list[float] | None,
     note: str = "",
+    planned: int | None = None,
 ) -> Check:
     """A budget on per-round figures: failed only when the challenger breaks it in most rounds. The value is
     the median round's; the detail names the range, how many rounds broke the budget, the `note` and, given
-    the champion's rounds, its median and the ratio challenger/champion (pure)."""
+    the champion's rounds, its median and the ratio challenger/champion. When the probe stopped before the
+    `planned` rounds, the verdict on these is the one the planned rounds would have given (pure)."""
     value = median_round(values, higher_is_better)
     broke = sum(not within(v, bound, higher_is_better) for v in values)
+    stopped = f", the majority of {planned} decided" if planned and planned > len(values) else ""
     parts = ["at least"] if higher_is_better else []
     parts += [
-        f"median of {len(values)} rounds",
+        f"median of {len(values)} rounds{stopped}",
         f"range {min(values)}..{max(values)}",
         f"{'under' if higher_is_better else 'over'} the budget in {broke} of {len(values)}",
         *([note] if note else []),
@@ -173,6 +172,7 @@ def budget_checks(figures: dict, deploy: DeployCfg) -> list[Check]:
             ROUND_FIGURES["p99_latency_ms"],
             per_round(champion_rounds, "p99_latency_ms"),
             contention_note(rounds),
+            figures.get("rounds_planned"),
         ),
         round_check(
             "infra.throughput_rows_s",
@@ -181,6 +181,7 @@ def budget_checks(figures: dict, deploy: DeployCfg) -> list[Check]:
             ROUND_FIGURES["throughput_rows_s"],
             per_round(champion_rounds, "throughput_rows_s"),
             "own time",
+            figures.get("rounds_planned"),
         ),
     ]
 
@@ -230,6 +231,11 @@ def probe(
         "sample": str(sample),
         "cores": deploy.cores,
         "rounds": deploy.rounds,
+        # the budgets judged by majority over the rounds: the probe stops once each verdict is decided
+        "budgets": {
+            "p99_latency_ms": [deploy.max_p99_latency_ms, ROUND_FIGURES["p99_latency_ms"]],
+            "throughput_rows_s": [deploy.min_throughput_rows_s, ROUND_FIGURES["throughput_rows_s"]],
+        },
         "single_row_requests": deploy.single_row_requests,
         "batch_rows": deploy.batch_rows,
         "sample_rows": max(PROBE_SAMPLE_ROWS, deploy.batch_rows),

@@ -4,7 +4,11 @@ memory), then loads the reference model (the champion) when one is given, and me
 `rounds` rounds: per round and model, each single row predicted once (p50/p99 latency) and one batch
 (throughput), in the model's own time (the clock minus the time the probe waited for its core; the
 clock's p99 is kept beside it). It prints one JSON line of raw per-round figures; mlpipe.release.infra
-summarises and judges them. Run in a fresh process, so nothing else is loaded."""
+summarises and judges them. Run in a fresh process, so nothing else is loaded.
+
+Given the budgets the rounds are judged on (`budgets`: figure -> [bound, higher is better]), it stops as
+soon as every budget's majority verdict over the planned rounds is decided (three passing rounds of five
+cannot be outvoted): the rounds left could not change the decision, only the time it takes."""
 
 from __future__ import annotations
 
@@ -16,6 +20,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def within(value: float, bound: float, higher_is_better: bool) -> bool:
+    """Whether one figure keeps its budget (a minimum when higher is better, else a maximum)."""
+    return value >= bound if higher_is_better else value <= bound
+
+
+def majority_decided(values: list[float], planned: int, bound: float, higher_is_better: bool) -> bool:
+    """Whether the verdict on `planned` rounds (failed when most break the budget, a tie passing) is already
+    fixed by these first rounds, whatever the rest measure: the breaks are a majority of `planned`, or
+    even if every round left broke it they would not be. The verdict on `values` alone is then the same
+    (pure)."""
+    broke = sum(not within(v, bound, higher_is_better) for v in values)
+    return broke * 2 > planned or (broke + planned - len(values)) * 2 <= planned
+
+
+def all_decided(rounds: list[dict], planned: int, budgets: dict[str, list]) -> bool:
+    """Whether every budget's verdict is decided by these rounds (never without budgets) (pure)."""
+    return bool(budgets) and all(
+        majority_decided([r[name] for r in rounds], planned, bound, higher)
+        for name, (bound, higher) in budgets.items()
+    )
 
 
 def peak_rss_mb() -> float:
@@ -155,8 +181,11 @@ def main(argv: list[str]) -> int:
         for r in range(spec["rounds"]):
             for name in round_order(list(subjects), r):
                 subjects[name].rounds.append(measure_round(subjects[name], waited))
+            if all_decided(subjects["challenger"].rounds, spec["rounds"], spec.get("budgets") or {}):
+                break
     challenger = subjects["challenger"]
     figures = {
+        "rounds_planned": spec["rounds"],
         "cores": len(cpus),
         "single_row_requests": len(challenger.rows),
         "batch_rows": len(challenger.batch),
