@@ -383,9 +383,10 @@ mlpipe_model_info{alias="champion",name="flights-late",run_id="...",version="<ve
 """
 
 
-def probe_operations(served) -> dict[str, dict]:
+def probe_operations(served, features: list[str], max_records: int) -> dict[str, dict]:
     """What GET /health, /ready, /model and /metrics answer, with examples (FastAPI documents each as an
-    untyped JSON body: /docs showed `null`, and `application/json` for the Prometheus text)."""
+    untyped JSON body: /docs showed `null`, and `application/json` for the Prometheus text); the /model
+    example names the service's own features, input example and record limit."""
     version = served.version if served is not None else "3"
     model_example = {
         "name": served.name if served is not None else "flights-late",
@@ -397,9 +398,11 @@ def probe_operations(served) -> dict[str, dict]:
         "model_sha256": "<the sha256 of the model file>",
         "metrics": {"<metric>": 0.0},
         "alias": "champion",
-        "features": ["<feature>", "..."],
-        "input_example": {"records": [{"<feature>": "<value>"}]},
-        "max_records": 10000,
+        "features": features,
+        "input_example": input_example(served.profile, features)
+        if served is not None
+        else {"records": [{"<feature>": "<value>"}]},
+        "max_records": max_records,
     }
     return {
         "/health": {
@@ -456,7 +459,7 @@ def service_openapi(base: dict, served, features: list[str], max_records: int, m
         paths["/predict"]["post"] |= predict_operation(rules, profile, features, max_records, max_bytes)
     if "/feedback" in paths:
         paths["/feedback"]["post"] |= feedback_operation(task, classes, max_bytes)
-    for path, operation in probe_operations(served).items():
+    for path, operation in probe_operations(served, features, max_records).items():
         if "get" in paths.get(path, {}):
             paths[path]["get"] |= operation
     doc.setdefault("components", {}).setdefault("schemas", {}).update(

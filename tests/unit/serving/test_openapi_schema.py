@@ -188,5 +188,11 @@ def test_the_get_routes_say_what_they_answer_with_an_example(doc):
     assert (
         paths["/ready"]["get"]["responses"]["503"]["content"]["application/json"]["example"]["ready"] is False
     )
+    model = paths["/model"]["get"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert (
+        model["max_records"] == 5
+        and model["input_example"]
+        == paths["/predict"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    )
     metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(metrics) == ["text/plain"] and 'version="3"' in metrics["text/plain"]["example"]
