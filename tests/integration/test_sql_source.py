@@ -127,3 +127,29 @@ def test_sql_source_with_a_broken_query_is_a_data_error(weather_url, monkeypatch
     message = str(caught.value)
     assert message.startswith(f"dataset.query: failed on ${URL_ENV}")
     assert "no_such_column" in message and "\n" not in message
+
+
+def test_init_sql_profiles_the_initial_period_of_the_query_and_writes_a_sql_project(
+    weather, weather_url, monkeypatch, tmp_path, capsys
+):
+    from mlpipe.cli import main
+    from mlpipe.config import load_params
+
+    monkeypatch.setenv(URL_ENV, weather_url)
+    monkeypatch.chdir(tmp_path)
+    args = ["init", "--sql", QUERY, "--url-env", URL_ENV, "--target", "temp", "--time", "time_hour"]
+    period = ["--initial-start", "2013-01-01", "--initial-end", "2013-02-01", "--into", "w"]
+    assert main(args + ["--into", "w"]) == 1  # no period: refused in one line naming what it needs
+    assert "init --sql: needs --time, --initial-start and --initial-end" in capsys.readouterr().err
+    code = main(args + period)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    params = load_params(tmp_path / "w" / "params.yaml")
+    assert params.dataset.source == "sql" and params.dataset.query == QUERY
+    assert params.dataset.url_env == URL_ENV and params.dataset.path is None
+    assert str(params.dataset.initial_period.start) == "2013-01-01"
+    january = int((weather["time_hour"] < pd.Timestamp("2013-02-01", tz="UTC")).sum())
+    assert f"{january} rows of 0 file(s)" in out  # January's rows only, from the query
+    assert f"data: SQL on ${URL_ENV}" in out and "(the only rows profiled)" in out
+    assert "year" in params.features.leakage and "month" in params.features.leakage  # constant in January
+    assert params.task == "regression" and "origin" in params.features.categorical

@@ -47,13 +47,13 @@ def monitor_floor(task: str, target) -> float | None:
 
 
 def build_params(
-    proposal, *, path: str, target: str, time: str | None, time_format: str, period, name: str, df
+    proposal, *, source: dict, target: str, time: str | None, time_format: str, period, name: str, df
 ) -> dict:
     """params.yaml of the new project as a mapping (validated by the caller through mlpipe.config)."""
     from mlpipe.config import DEFAULT_MONITOR_METRIC, DEFAULT_TOLERANCE
 
     # time_column is written even when null: DVC tracks it as a param of the split stage
-    dataset: dict = {"source": "files", "path": path, "target": target, "time_column": time}
+    dataset: dict = {**source, "target": target, "time_column": time}
     if time:
         dataset |= {
             "time_format": time_format,
@@ -86,6 +86,34 @@ def build_params(
     }
 
 
+def source_keys(source: str | None, sql: str | None, url_env: str, path: str) -> dict:
+    """The dataset keys naming where rows come from."""
+    if sql:
+        return {"source": "sql", "query": sql, "url_env": url_env}
+    return {"source": source} if source else {"source": "files", "path": path}
+
+
+def data_line(dataset, time_format: str, period) -> str:
+    """What init tells of the source: where rows come from, the period, and how later rows come in."""
+    where = {"files": dataset.path, "sql": f"SQL on ${dataset.url_env}"}.get(dataset.source, dataset.source)
+    if not period:
+        return (
+            f"data: {where}, no time column: random split, batches in arrival order; later files are taken "
+            "in by `mlpipe ingest FILE` (a new file matching the path is not read by itself: "
+            "`mlpipe run` names any it finds)"
+        )
+    later = (
+        "later periods are read from the same files by `mlpipe simulate --next`, or come as files "
+        "through `mlpipe ingest FILE`"
+        if dataset.source == "files"
+        else "later periods come from the same source by `mlpipe simulate --next`"
+    )
+    return (
+        f"data: {where}, time {dataset.time_column} ({time_format}), initial period {period[0]}..{period[1]} "
+        f"(the only rows profiled); {later}"
+    )
+
+
 def read_table(files: list[Path]):
     """The user's files as one frame, each read as a `files` source reads it (no declared types yet: the
     profile proposes them)."""
@@ -99,32 +127,56 @@ def read_table(files: list[Path]):
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def own_source_rows(source, root: Path, time, time_format, start, end):
-    """The rows of the user's loader for the initial period (its file must live in the project)."""
+def period_source_rows(source: str, root: Path, time, time_format, start, end, query=None, url_env=None):
+    """The rows of a periodic source for the initial period: the user's loader (its file must live in the
+    project) or `sql` (`query` on the URL in $`url_env`)."""
     from datetime import date
 
     from mlpipe.config import DatasetCfg, FeaturesCfg
-    from mlpipe.data.sources import user_source
+    from mlpipe.data.sources import sql_source, user_source
     from mlpipe.data.zone import user_source_file
     from mlpipe.errors import ConfigError
 
+    flag = "--sql" if source == "sql" else "--source"
     if not (time and start and end):
         raise ConfigError(
-            "init --source: needs --time, --initial-start and --initial-end (rule: it loads a period)"
+            f"init {flag}: needs --time, --initial-start and --initial-end (rule: it loads a period)"
         )
-    if user_source_file(source, root) is None:
+    if source != "sql" and user_source_file(source, root) is None:
         raise ConfigError(
             f"init --source: {source} is not a module of {root} (rule: your loader lives in the project)"
         )
     dataset = DatasetCfg(
         source=source,
+        query=query,
+        url_env=url_env or "MLPIPE_SQL_URL",
         target="_",
         time_column=time,
         time_format=time_format,
         initial_period={"start": start, "end": end},
     )
-    load = user_source(dataset, FeaturesCfg(categorical=[], numerical=[]), root)
+    undeclared = FeaturesCfg(categorical=[], numerical=[])
+    load = sql_source(dataset, undeclared) if source == "sql" else user_source(dataset, undeclared, root)
     return load(date.fromisoformat(start), date.fromisoformat(end))
+
+
+def initial_rows(df, time: str | None, period: tuple[str, str] | None):
+    """The rows of the initial period, the only ones init profiles: rules and features drawn from later rows
+    would describe data the first model never sees (the bootstrap takes in this period alone)."""
+    import pandas as pd
+
+    from mlpipe.errors import ConfigError
+
+    if not time or period is None:
+        return df
+    t = df[time]
+    keep = (t >= pd.Timestamp(period[0], tz="UTC")) & (t < pd.Timestamp(period[1], tz="UTC"))
+    if not keep.any():
+        raise ConfigError(
+            f"initial period {period[0]}..{period[1]}: no rows of {time} in it "
+            f"(rule: the data spans {t.min()}..{t.max()})"
+        )
+    return df[keep].reset_index(drop=True)
 
 
 def period_of(times, until: str | None) -> tuple[str, str]:
@@ -145,8 +197,19 @@ def init(
         str | None,
         typer.Option(help="Your own loader package.module:load_period (in the project; needs --time)."),
     ] = None,
+    sql: Annotated[
+        str | None,
+        typer.Option(
+            "--sql",
+            help="A SQL query with :start and :end bound to the period, run on the SQLAlchemy URL in "
+            "$MLPIPE_SQL_URL (or --url-env); needs --time, --initial-start and --initial-end.",
+        ),
+    ] = None,
+    url_env: Annotated[
+        str, typer.Option("--url-env", help="With --sql: the environment variable holding the URL.")
+    ] = "MLPIPE_SQL_URL",
     initial_start: Annotated[
-        str | None, typer.Option(help="With --source: the first day of the initial period.")
+        str | None, typer.Option(help="With --source or --sql: the first day of the initial period.")
     ] = None,
     time: Annotated[
         str | None, typer.Option("--time", help="The time column (time split, monthly batches).")
@@ -189,10 +252,14 @@ def init(
             raise AlreadyExists(
                 f"{taken}: already there (rule: init writes a new project; use another --into)"
             )
-    if (data is None) == (source is None):
-        raise ConfigError("init: give --data FILE_OR_GLOB or --source package.module:load_period (rule: one)")
-    if source:
-        df, files = own_source_rows(source, root, time, time_format, initial_start, initial_end), []
+    if sum(x is not None for x in (data, source, sql)) != 1:
+        raise ConfigError(
+            "init: give --data FILE_OR_GLOB, --sql QUERY or --source package.module:load_period (rule: one)"
+        )
+    periodic = source or ("sql" if sql else None)
+    if periodic:
+        rows = period_source_rows(periodic, root, time, time_format, initial_start, initial_end, sql, url_env)
+        df, files = rows, []
     else:
         files = matching_files(data, Path.cwd())
         df = read_table(files)
@@ -200,15 +267,14 @@ def init(
         if time not in df.columns:
             raise ConfigError(f"--time: no column {time!r} (rule: one of {', '.join(map(str, df.columns))})")
         df[time] = parse_times(df[time], time_format, time)
-    period = (initial_start, initial_end) if source else period_of(df[time], initial_end) if time else None
-    # The whole table is profiled, later rows too: rules from the initial months alone would refuse the
-    # next season's batches (March's temperatures above January's range) as broken data.
+    period = (initial_start, initial_end) if periodic else period_of(df[time], initial_end) if time else None
+    df = initial_rows(df, time, period)
     proposal = propose(df, target, time, task)
     absolute = Path(os.path.abspath(data or root))
     path = str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)
     params = build_params(
         proposal,
-        path=path,
+        source=source_keys(source, sql, url_env, path),
         target=target,
         time=time,
         time_format=time_format,
@@ -216,9 +282,6 @@ def init(
         name=_name(name or f"{root.name}-{target}"),
         df=df,
     )
-    if source:
-        rest = {k: v for k, v in params["dataset"].items() if k not in ("source", "path")}
-        params["dataset"] = {"source": source, **rest}
     root.mkdir(parents=True, exist_ok=True)
     header = "# Written by `mlpipe init` from a profile of the data; every value is yours to change.\n"
     (root / PARAMS_FILE).write_text(header + yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
@@ -256,8 +319,5 @@ def init(
     )
     for line in proposal.reasons:
         typer.echo(f"  {line}")
-    where = f", time {time} ({time_format}), initial period {period[0]}..{period[1]}" if period else ""
-    typer.echo(
-        f"  data: {source or path}{where or ', no time column: random split, batches in arrival order'}"
-    )
+    typer.echo(f"  {data_line(loaded.dataset, time_format, period)}")
     typer.echo(f"committed {commit[:8] if commit else '(nothing new)'}; next: mlpipe run --root {root}")

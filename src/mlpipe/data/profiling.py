@@ -4,7 +4,6 @@ explained by one line in `Proposal.reasons`."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,7 +18,11 @@ MIN_ROWS = 20  # uniqueness and cardinality rules need at least this many rows t
 TEXT_DISTINCT_SHARE = 0.5  # text with a larger share of distinct values is free text or an id
 LEAK_CORR = 0.98  # |Pearson| or |Spearman| with a numeric target at or above this is likely leakage
 MAX_PURE_VALUES = 50  # purity (one class per value) is only meaningful for a column with few values
-WIDEN = 0.1  # ranges are widened by this share of the observed span on each side
+TIME_CORR = 0.9  # |Spearman| with the time column at or above this: the column tracks time
+# A physical limit (validate.ranges: a row beyond it is refused) is written only where the profile justifies
+# it; a sample's observed range is an expectation (the training profile: beyond it rows are flagged).
+NEAR_ZERO = 0.1  # a non-negative column whose min is at most this share of its max is a magnitude
+SHARE_ENDS = 0.05  # fractional values in [0, 1] reaching within this of both ends are a share
 CALENDAR_MATCH = 0.95  # a column equal to a part of the time in this share of rows repeats that part
 # Parts of the time that only grow through a year: with a time split every later batch holds values the
 # training period never saw, so such a column drifts, and is out of range, by time passing alone. (Day of the
@@ -40,7 +43,7 @@ class Proposal:
     numerical: list[str]
     leakage: list[str]  # columns excluded as features (likely leakage or identifiers)
     required_not_null: list[str]
-    ranges: dict[str, dict]  # column -> {"min": float, "max": float}, widened from the observed
+    ranges: dict[str, dict]  # column -> physical limits {"min": ..., "max": ...} where justified
     max_null_rate: float
     reasons: list[str]  # one human line per decision
 
@@ -151,6 +154,24 @@ def calendar_reason(s: pd.Series, times: pd.Series | None) -> str | None:
     return None
 
 
+def time_proxy_reason(s: pd.Series, times: pd.Series | None) -> str | None:
+    """Why a numeric column whose rank order follows the time column (|Spearman| >= TIME_CORR over the rows
+    where both have values: a decimal year, an epoch number, a running counter) is not a feature; None for
+    any other column, or without a time column."""
+    if times is None or not ptypes.is_datetime64_any_dtype(times) or not is_numeric(s):
+        return None
+    both = s.notna() & times.notna()
+    if both.sum() < MIN_ROWS or s[both].nunique() < 2:
+        return None
+    corr = abs(s[both].astype("float64").rank().corr(times[both].rank()))
+    if corr >= TIME_CORR:
+        return (
+            f"tracks the time column (|rank corr| {corr:.2f} >= {TIME_CORR}): every later batch lies beyond "
+            "the training period's values, so it would drift, and the model extrapolate, by time alone"
+        )
+    return None
+
+
 def leakage_reason(s: pd.Series, y: pd.Series, task: str) -> str | None:
     """'likely leakage: ...' if the feature nearly is the target, else None. Numeric feature and numeric
     target: max(|Pearson|, |Spearman|) >= LEAK_CORR. Classification: a non-constant column with at most
@@ -170,23 +191,42 @@ def leakage_reason(s: pd.Series, y: pd.Series, task: str) -> str | None:
     return None
 
 
-def widened_range(s: pd.Series) -> dict[str, float]:
-    """Observed [min, max] widened by WIDEN of the span on each side (span 0: by max(1, WIDEN * |value|)),
-    never below 0 for a non-negative column, integer bounds for an integral column, else round(x, 6)."""
+def physical_limit(s: pd.Series) -> tuple[dict[str, float], str] | None:
+    """The limit no real value can pass, where the profile justifies one, with its reason; else None (the
+    observed range is an expectation, never a limit). A 0/1 flag is 0 or 1; fractional values filling [0, 1]
+    to within SHARE_ENDS of both ends are a share in [0, 1]; a non-negative column reaching down to within
+    NEAR_ZERO of its max (a count, size, amount or price) is never negative."""
     v = s.dropna().astype("float64")
+    if len(v) < MIN_ROWS or v.nunique() < 2:
+        return None
     lo, hi = float(v.min()), float(v.max())
-    pad = WIDEN * (hi - lo) if hi > lo else max(1.0, WIDEN * abs(lo))
-    low, high = lo - pad, hi + pad
-    if lo >= 0:
-        low = max(0.0, low)
-    if fractional_example(v) is None:
-        return {"min": float(math.floor(low)), "max": float(math.ceil(high))}
-    return {"min": min(round(low, 6), lo), "max": max(round(high, 6), hi)}
+    if set(v.unique()) <= {0.0, 1.0}:
+        return {"min": 0.0, "max": 1.0}, "a 0/1 flag: 0 or 1"
+    if fractional_example(v) is not None and 0 <= lo <= SHARE_ENDS and 1 - SHARE_ENDS <= hi <= 1:
+        return {"min": 0.0, "max": 1.0}, f"a share: {lo:g}..{hi:g} fills [0, 1]"
+    if lo >= 0 and hi > 0 and lo <= NEAR_ZERO * hi:
+        return {"min": 0.0}, f"never negative: {lo:g}..{hi:g}, a count, size, amount or price"
+    return None
 
 
 def null_rate_limit(rates: list[float]) -> float:
     """max(0.6, highest observed null rate + 0.1), capped at 1.0, rounded to 2 decimals."""
     return round(min(1.0, max(0.6, max(rates, default=0.0) + 0.1)), 2)
+
+
+def required_columns(df: pd.DataFrame, target: str, time_column: str | None) -> tuple[list[str], str]:
+    """(validate.required_not_null, its reason): the time column and a target that has no nulls. A feature
+    with no nulls in the sample is not required: every estimator imputes, and a feed that loses a column is
+    caught by max_null_rate."""
+    required = [c for c in df.columns if c == time_column or (c == target and not df[c].isna().any())]
+    return required, (
+        f"required_not_null {required}: a row cannot be placed in time or learnt from without them; features "
+        "may be null (the model imputes; max_null_rate catches a feed that loses a column)"
+    )
+
+
+def _shown_limit(limit: dict[str, float]) -> str:
+    return f"[{limit.get('min', '-inf'):g}, {limit['max']:g}]" if "max" in limit else f">= {limit['min']:g}"
 
 
 def _require(df: pd.DataFrame, column: str, role: str) -> None:
@@ -215,7 +255,12 @@ def propose(
         if col in (target, time_column):
             continue
         s = df[col]
-        reason = exclusion_reason(s) or calendar_reason(s, times) or leakage_reason(s, y, task)
+        reason = (
+            exclusion_reason(s)
+            or calendar_reason(s, times)
+            or time_proxy_reason(s, times)
+            or leakage_reason(s, y, task)
+        )
         if reason:
             excluded.append(col)
             reasons.append(f"excluded {col!r}: {reason}")
@@ -226,14 +271,23 @@ def propose(
             categorical.append(col)
             reasons.append(f"categorical {col!r}: {s.dtype} with {s.nunique()} distinct values")
     features = set(categorical) | set(numerical)
-    keep = {time_column} | {c for c in [target, *features] if not df[c].isna().any()}
     if y.isna().any():
         reasons.append(
             f"target {target!r}: {int(y.isna().sum())} rows without a value, left out of training and test"
         )
-    required = [c for c in df.columns if c in keep]
+    required, why_required = required_columns(df, target, time_column)
+    reasons.append(why_required)
     ranged = set(numerical) | ({target} if task == "regression" else set())
-    ranges = {c: widened_range(df[c]) for c in df.columns if c in ranged}
+    ranges = {}
+    for col in (c for c in df.columns if c in ranged):
+        found = physical_limit(df[col])
+        if found:
+            ranges[col] = found[0]
+            reasons.append(f"limit {col!r} {_shown_limit(found[0])}: {found[1]} (a row beyond is refused)")
+    reasons.append(
+        "every other range is an expectation, not a limit: values beyond the training data's are taken in, "
+        "flagged and fed to drift; add validate.ranges for what is physically impossible"
+    )
     used = [c for c in df.columns if c in features]
     if time_column is not None and used:  # batches are months: the rule holds for each month's rates
         months = period_label(df[time_column], "month")  # the periods batches are cut by

@@ -147,10 +147,10 @@ def files_source(params: Params, root: Path) -> LoadPeriod:
     return load_period
 
 
-def sql_source(params: Params) -> LoadPeriod:
+def sql_source(dataset: DatasetCfg, features: FeaturesCfg) -> LoadPeriod:
     """`dataset.query` on the SQLAlchemy URL in $`dataset.url_env`, with :start and :end bound (UTC
     midnight timestamps of the period)."""
-    env = params.dataset.url_env
+    env = dataset.url_env
 
     def load_period(start: date | None, end: date | None) -> pd.DataFrame:
         import sqlalchemy as sa
@@ -172,14 +172,14 @@ def sql_source(params: Params) -> LoadPeriod:
             ) from None
         try:
             with engine.connect() as conn:
-                df = pd.read_sql(sa.text(params.dataset.query or ""), conn, params=bound)
+                df = pd.read_sql(sa.text(dataset.query or ""), conn, params=bound)
         except sa.exc.SQLAlchemyError as exc:
             raise DataError(
                 f"dataset.query: failed on ${env} ({' '.join(str(exc.orig or exc).split())[:200]})"
             ) from None
         finally:
             engine.dispose()
-        return typed(df, params.dataset, params.features, "sql")
+        return typed(df, dataset, features, "sql")
 
     return load_period
 
@@ -230,5 +230,5 @@ def get_source(params: Params, root: Path) -> LoadPeriod:
     if source == "files":
         return files_source(params, root)
     if source == "sql":
-        return sql_source(params)
+        return sql_source(params.dataset, params.features)
     return user_source(params.dataset, params.features, root)

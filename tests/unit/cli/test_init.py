@@ -61,3 +61,38 @@ def test_init_writes_a_project_the_config_accepts(table, capsys):
     assert list(pipeline["stages"]) == ["validate", "split", "train", "evaluate"]
     assert (table / "p" / ".dvc" / "config").exists() and (table / "p" / ".git").exists()
     assert main(["init", "--data", "table.csv", "--target", "yield", "--into", "p"]) == 1  # not twice
+
+
+def test_init_profiles_only_the_initial_period_and_excludes_a_time_proxy(tmp_path, monkeypatch, capsys):
+    """The hotel table's finding: a price range drawn from rows after --initial-end, and a decimal year kept
+    as a feature. Rows after the initial period change neither the features nor the rules."""
+    rng = np.random.default_rng(1)
+    n = 600
+    at = pd.Series(pd.date_range("2016-01-01", periods=n, freq="12h", tz="UTC"))
+    df = pd.DataFrame(
+        {
+            "arrival": at.astype(str),
+            "arrival_date_num": (at.dt.year + (at.dt.dayofyear - 1) / 366).round(4),
+            "nights": rng.integers(0, 8, n),
+            "hotel": rng.choice(["city", "resort"], n),
+        }
+    )
+    df["price"] = (60 + 10 * df["nights"] + rng.normal(0, 5, n)).round(2)
+    late = at >= pd.Timestamp("2016-06-01", tz="UTC")
+    df.loc[late, "price"] += 500  # only after the initial period
+    df.loc[late, "nights"] = -1  # a value the initial period never had
+    df.to_csv(tmp_path / "hotel.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    args = ["init", "--data", "hotel.csv", "--target", "price", "--time", "arrival"]
+    assert main([*args, "--initial-end", "2016-06-01", "--into", "p"]) == 0
+    out = capsys.readouterr().out
+    params = load_params(tmp_path / "p" / "params.yaml")
+    assert "arrival_date_num" in params.features.leakage
+    assert "excluded 'arrival_date_num': tracks the time column" in out
+    assert params.features.numerical == ["nights"]
+    # nights 0..7 and price ~60..140 in January-May: never negative, and no observed max becomes a limit
+    assert params.validate_.ranges["nights"].min == 0 and params.validate_.ranges["nights"].max is None
+    assert "price" not in params.validate_.ranges  # 50..140: no limit the profile can justify
+    assert f"{int((~late).sum())} rows of 1 file(s)" in out and "(the only rows profiled)" in out
+    assert main([*args, "--initial-end", "2010-01-01", "--into", "q"]) == 1
+    assert "initial period" in capsys.readouterr().err and not (tmp_path / "q" / "params.yaml").exists()

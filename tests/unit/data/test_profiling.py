@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
-from mlpipe.data.profiling import infer_task, null_rate_limit, propose, widened_range
+from mlpipe.data.profiling import infer_task, null_rate_limit, physical_limit, propose
 from mlpipe.errors import ConfigError
 
 
@@ -34,8 +34,8 @@ def test_penguins_species_is_multiclass_with_text_and_numeric_features():
     assert p.categorical == ["island", "sex"]
     assert p.numerical == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
     assert p.leakage == []
-    assert p.required_not_null == ["species", "island", "year"]  # the others have nulls
-    assert p.ranges["year"] == {"min": 2006.0, "max": 2010.0}
+    assert p.required_not_null == ["species"]  # features may be null: the model imputes
+    assert p.ranges == {}  # year 2007..2009, body mass 2700..6300: what the sample saw, never a limit
     assert p.max_null_rate == 0.6
 
 
@@ -44,7 +44,7 @@ def test_penguins_body_mass_is_regression_with_a_target_range():
     p = propose(penguins, "body_mass_g")
     assert p.task == "regression"
     assert "body_mass_g" not in p.numerical
-    assert p.ranges["body_mass_g"] == {"min": 2340.0, "max": 6660.0}  # 2700..6300 widened by 360
+    assert p.ranges == {}  # 2700..6300 is what the sample saw, no limit
 
 
 def test_diabetes_is_regression_and_ranges_cover_features_and_target():
@@ -53,10 +53,8 @@ def test_diabetes_is_regression_and_ranges_cover_features_and_target():
     assert p.task == "regression"
     assert p.reasons[0] == "task regression: target 'target' is float64 with 214 distinct values"
     assert p.numerical == [c for c in df.columns if c != "target"] and p.categorical == [] and p.leakage == []
-    assert list(p.ranges) == list(df.columns)
-    assert p.ranges["target"] == {"min": 0.0, "max": 379.0}  # 25..346, never below 0, integral
-    for col in p.numerical:
-        assert p.ranges[col]["min"] < df[col].min() and p.ranges[col]["max"] > df[col].max()
+    assert p.ranges == {"target": {"min": 0.0}}  # 25..346: never negative; the centred features: no limit
+    assert any(r.startswith("limit 'target' >= 0: never negative") for r in p.reasons)
 
 
 def test_breast_cancer_is_binary_without_a_target_range():
@@ -65,8 +63,8 @@ def test_breast_cancer_is_binary_without_a_target_range():
     assert p.task == "binary"
     assert len(p.numerical) == 30 and p.leakage == []
     assert "target" not in p.ranges
-    assert all(r["min"] >= 0 for r in p.ranges.values())  # every measurement is non-negative
-    assert p.required_not_null == list(df.columns)
+    assert p.ranges and all(r == {"min": 0.0} for r in p.ranges.values())  # sizes, never negative
+    assert p.required_not_null == ["target"]
 
 
 def test_iris_with_string_labels_is_multiclass():
@@ -74,7 +72,8 @@ def test_iris_with_string_labels_is_multiclass():
     assert p.task == "multiclass"
     assert p.reasons[0] == "task multiclass: target 'target' is object with 3 distinct values"
     assert len(p.numerical) == 4 and p.leakage == []
-    assert p.ranges["petal width (cm)"]["min"] == 0.0  # 0.1 - 0.24 clamped at 0
+    assert p.ranges["petal width (cm)"] == {"min": 0.0}  # 0.1..2.5: a size
+    assert "sepal width (cm)" not in p.ranges  # 2.0..4.4 never nears 0: no limit can be justified
 
 
 @pytest.mark.parametrize(
@@ -192,12 +191,35 @@ def test_missing_target_or_time_column_is_refused_with_the_columns():
         propose(_small(), "y", time_column="when")
 
 
-def test_ranges_never_go_below_zero_for_non_negative_columns():
-    assert widened_range(pd.Series([0.5, 10.5])) == {"min": 0.0, "max": 11.5}
-    assert widened_range(pd.Series([-1.5, 8.5])) == {"min": -2.5, "max": 9.5}
-    assert widened_range(pd.Series([3, 7, 4])) == {"min": 2.0, "max": 8.0}  # 2.6 / 7.4 -> integers
-    assert widened_range(pd.Series([0, 0])) == {"min": 0.0, "max": 1.0}  # span 0: widen by 1
-    assert widened_range(pd.Series([50.0, 50.0])) == {"min": 45.0, "max": 55.0}  # span 0: 10% of 50
+def test_physical_limits_are_written_only_where_the_profile_justifies_them():
+    n = 40
+    flag = pd.Series([0, 1] * (n // 2))
+    assert physical_limit(flag) == ({"min": 0.0, "max": 1.0}, "a 0/1 flag: 0 or 1")
+    share = pd.Series(np.linspace(0.01, 0.98, n))
+    assert physical_limit(share)[0] == {"min": 0.0, "max": 1.0}
+    assert physical_limit(pd.Series(np.linspace(0.2, 0.7, n))) is None  # a part of [0, 1] only: no share
+    price = pd.Series(np.linspace(326, 18823, n))
+    assert physical_limit(price)[0] == {"min": 0.0}  # reaches near 0: never negative
+    assert physical_limit(pd.Series(np.linspace(43, 79, n))) is None  # a depth of 43..79: nothing justified
+    assert physical_limit(pd.Series(np.linspace(-5, 30, n))) is None  # a temperature
+    assert physical_limit(pd.Series([3.0] * n)) is None and physical_limit(price.head(5)) is None
+
+
+def test_a_diamonds_like_table_gets_no_observed_maximum_as_a_limit():
+    rng = np.random.default_rng(0)
+    n = 500
+    df = pd.DataFrame(
+        {
+            "carat": rng.uniform(0.2, 3.0, n).round(2),
+            "depth": rng.uniform(55, 70, n).round(1),
+            "is_ideal": rng.integers(0, 2, n),
+            "price": rng.integers(326, 9360, n),
+        }
+    )
+    p = propose(df, "price")
+    assert p.ranges == {"carat": {"min": 0.0}, "is_ideal": {"min": 0.0, "max": 1.0}, "price": {"min": 0.0}}
+    assert not any("max" in r and r["max"] > 1 for r in p.ranges.values())  # 9360 is never a limit
+    assert any(r.startswith("every other range is an expectation") for r in p.reasons)
 
 
 def test_required_not_null_and_max_null_rate_follow_the_observed_nulls():
@@ -207,6 +229,8 @@ def test_required_not_null_and_max_null_rate_follow_the_observed_nulls():
     p = propose(df, "y")
     assert p.required_not_null == ["y"]
     assert p.max_null_rate == 0.6
+    df.loc[3, "y"] = None
+    assert propose(df, "y").required_not_null == []  # a target with nulls: those rows are left out
     df.loc[:23, "size"] = np.nan  # 0.8
     assert propose(df, "y").max_null_rate == 0.9
     assert null_rate_limit([0.95]) == 1.0 and null_rate_limit([]) == 0.6
@@ -216,8 +240,8 @@ def test_column_order_follows_the_frame():
     df = _small()[["size", "y", "colour"]].assign(b=np.arange(30) % 4 * 1.5, a=list("pq") * 15)
     p = propose(df, "y")
     assert p.numerical == ["size", "b"] and p.categorical == ["colour", "a"]
-    assert list(p.ranges) == ["size", "b"]
-    assert p.required_not_null == ["size", "y", "colour", "b", "a"]
+    assert list(p.ranges) == ["b"]  # 0..4.5 reaches 0; size 1..10 does not
+    assert p.required_not_null == ["y"]
 
 
 def _dated(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -250,3 +274,17 @@ def test_growing_parts_of_the_time_column_are_excluded_with_the_reason_and_cycli
 def test_without_a_time_column_calendar_columns_are_ordinary_features():
     p = propose(_dated().drop(columns=["at"]), "y")
     assert p.numerical == ["year", "month", "yday", "day", "noise"]
+
+
+def test_a_column_that_tracks_the_time_is_excluded_as_a_time_proxy():
+    df = _dated()
+    at = df["at"]
+    df["decimal_year"] = at.dt.year + (at.dt.dayofyear - 1) / 365.25  # the hotel table's arrival_date_num
+    df["epoch"] = at.astype("int64") // 10**9 + np.arange(len(df)) % 7  # a running counter, not unique
+    df["epoch"] = df["epoch"] // 100
+    p = propose(df, "y", "at")
+    assert "decimal_year" in p.leakage and "epoch" in p.leakage
+    assert p.numerical == ["day", "noise"]
+    why = next(r for r in p.reasons if r.startswith("excluded 'decimal_year'"))
+    assert "tracks the time column (|rank corr| 1.00 >= 0.9)" in why
+    assert "decimal_year" in propose(df.drop(columns=["at"]), "y").numerical  # no time column: a feature
