@@ -26,6 +26,24 @@ from mlpipe.registry.client import tracking_uri
 from mlpipe.runtime.logs import hand_logging_to_prefect
 
 
+def name_files_not_taken_in(paths, params) -> None:
+    """One line naming the files a `files` source's glob matches that nothing took in: a new file there is
+    never read by itself (the bootstrap read the glob once; later rows come by `mlpipe ingest`)."""
+    from mlpipe.data.zone import files_not_taken_in
+
+    if params.dataset.source != "files" or params.dataset.time_column:
+        return  # a time column: `mlpipe simulate --next` reads the glob again for each later period
+    seen = [paths.root / params.retrain.landing_dir, paths.root / params.retrain.quarantine_dir]
+    new = files_not_taken_in(params.dataset.path or "", paths.root, paths.data, seen)
+    if new:
+        shown = ", ".join(str(p.relative_to(paths.root) if p.is_relative_to(paths.root) else p) for p in new)
+        typer.echo(
+            f"note: {len(new)} file(s) match dataset.path {params.dataset.path!r} but were never taken in "
+            f"({shown}): `mlpipe ingest FILE` takes each in as a batch",
+            err=True,
+        )
+
+
 def run(
     root: ROOT_OPTION = Path("."),
     flow: Annotated[
@@ -54,6 +72,7 @@ def run(
     check_source_tracked(paths.root, params.dataset.source)
     if not experiment:
         require_clean_tree(paths.root)
+    name_files_not_taken_in(paths, params)
     if not flow and not experiment:
         from flows.preflight import recorded_state
 

@@ -7,7 +7,6 @@ an error naming the column, never a silent 1970)."""
 
 from __future__ import annotations
 
-import glob
 import importlib
 import os
 import sys
@@ -18,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from mlpipe.config import DatasetCfg, FeaturesCfg, Params
+from mlpipe.data.zone import glob_files
 from mlpipe.errors import ConfigError, DataError, MissingInput
 
 LoadPeriod = Callable[[date | None, date | None], pd.DataFrame]
-FILE_SUFFIXES = (".csv", ".parquet")
 
 
 def parse_times(values: pd.Series, fmt: str, column: str) -> pd.Series:
@@ -114,8 +113,7 @@ def in_period(
 
 def matching_files(pattern: str, root: Path) -> list[Path]:
     """The CSV/Parquet files a path or glob names (relative to the project root), in name order."""
-    full = pattern if os.path.isabs(pattern) else os.path.join(glob.escape(str(root)), pattern)
-    found = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).suffix in FILE_SUFFIXES)
+    found = glob_files(pattern, root)
     if not found:
         raise MissingInput(
             f"dataset.path: {pattern!r} matches no .csv or .parquet file under {root} "

@@ -527,3 +527,29 @@ def test_a_timed_source_becomes_one_file_per_month(params_dict, tmp_path, start,
     first = [0, 6] if start == "2013-01-01" else [0]
     assert rows == [first, [2, 3], [1, 4]]
     assert all(str(read_frame(p)["t"].dtype) == UTC for p in written)
+
+
+def test_a_new_file_matching_a_glob_source_is_named_until_it_is_taken_in(tmp_path):
+    """The diamonds finding: a new file matching a Parquet glob was silently ignored ('nothing to train')."""
+    import os
+
+    from mlpipe.data.zone import files_not_taken_in
+
+    raw, data, landing = tmp_path / "raw", tmp_path / "data", tmp_path / "landing"
+    raw.mkdir()
+    for name in ("d1.parquet", "d2.parquet"):
+        (raw / name).write_bytes(b"x")
+    assert files_not_taken_in("raw/*.parquet", tmp_path, data, [landing]) == []  # not bootstrapped yet
+    data.mkdir()
+    (data / "batch-0-initial.parquet").write_bytes(b"x")  # the bootstrap read d1 and d2
+    os.utime(data / "batch-0-initial.parquet", (1e9, 1e9))
+    for name in ("d1.parquet", "d2.parquet"):
+        os.utime(raw / name, (9e8, 9e8))
+    (raw / "d3.parquet").write_bytes(b"x")  # arrives after the bootstrap
+    (raw / "notes.txt").write_text("not a batch")
+    assert files_not_taken_in("raw/*.parquet", tmp_path, data, [landing]) == [raw / "d3.parquet"]
+    landing.mkdir()
+    (landing / "d3.parquet").write_bytes(b"x")  # `mlpipe ingest raw/d3.parquet`: waiting
+    assert files_not_taken_in("raw/*.parquet", tmp_path, data, [landing]) == []
+    (landing / "d3.parquet").rename(data / "d3.parquet")  # taken in
+    assert files_not_taken_in("raw/*.parquet", tmp_path, data, [landing]) == []
