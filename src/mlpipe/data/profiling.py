@@ -19,6 +19,7 @@ TEXT_DISTINCT_SHARE = 0.5  # text with a larger share of distinct values is free
 LEAK_CORR = 0.98  # |Pearson| or |Spearman| with a numeric target at or above this is likely leakage
 MAX_PURE_VALUES = 50  # purity (one class per value) is only meaningful for a column with few values
 TIME_CORR = 0.9  # |Spearman| with the time column at or above this: the column tracks time
+MIN_PHASE = 0.02  # a value held over one stretch of time is a phase when the stretch has this share of rows
 # A physical limit (validate.ranges: a row beyond it is refused) is written only where the profile justifies
 # it; a sample's observed range is an expectation (the training profile: beyond it rows are flagged).
 NEAR_ZERO = 0.1  # a non-negative column whose min is at most this share of its max is a magnitude
@@ -172,6 +173,26 @@ def time_proxy_reason(s: pd.Series, times: pd.Series | None) -> str | None:
     return None
 
 
+def phase_reason(s: pd.Series, times: pd.Series | None) -> str | None:
+    """Why a column (text or number) whose every value holds over one stretch of time, each at least
+    MIN_PHASE of the rows, is not a feature (a season, a month name, a version: the period's phases, so every
+    later period brings a value training never saw); None for any other column, or without a time column."""
+    if times is None or not ptypes.is_datetime64_any_dtype(times):
+        return None
+    both = pd.DataFrame({"t": times, "v": s.astype("string")}).dropna()
+    n = both["v"].nunique()
+    if len(both) < MIN_ROWS or n < 2:
+        return None
+    ordered = both.sort_values(["t", "v"], kind="stable")["v"].to_numpy(dtype=object)
+    runs = 1 + int((ordered[1:] != ordered[:-1]).sum())
+    if runs != n or both["v"].value_counts().min() < max(2, MIN_PHASE * len(both)):
+        return None
+    return (
+        f"a phase of the time column ({n} values, each over one stretch of time): every later period "
+        "brings a value the training data never saw; add it back to the features if its values recur"
+    )
+
+
 def leakage_reason(s: pd.Series, y: pd.Series, task: str) -> str | None:
     """'likely leakage: ...' if the feature nearly is the target, else None. Numeric feature and numeric
     target: max(|Pearson|, |Spearman|) >= LEAK_CORR. Classification: a non-constant column with at most
@@ -259,6 +280,7 @@ def propose(
             exclusion_reason(s)
             or calendar_reason(s, times)
             or time_proxy_reason(s, times)
+            or phase_reason(s, times)
             or leakage_reason(s, y, task)
         )
         if reason:

@@ -288,3 +288,28 @@ def test_a_column_that_tracks_the_time_is_excluded_as_a_time_proxy():
     why = next(r for r in p.reasons if r.startswith("excluded 'decimal_year'"))
     assert "tracks the time column (|rank corr| 1.00 >= 0.9)" in why
     assert "decimal_year" in propose(df.drop(columns=["at"]), "y").numerical  # no time column: a feature
+
+
+def test_a_phase_of_the_period_is_excluded_and_recurring_values_stay():
+    """Bikeshare's finding: over January-April, `season` (1, then 2) and the month's name ('Jan'..'Apr') each
+    hold over one stretch of time; every later month brings a value training never saw."""
+    at = pd.Series(pd.date_range("2011-01-01", "2011-04-30 23:00", freq="1h", tz="UTC"))
+    n = len(at)
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {
+            "at": at,
+            "season": np.where(at.dt.month <= 3, 1, 2),
+            "mnth": at.dt.strftime("%b"),
+            "hr": at.dt.hour,  # recurs every day
+            "holiday": (at.dt.strftime("%m-%d").isin(["01-17", "02-21", "04-15"])).astype(int),
+            "new_year": (at.dt.dayofyear == 1).astype(int),  # one short stretch: under 2% of the rows
+            "temp": rng.normal(size=n),
+            "y": rng.normal(size=n),
+        }
+    )
+    p = propose(df, "y", "at")
+    assert p.leakage == ["season", "mnth"]
+    assert p.numerical == ["hr", "holiday", "new_year", "temp"]
+    why = next(r for r in p.reasons if r.startswith("excluded 'mnth'"))
+    assert "a phase of the time column (4 values, each over one stretch of time)" in why
