@@ -176,6 +176,14 @@ class RetrainCfg(_Frozen):
     chunk_rows: int = Field(default=100_000, ge=100, le=10_000_000)
 
 
+class ServeCfg(_Frozen):
+    """`mlpipe serve`'s rules for requests. `unseen_category`: a category never seen in training is answered
+    (every estimator's preprocessing encodes it as an unknown category) and flagged (`flag`), or its record is
+    refused (`refuse`)."""
+
+    unseen_category: Literal["flag", "refuse"] = "flag"
+
+
 class DeployCfg(_Frozen):
     """The target platform's budgets; the infra check measures the packaged model against them."""
 
@@ -317,6 +325,7 @@ class Params(_Frozen):
     model: ModelCfg
     retrain: RetrainCfg = Field(default_factory=RetrainCfg)
     deploy: DeployCfg = Field(default_factory=DeployCfg)
+    serve: ServeCfg = Field(default_factory=ServeCfg)
     gate: GateCfg = Field(default_factory=GateCfg)
     monitor: MonitorCfg = Field(default_factory=MonitorCfg)
     sweep: SweepCfg | None = None  # no DVC stage reads it: `mlpipe sweep` only

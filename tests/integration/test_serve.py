@@ -50,10 +50,9 @@ def test_predict_validate_log_feedback_metrics_and_a_clean_shutdown(server):
             {"records": [{**record, "carrier": "ZZ", "distance": -5, "hour": float("nan"), "extra": 1}]}
         ),
     )
-    assert bad.status_code == 422
+    assert bad.status_code == 422, "its only record refused: the request is"
     rules = {(d["field"], d["kind"]) for d in bad.json()["detail"]}
-    assert rules == {
-        ("carrier", "unseen_category"),
+    assert rules == {  # the new carrier alone would be answered and flagged
         ("distance", "physically_impossible"),
         ("hour", "not_finite"),
         ("extra", "unknown_field"),
@@ -82,11 +81,73 @@ def test_predict_validate_log_feedback_metrics_and_a_clean_shutdown(server):
     assert codes.count(200) == 300
     metrics = httpx.get(f"{base}/metrics").text
     assert 'mlpipe_requests_total{endpoint="/predict",status="422"} 1.0' in metrics
-    assert 'mlpipe_validation_failures_total{rule="unseen_category"} 1.0' in metrics
+    assert 'mlpipe_validation_failures_total{rule="physically_impossible"} 1.0' in metrics
     assert "mlpipe_request_latency_seconds_bucket" in metrics and "mlpipe_predictions_total" in metrics
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert logged(root) == 1 + 1 + 300, "every answered request is in the log, also after shutdown"
+
+
+def test_a_request_is_judged_record_by_record(server):
+    """Rows of later months carry a new carrier now and then, and a broken record is rare: a request of 100
+    is answered for every record the model can answer; a client that wants all or nothing can ask for it."""
+    base, proc, root = server
+    record = httpx.get(f"{base}/model").json()["input_example"]["records"][0]
+    hundred = [dict(record) for _ in range(100)]
+    hundred[37]["carrier"] = "ZZ"
+    new = httpx.post(f"{base}/predict", json={"records": hundred})
+    assert new.status_code == 200, new.text
+    body = new.json()
+    assert len(body["predictions"]) == 100 and None not in body["predictions"] and body["refused"] == []
+    assert body["flags"] == [
+        {
+            "record": 37,
+            "field": "carrier",
+            "value": "ZZ",
+            "rule": "category never seen in training (accepted)",
+        }
+    ]
+    assert body["counts"] == {"records": 100, "answered": 100, "refused": 0}
+
+    hundred[5]["distance"] = 7000  # over validate.ranges' physical max of 6000
+    one_bad = httpx.post(f"{base}/predict", json={"records": hundred}).json()
+    assert one_bad["counts"] == {"records": 100, "answered": 99, "refused": 1}
+    assert one_bad["predictions"][5] is None and one_bad["probabilities"][5] is None
+    assert sum(p is not None for p in one_bad["predictions"]) == 99 and one_bad["flags"][0]["record"] == 37
+    assert [(r["record"], r["field"], r["kind"]) for r in one_bad["refused"]] == [
+        (5, "distance", "physically_impossible")
+    ]
+    whole = httpx.post(f"{base}/predict", params={"all_or_nothing": "true"}, json={"records": hundred})
+    assert whole.status_code == 422 and [d["record"] for d in whole.json()["detail"]] == [5], whole.text
+    assert httpx.post(f"{base}/predict?all_or_nothing=maybe", json=record).status_code == 422
+
+    # the log holds the 199 answered records, each under its position in its request; feedback is one
+    # label per answered record, in order
+    fb = httpx.post(f"{base}/feedback", json={"request_id": one_bad["request_id"], "labels": [1] * 99})
+    assert fb.status_code == 200 and fb.json()["labels_attached"] == 99, fb.text
+    assert (
+        httpx.post(
+            f"{base}/feedback", json={"request_id": one_bad["request_id"], "labels": [1] * 100}
+        ).status_code
+        == 422
+    )
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'mlpipe_requests_total{endpoint="/predict",status="200"} 2.0' in metrics
+    assert "mlpipe_refused_records_total 2.0" in metrics  # the partial answer's record, the whole request's
+    assert 'mlpipe_validation_failures_total{rule="physically_impossible"} 2.0' in metrics
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    with sqlite3.connect(root / ".mlpipe" / "predictions.db") as db:
+        rows = [
+            r
+            for (r,) in db.execute(
+                "select row from predictions where request_id = ?", (one_bad["request_id"],)
+            )
+        ]
+        joined = db.execute(
+            "select count(*) from feedback f join predictions p using (request_id, row)"
+        ).fetchone()[0]
+    assert logged(root) == 199 and 5 not in rows and len(rows) == 99 and joined == 99
 
 
 def test_no_input_reaches_a_5xx(server):

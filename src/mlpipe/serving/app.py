@@ -37,7 +37,7 @@ from mlpipe.serving.metrics import CountRequests, Metrics
 from mlpipe.serving.openapi import input_example, service_openapi
 from mlpipe.serving.pages import add_pages, home_html
 from mlpipe.serving.prediction_log import PredictionLog, inputs_json, log_rows
-from mlpipe.serving.request_rules import RequestRules, checked_columns
+from mlpipe.serving.request_rules import RequestRules, Verdict, all_or_nothing, judge_records
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,23 @@ def answer_body(task: str, classes: list, out: np.ndarray, answers: np.ndarray) 
             "probabilities": [dict(zip(names, r, strict=True)) for r in rounded],
         }
     return {"predictions": answers.tolist(), "probabilities": np.round(out, 6).tolist()}
+
+
+def predict_answer(
+    request_id: str, served: Served, out: np.ndarray, answers: np.ndarray, verdict: Verdict
+) -> dict:
+    """The 200 body of /predict: one answer per record of the request (None for a refused record), the flags
+    of the answered ones, the refused records' broken rules and the counts. JSON types only: FastAPI's encoder
+    walk (~1 ms per 1k rows) would give back the same content."""
+    answered = answer_body(served.task, served.classes, out, answers)
+    return {
+        "request_id": request_id,
+        "model": {"name": served.name, "version": served.version, "run_id": served.run_id},
+        **{k: verdict.per_record(v) for k, v in answered.items()},
+        "flags": verdict.flags,
+        "refused": verdict.problems,
+        "counts": verdict.counts(),
+    }
 
 
 def feedback_rule(task: str, classes: list, labels) -> str | None:
@@ -387,12 +404,14 @@ def create_app(
             return _error(
                 413, f"{len(records)} records, over the limit of {cfg.max_records}", field_="records"
             )
-        problems, flags, columns = checked_columns(records, served.rules)
-        if problems:
-            for p in problems:
-                metrics.failures.labels(p["kind"]).inc()
-            return JSONResponse(status_code=422, content={"detail": problems})
-        frame = request_frame(records, columns, cfg.features, served.rules)
+        if (whole := all_or_nothing(request.query_params.get("all_or_nothing"))) is None:
+            return _error(422, "all_or_nothing must be true or false", field_="all_or_nothing")
+        verdict = judge_records(records, served.rules)  # a record that breaks a rule is refused alone
+        metrics.count_refusals(verdict)
+        if not verdict.answered or (whole and verdict.refused):
+            return JSONResponse(status_code=422, content={"detail": verdict.problems})
+        records = verdict.taken(records)
+        frame = request_frame(records, verdict.columns, cfg.features, served.rules)
         inputs = encoder.submit(inputs_json, records) if len(records) >= ENCODE_BESIDE_MIN_RECORDS else None
         one_openmp_thread()
         out = scores(served.model, frame)
@@ -407,11 +426,12 @@ def create_app(
                 records,
                 summary,
                 answers,
-                flags,
+                verdict.flags,
                 served.name,
                 served.version,
                 latency_ms,
                 ts=time.time(),
+                rows=verdict.answered,
             )
         )
         if cfg.durable_log:
@@ -420,15 +440,7 @@ def create_app(
             except Exception as exc:  # noqa: BLE001 - spool full (or the rows failed): refuse, never answer unlogged
                 return _log_refusal(str(exc))
         metrics.count_answers(served, answers)
-        # JSON types only: FastAPI's encoder walk (~1 ms per 1k rows) would give back the same content.
-        return _answer(
-            {
-                "request_id": request_id,
-                "model": {"name": served.name, "version": served.version, "run_id": served.run_id},
-                **answer_body(served.task, served.classes, out, answers),
-                "flags": flags,
-            }
-        )
+        return _answer(predict_answer(request_id, served, out, answers, verdict))
 
     @app.post("/feedback")
     async def feedback(request: Request):
@@ -458,7 +470,7 @@ def create_app(
         if len(labels) != known:
             return _error(
                 422,
-                f"{len(labels)} labels for a request of {known} rows (rule: one per row)",
+                f"{len(labels)} labels for {known} answered records (rule: one per answered record)",
                 field_="labels",
             )
         return {"request_id": request_id, "labels_attached": log.add_feedback(request_id, labels)}

@@ -1,6 +1,6 @@
 """Prometheus metrics of the service: requests by endpoint and status, latency, predictions by class,
-refusals by rule, hot swaps (counted by a pure-ASGI middleware); the served model's name, version, alias and
-run id (`mlpipe_model_info`); the prediction log's rows by outcome and its
+refused fields by rule and refused records, hot swaps (counted by a pure-ASGI middleware); the served model's
+name, version, alias and run id (`mlpipe_model_info`); the prediction log's rows by outcome and its
 spool's depth (read off the log at each scrape)."""
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ class Metrics:
         self.failures = Counter(
             "mlpipe_validation_failures", "Refused fields by rule", ["rule"], registry=self.registry
         )
+        self.refused_records = Counter(
+            "mlpipe_refused_records",
+            "Records refused (a request's other records answered, or the whole request refused, 422)",
+            registry=self.registry,
+        )
         self.swaps = Counter(
             "mlpipe_model_swaps", "Hot swaps by outcome", ["outcome"], registry=self.registry
         )
@@ -47,6 +52,13 @@ class Metrics:
         """Export `mlpipe_model_info{name,version,alias,run_id} 1` of the model `current()` names (a tuple of
         those four, or None while none is loaded), read at each scrape: a hot swap shows at the next one."""
         self.registry.register(ModelCollector(current))
+
+    def count_refusals(self, verdict) -> None:
+        """A request's refused records, and their refused fields by rule (`request_rules.Verdict`)."""
+        if verdict.refused:
+            self.refused_records.inc(verdict.refused)
+            for p in verdict.problems:
+                self.failures.labels(p["kind"]).inc()
 
     def count_answers(self, served, answers) -> None:
         """Classifiers: predictions by class; regressors: a histogram of the predicted values."""

@@ -48,10 +48,20 @@ def field_schema(name: str, rules: RequestRules, profile: dict) -> dict:
         seen = sorted(rules.categorical[name])
         counts = col.get("categories", {})
         commonest = max(counts, key=counts.get) if counts else None
-        text = f"Categorical: one of the {len(seen)} categories seen in training (others are refused, 422)"
+        refuse = rules.unseen_category == "refuse"
+        text = (
+            f"Categorical: one of the {len(seen)} categories seen in training (others: the record is refused)"
+            if refuse
+            else f"Categorical: {len(seen)} categories seen in training (x-training-categories); any other "
+            "is answered as an unknown category and flagged (serve.unseen_category: flag)"
+        )
         text += f"; commonest {commonest!r}" if commonest is not None else ""
-        return _nullable({"type": "string", "enum": seen, "description": f"{text}; {null_text}."}, nullable)
-    schema: dict = {"type": "number"}
+        schema: dict = {"type": "string", "description": f"{text}; {null_text}."}
+        if refuse:
+            return _nullable(schema | {"enum": seen}, nullable)
+        schema["x-training-categories"] = seen
+        return _nullable(schema | ({"examples": [commonest]} if commonest is not None else {}), nullable)
+    schema = {"type": "number"}
     lo, hi = rules.physical.get(name, (None, None))
     if lo is not None:
         schema["minimum"] = lo
@@ -138,49 +148,95 @@ def predict_answer_schema(task: str, classes: list) -> dict:
         },
         "predictions": {
             "type": "array",
-            "items": label_schema(task, classes),
-            "description": "One per record, in order.",
+            "items": _or_null(label_schema(task, classes)),
+            "description": "One per record, in order; null for a refused record.",
         },
         "flags": {
             "type": "array",
             "items": {"$ref": SCHEMAS + "Flag"},
-            "description": "Accepted values outside the training range.",
+            "description": "Accepted values outside the training range, and categories never seen in "
+            "training (answered as an unknown category), of the answered records.",
+        },
+        "refused": {
+            "type": "array",
+            "items": {"$ref": SCHEMAS + "RefusedField"},
+            "description": "The refused records' broken rules (one entry per field); empty when every record "
+            "is answered. With ?all_or_nothing=true any of these refuses the whole request (422).",
+        },
+        "counts": {
+            "type": "object",
+            "properties": {k: {"type": "integer", "minimum": 0} for k in ("records", "answered", "refused")},
+            "required": ["records", "answered", "refused"],
+            "description": "Records in the request, answered, refused.",
         },
     }
-    required = ["request_id", "model", "predictions", "flags"]
+    required = ["request_id", "model", "predictions", "flags", "refused", "counts"]
     if task == "binary":
         props["probabilities"] = {
             "type": "array",
-            "items": {"type": "number", "minimum": 0, "maximum": 1},
-            "description": f"P({classes[-1] if classes else 'positive'}) per record.",
+            "items": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "description": f"P({classes[-1] if classes else 'positive'}) per record; null for a refused "
+            "record.",
         }
     elif task == "multiclass":
         names = [str(c) for c in classes]
         props["probabilities"] = {
             "type": "array",
             "items": {
-                "type": "object",
+                "type": ["object", "null"],
                 "properties": {n: {"type": "number", "minimum": 0, "maximum": 1} for n in names},
                 "required": names,
             },
-            "description": "One probability per class, per record.",
+            "description": "One probability per class, per record; null for a refused record.",
         }
     if "probabilities" in props:
         required.insert(3, "probabilities")
     return {"type": "object", "properties": props, "required": required}
 
 
+def _or_null(schema: dict) -> dict:
+    """`schema` or null (a refused record's place in the answer)."""
+    kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    out = {**schema, "type": [*kinds, "null"]}
+    if "enum" in out:
+        out["enum"] = [*out["enum"], None]
+    return out
+
+
 FLAG = {
     "type": "object",
+    "description": "An accepted value: a number outside the training range (with the range), or a category "
+    "never seen in training (answered as an unknown category).",
     "properties": {
         "record": {"type": "integer"},
         "field": {"type": "string"},
-        "value": {"type": "number"},
-        "training_min": {"type": ["number", "null"]},
-        "training_max": {"type": ["number", "null"]},
-        "rule": {"type": "string", "example": "outside the training range (accepted)"},
+        "value": {"type": ["number", "string"]},
+        "training_min": {"type": ["number", "null"], "description": "Numbers only."},
+        "training_max": {"type": ["number", "null"], "description": "Numbers only."},
+        "rule": {
+            "type": "string",
+            "enum": ["outside the training range (accepted)", "category never seen in training (accepted)"],
+        },
     },
-    "required": ["record", "field", "value", "training_min", "training_max", "rule"],
+    "required": ["record", "field", "value", "rule"],
+}
+
+KINDS = (
+    "unknown_field, missing_field, null, wrong_type, unseen_category (serve.unseen_category: refuse), "
+    "not_finite, physically_impossible, too_large, not_an_object"
+)
+
+REFUSED_FIELD = {
+    "type": "object",
+    "description": "One broken rule of a refused record (`request_rules.Problem`).",
+    "properties": {
+        "record": {"type": "integer", "description": "The record's position in the request."},
+        "field": {"type": "string"},
+        "value": {"description": "The refused value (long text cut)."},
+        "rule": {"type": "string"},
+        "kind": {"type": "string", "description": KINDS + "."},
+    },
+    "required": ["record", "field", "value", "rule", "kind"],
 }
 
 REFUSAL = {
@@ -202,8 +258,7 @@ REFUSAL = {
                     "value": {"description": "422 of a record: the refused value (long text cut)."},
                     "kind": {
                         "type": "string",
-                        "description": "422 of a record: unknown_field, missing_field, null, wrong_type, "
-                        "unseen_category, not_finite, physically_impossible, too_large, not_an_object.",
+                        "description": f"422 of a record: {KINDS}.",
                     },
                 },
                 "required": ["field", "rule"],
@@ -258,7 +313,13 @@ def common_refusals(max_bytes: int) -> dict:
 
 
 def predict_operation(
-    rules: RequestRules | None, profile: dict | None, features: list[str], max_records: int, max_bytes: int
+    rules: RequestRules | None,
+    profile: dict | None,
+    features: list[str],
+    max_records: int,
+    max_bytes: int,
+    task: str | None = None,
+    classes: list | None = None,
 ) -> dict:
     """requestBody and responses of POST /predict (the model's own, once one is loaded)."""
     body: dict = {"required": True, "content": {JSON: {"schema": {"$ref": SCHEMAS + "PredictRequest"}}}}
@@ -266,8 +327,16 @@ def predict_operation(
         body["content"][JSON]["example"] = input_example(profile, features)
     responses = {
         "200": {
-            "description": "One prediction per record; values outside the training range are flagged.",
-            "content": {JSON: {"schema": {"$ref": SCHEMAS + "PredictAnswer"}}},
+            "description": "One prediction per record, in order. A record that breaks a rule is refused "
+            "alone: null in `predictions` (and `probabilities`), its broken rules in `refused`; the other "
+            "records are answered. Values outside the training range and categories never seen in training "
+            "are answered and flagged.",
+            "content": {
+                JSON: {
+                    "schema": {"$ref": SCHEMAS + "PredictAnswer"},
+                    "example": partial_answer_example(task, classes or [], features),
+                }
+            },
         },
         **common_refusals(max_bytes),
         "413": _refusal(
@@ -276,8 +345,9 @@ def predict_operation(
             f"{max_records + 1} records, over the limit of {max_records}",
         ),
         "422": _refusal(
-            "Records break rules of the training profile (each field, value and rule listed), or the records "
-            "are not a non-empty list of objects.",
+            "Every record breaks a rule of the training profile, or one does and the request asked "
+            "?all_or_nothing=true (each record, field, value and rule listed); or the records are not a "
+            "non-empty list; or all_or_nothing is not true or false.",
             features[0] if features else "records",
             "missing field (send null for an unknown value where allowed)",
             record=0,
@@ -291,10 +361,59 @@ def predict_operation(
     }
     return {
         "summary": "Predict",
-        "description": "Predictions of the served model. Each record is checked against the model's training "
-        "profile before the model sees it; the answer is given once its rows are in the prediction log.",
+        "description": "Predictions of the served model. Each record is checked against the model's "
+        "training profile before the model sees it, and judged alone: a record that breaks a rule is "
+        "refused, the others are answered (unless ?all_or_nothing=true). The answer is given once its rows "
+        "are in the prediction log (answered records only).",
+        "parameters": [ALL_OR_NOTHING],
         "requestBody": body,
         "responses": responses,
+    }
+
+
+ALL_OR_NOTHING = {
+    "name": "all_or_nothing",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "true: any refused record refuses the whole request (422 listing every broken rule), as "
+    "before records were judged one by one. false (default): the other records are answered.",
+}
+
+
+def partial_answer_example(task: str | None, classes: list, features: list[str]) -> dict:
+    """A 200 of three records, the second refused, as the served model's task answers it."""
+    field = features[-1] if features else "<feature>"
+    body: dict = {
+        "request_id": "0123456789abcdef0123456789abcdef",
+        "model": {"name": "<name>", "version": "3", "run_id": "<run id>"},
+    }
+    if task == "regression":
+        body["predictions"] = [12.5, None, 40.0]
+    else:
+        first, last = (classes[0], classes[-1]) if classes else (0, 1)
+        body["predictions"] = [first, None, last]
+        if task == "multiclass":
+            names = [str(c) for c in classes]
+            body["probabilities"] = [
+                {n: round(1 / len(names), 6) for n in names},
+                None,
+                {n: round(1 / len(names), 6) for n in names},
+            ]
+        else:
+            body["probabilities"] = [0.12, None, 0.81]
+    return body | {
+        "flags": [],
+        "refused": [
+            {
+                "record": 1,
+                "field": field,
+                "value": None,
+                "rule": "null where none are allowed",
+                "kind": "null",
+            }
+        ],
+        "counts": {"records": 3, "answered": 2, "refused": 1},
     }
 
 
@@ -303,7 +422,8 @@ def feedback_operation(task: str | None, classes: list, max_bytes: int) -> dict:
     example = {"request_id": "the request_id /predict answered", "labels": [classes[0] if classes else 0]}
     return {
         "summary": "Feedback",
-        "description": "The true labels of an answered request, one per record, for monitoring.",
+        "description": "The true labels of an answered request, one per answered record (a refused record "
+        "has none), in order, for monitoring.",
         "requestBody": {
             "required": True,
             "content": {JSON: {"schema": {"$ref": SCHEMAS + "FeedbackRequest"}, "example": example}},
@@ -316,9 +436,10 @@ def feedback_operation(task: str | None, classes: list, max_bytes: int) -> dict:
             **common_refusals(max_bytes),
             "404": _refusal("No logged request has this id.", "request_id", "no logged request ..."),
             "422": _refusal(
-                "Not {request_id, labels}, labels not of the model's classes, or not one per row.",
+                "Not {request_id, labels}, labels not of the model's classes, or not one per answered "
+                "record.",
                 "labels",
-                "1 labels for a request of 2 rows (rule: one per row)",
+                "1 labels for 2 answered records (rule: one per answered record)",
             ),
             "503": _shed(
                 "No model loaded yet (the labels' type is the model's), or too many requests at once."
@@ -346,6 +467,7 @@ def component_schemas(
         "PredictRequest": predict_request_schema(max_records),
         "PredictAnswer": predict_answer_schema(task or "binary", classes),
         "Flag": FLAG,
+        "RefusedField": REFUSED_FIELD,
         "Refusal": REFUSAL,
         "FeedbackRequest": {
             "type": "object",
@@ -354,7 +476,7 @@ def component_schemas(
                 "labels": {
                     "type": "array",
                     "items": label_schema(task, classes) if task else {},
-                    "description": "One per record of that request, in order.",
+                    "description": "One per answered record of that request, in order.",
                 },
             },
             "required": ["request_id", "labels"],
@@ -456,7 +578,9 @@ def service_openapi(base: dict, served, features: list[str], max_records: int, m
     classes = list(served.classes) if served is not None else []
     paths = doc.setdefault("paths", {})
     if "/predict" in paths:
-        paths["/predict"]["post"] |= predict_operation(rules, profile, features, max_records, max_bytes)
+        paths["/predict"]["post"] |= predict_operation(
+            rules, profile, features, max_records, max_bytes, task, classes
+        )
     if "/feedback" in paths:
         paths["/feedback"]["post"] |= feedback_operation(task, classes, max_bytes)
     for path, operation in probe_operations(served, features, max_records).items():

@@ -365,26 +365,31 @@ class PredictionLog:
             ).scalar_one()
 
     def add_feedback(self, request_id: str, labels: list) -> int:
-        """Attach ground-truth labels (one per row of the request, in order); labels sent again for the
-        same request replace the earlier ones (a correction, never a second vote). Returns rows matched."""
+        """Attach ground-truth labels (one per logged row of the request, i.e. per answered record, in order:
+        a refused record has no row); labels sent again for the same request replace the earlier ones (a
+        correction, never a second vote). Returns rows matched."""
         with self.engine.begin() as conn:
-            known = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(PREDICTIONS)
-                .where(PREDICTIONS.c.request_id == request_id)
-            ).scalar_one()
-            if known == 0:
+            rows = (
+                conn.execute(
+                    sa.select(PREDICTIONS.c.row)
+                    .where(PREDICTIONS.c.request_id == request_id)
+                    .order_by(PREDICTIONS.c.row)
+                )
+                .scalars()
+                .all()
+            )
+            if not rows:
                 return 0
             now = time.time()
             conn.execute(FEEDBACK.delete().where(FEEDBACK.c.request_id == request_id))
             conn.execute(
                 FEEDBACK.insert(),
                 [
-                    {"request_id": request_id, "row": i, "label": answer_text(v), "ts": now}
-                    for i, v in enumerate(labels[:known])
+                    {"request_id": request_id, "row": row, "label": answer_text(v), "ts": now}
+                    for row, v in zip(rows, labels, strict=False)
                 ],
             )
-            return min(known, len(labels))
+            return min(len(rows), len(labels))
 
 
 def log_rows(
@@ -398,9 +403,11 @@ def log_rows(
     latency_ms: float,
     ts: float | None = None,
     inputs: list[str] | None = None,
+    rows: list[int] | None = None,
 ) -> list[dict]:
     """The log rows of one answered request (pure; `ts` is the answer's time, now by default; `inputs` the
-    records' `inputs_json` when it was made already)."""
+    records' `inputs_json` when it was made already; `rows`: each record's position in the request, when
+    some of its records were refused (they are not logged), else 0, 1, ...)."""
     now = time.time() if ts is None else ts
     by_row: dict[int, list[dict]] = {}
     for f in flags:
@@ -408,6 +415,7 @@ def log_rows(
     inputs = inputs_json(records) if inputs is None else inputs
     texts = answer_texts(predictions)
     probas = proba.tolist() if hasattr(proba, "tolist") else list(proba)
+    positions = range(len(probas)) if rows is None else rows
     return [
         {
             "request_id": request_id,
@@ -416,12 +424,12 @@ def log_rows(
             "model_name": model_name,
             "model_version": model_version,
             "latency_ms": latency_ms,
-            "inputs": inputs[i],
+            "inputs": text,
             "proba": float(p),
             "prediction": c,
             "flags": json.dumps(by_row[i]) if i in by_row else "[]",
         }
-        for i, (p, c) in enumerate(zip(probas, texts, strict=True))
+        for i, text, p, c in zip(positions, inputs, probas, texts, strict=True)
     ]
 
 

@@ -9,12 +9,12 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mlpipe.data.validation import profile_frame
-from mlpipe.serving.app import Served, answer_body
+from mlpipe.serving.app import Served, predict_answer
 from mlpipe.serving.body import BodyRefused, parse_json
 from mlpipe.serving.metrics import Metrics
 from mlpipe.serving.openapi import field_schema, input_example, service_openapi
 from mlpipe.serving.pages import REDOC_LOGO, asset_dir, home_html, offline_redoc
-from mlpipe.serving.request_rules import check_request, rules_from
+from mlpipe.serving.request_rules import Verdict, check_request, rules_from
 
 BASE = {
     "openapi": "3.1.0",
@@ -59,7 +59,8 @@ def test_the_example_body_is_what_the_service_accepts(doc, profile, params):
     ("change", "accepted"),
     [
         ({}, True),
-        ({"carrier": "ZZ"}, False),  # a category never seen in training
+        ({"carrier": "ZZ"}, True),  # a category never seen in training: answered and flagged
+        ({"carrier": 7}, False),
         ({"carrier": None}, False),  # null where none are allowed
         ({"temp": None}, True),  # null allowed: an unknown value
         ({"distance": 0}, False),  # physically impossible (min 1)
@@ -78,6 +79,21 @@ def test_the_schema_refuses_exactly_what_the_request_rules_refuse(doc, profile, 
     assert by_schema == by_rules == accepted
 
 
+def test_a_project_that_refuses_unseen_categories_documents_them_as_an_enum(profile, params):
+    from mlpipe.config import ServeCfg
+
+    strict = params.model_copy(update={"serve": ServeCfg(unseen_category="refuse")})
+    served = Served(
+        None, "flights-late", "3", "a" * 32, {}, rules_from(profile, strict), profile, "binary", [0, 1]
+    )
+    doc = service_openapi(BASE, served, list(params.features.columns), 5, 1000)
+    record = input_example(profile, list(params.features.columns))["records"][0]
+    assert not validator(doc, "PredictRecord").is_valid({**record, "carrier": "ZZ"})
+    assert check_request([{**record, "carrier": "ZZ"}], served.rules)[0][0]["kind"] == "unseen_category"
+    carrier = doc["components"]["schemas"]["PredictRecord"]["properties"]["carrier"]
+    assert carrier["enum"] == sorted(profile["columns"]["carrier"]["categories"])
+
+
 def test_the_request_shape_is_records_up_to_the_limit_or_one_record(doc, profile, params):
     record = input_example(profile, list(params.features.columns))["records"][0]
     request = validator(doc, "PredictRequest")
@@ -89,7 +105,8 @@ def test_a_field_says_its_categories_ranges_and_nullability(profile, params):
     rules = rules_from(profile, params)
     carrier = field_schema("carrier", rules, profile)
     seen = sorted(profile["columns"]["carrier"]["categories"])
-    assert carrier["type"] == "string" and carrier["enum"] == seen
+    assert carrier["type"] == "string" and carrier["x-training-categories"] == seen and "enum" not in carrier
+    assert "answered as an unknown category and flagged" in carrier["description"]
     distance = field_schema("distance", rules, profile)
     assert (distance["type"], distance["minimum"], distance["maximum"]) == ("number", 1, 6000)
     assert distance["x-training-min"] == profile["columns"]["distance"]["min"]
@@ -110,14 +127,29 @@ def test_the_answer_schema_holds_the_answer_the_service_writes(profile, params, 
     served = served_of(profile, params, task, classes)
     doc = service_openapi(BASE, served, list(params.features.columns), 5, 1000)
     answers = out if task == "regression" else np.array(classes)[[0, -1]]
-    body = {
-        "request_id": "f" * 32,
-        "model": {"name": served.name, "version": served.version, "run_id": served.run_id},
-        **answer_body(task, classes, out, answers),
-        "flags": [],
-    }
+    whole = Verdict(2, [0, 1], [], [])
+    body = predict_answer("f" * 32, served, out, answers, whole)
     validator(doc, "PredictAnswer").validate(body)
     assert not validator(doc, "PredictAnswer").is_valid({**body, "predictions": "x"})
+    # three records, the middle one refused: null in its place, its problem listed, the counts
+    refused = {
+        "record": 1,
+        "field": "hour",
+        "value": 30,
+        "rule": "above max 23.0",
+        "kind": "physically_impossible",
+    }
+    partial = predict_answer("f" * 32, served, out, answers, Verdict(3, [0, 2], [refused], []))
+    validator(doc, "PredictAnswer").validate(partial)
+    assert partial["predictions"][1] is None and partial["counts"] == {
+        "records": 3,
+        "answered": 2,
+        "refused": 1,
+    }
+    assert all(v[1] is None for k, v in partial.items() if k in ("predictions", "probabilities"))
+    example = doc["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["example"]
+    validator(doc, "PredictAnswer").validate(example)
+    assert doc["paths"]["/predict"]["post"]["parameters"][0]["name"] == "all_or_nothing"
     labels = validator(doc, "FeedbackRequest")
     assert labels.is_valid({"request_id": "r", "labels": [classes[0] if classes else 2.5]})
     assert not labels.is_valid({"request_id": "r", "labels": ["no such class"]})

@@ -123,3 +123,28 @@ def test_a_request_that_went_away_does_not_stop_the_writer(tmp_path):
     assert log.append(rows("next")).result(10)
     log.close()
     assert log.rows_of("next") == 1
+
+
+def test_a_partly_refused_request_logs_its_answered_records_under_their_positions(tmp_path):
+    """Records 0 and 2 answered, 1 refused: two rows, numbered as the records were; feedback is one label per
+    answered record and lands on those rows."""
+    flag = {
+        "record": 2,
+        "field": "dest",
+        "value": "NEW",
+        "rule": "category never seen in training (accepted)",
+    }
+    answered = log_rows(
+        "q", [{"temp": 1.0}, {"temp": 3.0}], [0.2, 0.7], [0, 1], [flag], "m", "1", 1.5, rows=[0, 2]
+    )
+    assert [(r["row"], r["inputs"], r["flags"] != "[]") for r in answered] == [
+        (0, '{"temp":1.0}', False),
+        (2, '{"temp":3.0}', True),
+    ]
+    log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}")
+    log.append(answered).result(10)
+    assert log.rows_of("q") == 2 and log.add_feedback("q", [1, 0]) == 2
+    log.close()
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        labels = db.execute("select row, label from feedback where request_id = 'q' order by row").fetchall()
+    assert labels == [(0, "1"), (2, "0")]
