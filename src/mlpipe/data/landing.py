@@ -33,6 +33,7 @@ from mlpipe.data.frames import (
     materialise_period,
     next_period,
     read_chunks,
+    write_frame,
     write_tables,
 )
 from mlpipe.data.sources import times_or_nat
@@ -656,6 +657,27 @@ def describe_taken(verdict: BatchVerdict, taken: TakenBatch, quarantine_shown: s
         shown = ", ".join(rules[:3]) + (f" and {len(rules) - 3} more rules" if len(rules) > 3 else "")
         line += f", {taken.set_aside:,} set aside ({shown}) -> {quarantine_shown}/{taken.rows_file.name}"
     return line
+
+
+def set_aside_initial_rows(
+    df: pd.DataFrame, params: Params, quarantine_dir: Path, name: str = "initial"
+) -> pd.DataFrame:
+    """The source's initial rows judged as a landed batch is: rows that break a row rule (checked
+    `retrain.chunk_rows` at a time) go to quarantine/<name>.rows.parquet beside a report, the rest is
+    returned for data/. When their share is above validate.max_bad_row_share every row is returned as it
+    came, and the validate stage refuses the data naming each rule, as for any broken feed."""
+    frame = df.reset_index(drop=True)
+    validator, step = ChunkValidator(params), params.retrain.chunk_rows
+    parts = [validator.add(frame.iloc[i : i + step]) for i in range(0, len(frame), step)]
+    bad = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    if not bad.any() or bad_share_violation(int(bad.sum()), len(frame), params.validate_.max_bad_row_share):
+        return df
+    dest = quarantine_dir / f"{name}{ROWS_SUFFIX}"
+    write_frame(frame[bad].reset_index(drop=True), dest)
+    rules = [v for v in validator.violations() if is_row_rule(v.rule)]
+    report = render_report(None, rules, f"{name}: {int(bad.sum())} of {len(frame)} source rows set aside")
+    dest.with_name(dest.name + REPORT_SUFFIX).write_text(report, encoding="utf-8")
+    return frame[~bad].reset_index(drop=True)
 
 
 def release_next_period(

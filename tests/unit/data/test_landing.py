@@ -349,3 +349,23 @@ def test_a_batch_taken_in_under_a_quarantined_name_moves_its_copies_to_resolved(
     ]
     assert (qdir / "resolved" / "b2.csv").read_text() == "payload 0", "nothing is deleted"
     assert resolve_quarantined("b2.csv", qdir) == [] and resolve_quarantined("x.csv", tmp_path / "none") == []
+
+
+def test_the_initial_data_sets_odd_rows_aside_instead_of_failing_whole(make_frame, params, tmp_path):
+    from mlpipe.data.landing import set_aside_initial_rows
+
+    source = make_frame(100, seed=6)
+    assert set_aside_initial_rows(source, params, tmp_path / "q") is source, "clean data is left as it came"
+    source.loc[[7, 70], "wind_dir"] = 400.0  # beyond the physical 360
+    kept = set_aside_initial_rows(source, params.model_copy(), tmp_path / "q")
+    pd.testing.assert_frame_equal(kept, source.drop(index=[7, 70]).reset_index(drop=True))
+    aside = pd.read_parquet(tmp_path / "q" / "initial.rows.parquet")
+    assert aside["wind_dir"].tolist() == [400.0, 400.0]
+    assert (
+        "| wind_dir | above max 360.0 | 2 |"
+        in (tmp_path / "q" / "initial.rows.parquet.report.md").read_text()
+    )
+    source.loc[:9, "wind_dir"] = 400.0  # 10%: a broken source, left whole for the validate stage to refuse
+    assert (
+        set_aside_initial_rows(source, params, tmp_path / "q2") is source and not (tmp_path / "q2").exists()
+    )
