@@ -48,6 +48,9 @@ class RunSummary:
     metric_rows: list[dict] = field(default_factory=list)
     run_link: str = ""
     runs_link: str = ""  # the experiment's run table in mlpipe's saved view (headline metrics as columns)
+    # per accepted batch: rows taken, rows set aside (rules, file in quarantine/), rows flagged outside the
+    # training range
+    batch_notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +95,7 @@ def render_text(s: RunSummary) -> str:
             f"  batches:       accepted {', '.join(s.accepted) or 'none'}; "
             f"quarantined {', '.join(s.quarantined) or 'none'}"
         ),
+        *(f"  taken:         {note}" for note in s.batch_notes),
         f"  data md5:      {s.data_before} -> {s.data_after}",
         f"  stages run:    {', '.join(s.stages_run) or 'none (outputs up to date)'}",
         f"  mlflow run:    {s.run_id}",
@@ -133,6 +137,7 @@ def render_markdown(s: RunSummary) -> str:
         f"- batches accepted: {', '.join(s.accepted) or 'none'}",
         f"- batches quarantined: {', '.join(s.quarantined) or 'none'}",
         f"- rows accepted: {s.rows_accepted}",
+        *(f"- {note}" for note in s.batch_notes),
         f"- data md5: {s.data_before} -> {s.data_after}",
         f"- commit: {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
         f"- stages run: {', '.join(s.stages_run) or 'none (DVC: everything up to date)'}",

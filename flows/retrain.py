@@ -21,7 +21,7 @@ from mlpipe.config import params_hash
 from mlpipe.data import landing
 from mlpipe.data import snapshot as snap
 from mlpipe.data.frames import data_files, read_frame
-from mlpipe.data.validation import Violation, violations_as_dicts
+from mlpipe.data.validation import Violation
 from mlpipe.errors import (
     ConfigError,
     DataError,
@@ -102,21 +102,22 @@ def validate_batch(root: str, path: str) -> dict:
     except Exception as exc:  # an unreadable file is a bad batch, not a crashed flow
         violation = Violation("<file>", f"unreadable: {type(exc).__name__}: {exc}", 0, (), batch_path.name)
         verdict = landing.BatchVerdict(batch_path, 0, [violation])
-    violations, warnings, rows = verdict.violations, verdict.warnings, verdict.rows
     event(
-        "batch_checked", batch=batch_path.name, rows=rows, violations=len(violations), warnings=len(warnings)
+        "batch_checked",
+        batch=batch_path.name,
+        rows=verdict.rows,
+        violations=len(verdict.violations),
+        set_aside=verdict.set_aside_rows,
+        flagged=len(verdict.flagged),
+        warnings=len(verdict.warnings),
     )
-    return {"path": path, "rows": rows, "violations": violations_as_dicts(violations), "warnings": warnings}
+    return verdict.as_dict()
 
 
 @task(name="quarantine", timeout_seconds=120)
 def quarantine_batch(root: str, verdict: dict) -> str:
     paths, params = setup(root)
-    v = landing.BatchVerdict(
-        Path(verdict["path"]),
-        verdict["rows"],
-        [Violation(**{**x, "examples": tuple(x["examples"])}) for x in verdict["violations"]],
-    )
+    v = landing.BatchVerdict.from_dict(verdict)
     dest = landing.quarantine(v.path, paths.root / params.retrain.quarantine_dir, v)
     event(
         "quarantined",
@@ -129,23 +130,39 @@ def quarantine_batch(root: str, verdict: dict) -> str:
 
 
 @task(name="snapshot", timeout_seconds=1800, **TRANSIENT)
-def snapshot_task(root: str, accepted: list[str]) -> dict:
-    """Append accepted batches to data/, dvc add + push, commit data.dvc; only then consume the landing
-    files."""
+def snapshot_task(root: str, accepted: list[dict]) -> dict:
+    """Append accepted batches (validate_batch's verdicts) to data/, their rows set aside to quarantine/,
+    dvc add + push, commit data.dvc; only then consume the landing files, and move out of quarantine/ the
+    copies of batches of the same names quarantined before (a fixed batch re-ingested)."""
     paths, params = setup(root)
+    qdir = paths.root / params.retrain.quarantine_dir
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
-    names = []
-    for path in map(Path, accepted):
+    verdicts = [landing.BatchVerdict.from_dict(v) for v in accepted]
+    names, notes, rows = [], [], 0
+    for verdict in verdicts:
         # conformed_tables refuses (DataError) a batch validate_batch accepted only if data/ changed since
-        landing.take_into_data(landing.conformed_tables(path, params, paths.data), path, paths.data)
-        names.append(landing.data_name(path))
+        taken = landing.take_batch(verdict, params, paths.data, qdir)
+        names.append(taken.data_file.name)
+        rows += taken.rows
+        line = landing.describe_taken(verdict, taken, params.retrain.quarantine_dir)
+        event("batch_taken", logging.WARNING if taken.set_aside else logging.INFO, note=line)
+        notes += [line, *(f"{verdict.path.name}: {flag}" for flag in verdict.flagged)]
     after = snap.snapshot_data(paths)
     commit = git_commit_paths(
         paths.root, [snap.DATA_DVC, ".gitignore"], f"data: add {', '.join(names)} (md5 {after})"
     )
-    for path in map(Path, accepted):
-        path.unlink()  # consumed only now that the snapshot is committed
-    return {"before": before, "after": after, "commit": commit, "batches": names}
+    for verdict in verdicts:
+        verdict.path.unlink()  # consumed only now that the snapshot is committed
+        for moved in landing.resolve_quarantined(verdict.path.name, qdir):
+            event("quarantine_resolved", batch=verdict.path.name, to=moved, reason="taken in under its name")
+    return {
+        "before": before,
+        "after": after,
+        "commit": commit,
+        "batches": names,
+        "notes": notes,
+        "rows": rows,
+    }
 
 
 @task(name="stage", timeout_seconds=3600, task_run_name="stage-{name}")
@@ -428,9 +445,9 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         accepted = [v for v in verdicts if not v["violations"]]
         rejected = [v for v in verdicts if v["violations"]]
         quarantined = [quarantine_batch(root, v) for v in rejected]
-        before = dvc_file_md5(paths.root / snap.DATA_DVC)
+        before, taken = dvc_file_md5(paths.root / snap.DATA_DVC), {"notes": [], "rows": 0}
         if accepted:
-            snapshot_task(root, [v["path"] for v in accepted])
+            taken = snapshot_task(root, accepted)
         elif snap.data_changed(paths):
             snapshot_task(root, [])  # data/ edited by hand: snapshot it as it is
         after = dvc_file_md5(paths.root / snap.DATA_DVC)
@@ -486,6 +503,8 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         )
     if quarantined:
         verdict += f"; {len(quarantined)} batch(es) quarantined"
+    if set_aside := sum(v["set_aside_rows"] for v in accepted):
+        verdict += f"; {set_aside} row(s) set aside in {params.retrain.quarantine_dir}/"
     if experiment:
         verdict = f"experiment: {verdict} (uncommitted changes: recorded in MLflow, never registered)"
     s = RunSummary(
@@ -493,7 +512,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         accepted=[Path(v["path"]).name for v in accepted],
         quarantined=[Path(q).name for q in quarantined],
         quarantine_reports=[f"{q}.report.md" for q in quarantined],
-        rows_accepted=sum(v["rows"] for v in accepted),
+        rows_accepted=taken["rows"],
         data_before=before,
         data_after=after,
         commit=record["git_commit"],
@@ -517,6 +536,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         gate_failed=decision.get("failed", []),
         gate_checks=decision.get("checks", []),
         champion=decision.get("champion"),
+        batch_notes=taken["notes"],
     )
     if not experiment:
         remember_run(paths, s)  # the next `mlpipe run` answers a no-op from this, without a flow

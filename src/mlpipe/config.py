@@ -120,7 +120,10 @@ class RangeRule(_Frozen):
 class ValidateCfg(_Frozen):
     required_not_null: list[str]
     max_null_rate: float = Field(ge=0, le=1)
-    ranges: dict[str, RangeRule] = Field(default_factory=dict)
+    ranges: dict[str, RangeRule] = Field(default_factory=dict)  # physical limits: a row outside is set aside
+    # The share of a batch's rows that may break a row rule (a range, a required value, an empty text) and be
+    # set aside while the rest is taken in; above it the whole batch is refused. 0: all or nothing.
+    max_bad_row_share: float = Field(default=0.05, ge=0, le=1)
 
 
 class SplitCfg(_Frozen):

@@ -12,9 +12,10 @@ working memory (the chunk as pandas columns, pandera's copy, the reader's blocks
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from mlpipe.data.frames import (
     materialise_period,
     next_period,
     read_chunks,
+    write_frame,
     write_tables,
 )
 from mlpipe.data.sources import times_or_nat
@@ -40,7 +42,11 @@ from mlpipe.data.validation import (
     MAX_EXAMPLES,
     ChunkValidator,
     Violation,
+    bad_share_violation,
+    expectation_notes,
+    is_row_rule,
     merge_violations,
+    outside_expected,
     render_report,
 )
 from mlpipe.data.zone import BATCH_SUFFIXES, landed_batches  # noqa: F401 - landed_batches: landing's API
@@ -58,16 +64,40 @@ _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
 
 @dataclass(frozen=True)
 class BatchVerdict:
-    """The outcome of checking one landed batch."""
+    """The outcome of checking one landed batch: refused whole (`violations`), or accepted with the rows that
+    break a row rule set aside (`set_aside`: those rules, `set_aside_rows`: how many rows) and the rows
+    outside the training range flagged (`flagged`, one line a column)."""
 
     path: Path
     rows: int
     violations: list[Violation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    set_aside: list[Violation] = field(default_factory=list)
+    set_aside_rows: int = 0
+    flagged: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
         return not self.violations
+
+    def as_dict(self) -> dict:
+        """Plain values (a Prefect task's result)."""
+        return {**asdict(self), "path": str(self.path)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BatchVerdict:
+        def violations(key: str) -> list[Violation]:
+            return [Violation(**{**v, "examples": tuple(v["examples"])}) for v in d.get(key, [])]
+
+        return cls(
+            Path(d["path"]),
+            d["rows"],
+            violations("violations"),
+            list(d.get("warnings", [])),
+            violations("set_aside"),
+            d.get("set_aside_rows", 0),
+            list(d.get("flagged", [])),
+        )
 
 
 def data_schema(data_dir: Path, exclude: str | None = None) -> pa.Schema | None:
@@ -300,13 +330,17 @@ def is_known(hashes: pd.Series, known: np.ndarray) -> np.ndarray:
 class BatchCheck:
     """The checks of one batch fed a chunk at a time: column types (conform_table's refusals), schema
     (ChunkValidator), rows already in data/ (`known`, from known_row_hashes), and, as warnings, categories
-    the model never saw (up to MAX_CLASSES_SEEN each)."""
+    the model never saw (up to MAX_CLASSES_SEEN each). A batch is judged as a batch: a rule of the batch
+    (a column, a type, the target's classes, the null rate, duplicates) refuses it whole; rows that break a
+    row rule (a physical limit, a required value, an empty text) are set aside unless their share passes
+    `validate.max_bad_row_share`; rows outside the training profile's range are counted, never refused."""
 
     def __init__(self, params: Params, profile: dict, known: np.ndarray, source: str) -> None:
-        self.params, self.known, self.source = params, known, source
+        self.params, self.known, self.source, self.profile = params, known, source, profile
         self.validator = ChunkValidator(params)
         self.refused: dict[tuple[str, str], Violation] = {}
         self.duplicates = 0
+        self.outside: dict[str, tuple[int, int]] = {}
         self.seen = {
             col: set(profile.get("columns", {}).get(col, {}).get("categories", {}))
             for col in params.features.categorical
@@ -316,24 +350,50 @@ class BatchCheck:
     def add(self, chunk: pd.DataFrame, refused: Iterable[Violation] = ()) -> None:
         for v in refused:
             self.refused[(v.column, v.rule)] = merge_violations(self.refused.get((v.column, v.rule)), v)
-        self.validator.add(chunk, skip={c for c, _ in self.refused})
+        bad = self.validator.add(chunk, skip={c for c, _ in self.refused})
+        kept = chunk[~bad] if bad.any() else chunk  # the rows data/ would take
         key = self.params.record_columns
-        if len(self.known) and not self.refused and not self.validator.found:  # else refused anyway
-            self.duplicates += int(is_known(row_hashes(chunk, key), self.known).sum())
+        if len(self.known) and not self.refused and not self._refused_whole():  # else refused anyway
+            self.duplicates += int(is_known(row_hashes(kept, key), self.known).sum())
+        for col, (low, high) in outside_expected(kept, self.profile).items():
+            was = self.outside.get(col, (0, 0))
+            self.outside[col] = (was[0] + low, was[1] + high)
         for col, seen in self.seen.items():
             new = self.new[col]
             if seen and col in chunk.columns and len(new) <= MAX_CLASSES_SEEN:
                 new.update(set(chunk[col].dropna().astype(str).unique()) - seen)
 
-    def result(self) -> tuple[list[Violation], list[str]]:
-        """(violations, warnings) of every chunk added."""
+    def _refused_whole(self) -> bool:
+        return any(not is_row_rule(rule) for _, rule in self.validator.found)
+
+    def verdict(self, path: Path, rows: int) -> BatchVerdict:
+        """The verdict on every chunk added: refused whole, or accepted with its bad rows set aside."""
         s = self.source
-        violations = [
+        found = [
             *self.refused.values(),
             *(Violation(v.column, v.rule, v.count, v.examples, s) for v in self.validator.violations()),
         ]
-        if not violations and self.duplicates:
-            violations.append(Violation("<rows>", "duplicates rows already in data/", self.duplicates, (), s))
+        row_rules = [v for v in found if is_row_rule(v.rule)]
+        too_many = bad_share_violation(
+            self.validator.bad_rows, self.validator.rows, self.params.validate_.max_bad_row_share
+        )
+        if too_many is not None:
+            found.append(Violation(too_many.column, too_many.rule, too_many.count, (), s))
+        if len(found) > len(row_rules):  # a rule of the batch: refused whole, every rule named
+            return BatchVerdict(path, rows, found, self.warnings())
+        if self.duplicates:
+            dup = Violation("<rows>", "duplicates rows already in data/", self.duplicates, (), s)
+            return BatchVerdict(path, rows, [*row_rules, dup], self.warnings())
+        flagged = expectation_notes(self.outside, self.profile)
+        return BatchVerdict(path, rows, [], self.warnings(), row_rules, self.validator.bad_rows, flagged)
+
+    def result(self) -> tuple[list[Violation], list[str]]:
+        """(violations refusing the batch, warnings) of every chunk added."""
+        verdict = self.verdict(Path(self.source), self.validator.rows)
+        return verdict.violations, verdict.warnings
+
+    def warnings(self) -> list[str]:
+        """Categories the training profile never saw, one line a column."""
         warnings = []
         for col, new in self.new.items():
             if new:
@@ -342,14 +402,15 @@ class BatchCheck:
                     f"{col}: {more}{min(len(new), MAX_CLASSES_SEEN)} categories not in the training profile "
                     f"(e.g. {', '.join(sorted(new)[:3])})"
                 )
-        return violations, warnings
+        return warnings
 
 
 def check_batch(
     batch: pd.DataFrame, params: Params, profile: dict, known: np.ndarray, source: str
 ) -> tuple[list[Violation], list[str]]:
-    """Schema violations, rows already in data/, and (as warnings) categories the model never saw, of a
-    batch already in memory (BatchCheck with one chunk)."""
+    """The violations refusing a batch already in memory (a rule of the batch, bad rows above
+    max_bad_row_share, rows already in data/), and (as warnings) categories the model never saw (BatchCheck
+    with one chunk)."""
     check = BatchCheck(params, profile, known, source)
     check.add(batch)
     return check.result()
@@ -359,7 +420,8 @@ def check_landed(path: Path, params: Params, profile: dict, data_dir: Path) -> B
     """Everything a landed file must pass before data/ takes it in, in memory bounded by
     `retrain.chunk_rows`: its size (from stat, before reading), its row count (a Parquet footer's at once,
     a CSV's as the count passes the limit), then chunk by chunk data/'s column types, the schema and rows
-    already in data/. A file that cannot be read is refused naming why."""
+    already in data/ (BatchCheck: what refuses the batch, which rows are set aside, which flagged). A file
+    that cannot be read is refused naming why."""
     cfg, name = params.retrain, path.name
     mb = path.stat().st_size / 1e6
     if mb > cfg.max_batch_mb:
@@ -383,8 +445,7 @@ def check_landed(path: Path, params: Params, profile: dict, data_dir: Path) -> B
             check.add(arrow_to_frame(conformed), refused)
     except DataError as exc:
         return BatchVerdict(path, rows, [Violation("<file>", f"unreadable: {exc}", 0, (), name)])
-    violations, warnings = check.result()
-    return BatchVerdict(path, rows, violations, warnings)
+    return check.verdict(path, rows)
 
 
 def _too_many_rows(rows: int, limit: int, source: str) -> Violation:
@@ -418,15 +479,46 @@ def landed_time_max(path: Path, time_column: str, time_format: str, chunk_rows: 
 def quarantine(path: Path, quarantine_dir: Path, verdict: BatchVerdict) -> Path:
     """Move a rejected batch beside a report naming each broken rule; nothing is deleted."""
     quarantine_dir.mkdir(parents=True, exist_ok=True)
-    dest = quarantine_dir / path.name
-    n = 1
-    while dest.exists():
-        dest = quarantine_dir / f"{path.stem}.{n}{path.suffix}"
-        n += 1
+    dest = _free_path(quarantine_dir, path.name)
     report = render_report(None, verdict.violations, path.name)
-    dest.with_name(dest.name + ".report.md").write_text(report, encoding="utf-8")
+    dest.with_name(dest.name + REPORT_SUFFIX).write_text(report, encoding="utf-8")
     shutil.move(str(path), dest)
     return dest
+
+
+def _free_path(directory: Path, name: str) -> Path:
+    """`directory/name`, or `stem.N.suffix` with the first N not taken: nothing is ever overwritten."""
+    dest, stem, suffix = directory / name, Path(name).stem, Path(name).suffix
+    n = 1
+    while dest.exists():
+        dest = directory / f"{stem}.{n}{suffix}"
+        n += 1
+    return dest
+
+
+RESOLVED_DIR = "resolved"  # under quarantine/: copies of batches accepted since, under the same name
+
+
+def resolve_quarantined(name: str, quarantine_dir: Path) -> list[Path]:
+    """Move the quarantined copies of batch `name` (`name` and its numbered copies `stem.N.suffix`, each with
+    its report) to quarantine/resolved/, once a batch of that name was taken in: a fixed batch leaves
+    quarantine, and nothing is deleted. Returns where they went."""
+    if not quarantine_dir.is_dir():
+        return []
+    p = Path(name)
+    copy = re.compile(rf"{re.escape(p.stem)}(\.\d+)?{re.escape(p.suffix)}")
+    moved = []
+    for found in sorted(f for f in quarantine_dir.iterdir() if f.is_file() and copy.fullmatch(f.name)):
+        (quarantine_dir / RESOLVED_DIR).mkdir(exist_ok=True)
+        dest = _free_path(quarantine_dir / RESOLVED_DIR, found.name)
+        report = found.with_name(found.name + REPORT_SUFFIX)
+        if report.exists():
+            moved.append(Path(shutil.move(report, dest.with_name(dest.name + REPORT_SUFFIX))))
+        moved.append(Path(shutil.move(found, dest)))
+    return moved
+
+
+REPORT_SUFFIX = ".report.md"
 
 
 def data_name(path: Path) -> str:
@@ -452,6 +544,140 @@ def take_into_data(tables: Iterable[pa.Table], path: Path, data_dir: Path) -> Pa
     dest = data_dir / data_name(path)
     write_tables(tables, dest)
     return dest
+
+
+ROWS_SUFFIX = ".rows.parquet"  # in quarantine/: the rows of a batch set aside, `<batch stem>.rows.parquet`
+
+
+def rows_name(path: Path) -> str:
+    """The file in quarantine/ of the rows set aside from batch `path`."""
+    return path.stem + ROWS_SUFFIX
+
+
+@dataclass(frozen=True)
+class TakenBatch:
+    """What data/ took of one accepted batch, and where its rows set aside went."""
+
+    data_file: Path
+    rows: int
+    rows_file: Path | None = None
+    set_aside: int = 0
+
+
+def take_batch(verdict: BatchVerdict, params: Params, data_dir: Path, quarantine_dir: Path) -> TakenBatch:
+    """Write an accepted batch under data/ a chunk at a time (conformed_tables, take_into_data); when the
+    check set rows aside, each chunk's rows that break a row rule go to quarantine/<stem>.rows.parquet
+    instead, beside a report naming each rule, its count and examples: every landed row is in one of
+    the two. The same chunks give the same bytes."""
+    path = verdict.path
+    tables = conformed_tables(path, params, data_dir)
+    if not verdict.set_aside_rows:
+        return TakenBatch(take_into_data(tables, path, data_dir), verdict.rows)
+    validator = ChunkValidator(params)
+    kept = 0
+
+    def good_rows(aside: _TablesWriter) -> Iterator[pa.Table]:
+        nonlocal kept
+        for table in tables:
+            # the checked columns copied to pandas (arrow_to_frame would consume the table that is written)
+            checked = [c for c in table.column_names if c in validator.schema.columns]
+            bad = pa.array(validator.add(table.select(checked).to_pandas(split_blocks=True)))
+            aside.write(table.filter(bad))
+            table = table.filter(pc.invert(bad))
+            kept += table.num_rows
+            yield table
+
+    with _TablesWriter(quarantine_dir / rows_name(path)) as aside:
+        dest = take_into_data(good_rows(aside), path, data_dir)
+    taken = TakenBatch(dest, kept, aside.path, aside.rows)
+    report = aside.path.with_name(aside.path.name + REPORT_SUFFIX)
+    report.write_text(
+        render_rows_report(verdict, taken, params.validate_.max_bad_row_share), encoding="utf-8"
+    )
+    return taken
+
+
+class _TablesWriter:
+    """Tables of one schema written as one Parquet file (as write_tables writes them) while another file is
+    written from the same chunks; the file appears only once complete, and not at all without rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+
+    def __enter__(self) -> _TablesWriter:
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+        elif self.writer is not None:
+            self.tmp.replace(self.path)
+
+
+def render_rows_report(verdict: BatchVerdict, taken: TakenBatch, max_share: float) -> str:
+    """Markdown report of the rows set aside from an accepted batch: how many, where, and each rule."""
+    name = verdict.path.name
+    lines = [
+        f"# Rows set aside: {name}",
+        "",
+        f"**{taken.set_aside} of {verdict.rows} rows set aside** in `{rows_name(verdict.path)}`"
+        f": each breaks a row rule below (a physical limit of `validate.ranges`, a required value, an empty "
+        f"text). The other {taken.rows} rows were taken into `data/{taken.data_file.name}` (rule: a batch "
+        f"whose share of such rows is at most validate.max_bad_row_share {max_share:g} keeps its good rows).",
+        "",
+        "| source | column | rule | offending rows | examples |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {v.source} | {v.column} | {v.rule} | {v.count} | {', '.join(v.examples)} |"
+            for v in verdict.set_aside
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def describe_taken(verdict: BatchVerdict, taken: TakenBatch, quarantine_shown: str) -> str:
+    """One line of what data/ took of a batch, e.g. "b2.csv: 13,937 rows taken, 3 set aside (depth above
+    max 74.68) -> quarantine/b2.rows.parquet"."""
+    line = f"{verdict.path.name}: {taken.rows:,} rows taken"
+    if taken.set_aside and taken.rows_file is not None:
+        rules = [f"{v.column} {v.rule}" for v in verdict.set_aside]
+        shown = ", ".join(rules[:3]) + (f" and {len(rules) - 3} more rules" if len(rules) > 3 else "")
+        line += f", {taken.set_aside:,} set aside ({shown}) -> {quarantine_shown}/{taken.rows_file.name}"
+    return line
+
+
+def set_aside_initial_rows(
+    df: pd.DataFrame, params: Params, quarantine_dir: Path, name: str = "initial"
+) -> pd.DataFrame:
+    """The source's initial rows judged as a landed batch is: rows that break a row rule (checked
+    `retrain.chunk_rows` at a time) go to quarantine/<name>.rows.parquet beside a report, the rest is
+    returned for data/. When their share is above validate.max_bad_row_share every row is returned as it
+    came, and the validate stage refuses the data naming each rule, as for any broken feed."""
+    frame = df.reset_index(drop=True)
+    validator, step = ChunkValidator(params), params.retrain.chunk_rows
+    parts = [validator.add(frame.iloc[i : i + step]) for i in range(0, len(frame), step)]
+    bad = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    if not bad.any() or bad_share_violation(int(bad.sum()), len(frame), params.validate_.max_bad_row_share):
+        return df
+    dest = quarantine_dir / f"{name}{ROWS_SUFFIX}"
+    write_frame(frame[bad].reset_index(drop=True), dest)
+    rules = [v for v in validator.violations() if is_row_rule(v.rule)]
+    report = render_report(None, rules, f"{name}: {int(bad.sum())} of {len(frame)} source rows set aside")
+    dest.with_name(dest.name + REPORT_SUFFIX).write_text(report, encoding="utf-8")
+    return frame[~bad].reset_index(drop=True)
 
 
 def release_next_period(

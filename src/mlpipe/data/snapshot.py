@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlpipe.config import Params, ProjectPaths
 from mlpipe.data.frames import data_files, materialise_period
+from mlpipe.data.landing import set_aside_initial_rows
 from mlpipe.errors import ToolError
 from mlpipe.runtime.lockfiles import dvc_file_md5
 from mlpipe.runtime.logs import event, timed
@@ -33,9 +34,23 @@ def materialise_initial_period(paths: ProjectPaths, params: Params) -> list[Path
 
     period = params.dataset.initial_period
     start, end = (period.start, period.end) if period else (None, None)
+    load, qdir = get_source(params, paths.root), paths.root / params.retrain.quarantine_dir
+
+    def load_period(start, end):  # a few odd rows never refuse the initial data: they are set aside
+        rows = load(start, end)
+        kept = set_aside_initial_rows(rows, params, qdir)
+        if len(kept) < len(rows):
+            event(
+                "initial_rows_set_aside",
+                level=30,
+                rows=len(rows) - len(kept),
+                to=qdir / "initial.rows.parquet",
+            )
+        return kept
+
     with timed("materialise", source=params.dataset.source, start=start, end=end):
         files = materialise_period(
-            get_source(params, paths.root),
+            load_period,
             start,
             end,
             paths.data,

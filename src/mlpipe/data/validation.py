@@ -31,8 +31,20 @@ class Violation:
         return f"{where}{self.column}: {self.rule}: {self.count} offending{shown}"
 
 
+# Rules one row breaks alone (a physical limit, a required value, an empty text): at landing the row is set
+# aside, not its batch. Every other rule (a missing column, a type, the target's classes, the null rate) is
+# the batch's.
+ROW_RULES = ("below min ", "above max ", "null where none are allowed", "empty string")
+
+
+def is_row_rule(rule: str) -> bool:
+    """Whether `rule` (a Violation's rule text) is broken by single rows rather than by the batch."""
+    return rule.startswith(ROW_RULES)
+
+
 def build_schema(params: Params) -> pa.DataFrameSchema:
-    """Columns the pipeline needs, their types, nullability and physically possible ranges."""
+    """Columns the pipeline needs, their types, nullability and physically possible ranges
+    (`validate.ranges`: physical limits, never the training profile's range, which is an expectation)."""
     required = set(params.validate_.required_not_null)
     ranges = params.validate_.ranges
 
@@ -124,7 +136,8 @@ def target_violations(tally: TargetTally, task: str, target: str) -> list[Violat
     return []
 
 
-def _violations_from(errors: pa.errors.SchemaErrors) -> list[Violation]:
+def _violations_from(errors: pa.errors.SchemaErrors) -> tuple[list[Violation], set]:
+    """The broken rules of a chunk, and the index labels of its rows that break a row rule."""
     cases = errors.failure_cases.copy()
     missing = cases["check"] == "column_in_dataframe"
     cases.loc[missing, "column"] = cases.loc[missing, "failure_case"].astype(str)
@@ -144,6 +157,9 @@ def _violations_from(errors: pa.errors.SchemaErrors) -> list[Violation]:
     # After a failed coercion the raw column also fails the dtype check: one rule per cause.
     uncoercible = set(cases.loc[check.str.startswith("coerce_dtype"), "column"])
     cases = cases[~(cases["column"].isin(uncoercible) & check.str.startswith("dtype("))]
+    row_rule = cases["check"].astype(str).map(lambda c: is_row_rule(_rule_text(c)))
+    row_cases = cases[row_rule & ~cases["column"].isin(uncoercible)]
+    bad_rows = set(row_cases["index"].dropna().tolist())
     out = []
     for (column, check), group in cases.groupby(["column", "check"], sort=True):
         rule = _rule_text(str(check))
@@ -152,7 +168,7 @@ def _violations_from(errors: pa.errors.SchemaErrors) -> list[Violation]:
         out.append(
             Violation(str(column), rule, int(count), () if rule == "required column is missing" else examples)
         )
-    return out
+    return out, bad_rows
 
 
 def _rule_text(check: str) -> str:
@@ -205,12 +221,14 @@ class ChunkValidator:
         self.schema = build_schema(params)
         self.columns = [*params.features.columns, params.dataset.target]
         self.rows = 0
+        self.bad_rows = 0  # rows that break a row rule (is_row_rule), each counted once
         self.nulls: dict[str, int] = {}
         self.found: dict[tuple[str, str], Violation] = {}
         self.tally = TargetTally()
 
-    def add(self, df: pd.DataFrame, skip: Iterable[str] = ()) -> None:
-        """Check one chunk; columns in `skip` count for rows and nulls only."""
+    def add(self, df: pd.DataFrame, skip: Iterable[str] = ()) -> np.ndarray:
+        """Check one chunk; columns in `skip` count for rows and nulls only. Returns which of its rows break
+        a row rule (a boolean mask in row order)."""
         skipped = set(skip)
         target = self.params.dataset.target
         self.rows += len(df)
@@ -219,14 +237,19 @@ class ChunkValidator:
         schema = self.schema
         if skipped & set(schema.columns):
             schema = schema.remove_columns(sorted(skipped & set(schema.columns)))
+        bad = np.zeros(len(df), dtype=bool)
         try:
             schema.validate(df, lazy=True)
         except pa.errors.SchemaErrors as errors:
-            for v in _violations_from(errors):
+            found, bad_labels = _violations_from(errors)
+            for v in found:
                 self.found[(v.column, v.rule)] = merge_violations(self.found.get((v.column, v.rule)), v)
+            bad = np.asarray(df.index.isin(list(bad_labels)), dtype=bool)
+        self.bad_rows += int(bad.sum())
         for col in self.columns:
             if col in df.columns:
                 self.nulls[col] = self.nulls.get(col, 0) + int(df[col].isna().sum())
+        return bad
 
     def violations(self) -> list[Violation]:
         """Every rule broken by the chunks seen so far; an empty list means they are valid."""
@@ -236,6 +259,52 @@ class ChunkValidator:
         violations.extend(target_violations(self.tally, p.task, p.dataset.target))
         violations.extend(null_rate_violations(self.nulls, self.rows, p.validate_.max_null_rate))
         return violations
+
+
+def bad_share_violation(bad: int, rows: int, max_share: float) -> Violation | None:
+    """The batch-level refusal when more of its rows break row rules than `validate.max_bad_row_share`
+    allows (a broken feed, not odd rows), or when none would be left; None when the rest may go in."""
+    if not bad:
+        return None
+    share = bad / rows
+    if share <= max_share and bad < rows:
+        return None
+    return Violation(
+        "<rows>",
+        f"{bad} of {rows} rows break a row rule, share {share:.4f} above max_bad_row_share {max_share:g} "
+        "(rule: a batch whose share of bad rows is above it is refused whole; below it they are set aside)",
+        bad,
+    )
+
+
+def outside_expected(df: pd.DataFrame, profile: dict) -> dict[str, tuple[int, int]]:
+    """Per numerical column of the training profile, how many of `df`'s rows lie below its min and above
+    its max: an expectation learned from a sample, so such rows are taken in and flagged, never refused."""
+    out = {}
+    for col, c in profile.get("columns", {}).items():
+        if c.get("kind") != "numerical" or col not in df.columns:
+            continue
+        values = pd.to_numeric(df[col], errors="coerce")
+        low = int((values < c["min"]).sum()) if c.get("min") is not None else 0
+        high = int((values > c["max"]).sum()) if c.get("max") is not None else 0
+        if low or high:
+            out[col] = (low, high)
+    return out
+
+
+def expectation_notes(counts: dict[str, tuple[int, int]], profile: dict) -> list[str]:
+    """One line per column with rows outside the training range, e.g. "price: 5874 rows above the training
+    max 9360.0 (accepted, flagged)"."""
+    notes = []
+    for col, (low, high) in sorted(counts.items()):
+        c = profile["columns"][col]
+        parts = [
+            f"{n} rows {side} the training {bound} {c[bound]}"
+            for n, side, bound in ((low, "below", "min"), (high, "above", "max"))
+            if n
+        ]
+        notes.append(f"{col}: {', '.join(parts)} (accepted, flagged)")
+    return notes
 
 
 def merge_violations(seen: Violation | None, new: Violation) -> Violation:

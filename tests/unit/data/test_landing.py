@@ -56,9 +56,12 @@ def test_rows_already_in_data_are_refused_as_duplicates(make_frame, params):
 
 def test_schema_violations_name_the_batch(flights, params):
     violations, _ = check_batch(flights.assign(hour=99), params, {}, NO_ROWS, "bad.parquet")
-    assert [v.message() for v in violations] == [
-        "bad.parquet: hour: above max 23.0: 12 offending (e.g. 99.0)"
-    ]
+    assert [v.message() for v in violations][
+        0
+    ] == "bad.parquet: hour: above max 23.0: 12 offending (e.g. 99.0)"
+    assert violations[1].rule.startswith(
+        "12 of 12 rows break a row rule, share 1.0000 above max_bad_row_share"
+    )
 
 
 def test_quarantine_moves_the_file_beside_a_report_and_never_overwrites(tmp_path):
@@ -210,3 +213,159 @@ def test_a_batch_of_the_same_types_is_taken_in_unchanged(flights, tmp_path):
     same, violations = conform_table(table, data_schema(tmp_path), "datetime", "b.parquet")
     assert violations == [] and same.equals(table)
     assert data_schema(tmp_path / "nothing") is None
+
+
+# ---- a batch judged as a batch: physical limits per row, the training range an expectation ---------------
+
+
+@pytest.fixture
+def landed(make_frame, tmp_path):
+    """data/ with one earlier batch (its profile the training profile) and an empty landing zone."""
+    data, landing = tmp_path / "data", tmp_path / "landing"
+    landing.mkdir()
+    first = make_frame(48, seed=1)
+    write_frame(first, data / "batch-2013-01-01.parquet")
+    return data, landing, tmp_path / "quarantine"
+
+
+def _share(params, share):
+    return params.model_copy(
+        update={"validate_": params.validate_.model_copy(update={"max_bad_row_share": share})}
+    )
+
+
+def test_three_physically_impossible_rows_are_set_aside_and_the_rest_taken_in(make_frame, params, landed):
+    from mlpipe.data.landing import check_landed, describe_taken, take_batch
+
+    data, landing, qdir = landed
+    batch = make_frame(200, seed=2, start="2013-01-03 05:00")
+    batch.loc[[5, 77, 190], "distance"] = [9000.0, 12000.0, 7500.0]  # above the physical max 6000
+    batch.to_csv(landing / "b2.csv", index=False)
+    profile = profile_frame(pd.read_parquet(data / "batch-2013-01-01.parquet"), params)
+
+    verdict = check_landed(landing / "b2.csv", params, profile, data)
+    assert verdict.accepted and verdict.set_aside_rows == 3
+    assert verdict.set_aside == [
+        Violation("distance", "above max 6000.0", 3, ("9000.0", "12000.0", "7500.0"), "b2.csv")
+    ]
+    taken = take_batch(verdict, params, data, qdir)
+    assert (taken.rows, taken.set_aside) == (197, 3)
+    good = pd.read_parquet(data / "b2.parquet")
+    pd.testing.assert_frame_equal(good, batch.drop(index=[5, 77, 190]).reset_index(drop=True))
+    aside = pd.read_parquet(qdir / "b2.rows.parquet")
+    pd.testing.assert_frame_equal(aside, batch.loc[[5, 77, 190]].reset_index(drop=True))
+    report = (qdir / "b2.rows.parquet.report.md").read_text()
+    assert "**3 of 200 rows set aside** in `b2.rows.parquet`" in report
+    assert "| b2.csv | distance | above max 6000.0 | 3 | 9000.0, 12000.0, 7500.0 |" in report
+    assert describe_taken(verdict, taken, "quarantine") == (
+        "b2.csv: 197 rows taken, 3 set aside (distance above max 6000.0) -> quarantine/b2.rows.parquet"
+    )
+
+
+def test_new_extremes_inside_the_physical_limits_are_taken_in_whole_and_flagged(make_frame, params, landed):
+    from mlpipe.data.landing import check_landed, take_batch
+
+    data, landing, qdir = landed
+    profile = profile_frame(pd.read_parquet(data / "batch-2013-01-01.parquet"), params)
+    batch = make_frame(100, seed=3, start="2013-01-03 05:00")
+    batch.loc[:9, "temp"] = 95.0  # hotter than any training row, far below the physical max 130
+    batch.loc[:3, "wind_speed"] = -0.0  # on the training min: not outside it
+    batch.to_parquet(landing / "hot.parquet", index=False)
+
+    verdict = check_landed(landing / "hot.parquet", params, profile, data)
+    assert verdict.accepted and verdict.set_aside_rows == 0 and verdict.set_aside == []
+    high = profile["columns"]["temp"]["max"]
+    assert f"temp: 10 rows above the training max {high} (accepted, flagged)" in verdict.flagged
+    taken = take_batch(verdict, params, data, qdir)
+    assert taken.rows == 100 and taken.rows_file is None and not qdir.exists()
+    assert (pd.read_parquet(data / "hot.parquet")["temp"] == 95.0).sum() == 10
+
+
+def test_a_batch_whose_share_of_bad_rows_passes_the_bound_is_refused_whole(make_frame, params, landed):
+    from mlpipe.data.landing import check_landed
+
+    data, landing, _ = landed
+    batch = make_frame(100, seed=4, start="2013-01-03 05:00")
+    batch.loc[:5, "hour"] = 30  # 6 of 100 rows: share 0.06 above the default 0.05
+    batch.to_csv(landing / "b3.csv", index=False)
+    assert params.validate_.max_bad_row_share == 0.05
+
+    verdict = check_landed(landing / "b3.csv", params, {}, data)
+    assert not verdict.accepted and verdict.set_aside == []
+    assert [(v.column, v.count) for v in verdict.violations] == [("hour", 6), ("<rows>", 6)]
+    assert (
+        "6 of 100 rows break a row rule, share 0.0600 above max_bad_row_share 0.05"
+        in verdict.violations[1].rule
+    )
+    assert check_landed(landing / "b3.csv", _share(params, 0.1), {}, data).set_aside_rows == 6
+    batch.loc[1:5, "hour"] = 3  # one bad row left: all or nothing when the bound is 0
+    batch.to_csv(landing / "b3.csv", index=False)
+    assert check_landed(landing / "b3.csv", params, {}, data).set_aside_rows == 1
+    assert not check_landed(landing / "b3.csv", _share(params, 0), {}, data).accepted
+
+
+def test_schema_problems_still_refuse_the_whole_batch(make_frame, params, landed):
+    from mlpipe.data.landing import check_landed
+
+    data, landing, _ = landed
+    batch = make_frame(100, seed=5, start="2013-01-03 05:00")
+    batch.loc[[1, 2], "distance"] = -3.0  # row breaks, which alone would be set aside
+    batch.drop(columns=["dest"]).to_csv(landing / "nodest.csv", index=False)
+    verdict = check_landed(landing / "nodest.csv", params, {}, data)
+    assert not verdict.accepted and verdict.set_aside == [] and verdict.set_aside_rows == 0
+    assert {(v.column, v.rule) for v in verdict.violations} == {
+        ("dest", "required column is missing"),
+        ("distance", "below min 1.0"),
+    }
+    labels = batch.assign(late=batch["late"].map({0: "no", 1: "yes"}))  # a type data/ cannot read
+    labels.to_csv(landing / "labels.csv", index=False)
+    assert "late" in [v.column for v in check_landed(landing / "labels.csv", params, {}, data).violations]
+    earlier = pd.read_parquet(data / "batch-2013-01-01.parquet")
+    dup = pd.concat([batch, earlier.head(2)], ignore_index=True)  # rows already in data/, beside 2 bad ones
+    dup.to_csv(landing / "dup.csv", index=False)
+    refused = check_landed(landing / "dup.csv", params, {}, data)
+    assert [(v.column, v.count) for v in refused.violations] == [("distance", 2), ("<rows>", 2)]
+
+
+def test_a_batch_taken_in_under_a_quarantined_name_moves_its_copies_to_resolved(tmp_path):
+    from mlpipe.data.landing import resolve_quarantined
+
+    landing, qdir = tmp_path / "landing", tmp_path / "quarantine"
+    landing.mkdir()
+    verdict = BatchVerdict(landing / "b2.csv", 3, [Violation("hour", "above max 23.0", 3, ("99",), "b2.csv")])
+    for n in range(2):  # quarantined twice: b2.csv and b2.1.csv, each with its report
+        (landing / "b2.csv").write_text(f"payload {n}")
+        quarantine(landing / "b2.csv", qdir, verdict)
+    (qdir / "b22.csv").write_text("another batch")
+    (qdir / "b2.rows.parquet").write_text("rows set aside from b2")
+
+    moved = resolve_quarantined("b2.csv", qdir)
+    assert sorted(p.name for p in qdir.iterdir()) == ["b2.rows.parquet", "b22.csv", "resolved"]
+    assert sorted(p.relative_to(qdir).as_posix() for p in moved) == [
+        "resolved/b2.1.csv",
+        "resolved/b2.1.csv.report.md",
+        "resolved/b2.csv",
+        "resolved/b2.csv.report.md",
+    ]
+    assert (qdir / "resolved" / "b2.csv").read_text() == "payload 0", "nothing is deleted"
+    assert resolve_quarantined("b2.csv", qdir) == [] and resolve_quarantined("x.csv", tmp_path / "none") == []
+
+
+def test_the_initial_data_sets_odd_rows_aside_instead_of_failing_whole(make_frame, params, tmp_path):
+    from mlpipe.data.landing import set_aside_initial_rows
+
+    source = make_frame(100, seed=6)
+    assert set_aside_initial_rows(source, params, tmp_path / "q") is source, "clean data is left as it came"
+    source.loc[[7, 70], "wind_dir"] = 400.0  # beyond the physical 360
+    kept = set_aside_initial_rows(source, params.model_copy(), tmp_path / "q")
+    pd.testing.assert_frame_equal(kept, source.drop(index=[7, 70]).reset_index(drop=True))
+    aside = pd.read_parquet(tmp_path / "q" / "initial.rows.parquet")
+    assert aside["wind_dir"].tolist() == [400.0, 400.0]
+    assert (
+        "| wind_dir | above max 360.0 | 2 |"
+        in (tmp_path / "q" / "initial.rows.parquet.report.md").read_text()
+    )
+    source.loc[:9, "wind_dir"] = 400.0  # 10%: a broken source, left whole for the validate stage to refuse
+    assert (
+        set_aside_initial_rows(source, params, tmp_path / "q2") is source and not (tmp_path / "q2").exists()
+    )

@@ -196,3 +196,49 @@ def test_checking_junk_takes_memory_of_the_chunk_not_of_the_file(data_dir, param
         assert peaks[mb]["refused"] > 0
     assert peaks[8]["rows"] == 4 * peaks[2]["rows"]
     assert peaks[8]["peak_mb"] - peaks[2]["peak_mb"] < 60, peaks  # before: +640 MB
+
+
+def test_rows_breaking_row_rules_in_several_chunks_are_set_aside_chunk_by_chunk(
+    make_frame, data_dir, params, tmp_path
+):
+    from mlpipe.data.landing import describe_taken, take_batch
+
+    batch = make_frame(250, seed=11, start="2013-02-01 05:00")
+    batch.loc[3, ["hour", "minute"]] = [99, 70]  # two rules, one row: in the first chunk
+    batch["carrier"] = batch["carrier"].astype(object)
+    batch.loc[120, "carrier"] = None  # a required value missing: in the third chunk
+    batch.loc[249, "distance"] = -1.0  # in the last chunk
+    src = tmp_path / "landing" / "b.csv"
+    src.parent.mkdir()
+    batch.to_csv(src, index=False)
+    small, qdir = _limits(params, chunk_rows=50), tmp_path / "quarantine"
+
+    verdict = check_landed(src, small, {}, data_dir)
+    whole = check_landed(src, params, {}, data_dir)
+    assert verdict.accepted and verdict.set_aside_rows == whole.set_aside_rows == 3
+    rules = {(v.column, v.rule, v.count) for v in verdict.set_aside}
+    assert rules == {(v.column, v.rule, v.count) for v in whole.set_aside}, "whatever the chunk size"
+    assert {(v.column, v.count) for v in verdict.set_aside} == {
+        ("hour", 1),
+        ("minute", 1),
+        ("carrier", 1),
+        ("distance", 1),
+    }
+    taken = take_batch(verdict, small, data_dir, qdir)
+    assert (taken.rows, taken.set_aside) == (247, 3)
+    dest, first = data_dir / "b.parquet", (data_dir / "b.parquet").read_bytes()
+    assert pq.ParquetFile(dest).metadata.num_row_groups == 5, "one row group per chunk, bad rows left out"
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(dest), batch.drop(index=[3, 120, 249]).reset_index(drop=True)
+    )
+    aside = pd.read_parquet(qdir / "b.rows.parquet")
+    assert aside["flight"].tolist() == batch.loc[[3, 120, 249], "flight"].tolist()
+    assert len(pd.read_parquet(dest)) + len(aside) == len(batch), (
+        "every landed row is in data/ or quarantine/"
+    )
+    take_batch(verdict, small, data_dir, qdir)
+    assert dest.read_bytes() == first, "the same chunks give the same bytes"
+    assert describe_taken(verdict, taken, "quarantine").startswith("b.csv: 247 rows taken, 3 set aside (")
+    assert describe_taken(verdict, taken, "quarantine").endswith(
+        " and 1 more rules) -> quarantine/b.rows.parquet"
+    )

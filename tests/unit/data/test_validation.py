@@ -287,3 +287,40 @@ def test_split_summary_from_arrow_reads_as_the_pandas_values(make_frame, params)
         "time_min": str(df["time_hour"].min()),
         "time_max": str(df["time_hour"].max()),
     }
+
+
+def test_the_validator_names_the_rows_that_break_a_row_rule_and_only_those(flights, params):
+    from mlpipe.data.validation import ChunkValidator, is_row_rule
+
+    df = flights.copy()
+    df.index = df.index + 100  # a later chunk: labels are not positions
+    df.loc[[101, 104], "distance"] = -5
+    df.loc[104, "hour"] = 99  # a second rule on the same row
+    df.loc[107, "origin"] = ""
+    validator = ChunkValidator(params)
+    bad = validator.add(df)
+    assert np.flatnonzero(bad).tolist() == [1, 4, 7] and validator.bad_rows == 3
+    assert all(is_row_rule(v.rule) for v in validator.violations())
+    assert not validator.add(flights).any(), "a clean chunk has no bad row"
+    assert not is_row_rule("null rate 0.667 above max 0.6") and not is_row_rule("required column is missing")
+
+
+def test_bad_row_share_and_the_training_range():
+    from mlpipe.data.validation import bad_share_violation, expectation_notes, outside_expected
+
+    assert bad_share_violation(0, 100, 0.0) is None
+    assert bad_share_violation(5, 100, 0.05) is None, "at the bound the rest is taken in"
+    assert bad_share_violation(6, 100, 0.05).count == 6
+    assert bad_share_violation(3, 3, 1.0) is not None, "a batch with no good row left is refused"
+    profile = {
+        "columns": {
+            "price": {"kind": "numerical", "min": 10.0, "max": 9360.0},
+            "cut": {"kind": "categorical"},
+        }
+    }
+    frame = pd.DataFrame({"price": [5.0, 10.0, 9360.0, 9999.0, 12000.0, None], "cut": list("abcdef")})
+    counts = outside_expected(frame, profile)
+    assert counts == {"price": (1, 2)}
+    assert expectation_notes(counts, profile) == [
+        "price: 1 rows below the training min 10.0, 2 rows above the training max 9360.0 (accepted, flagged)"
+    ]
