@@ -53,13 +53,29 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # reschedules a candidate whose worker dies.
 @task(name="candidate", task_run_name="candidate-{index}", cache_policy=NONE)
 def fit_candidate(
-    index: int, train: TrainCfg, features: FeaturesCfg, seed: int, threshold: float, data: dict, task: str
+    index: int,
+    train: TrainCfg,
+    features: FeaturesCfg,
+    seed: int,
+    threshold: float,
+    data: dict,
+    task: str,
+    positive_class: str | int | None = None,
 ) -> dict:
     """On a Dask worker: fit one candidate on the fit part, score it on the validation part. Frames in,
     metrics out; no files, no MLflow, no DVC."""
     start = time.time()
     scored = score_candidate(
-        train, features, data["X_fit"], data["y_fit"], data["X_val"], data["y_val"], seed, threshold, task
+        train,
+        features,
+        data["X_fit"],
+        data["y_fit"],
+        data["X_val"],
+        data["y_val"],
+        seed,
+        threshold,
+        task,
+        positive_class,
     )
     event("candidate", index=index, fit_s=scored["fit_s"], **dict(list(scored["metrics"].items())[:2]))
     return {
@@ -106,6 +122,7 @@ def score_grid(root: str, candidates: list[dict], validation_fraction: float, tr
             params.evaluate.threshold,
             data,
             params.task,
+            params.dataset.positive_class,
         )
         for i, hp in enumerate(candidates)
     ]

@@ -55,6 +55,9 @@ class DatasetCfg(_Frozen):
     time_format: Literal["datetime", "date", "epoch_s", "epoch_ms"] = "datetime"
     initial_period: Period | None = None  # what `mlpipe bootstrap` takes in; none: every row of the source
     batch_freq: Literal["month", "week"] = "month"
+    # binary: the label whose probability the model answers with and whose recall, precision and f1 are
+    # reported; matched by its text (1 and "1" are one label). None: the second label in sorted order.
+    positive_class: str | int | None = None
 
     @model_validator(mode="after")
     def _source_complete(self) -> DatasetCfg:
@@ -373,6 +376,15 @@ class Params(_Frozen):
         if wrong:
             raise ValueError(
                 f"{', '.join(wrong)}: not a {self.task} metric (rule: one of {', '.join(known)})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _positive_class_is_binary(self) -> Params:
+        if self.dataset.positive_class is not None and self.task != "binary":
+            raise ValueError(
+                f"dataset.positive_class: {self.dataset.positive_class!r} given for task {self.task} "
+                "(rule: only a binary task has a positive class; remove the key)"
             )
         return self
 

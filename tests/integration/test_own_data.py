@@ -435,3 +435,55 @@ def test_binary_breast_cancer_init_run_serve_reproduce(tmp_path):
         stop(proc)
 
     assert_reproduced_identically(root, name, "1")
+
+
+def test_binary_loans_the_minority_bad_is_the_positive_class_from_init_to_the_service(tmp_path):
+    """A loan table with 6% bad loans: init states 'bad' as the positive class, and the metrics, the model
+    file, the service's probabilities and a reproduction are all about 'bad' (sorted order would say
+    'good')."""
+    rng = np.random.default_rng(26)
+    n = 1500
+    bad = rng.random(n) < 0.06
+    pd.DataFrame(
+        {
+            "amount": rng.uniform(1, 50, n).round(1),
+            "purpose": rng.choice(["car", "home", "study"], n),
+            "debt_ratio": np.where(bad, rng.normal(0.8, 0.15, n), rng.normal(0.3, 0.15, n)).round(3),
+            "status": np.where(bad, "bad", "good"),
+        }
+    ).to_csv(tmp_path / "loans.csv", index=False)
+    init = mlpipe(tmp_path, "init", "--data", "loans.csv", "--target", "status", "--into", "loans")
+    assert "positive class 'bad': the minority class (" in init.stdout, init.stdout
+    root = tmp_path / "loans"
+    assert params_of(root)["dataset"]["positive_class"] == "bad"
+    run = mlpipe(root, "run")
+    assert run.stdout.startswith("mlpipe run: trained a new model"), run.stdout
+
+    test = pd.read_parquet(root / "artifacts/split/test.parquet")
+    share_bad = float((test["status"] == "bad").mean())
+    metrics = json.loads((root / "metrics.json").read_text())
+    assert metrics["positive_rate"] == pytest.approx(share_bad, abs=1e-6) and 0 < share_bad < 0.2
+    assert metrics["recall"] > 0.5  # of 'bad': a model watching 'good' would report ~1.0 here for free
+    manifest = json.loads((root / "artifacts/model/manifest.json").read_text())
+    assert manifest["classes"] == ["good", "bad"] and manifest["positive_class"] == "bad"
+
+    columns = feature_columns(root)
+    base, proc = start_server(root)
+    try:
+        info = httpx.get(f"{base}/model", timeout=TIMEOUT_S).json()
+        assert info["classes"] == ["good", "bad"]
+        spec = httpx.get(f"{base}/openapi.json", timeout=TIMEOUT_S).text
+        assert "P(bad) per record." in spec
+        body = post(base, "/predict", json={"records": records(test, columns)}).json()
+        p = np.asarray(body["probabilities"])
+        is_bad = (test["status"] == "bad").to_numpy()
+        assert p[is_bad].mean() > 0.5 > p[~is_bad].mean()  # P(bad): high on the bad loans
+        answered_bad = np.asarray(body["predictions"]) == "bad"
+        assert np.array_equal(answered_bad, p >= info["threshold"])
+        fb = post(
+            base, "/feedback", json={"request_id": body["request_id"], "labels": test["status"].tolist()}
+        )
+        assert fb.status_code == 200, fb.text
+    finally:
+        stop(proc)
+    assert_reproduced_identically(root, params_of(root)["model"]["name"], "1")

@@ -210,3 +210,19 @@ def test_rule_naming_an_unknown_column_is_refused(params_dict, tmp_path):
     path.write_text(yaml.safe_dump(params_dict))
     with pytest.raises(ValueError, match=r"unknown columns \['distnace'\]"):
         load_params(path)
+
+
+def test_a_positive_class_is_only_for_a_binary_task(params_dict):
+    params_dict["dataset"]["positive_class"] = "late"
+    assert Params.model_validate(params_dict).dataset.positive_class == "late"
+    params_dict["task"] = "regression"
+    params_dict["gate"]["tolerance"] = {"r2": 0.01}
+    params_dict["monitor"]["metric"] = "r2"
+    params_dict.pop("sweep")
+    message = _refusal(params_dict)
+    assert "dataset.positive_class: 'late' given for task regression" in message
+    assert "rule: only a binary task has a positive class" in message
+
+
+def test_the_bundled_project_states_its_positive_class(params):
+    assert params.dataset.positive_class == 1

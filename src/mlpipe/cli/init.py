@@ -60,6 +60,8 @@ def build_params(
             "initial_period": {"start": period[0], "end": period[1]},
             "batch_freq": "month",
         }
+    if proposal.positive_class is not None:  # binary: listed in dvc.yaml as a param of stage train
+        dataset["positive_class"] = proposal.positive_class
     return {
         "seed": 42,
         "task": proposal.task,
@@ -220,6 +222,10 @@ def init(
     task: Annotated[
         str | None, typer.Option("--task", help="binary | multiclass | regression (default: inferred).")
     ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option("--positive", help="Binary: the positive class (default: the minority class)."),
+    ] = None,
     into: Annotated[Path, typer.Option("--into", help="The project directory (created).")] = Path("."),
     name: Annotated[str | None, typer.Option(help="Registered model name (default: DIR-TARGET).")] = None,
     initial_end: Annotated[
@@ -269,7 +275,7 @@ def init(
         df[time] = parse_times(df[time], time_format, time)
     period = (initial_start, initial_end) if periodic else period_of(df[time], initial_end) if time else None
     df = initial_rows(df, time, period)
-    proposal = propose(df, target, time, task)
+    proposal = propose(df, target, time, task, positive)
     absolute = Path(os.path.abspath(data or root))
     path = str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)
     params = build_params(

@@ -64,12 +64,13 @@ def run(
     its Prefect server (the flow run ends Crashed); a run killed outright is marked Crashed by the next."""
     from flows.common import render_text
     from mlpipe.pipeline.estimators import resolve_estimator
-    from mlpipe.pipeline.layout import check_source_tracked
+    from mlpipe.pipeline.layout import check_positive_class_tracked, check_source_tracked
     from mlpipe.runtime.git import require_clean_tree
 
     paths = project(root)
     params = project_params(paths)
     check_source_tracked(paths.root, params.dataset.source)
+    check_positive_class_tracked(paths.root, params.dataset.positive_class)
     if not experiment:
         require_clean_tree(paths.root)
     name_files_not_taken_in(paths, params)

@@ -47,6 +47,7 @@ class Proposal:
     ranges: dict[str, dict]  # column -> physical limits {"min": ..., "max": ...} where justified
     max_null_rate: float
     reasons: list[str]  # one human line per decision
+    positive_class: str | int | None = None  # binary: the label whose probability the model answers
 
 
 def is_numeric(s: pd.Series) -> bool:
@@ -250,6 +251,33 @@ def _shown_limit(limit: dict[str, float]) -> str:
     return f"[{limit.get('min', '-inf'):g}, {limit['max']:g}]" if "max" in limit else f">= {limit['min']:g}"
 
 
+def positive_class_decision(y: pd.Series, given: str | int | None = None) -> tuple[str | int, str]:
+    """(label, reason) of a binary target's positive class: `given` (matched by its text, ConfigError
+    naming the labels when it is none of them), else the minority class, as in credit, fraud and churn
+    tables; a tie goes to the sorted-last label (scikit-learn's classes_[1])."""
+    counts = y.dropna().value_counts()
+    labels = sorted(counts.index) if is_numeric(y) else sorted(counts.index, key=str)  # as the model sorts
+    shares = {label: counts[label] / counts.sum() for label in labels}
+    if given is not None:
+        found = [label for label in labels if str(label) == str(given)]
+        if not found:
+            raise ConfigError(
+                f"positive class {given!r}: not a label of target {y.name!r} "
+                f"(labels: {', '.join(map(str, labels))}; rule: the positive class is one of them)"
+            )
+        label, why = found[0], "given"
+    else:
+        label = min(reversed(labels), key=lambda v: counts[v])  # reversed: a tie goes to the sorted-last
+        why = "the minority class"
+    value = label.item() if hasattr(label, "item") else label
+    # The model's labels are int64 for numbers (a column with nulls reads as 1.0) and bools, else text.
+    value = int(value) if isinstance(value, bool | float) else value
+    return value, (
+        f"positive class {value!r}: {why} ({100 * shares[label]:.1f}% of rows); "
+        "set dataset.positive_class to change"
+    )
+
+
 def _require(df: pd.DataFrame, column: str, role: str) -> None:
     if column not in df.columns:
         raise ConfigError(
@@ -258,10 +286,14 @@ def _require(df: pd.DataFrame, column: str, role: str) -> None:
 
 
 def propose(
-    df: pd.DataFrame, target: str, time_column: str | None = None, task: str | None = None
+    df: pd.DataFrame,
+    target: str,
+    time_column: str | None = None,
+    task: str | None = None,
+    positive: str | int | None = None,
 ) -> Proposal:
-    """The params.yaml proposal for `df`: task, features, exclusions and validation rules, with reasons.
-    Columns keep the order of `df` throughout."""
+    """The params.yaml proposal for `df`: task, positive class (binary), features, exclusions and
+    validation rules, with reasons. Columns keep the order of `df` throughout."""
     _require(df, target, "target")
     if time_column is not None:
         _require(df, time_column, "time column")
@@ -270,6 +302,10 @@ def propose(
     y = df[target]
     task, why = infer_task(y) if task is None else (task, check_task(y, task))
     reasons = [why]
+    if positive is not None and task != "binary":
+        raise ConfigError(f"positive class {positive!r}: given for task {task} (rule: only binary has one)")
+    positive_class, why = positive_class_decision(y, positive) if task == "binary" else (None, "")
+    reasons += [why] if why else []
     categorical, numerical, excluded = [], [], []
     times = df[time_column] if time_column is not None else None
     for col in df.columns:
@@ -322,4 +358,4 @@ def propose(
         f"max_null_rate {limit}: highest feature null rate {scope} {max(rates, default=0.0):.2f} + 0.1, "
         "at least 0.6"
     )
-    return Proposal(task, categorical, numerical, excluded, required, ranges, limit, reasons)
+    return Proposal(task, categorical, numerical, excluded, required, ranges, limit, reasons, positive_class)

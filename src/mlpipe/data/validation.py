@@ -97,8 +97,11 @@ class TargetTally:
             self.labels.update(present.unique().tolist()[: MAX_CLASSES_SEEN + 1])
 
 
-def target_violations(tally: TargetTally, task: str, target: str) -> list[Violation]:
-    """A classifier's target must hold classes: no fractional numbers; two of them for binary."""
+def target_violations(
+    tally: TargetTally, task: str, target: str, positive_class: str | int | None = None
+) -> list[Violation]:
+    """A classifier's target must hold classes: no fractional numbers; two of them for binary, one of
+    them dataset.positive_class when it is set (labels matched by their text)."""
     if task == "regression":
         return []
     if tally.fractional:
@@ -123,6 +126,19 @@ def target_violations(tally: TargetTally, task: str, target: str) -> list[Violat
                 shown,
             )
         ]
+    if task == "binary" and n == 2 and positive_class is not None:
+        # A number column with nulls reads as floats: its label 1.0 is the class 1 the model is trained on.
+        texts = {str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in tally.labels}
+        if str(positive_class) not in texts:
+            return [
+                Violation(
+                    target,
+                    f"two classes, neither of them the positive class {positive_class!r} (rule: "
+                    "dataset.positive_class is one of the target's two labels)",
+                    n,
+                    shown,
+                )
+            ]
     if task == "multiclass" and n > MAX_CLASSES_SEEN:
         return [
             Violation(
@@ -256,7 +272,7 @@ class ChunkValidator:
         p = self.params
         violations = [Violation("<frame>", "no rows", 0)] if self.rows == 0 else []
         violations.extend(self.found.values())
-        violations.extend(target_violations(self.tally, p.task, p.dataset.target))
+        violations.extend(target_violations(self.tally, p.task, p.dataset.target, p.dataset.positive_class))
         violations.extend(null_rate_violations(self.nulls, self.rows, p.validate_.max_null_rate))
         return violations
 

@@ -52,6 +52,8 @@ def build_manifest(
         "estimator": estimator,
         "task": task,
         "classes": classes or [],
+        # binary: the label the model answers the probability of (classes_of: the positive class last)
+        **({"positive_class": classes[-1]} if task == "binary" and classes else {}),
         "features": {"categorical": features.categorical, "numerical": features.numerical},
         "target": target,
         "packages": package_versions(),

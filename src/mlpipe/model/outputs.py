@@ -1,7 +1,8 @@
 """What a fitted model answers, the way its task does: one piece of code for evaluate, the gate, diff,
 the infra probe, reproduce, monitoring and the service. `predict_proba` is called only where it exists.
 
-- binary: the probability of the positive class (`classes_[1]`), a label from the threshold;
+- binary: the probability of the positive class (`positive_class_` when training named one other than
+  `classes_[1]`, else `classes_[1]`), a label from the threshold;
 - multiclass: one probability per class (columns in `classes_` order), the most probable label;
 - regression: the predicted value."""
 
@@ -9,6 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from mlpipe.errors import ConfigError
+
+# The attribute a fitted binary model carries when its positive class is not `classes_[1]`: plain data (a
+# str or int label), so skops stores it as such and loading trusts nothing more.
+POSITIVE_ATTR = "positive_class_"
 
 
 def task_of(model) -> str:
@@ -20,9 +27,33 @@ def task_of(model) -> str:
 
 
 def classes_of(model) -> list:
-    """The labels a classifier answers with, as JSON types (empty for a regressor)."""
+    """The labels a classifier answers with, as JSON types (empty for a regressor); binary: [negative,
+    positive], the positive class last."""
     classes = getattr(model, "classes_", None)
-    return [] if classes is None else np.asarray(classes).tolist()
+    labels = [] if classes is None else np.asarray(classes).tolist()
+    positive = getattr(model, POSITIVE_ATTR, None)
+    if len(labels) == 2 and positive in labels:
+        return [next(c for c in labels if c != positive), positive]
+    return labels
+
+
+def mark_positive_class(model, wanted: str | int | None):
+    """Record `wanted` (matched by its text: 1 and "1" are one label) as a fitted binary model's positive
+    class and return the model. It is stored on the model only where it is not already `classes_[1]`, so a
+    model whose positive class is the sorted-last label keeps the bytes it always had. ConfigError when
+    `wanted` is not one of the model's labels."""
+    if wanted is None:
+        return model
+    labels = np.asarray(model.classes_).tolist()
+    found = [c for c in labels if str(c) == str(wanted)]
+    if not found:
+        raise ConfigError(
+            f"dataset.positive_class: {wanted!r} is not a label of the training rows {labels} "
+            "(rule: the positive class is one of the target's two labels)"
+        )
+    if found[0] != labels[1]:
+        setattr(model, POSITIVE_ATTR, found[0])
+    return model
 
 
 def scores(model, X: pd.DataFrame) -> np.ndarray:
@@ -31,7 +62,10 @@ def scores(model, X: pd.DataFrame) -> np.ndarray:
     if task == "regression":
         return np.asarray(model.predict(X), dtype=np.float64)
     proba = model.predict_proba(X)
-    return proba[:, 1] if task == "binary" else proba
+    if task == "multiclass":
+        return proba
+    column = np.asarray(model.classes_).tolist().index(classes_of(model)[1])
+    return proba[:, column]
 
 
 def labels_from(scores_: np.ndarray, classes: list, threshold: float) -> np.ndarray:

@@ -20,7 +20,8 @@ def metrics_for(task: str, y: np.ndarray, out: np.ndarray, threshold: float, cla
 
 
 def positive_labels(y: np.ndarray, classes: list) -> np.ndarray:
-    """Binary labels as 0/1 with classes[1] as the positive class (0/1 labels stay as they are)."""
+    """Binary labels as 0/1 with classes[1] as the positive class (classes as `classes_of` gives them:
+    the positive class last; 0/1 labels with 1 positive stay as they are)."""
     if len(classes) == 2 and list(classes) != [0, 1]:
         return (np.asarray(y) == classes[1]).astype(int)
     return np.asarray(y).astype(int)

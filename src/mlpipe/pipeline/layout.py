@@ -23,7 +23,7 @@ STAGES: dict[str, dict[str, list[str]]] = {
     },
     "train": {
         "deps": ["artifacts/split/train.parquet", "artifacts/split/split.json"],
-        "params": ["seed", "task", "dataset.target", "features", "train"],
+        "params": ["seed", "task", "dataset.target", "dataset.positive_class", "features", "train"],
         "outs": ["artifacts/model"],
     },
     "evaluate": {
@@ -40,6 +40,8 @@ STAGES: dict[str, dict[str, list[str]]] = {
 # (the bundled one) lists it as a dependency of these stages, so an upgrade reruns them. The lock also
 # pins Python's major.minor (requires-python).
 LOCK_FILE = "uv.lock"
+# Params only a binary project has (DVC refuses a listed param that params.yaml lacks).
+BINARY_PARAMS = ("dataset.positive_class",)
 LOCKED_STAGES = ("train", "evaluate")
 METRICS_FILE = "metrics.json"
 PLOTS_DIR = "artifacts/evaluate/plots"
@@ -92,7 +94,7 @@ def project_pipeline(task: str, source_files: list[str] | None = None, locked: b
         stage: dict[str, Any] = {
             "cmd": f"python -m mlpipe.pipeline.stages.{name}",
             "deps": deps,
-            "params": list(spec["params"]),
+            "params": [p for p in spec["params"] if task == "binary" or p not in BINARY_PARAMS],
             "outs": list(spec["outs"]),
         }
         if name == "evaluate":
@@ -121,4 +123,24 @@ def check_source_tracked(root, source: str) -> None:
         raise ConfigError(
             f"dvc.yaml: {rel} (dataset.source {source}) is not a dependency of stage validate "
             "(rule: a change to your loader reruns the pipeline; add it under stages.validate.deps)"
+        )
+
+
+def check_positive_class_tracked(root, positive_class) -> None:
+    """A project that sets dataset.positive_class must list it as a param of stage train, or changing it
+    would retrain nothing (a dvc.yaml written before the key existed); ConfigError naming the fix."""
+    from pathlib import Path
+
+    import yaml
+
+    from mlpipe.errors import ConfigError
+
+    if positive_class is None:
+        return
+    pipeline = yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}
+    listed = pipeline.get("stages", {}).get("train", {}).get("params", [])
+    if not {"dataset", "dataset.positive_class"} & {p for p in listed if isinstance(p, str)}:
+        raise ConfigError(
+            "dvc.yaml: dataset.positive_class is not a param of stage train (rule: a change to the positive "
+            "class retrains the model; add it under stages.train.params)"
         )

@@ -108,11 +108,12 @@ def score_candidate(
     seed: int,
     threshold: float,
     task: str = "binary",
+    positive_class: str | int | None = None,
 ) -> dict[str, Any]:
     """Fit one candidate as the train stage does and score it on the validation part: the task's metrics
-    and fit seconds."""
+    (binary: of dataset.positive_class) and fit seconds."""
     t0 = time.perf_counter()
-    model = fit_model(train, features, X_fit, y_fit, seed, task)
+    model = fit_model(train, features, X_fit, y_fit, seed, task, positive_class)
     fit_s = time.perf_counter() - t0
     with threadpool_limits(limits=train.n_jobs):  # scoring too: a candidate uses the threads it is given
         out = scores(model, X_val)

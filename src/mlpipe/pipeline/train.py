@@ -11,6 +11,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from mlpipe.config import FeaturesCfg, TrainCfg
+from mlpipe.model.outputs import mark_positive_class
 from mlpipe.pipeline.estimators import build_estimator, resolve_estimator
 
 
@@ -55,10 +56,17 @@ def build_pipeline(cfg: TrainCfg, features: FeaturesCfg, seed: int, task: str = 
 
 
 def fit_model(
-    cfg: TrainCfg, features: FeaturesCfg, X: pd.DataFrame, y: pd.Series, seed: int, task: str = "binary"
+    cfg: TrainCfg,
+    features: FeaturesCfg,
+    X: pd.DataFrame,
+    y: pd.Series,
+    seed: int,
+    task: str = "binary",
+    positive_class: str | int | None = None,
 ) -> Pipeline:
-    """Fit the configured pipeline with native thread pools pinned to `cfg.n_jobs`."""
+    """Fit the configured pipeline with native thread pools pinned to `cfg.n_jobs`; a binary model
+    records `positive_class` (dataset.positive_class) as the label it answers the probability of."""
     model = build_pipeline(cfg, features, seed, task)
     with threadpool_limits(limits=cfg.n_jobs):
         model.fit(X, y)
-    return model
+    return mark_positive_class(model, positive_class) if task == "binary" else model

@@ -96,3 +96,44 @@ def test_init_profiles_only_the_initial_period_and_excludes_a_time_proxy(tmp_pat
     assert f"{int((~late).sum())} rows of 1 file(s)" in out and "(the only rows profiled)" in out
     assert main([*args, "--initial-end", "2010-01-01", "--into", "q"]) == 1
     assert "initial period" in capsys.readouterr().err and not (tmp_path / "q" / "params.yaml").exists()
+
+
+@pytest.fixture
+def loans(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    n = 200
+    pd.DataFrame(
+        {
+            "amount": rng.uniform(1, 50, n).round(1),
+            "purpose": rng.choice(["car", "home"], n),
+            "status": np.where(np.arange(n) % 20 == 0, "bad", "good"),  # 5% bad
+        }
+    ).to_csv(tmp_path / "loans.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_init_states_the_minority_class_as_positive_and_writes_it_where_dvc_tracks_it(loans, capsys):
+    assert main(["init", "--data", "loans.csv", "--target", "status", "--into", "p"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "positive class 'bad': the minority class (5.0% of rows); set dataset.positive_class to change" in out
+    )
+    assert load_params(loans / "p" / "params.yaml").dataset.positive_class == "bad"
+    train = yaml.safe_load((loans / "p" / "dvc.yaml").read_text())["stages"]["train"]
+    assert "dataset.positive_class" in train["params"]
+
+
+def test_init_positive_sets_the_class_and_an_unknown_label_is_refused_naming_the_labels(loans, capsys):
+    assert (
+        main(["init", "--data", "loans.csv", "--target", "status", "--positive", "good", "--into", "p"]) == 0
+    )
+    assert load_params(loans / "p" / "params.yaml").dataset.positive_class == "good"
+    assert "positive class 'good': given (95.0% of rows)" in capsys.readouterr().out
+    code = main(
+        ["init", "--data", "loans.csv", "--target", "status", "--positive", "defaulted", "--into", "q"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err
+    assert "positive class 'defaulted': not a label of target 'status' (labels: bad, good" in err
+    assert not (loans / "q" / "params.yaml").exists()

@@ -313,3 +313,48 @@ def test_a_phase_of_the_period_is_excluded_and_recurring_values_stay():
     assert p.numerical == ["hr", "holiday", "new_year", "temp"]
     why = next(r for r in p.reasons if r.startswith("excluded 'mnth'"))
     assert "a phase of the time column (4 values, each over one stretch of time)" in why
+
+
+def _loans(n: int = 200) -> pd.DataFrame:
+    """95% good, 5% bad."""
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {"amount": rng.uniform(1, 50, n).round(1), "status": ["bad"] * (n // 20) + ["good"] * (n - n // 20)}
+    )
+
+
+def test_the_minority_class_of_a_binary_target_is_proposed_as_positive_with_the_rule():
+    p = propose(_loans(), "status")
+    assert p.task == "binary" and p.positive_class == "bad"
+    assert (
+        "positive class 'bad': the minority class (5.0% of rows); set dataset.positive_class to change"
+        in p.reasons
+    )
+
+
+def test_a_tie_keeps_the_sorted_last_label_and_numbers_stay_numbers():
+    even = pd.DataFrame({"x": np.arange(40.0) % 7, "y": [0, 1] * 20})
+    assert propose(even, "y").positive_class == 1
+    mostly_one = pd.DataFrame({"x": np.arange(40.0) % 7, "y": [0] * 5 + [1] * 35})
+    assert propose(mostly_one, "y").positive_class == 0
+    with_nulls = mostly_one.assign(y=mostly_one["y"].astype("float64").where(mostly_one.index != 39))
+    assert type(propose(with_nulls, "y").positive_class) is int  # 0.0 read from a column with nulls is 0
+
+
+def test_a_given_positive_class_is_matched_by_its_text_and_refused_when_not_a_label():
+    assert propose(_loans(), "status", positive="good").positive_class == "good"
+    assert (
+        propose(pd.DataFrame({"x": np.arange(40.0) % 7, "y": [0, 1] * 20}), "y", positive="0").positive_class
+        == 0
+    )
+    with pytest.raises(
+        ConfigError, match=r"positive class 'defaulted': not a label of target 'status' \(labels: bad, good"
+    ):
+        propose(_loans(), "status", positive="defaulted")
+    with pytest.raises(ConfigError, match="only binary"):
+        propose(_iris_named(), "target", positive="setosa")
+
+
+def test_a_multiclass_or_regression_proposal_has_no_positive_class():
+    assert propose(_iris_named(), "target").positive_class is None
+    assert not any(r.startswith("positive class") for r in propose(_iris_named(), "target").reasons)

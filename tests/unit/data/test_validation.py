@@ -324,3 +324,21 @@ def test_bad_row_share_and_the_training_range():
     assert expectation_notes(counts, profile) == [
         "price: 1 rows below the training min 10.0, 2 rows above the training max 9360.0 (accepted, flagged)"
     ]
+
+
+def test_a_binary_batch_whose_two_labels_miss_the_positive_class_is_refused_naming_the_rule():
+    from mlpipe.data.validation import TargetTally, target_violations
+
+    tally = TargetTally()
+    tally.add(pd.Series(["good", "Bad", "good"]))  # the positive class is 'bad': a relabelled feed
+    (v,) = target_violations(tally, "binary", "status", "bad")
+    assert v.column == "status" and "neither of them the positive class 'bad'" in v.rule
+    assert "rule: dataset.positive_class is one of the target's two labels" in v.rule
+    assert target_violations(tally, "binary", "status", "Bad") == []
+    assert target_violations(tally, "binary", "status", None) == []
+    one_class = TargetTally()
+    one_class.add(pd.Series(["good", "good"]))  # a batch of good loans only is fine
+    assert target_violations(one_class, "binary", "status", "bad") == []
+    floats = TargetTally()
+    floats.add(pd.Series([0.0, 1.0, np.nan]))  # a 0/1 column with nulls reads as floats
+    assert target_violations(floats, "binary", "late", 1) == []

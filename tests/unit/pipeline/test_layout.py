@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mlpipe.pipeline.layout import STAGES, project_pipeline, task_plots
@@ -39,3 +40,20 @@ def test_a_project_pipeline_tracks_the_users_source_and_plots_what_its_task_writ
     assert {"artifacts/evaluate/plots/predicted_vs_actual.csv": "predicted"} in plotted
     multi = project_pipeline("multiclass")["plots"]
     assert multi[-1] == "artifacts/evaluate/plots/confusion_matrix.png" and len(multi) == 2
+
+
+def test_a_binary_projects_positive_class_is_a_param_of_train_and_an_older_dvc_yaml_is_refused(tmp_path):
+    from mlpipe.errors import ConfigError
+    from mlpipe.pipeline.layout import check_positive_class_tracked
+
+    assert "dataset.positive_class" in project_pipeline("binary")["stages"]["train"]["params"]
+    for task in ("multiclass", "regression"):  # DVC refuses a param params.yaml does not have
+        assert "dataset.positive_class" not in str(project_pipeline(task))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(project_pipeline("binary")))
+    check_positive_class_tracked(tmp_path, "bad")
+    older = project_pipeline("binary")
+    older["stages"]["train"]["params"].remove("dataset.positive_class")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(older))
+    check_positive_class_tracked(tmp_path, None)  # not set: nothing to retrain on
+    with pytest.raises(ConfigError, match="dataset.positive_class is not a param of stage train"):
+        check_positive_class_tracked(tmp_path, "bad")

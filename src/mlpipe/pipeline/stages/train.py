@@ -23,7 +23,8 @@ def train_model(params: Params, paths: ProjectPaths) -> None:
     X = select_features(train, params.features)
     y = target_vector(train, params.dataset.target, params.task)
     seed = params.seed + TRAIN_SEED_OFFSET
-    model = fit_model(params.train, params.features, X, y, seed, params.task)
+    positive = params.dataset.positive_class
+    model = fit_model(params.train, params.features, X, y, seed, params.task, positive)
     sha = dump_model(model, paths.model)
     types = derive_trusted_types(file_types(paths.model), params.train.trusted_types, "train.estimator")
     raw = read_params_dict(paths.root / PARAMS_FILE)
@@ -34,6 +35,7 @@ def train_model(params: Params, paths: ProjectPaths) -> None:
             {k: raw[k] for k in ("seed", "features", "train")}
             | {"target": params.dataset.target}
             | ({"task": params.task} if params.task != "binary" else {})
+            | ({"positive_class": positive} if positive is not None else {})
         ),
         data_md5=split_record["data_md5"],
         train_sha256=split_record["parts"]["train"]["sha256"],
