@@ -51,6 +51,9 @@ class RunSummary:
     # per accepted batch: rows taken, rows set aside (rules, file in quarantine/), rows flagged outside the
     # training range
     batch_notes: list[str] = field(default_factory=list)
+    positive_class: str | int | None = (
+        None  # binary: the class the metrics are about (dataset.positive_class)
+    )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -101,7 +104,8 @@ def render_text(s: RunSummary) -> str:
         f"  mlflow run:    {s.run_id}",
         f"  model:         {s.model_name} version {s.model_version} [{', '.join(s.aliases) or 'no alias'}]"
         f" (sha256 {s.model_sha256[:16]}...)",
-        f"  metrics:       {metrics}",
+        f"  metrics:       {metrics}"
+        + (f" (positive class {s.positive_class!r})" if s.positive_class is not None else ""),
         f"  drift share:   {s.drift_share} (newest batch vs training data)",
         *vs_champion(s.metric_rows),
         f"  gate:          {s.gate_decision or 'not judged'}"

@@ -537,6 +537,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         gate_checks=decision.get("checks", []),
         champion=decision.get("champion"),
         batch_notes=taken["notes"],
+        positive_class=params.dataset.positive_class,
     )
     if not experiment:
         remember_run(paths, s)  # the next `mlpipe run` answers a no-op from this, without a flow

@@ -51,3 +51,16 @@ def test_the_printed_summary_points_at_the_run_page_and_run_table_on_no_fixed_po
     assert "  run page:      `mlpipe ui`, then /#/experiments/1/runs/r1?" in text
     assert "  runs table:    `mlpipe ui`, then /#/experiments/1/runs?" in text
     assert "open the UI:   mlpipe ui" in render_text(replace(local, run_link="", runs_link=""))
+
+
+def test_the_printed_metrics_name_the_positive_class_they_are_about():
+    from dataclasses import replace
+
+    from flows.common import render_text
+    from tests.unit.test_last_run import summary
+
+    line = next(
+        x for x in render_text(replace(summary(), positive_class="Yes")).splitlines() if "metrics:" in x
+    )
+    assert line.endswith("(positive class 'Yes')")
+    assert "positive class" not in render_text(replace(summary(), positive_class=None))

@@ -242,7 +242,7 @@ def required_columns(df: pd.DataFrame, target: str, time_column: str | None) -> 
     caught by max_null_rate."""
     required = [c for c in df.columns if c == time_column or (c == target and not df[c].isna().any())]
     return required, (
-        f"required_not_null {required}: a row cannot be placed in time or learnt from without them; features "
+        f"required_not_null {required}: the time places a row, the target is what it teaches; features "
         "may be null (the model imputes; max_null_rate catches a feed that loses a column)"
     )
 
