@@ -473,7 +473,7 @@ def test_binary_loans_the_minority_bad_is_the_positive_class_from_init_to_the_se
         info = httpx.get(f"{base}/model", timeout=TIMEOUT_S).json()
         assert info["classes"] == ["good", "bad"]
         spec = httpx.get(f"{base}/openapi.json", timeout=TIMEOUT_S).text
-        assert "P(bad) per record." in spec
+        assert "P(bad) per record" in spec
         body = post(base, "/predict", json={"records": records(test, columns)}).json()
         p = np.asarray(body["probabilities"])
         is_bad = (test["status"] == "bad").to_numpy()
