@@ -114,15 +114,20 @@ def prefect_server_env(host: str, port: int, extra: dict[str, str] | None = None
 
 
 def start_prefect_server(
-    port: int, prefect_home: Path, cwd: Path | None = None, timeout_s: float = 120
+    port: int,
+    prefect_home: Path,
+    cwd: Path | None = None,
+    timeout_s: float = 120,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """`prefect server start` on 127.0.0.1:`port` with its state (and server.log) under `prefect_home`,
-    in a session of its own (stop it with stop_process_group); returns once /api/health answers."""
+    in a session of its own (stop it with stop_process_group), `env` added to its environment; returns once
+    /api/health answers."""
     prefect_home.mkdir(parents=True, exist_ok=True)
     proc = launch(
         prefect_server_command("127.0.0.1", port),
         cwd or Path.cwd(),
-        prefect_server_env("127.0.0.1", port, {"PREFECT_HOME": str(prefect_home)}),
+        prefect_server_env("127.0.0.1", port, {"PREFECT_HOME": str(prefect_home), **(env or {})}),
         prefect_home / "server.log",
     )
     wait_answering(proc, f"http://127.0.0.1:{port}/api/health", timeout_s)
