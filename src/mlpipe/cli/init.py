@@ -233,9 +233,10 @@ def init(
         typer.Option(help="With --time: bootstrap rows before this date; later ones come as batches."),
     ] = None,
 ) -> None:
-    """Write a ready project for your own table: params.yaml from a profile of the data (task, features by
-    dtype, ranges widened from the observed, required columns, leakage and identifiers excluded with the
-    reason), dvc.yaml, git and DVC initialised with a local remote. Then `mlpipe run` there."""
+    """Write a ready project for your own table: params.yaml from a profile of the initial period's rows
+    (task, positive class, features by dtype, physical limits only where the profile justifies them,
+    required columns, leakage, identifiers and time proxies excluded with the reason), dvc.yaml, git and DVC
+    initialised with a local remote. Then `mlpipe run` there."""
     import os
 
     import yaml
