@@ -387,11 +387,14 @@ def test_binary_breast_cancer_init_run_serve_reproduce(tmp_path):
     from sklearn.datasets import load_breast_cancer
 
     table = load_breast_cancer(as_frame=True).frame
-    table["diagnosis"] = table.pop("target").map({0: "malignant", 1: "benign"})
+    # the minority 'cancer' sorts first: its model carries the positive class init chose (positive_class_),
+    # and the reproduction below rebuilds that too
+    table["diagnosis"] = table.pop("target").map({0: "cancer", 1: "healthy"})
     table.to_csv(tmp_path / "cancer.csv", index=False)
     init = mlpipe(tmp_path, "init", "--data", "cancer.csv", "--target", "diagnosis", "--into", "cancer")
     root = tmp_path / "cancer"
     assert "(binary, target diagnosis, 569 rows" in init.stdout, init.stdout
+    assert "positive class 'cancer': the minority class (37.3% of rows)" in init.stdout, init.stdout
     params = params_of(root)
     assert params["task"] == "binary" and params["dataset"]["time_column"] is None
     columns = feature_columns(root)
@@ -404,18 +407,20 @@ def test_binary_breast_cancer_init_run_serve_reproduce(tmp_path):
     assert f"model:         {name} version 1 " in run.stdout
 
     test = pd.read_parquet(root / "artifacts/split/test.parquet")
-    assert set(test["diagnosis"]) == {"benign", "malignant"}
+    assert set(test["diagnosis"]) == {"healthy", "cancer"}
+    manifest = json.loads((root / "artifacts/model/manifest.json").read_text())
+    assert manifest["positive_class"] == "cancer" and params["dataset"]["positive_class"] == "cancer"
     base, proc = start_server(root)
     try:
         info = httpx.get(f"{base}/model", timeout=TIMEOUT_S).json()
-        assert info["task"] == "binary" and info["classes"] == ["benign", "malignant"]
+        assert info["task"] == "binary" and info["classes"] == ["healthy", "cancer"]  # positive last
         threshold, positive = info["threshold"], info["classes"][1]
         answer = post(base, "/predict", json={"records": records(test, columns)})
         assert answer.status_code == 200, answer.text[:1000]
         body = answer.json()
         predictions, probabilities = body["predictions"], body["probabilities"]
         assert len(predictions) == len(probabilities) == len(test)
-        assert set(predictions) == {"benign", "malignant"}
+        assert set(predictions) == {"healthy", "cancer"}
         for label, p in zip(predictions, probabilities, strict=True):
             assert isinstance(p, float) and 0 <= p <= 1
             if p != threshold:
@@ -426,7 +431,7 @@ def test_binary_breast_cancer_init_run_serve_reproduce(tmp_path):
         fb = post(base, "/feedback", json={"request_id": body["request_id"], "labels": truth})
         assert fb.status_code == 200 and fb.json()["labels_attached"] == len(test), fb.text
         numeric = post(base, "/feedback", json={"request_id": body["request_id"], "labels": [0, 1]})
-        assert numeric.status_code == 422 and "benign, malignant" in numeric.text, numeric.text
+        assert numeric.status_code == 422 and "cancer" in numeric.text and "healthy" in numeric.text
 
         assert_counted_by_class(base, predictions)
 
@@ -439,8 +444,7 @@ def test_binary_breast_cancer_init_run_serve_reproduce(tmp_path):
 
 def test_binary_loans_the_minority_bad_is_the_positive_class_from_init_to_the_service(tmp_path):
     """A loan table with 6% bad loans: init states 'bad' as the positive class, and the metrics, the model
-    file, the service's probabilities and a reproduction are all about 'bad' (sorted order would say
-    'good')."""
+    file and the service's probabilities are all about 'bad' (sorted order would say 'good')."""
     rng = np.random.default_rng(26)
     n = 1500
     bad = rng.random(n) < 0.06
@@ -486,4 +490,5 @@ def test_binary_loans_the_minority_bad_is_the_positive_class_from_init_to_the_se
         assert fb.status_code == 200, fb.text
     finally:
         stop(proc)
-    assert_reproduced_identically(root, params_of(root)["model"]["name"], "1")
+    # its reproduction: test_binary_breast_cancer_init_run_serve_reproduce, whose model carries a positive
+    # class too (the minority 'cancer' sorts first)
