@@ -86,6 +86,12 @@ class DatasetCfg(_Frozen):
         return self.time_column is not None
 
 
+def label_text(label: object) -> str:
+    """A class label as text, as dataset.positive_class is matched: 1, "1" and 1.0 (a 0/1 column with nulls
+    reads as floats) are one label."""
+    return str(int(label)) if isinstance(label, float) and label.is_integer() else str(label)
+
+
 def _is_import_path(source: str) -> bool:
     module, sep, func = source.partition(":")
     return bool(sep and func.isidentifier() and all(p.isidentifier() for p in module.split(".")))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 from pandas.api import types as ptypes
 
+from mlpipe.config import label_text
 from mlpipe.data.frames import period_label
 from mlpipe.errors import ConfigError
 
@@ -259,7 +260,7 @@ def positive_class_decision(y: pd.Series, given: str | int | None = None) -> tup
     labels = sorted(counts.index) if is_numeric(y) else sorted(counts.index, key=str)  # as the model sorts
     shares = {label: counts[label] / counts.sum() for label in labels}
     if given is not None:
-        found = [label for label in labels if str(label) == str(given)]
+        found = [label for label in labels if label_text(label) == label_text(given)]
         if not found:
             raise ConfigError(
                 f"positive class {given!r}: not a label of target {y.name!r} "

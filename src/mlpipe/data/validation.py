@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from mlpipe.config import Params
+from mlpipe.config import Params, label_text
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MAX_EXAMPLES = 3
@@ -127,9 +127,7 @@ def target_violations(
             )
         ]
     if task == "binary" and n == 2 and positive_class is not None:
-        # A number column with nulls reads as floats: its label 1.0 is the class 1 the model is trained on.
-        texts = {str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in tally.labels}
-        if str(positive_class) not in texts:
+        if label_text(positive_class) not in {label_text(v) for v in tally.labels}:
             return [
                 Violation(
                     target,

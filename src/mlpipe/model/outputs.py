@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mlpipe.config import label_text
 from mlpipe.errors import ConfigError
 
 # The attribute a fitted binary model carries when its positive class is not `classes_[1]`: plain data (a
@@ -45,7 +46,7 @@ def mark_positive_class(model, wanted: str | int | None):
     if wanted is None:
         return model
     labels = np.asarray(model.classes_).tolist()
-    found = [c for c in labels if str(c) == str(wanted)]
+    found = [c for c in labels if label_text(c) == label_text(wanted)]
     if not found:
         raise ConfigError(
             f"dataset.positive_class: {wanted!r} is not a label of the training rows {labels} "
