@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from mlpipe.config import Params, ProjectPaths
@@ -42,7 +43,7 @@ def materialise_initial_period(paths: ProjectPaths, params: Params) -> list[Path
         if len(kept) < len(rows):
             event(
                 "initial_rows_set_aside",
-                level=30,
+                level=logging.WARNING,
                 rows=len(rows) - len(kept),
                 to=qdir / "initial.rows.parquet",
             )

@@ -103,12 +103,20 @@ def project_pipeline(task: str, source_files: list[str] | None = None, locked: b
     return {"stages": stages, "plots": task_plots(task)}
 
 
+def stage_entry(root, stage: str, key: str) -> list:
+    """`stages.<stage>.<key>` of the project's dvc.yaml (deps, params, outs), [] when absent."""
+    from pathlib import Path
+
+    import yaml
+
+    pipeline = yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}
+    return pipeline.get("stages", {}).get(stage, {}).get(key, []) or []
+
+
 def check_source_tracked(root, source: str) -> None:
     """A user's own loader that lives in the project must be a dependency of the first stage, or a change
     to it would rerun nothing; ConfigError naming the file and the fix."""
     from pathlib import Path
-
-    import yaml
 
     from mlpipe.data.zone import user_source_file
     from mlpipe.errors import ConfigError
@@ -117,9 +125,7 @@ def check_source_tracked(root, source: str) -> None:
     if own is None:
         return
     rel = str(own.relative_to(root))
-    pipeline = yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}
-    deps = pipeline.get("stages", {}).get("validate", {}).get("deps", [])
-    if rel not in deps:
+    if rel not in stage_entry(root, "validate", "deps"):
         raise ConfigError(
             f"dvc.yaml: {rel} (dataset.source {source}) is not a dependency of stage validate "
             "(rule: a change to your loader reruns the pipeline; add it under stages.validate.deps)"
@@ -129,16 +135,11 @@ def check_source_tracked(root, source: str) -> None:
 def check_positive_class_tracked(root, positive_class) -> None:
     """A project that sets dataset.positive_class must list it as a param of stage train, or changing it
     would retrain nothing (a dvc.yaml written before the key existed); ConfigError naming the fix."""
-    from pathlib import Path
-
-    import yaml
-
     from mlpipe.errors import ConfigError
 
     if positive_class is None:
         return
-    pipeline = yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}
-    listed = pipeline.get("stages", {}).get("train", {}).get("params", [])
+    listed = stage_entry(root, "train", "params")
     if not {"dataset", "dataset.positive_class"} & {p for p in listed if isinstance(p, str)}:
         raise ConfigError(
             "dvc.yaml: dataset.positive_class is not a param of stage train (rule: a change to the positive "
