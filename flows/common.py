@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, headline_of, load_params
 from mlpipe.registry import views
+from mlpipe.release.infra import failed_lines
 
 
 def setup(root: str) -> tuple[ProjectPaths, Params]:
@@ -107,10 +108,12 @@ def render_text(s: RunSummary) -> str:
         f"  metrics:       {metrics}"
         + (f" (positive class {s.positive_class!r})" if s.positive_class is not None else ""),
         f"  drift share:   {s.drift_share} (newest batch vs training data)",
+        *vs_baseline(s.metrics),
         *vs_champion(s.metric_rows),
         f"  gate:          {s.gate_decision or 'not judged'}"
         + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else "")
         + (f"; champion is version {s.champion}" if s.champion else ""),
+        *(f"    FAILED {line}" for line in failed_lines(s.gate_checks)),
         f"  git commit:    {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
         f"  tracking:      {s.tracking_uri}",
         *ui_lines(s),
@@ -125,6 +128,16 @@ def ui_lines(s: RunSummary) -> list[str]:
     if not s.run_link:
         return ["  open the UI:   mlpipe ui"]
     return [f"  run page:      {s.run_link}", *([f"  runs table:    {s.runs_link}"] if s.runs_link else [])]
+
+
+def vs_baseline(metrics: dict) -> list[str]:
+    """Each headline metric beside the trivial model's on the same rows (metrics.json baseline.<metric>)."""
+    shown = [
+        f"{k} {metrics[k]} vs {metrics[f'baseline.{k}']}"
+        for k in headline_of(metrics)
+        if f"baseline.{k}" in metrics
+    ]
+    return [f"  vs baseline:   {', '.join(shown)} (the trivial model: train prior / mean)"] if shown else []
 
 
 def vs_champion(rows: list[dict]) -> list[str]:
@@ -150,6 +163,8 @@ def render_markdown(s: RunSummary) -> str:
         f"- model: {s.model_name} version {s.model_version} ({', '.join(s.aliases) or 'no alias'})",
         f"- drift share (newest batch vs training): {s.drift_share}",
         f"- gate: {s.gate_decision}" + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else ""),
+        *(f"  - FAILED {line}" for line in failed_lines(s.gate_checks)),
+        *(f"- {line.strip()}" for line in vs_baseline(s.metrics)),
         "",
         "| metric | this run | champion (same rows as the gate) | change |",
         "|---|---|---|---|",

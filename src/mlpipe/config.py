@@ -248,6 +248,13 @@ DEFAULT_TOLERANCE = {
     "regression": {"r2": 0.01},
 }
 DEFAULT_MONITOR_METRIC = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}
+# What a model must beat the trivial one (the train split's prior / mean) on: the task's headline metric,
+# and for classifiers log loss too (probabilities worse than the base rates are worse than none).
+DEFAULT_BASELINE_METRICS = {
+    "binary": ("roc_auc", "log_loss"),
+    "multiclass": ("accuracy", "log_loss"),
+    "regression": ("rmse",),
+}
 
 
 def task_metrics(task: str) -> tuple[str, ...]:
@@ -259,13 +266,22 @@ def lower_is_better(metric: str) -> bool:
 
 
 class GateCfg(_Frozen):
-    """Promotion rules: a challenger may be worse than the champion by at most `tolerance` per metric
-    (on the same held-out rows) and flip at most `max_changed_share` of its predictions, unless
-    `override_diff` gives a reason (recorded on the run)."""
+    """Promotion rules, on the same held-out rows as the champion: a challenger may be worse than the
+    champion by at most `tolerance` per metric; the differential test judges what changed, not how much:
+    the rows the champion got right that the challenger gets wrong (negative flips) may outnumber those it
+    newly gets right by at most `max_net_negative_flips` of the rows, and within each actual class by at
+    most `max_class_regression` of that class's rows (regression: rows whose error grew, resp. shrank, by
+    more than `row_error_tolerance` x the champion's MAE); `override_diff` (a reason, recorded) passes the
+    differential test. The challenger must beat the trivial model (train prior / mean) on
+    `baseline_metrics`. `max_changed_share`, when set, also caps how many answers may change at all."""
 
     tolerance: dict[str, float] | None = None  # None: the task's DEFAULT_TOLERANCE
-    max_changed_share: float = Field(default=0.1, ge=0, le=1)
+    max_net_negative_flips: float = Field(default=0.01, ge=0, le=1)
+    max_class_regression: float = Field(default=0.1, ge=0, le=1)
+    row_error_tolerance: float = Field(default=0.5, ge=0)
+    max_changed_share: float | None = Field(default=None, ge=0, le=1)  # None: churn is shown, not judged
     override_diff: str = ""
+    baseline_metrics: list[str] | None = None  # None: the task's DEFAULT_BASELINE_METRICS; []: no baseline
 
     @model_validator(mode="after")
     def _known_metrics(self) -> GateCfg:
@@ -376,6 +392,7 @@ class Params(_Frozen):
     def _metrics_of_the_task(self) -> Params:
         known = task_metrics(self.task)
         named = [("gate.tolerance", m) for m in (self.gate.tolerance or {})]
+        named += [("gate.baseline_metrics", m) for m in (self.gate.baseline_metrics or [])]
         named += [("monitor.metric", self.monitor.metric)] if self.monitor.metric else []
         named += [("sweep.metric", self.sweep.metric)] if self.sweep and self.sweep.metric else []
         wrong = [f"{where} {m!r}" for where, m in named if m not in known]
@@ -398,6 +415,12 @@ class Params(_Frozen):
     def tolerance(self) -> dict[str, float]:
         """The gate's tolerances: as configured, else the task's defaults."""
         return dict(self.gate.tolerance if self.gate.tolerance is not None else DEFAULT_TOLERANCE[self.task])
+
+    @property
+    def baseline_metrics(self) -> tuple[str, ...]:
+        """What the gate requires a model to beat the trivial one on: as configured, else the task's."""
+        found = self.gate.baseline_metrics
+        return tuple(found) if found is not None else DEFAULT_BASELINE_METRICS[self.task]
 
     @property
     def monitor_metric(self) -> str:

@@ -80,7 +80,11 @@ def build_params(
         "train": {"estimator": "hist_gradient_boosting", "n_jobs": 1, "hyperparams": {}},
         "evaluate": {"threshold": 0.5},
         "model": {"name": name, "experiment": name},
-        "gate": {"tolerance": DEFAULT_TOLERANCE[proposal.task], "max_changed_share": 0.1},
+        "gate": {
+            "tolerance": DEFAULT_TOLERANCE[proposal.task],
+            "max_net_negative_flips": 0.01,
+            "max_class_regression": 0.1,
+        },
         "monitor": {
             "metric": DEFAULT_MONITOR_METRIC[proposal.task],
             "floor": monitor_floor(proposal.task, df[target].dropna()),

@@ -19,6 +19,31 @@ def metrics_for(task: str, y: np.ndarray, out: np.ndarray, threshold: float, cla
     return compute_metrics(positive_labels(y, classes), out, threshold)
 
 
+BASELINE = "baseline."  # metrics.json keys of the trivial model's metrics: baseline.<metric>
+
+
+def trivial_outputs(task: str, y_train: np.ndarray, rows: int, classes: list) -> np.ndarray:
+    """The trivial model's outputs for `rows` rows (pure): the train split's mean (regression), its positive
+    rate (binary: P(positive) as `positive_labels` reads it), or its class shares in `classes` order."""
+    if task == "regression":
+        return np.full(rows, float(np.mean(np.asarray(y_train, dtype=np.float64))))
+    if task == "binary":
+        return np.full(rows, float(np.mean(positive_labels(y_train, classes))))
+    y_train = np.asarray(y_train, dtype=object)
+    shares = np.array([np.mean(y_train == label) for label in classes], dtype=np.float64)
+    return np.tile(shares, (rows, 1))
+
+
+def baseline_metrics(
+    task: str, y_train: np.ndarray, y_test: np.ndarray, threshold: float, classes: list
+) -> dict[str, float]:
+    """The trivial model's test metrics as `baseline.<metric>` (pure): what a model must beat to be worth
+    having (the gate's baseline check, the run summary's "vs baseline")."""
+    out = trivial_outputs(task, y_train, len(y_test), classes)
+    found = metrics_for(task, y_test, out, threshold, classes)
+    return {f"{BASELINE}{k}": v for k, v in found.items() if k != "n_test"}
+
+
 def positive_labels(y: np.ndarray, classes: list) -> np.ndarray:
     """Binary labels as 0/1 with classes[1] as the positive class (classes as `classes_of` gives them:
     the positive class last; 0/1 labels with 1 positive stay as they are)."""

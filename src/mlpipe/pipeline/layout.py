@@ -27,7 +27,8 @@ STAGES: dict[str, dict[str, list[str]]] = {
         "outs": ["artifacts/model"],
     },
     "evaluate": {
-        "deps": ["artifacts/model", "artifacts/split/test.parquet"],
+        # the train split for the trivial baseline's prior / mean (metrics.json baseline.<metric>)
+        "deps": ["artifacts/model", "artifacts/split/test.parquet", "artifacts/split/train.parquet"],
         "params": ["task", "dataset.target", "features", "evaluate"],
         "outs": [
             "artifacts/evaluate/predictions.parquet",

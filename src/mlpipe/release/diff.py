@@ -1,6 +1,8 @@
-"""`mlpipe diff A B`: two models on the same rows. Metric deltas, the share of changed predictions
-(classifiers) or the distribution of prediction deltas (regressors), and the rows that moved most.
-The promotion gate uses `compare_models` as its differential test."""
+"""`mlpipe diff A B`: two models on the same rows. Metric deltas; with labels, what changed judged against
+them (`flips`: rows A got right that B gets wrong and the reverse, per actual class, with the changes of
+answer as a confusion of A's answers by B's; for values, the rows whose error grew or shrank beyond a
+tolerance); the share of changed answers (classifiers) and the distribution of prediction deltas; the rows
+that moved most. The promotion gate judges a challenger's regressions with `flips`."""
 
 from __future__ import annotations
 
@@ -22,6 +24,79 @@ def model_outputs(model, X: pd.DataFrame) -> tuple[np.ndarray, str]:
     return scores(model, X), task_of(model)
 
 
+# A regressor's row "flips" when its absolute error changes by more than this share of A's mean absolute
+# error on the rows (gate.row_error_tolerance overrides it in the gate).
+ROW_ERROR_TOLERANCE = 0.5
+
+
+def _share(count: int, rows: int) -> float:
+    return round(count / rows, 6) if rows else 0.0
+
+
+def label_flips(y: np.ndarray, label_a: np.ndarray, label_b: np.ndarray, classes: list) -> dict:
+    """Rows A answered right that B answers wrong (negative flips) and the reverse (positive), overall and per
+    actual class, and the changes of answer as counts of (A's answer, B's answer) (pure)."""
+    y, label_a, label_b = (np.asarray(v, dtype=object) for v in (y, label_a, label_b))
+    right_a, right_b = label_a == y, label_b == y
+    negative, positive = right_a & ~right_b, ~right_a & right_b
+    per_class = {}
+    for label in classes:
+        mine = y == label
+        per_class[str(label)] = {
+            "rows": int(mine.sum()),
+            "negative": int((negative & mine).sum()),
+            "positive": int((positive & mine).sum()),
+        }
+    moved = label_a != label_b
+    pairs = pd.Series(list(zip(label_a[moved], label_b[moved], strict=True)), dtype=object).value_counts()
+    changes = [{"a": str(k[0]), "b": str(k[1]), "rows": int(v)} for k, v in pairs.items()]
+    return _flip_summary(len(y), int(negative.sum()), int(positive.sum())) | {
+        "kind": "answers",
+        "per_class": per_class,
+        "changes": sorted(changes, key=lambda c: (-c["rows"], c["a"], c["b"])),
+    }
+
+
+def error_flips(y: np.ndarray, a: np.ndarray, b: np.ndarray, tolerance: float) -> dict:
+    """Rows whose absolute error grew (negative flips) or shrank (positive) by more than `tolerance` x A's
+    mean absolute error on these rows (pure)."""
+    y = np.asarray(y, dtype=np.float64)
+    err_a, err_b = np.abs(a - y), np.abs(b - y)
+    margin = tolerance * float(err_a.mean()) if len(y) else 0.0
+    grown = int((err_b > err_a + margin).sum())
+    shrunk = int((err_b < err_a - margin).sum())
+    return _flip_summary(len(y), grown, shrunk) | {"kind": "errors", "margin": round(margin, 6)}
+
+
+def _flip_summary(rows: int, negative: int, positive: int) -> dict:
+    return {
+        "rows": rows,
+        "negative": negative,
+        "positive": positive,
+        "negative_share": _share(negative, rows),
+        "positive_share": _share(positive, rows),
+        "net_negative_share": _share(negative - positive, rows),
+    }
+
+
+def flips(
+    task: str,
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: float,
+    classes: list,
+    tolerance: float = ROW_ERROR_TOLERANCE,
+) -> dict:
+    """What changed from A to B, judged against the labels `y`: label_flips for classes (answers at
+    `threshold`), error_flips for values."""
+    from mlpipe.model.outputs import labels_from
+
+    if task == "regression":
+        return error_flips(y, a, b, tolerance)
+    return label_flips(y, labels_from(a, classes, threshold), labels_from(b, classes, threshold), classes)
+
+
 def compare_models(
     a: np.ndarray,
     b: np.ndarray,
@@ -31,6 +106,7 @@ def compare_models(
     frame: pd.DataFrame,
     top: int = 10,
     classes: list | None = None,
+    tolerance: float = ROW_ERROR_TOLERANCE,
 ) -> dict:
     """The differential report for outputs `a` (reference) and `b` (candidate) on the same rows (pure).
 
@@ -64,11 +140,15 @@ def compare_models(
         out["metrics"] = {
             k: {"a": ma[k], "b": mb[k], "delta": round(mb[k] - ma[k], 6)} for k in ma if k in mb
         }
+        out["flips"] = flips(task, y, a, b, threshold, classes, tolerance)
     order = np.argsort(-np.abs(delta), kind="stable")[:top]
     moved = frame.iloc[order].copy()
     moved.insert(0, "row", order)
     shown_a, shown_b = (a.max(axis=1), b.max(axis=1)) if a.ndim == 2 else (a, b)
     moved["a"], moved["b"], moved["delta"] = shown_a[order], shown_b[order], delta[order]
+    if classifier:  # the answers, beside the probabilities they come from
+        moved["a_answer"] = labels_from(a, classes, threshold)[order]
+        moved["b_answer"] = labels_from(b, classes, threshold)[order]
     out["top_changed"] = moved.astype(object).where(moved.notna(), None).to_dict(orient="records")
     return out
 
@@ -112,29 +192,67 @@ def diff(
 
 
 def render_diff(d: dict) -> str:
+    """The report as `mlpipe diff` prints it, in the terms of the models' task."""
     lines = [
         (
             f"diff A={d['a']['ref']} (run {d['a']['run_id'][:12]})  "
             f"B={d['b']['ref']} (run {d['b']['run_id'][:12]})"
         ),
-        f"rows: {d['rows']}; predictions identical: {d['identical']}",
+        f"task: {d['task']}; rows: {d['rows']}; predictions identical: {d['identical']}",
     ]
     if d["classifier"]:
-        lines.append(
-            f"changed predictions (threshold {d['threshold']}): {d['changed_predictions']} "
-            f"({d['changed_share']:.4%})"
-        )
+        at = f" (threshold {d['threshold']})" if d["task"] == "binary" else ""
+        lines.append(f"changed answers{at}: {d['changed_predictions']} ({d['changed_share']:.4%})")
+    what = "the largest |B-A| of a class probability" if d["task"] == "multiclass" else "B-A"
     lines.append(
-        f"mean |B-A|: {d['mean_abs_delta']:.6g}; quantiles of B-A: "
+        f"quantiles of {what}: "
         + ", ".join(f"q{float(q):g}={v:.4g}" for q, v in d["delta_quantiles"].items())
     )
+    if "flips" in d:
+        lines += render_flips(d["flips"])
     if "metrics" in d:
         lines.append("metric               A           B           B-A")
         lines += [
             f"{k:<20} {v['a']:<11.6g} {v['b']:<11.6g} {v['delta']:+.6g}" for k, v in d["metrics"].items()
         ]
     lines.append("rows that changed most:")
-    lines += [
-        f"  row {r['row']}: A={r['a']:.4g} B={r['b']:.4g} delta={r['delta']:+.4g}" for r in d["top_changed"]
-    ]
+    lines += [f"  row {r['row']}: {moved_row(r, d['task'])}" for r in d["top_changed"]]
     return "\n".join(lines)
+
+
+def moved_row(r: dict, task: str) -> str:
+    """One of the rows that moved most, in the task's terms."""
+    if task == "regression":
+        return f"A={r['a']:.4g} B={r['b']:.4g} delta={r['delta']:+.4g}"
+    if task == "multiclass":
+        return (
+            f"A {r['a_answer']} (p={r['a']:.3g}) -> B {r['b_answer']} (p={r['b']:.3g}); "
+            f"largest class probability change {r['delta']:.3g}"
+        )
+    answers = f"A P={r['a']:.4g} ({r['a_answer']}) -> B P={r['b']:.4g} ({r['b_answer']})"
+    return f"{answers}; delta={r['delta']:+.4g}"
+
+
+def render_flips(f: dict) -> list[str]:
+    """Negative and positive flips, per actual class and as changes of answer (classes), or rows whose error
+    grew or shrank (values)."""
+    if f["kind"] == "errors":
+        return [
+            f"rows whose |error| grew by more than {f['margin']:.4g}: {f['negative']} "
+            f"({f['negative_share']:.2%}); shrank: {f['positive']} ({f['positive_share']:.2%})"
+        ]
+    lines = [
+        f"A right, B wrong (negative flips): {f['negative']} ({f['negative_share']:.2%}); "
+        f"A wrong, B right (positive flips): {f['positive']} ({f['positive_share']:.2%})",
+        "  per actual class: "
+        + "; ".join(
+            f"{label}: -{c['negative']}/+{c['positive']} of {c['rows']}"
+            for label, c in f["per_class"].items()
+        ),
+    ]
+    if f["changes"]:
+        lines.append(
+            "  answers changed (A -> B: rows): "
+            + ", ".join(f"{c['a']} -> {c['b']}: {c['rows']}" for c in f["changes"][:12])
+        )
+    return lines

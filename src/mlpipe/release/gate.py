@@ -1,9 +1,12 @@
 """The promotion gate: a registered challenger becomes `champion` only when it earns it.
 
-(a) data validation passed and the infra check holds the `deploy` budgets; (b) on the *same* held-out
-rows it is not worse than the champion by more than `gate.tolerance` per metric; (c) the differential
-test (`mlpipe diff`) flips at most `gate.max_changed_share` of the predictions, or an override with a
-reason is recorded. Every criterion's value, bound and verdict go on the MLflow run and model version.
+(a) data validation passed, the record is reproducible, the infra check holds the `deploy` budgets and
+the model beats the trivial one (the train split's prior / mean) on `gate.baseline_metrics`; (b) on the
+*same* held-out rows it is not worse than the champion by more than `gate.tolerance` per metric; (c) the
+differential test (`mlpipe diff`) judges what changed, not how much: the rows the champion got right that
+the challenger gets wrong may outnumber those it newly gets right by at most `gate.max_net_negative_flips`
+of the rows, and within each actual class by `gate.max_class_regression` of its rows, or an override with
+a reason is recorded. Every criterion's value, bound and verdict go on the MLflow run and model version.
 Promotion moves `champion` to the challenger and the old champion to `previous` (registry.aliases)."""
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ import getpass
 import re
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from mlpipe.config import Params, ProjectPaths, lower_is_better
+from mlpipe.config import GateCfg, Params, ProjectPaths, lower_is_better
 from mlpipe.errors import ModelRefused, PromotionRefused
 from mlpipe.model.loading import LoadedModel
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHAMPION, PREVIOUS, alias_version, move_champion
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
-from mlpipe.release.infra import Check, checks_as_dicts, infra_check
+from mlpipe.release.infra import Check, checks_as_dicts, failed_lines, infra_check
 from mlpipe.runtime.logs import event
 
 # ---- criteria (pure) ----------------------------------------------------------------------------
@@ -78,11 +82,72 @@ def record_check(tags: dict[str, str]) -> Check:
     )
 
 
+def _overridable(check: Check, override: str) -> Check:
+    """A differential criterion passes with a recorded override, which its detail names."""
+    if check.passed or not override:
+        return check
+    return replace(check, passed=True, detail=f"{check.detail} (override: {override})".strip())
+
+
 def diff_check(changed_share: float, bound: float, override: str) -> Check:
-    """The differential test; an override passes it but is named in the detail."""
-    within = changed_share <= bound
-    detail = "" if within or not override else f"(override: {override})"
-    return Check("diff.changed_share", round(changed_share, 6), bound, within or bool(override), detail)
+    """Churn (`gate.max_changed_share`, when set): the share of answers that changed at all."""
+    check = Check("diff.changed_share", round(changed_share, 6), bound, changed_share <= bound)
+    return _overridable(check, override)
+
+
+MIN_CLASS_ROWS = 30  # a class with fewer test rows is shown, not judged: a few rows are noise
+
+
+def flip_checks(flipped: dict, gate: GateCfg) -> list[Check]:
+    """The differential test on `release.diff.flips` (pure): the negative flips may exceed the positive
+    ones by at most `gate.max_net_negative_flips` of the rows; for classes, within each actual class (of at
+    least MIN_CLASS_ROWS rows) by at most `gate.max_class_regression` of its rows."""
+    rows, noun = flipped["rows"], "answers" if flipped["kind"] == "answers" else "rows"
+    bound = round(flipped["positive_share"] + gate.max_net_negative_flips, 6)
+    what = "right -> wrong" if flipped["kind"] == "answers" else f"|error| grew > {flipped['margin']:.4g}"
+    checks = [
+        Check(
+            "diff.negative_flips",
+            flipped["negative_share"],
+            bound,
+            flipped["negative_share"] <= bound,
+            f"({flipped['negative']} of {rows} {noun} {what}, {flipped['positive']} the other way: "
+            f"positive flips {flipped['positive_share']} + {gate.max_net_negative_flips} allowed)",
+        )
+    ]
+    judged = {k: c for k, c in flipped.get("per_class", {}).items() if c["rows"] >= MIN_CLASS_ROWS}
+    if judged:
+        net = {k: (c["negative"] - c["positive"]) / c["rows"] for k, c in judged.items()}
+        worst = max(net, key=lambda k: (net[k], k))
+        c = judged[worst]
+        checks.append(
+            Check(
+                "diff.class_regression",
+                round(net[worst], 6),
+                gate.max_class_regression,
+                net[worst] <= gate.max_class_regression,
+                f"(class {worst!r}, the worst: {c['negative']} of its {c['rows']} rows right -> wrong, "
+                f"{c['positive']} wrong -> right)",
+            )
+        )
+    return [_overridable(check, gate.override_diff) for check in checks]
+
+
+def baseline_checks(metrics: dict[str, float], wanted: tuple[str, ...]) -> list[Check]:
+    """The model against the trivial one on the same rows (pure): strictly better on each `wanted` metric
+    that both have (metrics.json's `<metric>` and `baseline.<metric>`)."""
+    from mlpipe.pipeline.evaluate import BASELINE
+
+    checks = []
+    for name in wanted:
+        if name not in metrics or f"{BASELINE}{name}" not in metrics:
+            continue  # a run recorded before mlpipe measured baselines
+        value, base = float(metrics[name]), float(metrics[f"{BASELINE}{name}"])
+        better = value < base if lower_is_better(name) else value > base
+        way = "below" if lower_is_better(name) else "above"
+        detail = f"(the trivial model's; {way})"
+        checks.append(Check(f"baseline.{name}", round(value, 6), round(base, 6), better, detail))
+    return checks
 
 
 def gate_verdict(checks: list[Check]) -> tuple[bool, list[str]]:
@@ -108,7 +173,9 @@ def record_decision(client, name: str, version: str, run_id: str, checks: list[C
         client.set_tag(run_id, tag.gate_tag(c.criterion), c.line()[:5000])
     failed = ",".join(c.criterion for c in checks if not c.passed)
     tags = client.get_run(run_id).data.tags
-    line = f"- gate: **{decision}** for version {version}" + (f" (failed: {failed})" if failed else "")
+    line = "\n  - ".join(
+        [f"- gate: **{decision}** for version {version}", *failed_lines(checks_as_dicts(checks))]
+    )
     note = f"{tags.get(tag.MLFLOW_NOTE, '')}\n{line}".strip()
     # one description, with the decision, on the run, its registered version and its logged model
     client.set_tag(run_id, tag.MLFLOW_NOTE, note)
@@ -128,39 +195,37 @@ def champion_comparison(
 ) -> tuple[list[Check], dict]:
     """(b) and (c): the loaded challenger and champion on the current test split."""
     from mlpipe.data.frames import read_frame
+
+    return compare_on_rows(params, read_frame(paths.test_split), champ.model, chall.model)
+
+
+def compare_on_rows(params: Params, test, champion, challenger) -> tuple[list[Check], dict]:
+    """(b) and (c) for two fitted models on the labelled rows `test` (a frame with their features and the
+    target): the metric checks and the differential test, and the figures behind them."""
     from mlpipe.model.outputs import classes_of
     from mlpipe.pipeline.evaluate import metrics_for
     from mlpipe.release.diff import compare_models, model_outputs
 
-    test = read_frame(paths.test_split)
     y = test[params.dataset.target].to_numpy()
     threshold = params.evaluate.threshold
-    a, task_a = model_outputs(champ.model, test[list(champ.model.feature_names_in_)])
-    b, task_b = model_outputs(chall.model, test[list(chall.model.feature_names_in_)])
-    classes = classes_of(chall.model)
-    if (task_a, classes_of(champ.model)) != (task_b, classes):
+    a, task_a = model_outputs(champion, test[list(champion.feature_names_in_)])
+    b, task_b = model_outputs(challenger, test[list(challenger.feature_names_in_)])
+    classes = classes_of(challenger)
+    if (task_a, classes_of(champion)) != (task_b, classes):
         same = Check(
             "same_task",
             f"{task_b} {classes}",
-            f"{task_a} {classes_of(champ.model)}",
+            f"{task_a} {classes_of(champion)}",
             False,
             "(the champion answers another task or classes: compare by hand, then `mlpipe promote`)",
         )
         return [same], {"rows": len(test)}
     m_champ = metrics_for(params.task, y, a, threshold, classes)
     m_chall = metrics_for(params.task, y, b, threshold, classes)
-    report = compare_models(
-        a,
-        b,
-        task_b,
-        y,
-        threshold,
-        test[list(chall.model.feature_names_in_)].reset_index(drop=True),
-        5,
-        classes,
-    )
-    checks = metric_checks(m_chall, m_champ, params.tolerance)
-    if "changed_share" in report:  # classifiers: the share of answers that changed class
+    frame = test[list(challenger.feature_names_in_)].reset_index(drop=True)
+    report = compare_models(a, b, task_b, y, threshold, frame, 5, classes, params.gate.row_error_tolerance)
+    checks = metric_checks(m_chall, m_champ, params.tolerance) + flip_checks(report["flips"], params.gate)
+    if params.gate.max_changed_share is not None and "changed_share" in report:
         checks.append(
             diff_check(report["changed_share"], params.gate.max_changed_share, params.gate.override_diff)
         )
@@ -168,6 +233,8 @@ def champion_comparison(
         "champion_metrics_same_rows": m_champ,
         "challenger_metrics": m_chall,
         "changed_predictions": report.get("changed_predictions"),
+        "changed_share": report.get("changed_share"),
+        "flips": report["flips"],
         "delta_quantiles": report["delta_quantiles"],
         "rows": report["rows"],
     }
@@ -283,6 +350,7 @@ def run_gate(
             "already_decided": False,
         }
     checks.append(record)
+    checks += baseline_checks(client.get_run(run_id).data.metrics, params.baseline_metrics)
     champion = alias_version(client, name, CHAMPION)
     from mlpipe.registry.models import load_registered
 

@@ -53,6 +53,27 @@ def checks_as_dicts(checks: list[Check]) -> list[dict]:
     return [asdict(c) for c in checks]
 
 
+def how_to_accept(criterion: str) -> str:
+    """Where a person changes the rule a failed criterion applies, or accepts the model anyway (pure)."""
+    rules = {
+        "diff.": "set gate.override_diff to a reason",
+        "metric.": f"gate.tolerance.{criterion.removeprefix('metric.')}",
+        "baseline.": "gate.baseline_metrics",
+        "infra.": "the deploy budgets in params.yaml",
+        "record.": "commit the tree and run again",
+        "same_task": "compare by hand (`mlpipe diff`)",
+    }
+    rule = next((v for k, v in rules.items() if criterion.startswith(k)), "params.yaml gate")
+    return f"to accept anyway: {rule}, or `mlpipe promote <version> --reason ...`"
+
+
+def failed_lines(checks: list[dict]) -> list[str]:
+    """Each failed criterion of a gate in numbers: value, bound, detail, and how to accept anyway (pure)."""
+    return [
+        f"{Check(**c).line()}; {how_to_accept(c['criterion'])}" for c in checks if not c.get("passed", True)
+    ]
+
+
 def expected_memory_mb(model_file: Path) -> float:
     """The model's unpacked payload (the arrays skops will rebuild), a floor for its memory once loaded."""
     with zipfile.ZipFile(model_file) as zf:

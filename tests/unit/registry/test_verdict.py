@@ -153,7 +153,10 @@ def test_differential_report_counts_flipped_predictions_and_ranks_rows():
     assert [r["row"] for r in d["top_changed"]] == [3, 1]
     assert d["metrics"]["accuracy"]["delta"] == pytest.approx(0.0)
     d |= {"a": {"ref": "A", "run_id": "1" * 32}, "b": {"ref": "B", "run_id": "2" * 32}}
-    assert "changed predictions (threshold 0.5): 2 (50.0000%)" in render_diff(d)
+    text = render_diff(d)
+    assert "changed answers (threshold 0.5): 2 (50.0000%)" in text
+    assert "row 3: A P=0.9 (1) -> B P=0.2 (0); delta=-0.7" in text
+    assert "(negative flips): 1 (25.00%); A wrong, B right (positive flips): 1 (25.00%)" in text
 
 
 def test_differential_report_for_a_regressor_gives_delta_quantiles():
