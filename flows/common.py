@@ -10,6 +10,10 @@ from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, headline_of, load_p
 from mlpipe.registry import views
 from mlpipe.release.infra import failed_lines
 
+# A run that takes in no batch (a params-only change, a rerun) has no batch drift: it reports none, never
+# the last batch's again.
+NO_BATCH_DRIFT = "no new batch: no batch drift"
+
 
 def setup(root: str) -> tuple[ProjectPaths, Params]:
     """The project at `root` (resolved) and its validated params.yaml."""
@@ -55,6 +59,12 @@ class RunSummary:
     positive_class: str | int | None = (
         None  # binary: the class the metrics are about (dataset.positive_class)
     )
+    drift_note: str = ""  # what drift_share compares ("<batch> vs N training rows before <t>"), or why none
+
+    @property
+    def drift_line(self) -> str:
+        """The drift share with what it compares, or why there is none."""
+        return f"{self.drift_share} ({self.drift_note or 'newest batch vs training data'})"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -107,7 +117,7 @@ def render_text(s: RunSummary) -> str:
         f" (sha256 {s.model_sha256[:16]}...)",
         f"  metrics:       {metrics}"
         + (f" (positive class {s.positive_class!r})" if s.positive_class is not None else ""),
-        f"  drift share:   {s.drift_share} (newest batch vs training data)",
+        f"  drift share:   {s.drift_line}",
         *vs_baseline(s.metrics),
         *vs_champion(s.metric_rows),
         f"  gate:          {s.gate_decision or 'not judged'}"
@@ -161,7 +171,7 @@ def render_markdown(s: RunSummary) -> str:
         f"- MLflow run: {s.run_link}",
         *([f"- MLflow runs, headline metrics as columns: {s.runs_link}"] if s.runs_link else []),
         f"- model: {s.model_name} version {s.model_version} ({', '.join(s.aliases) or 'no alias'})",
-        f"- drift share (newest batch vs training): {s.drift_share}",
+        f"- drift share: {s.drift_line}",
         f"- gate: {s.gate_decision}" + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else ""),
         *(f"  - FAILED {line}" for line in failed_lines(s.gate_checks)),
         *(f"- {line.strip()}" for line in vs_baseline(s.metrics)),

@@ -13,7 +13,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from flows.common import RunSummary
+from flows.common import NO_BATCH_DRIFT, RunSummary
 from mlpipe.config import Params, ProjectPaths
 from mlpipe.data.zone import landed_batches
 from mlpipe.errors import LockBusy
@@ -119,6 +119,8 @@ def _recorded_state(paths: ProjectPaths, params: Params, tracking_uri: str) -> R
         quarantined=[],
         quarantine_reports=[],
         rows_accepted=0,
+        drift_share=None,
+        drift_note=NO_BATCH_DRIFT,
         data_before=recorded.data_after,
         stages_run=[],
         trained=False,

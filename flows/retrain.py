@@ -15,7 +15,15 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
-from flows.common import RunSummary, metric_rows, render_markdown, run_link, runs_link, setup
+from flows.common import (
+    NO_BATCH_DRIFT,
+    RunSummary,
+    metric_rows,
+    render_markdown,
+    run_link,
+    runs_link,
+    setup,
+)
 from flows.preflight import remember_run
 from mlpipe.config import params_hash
 from mlpipe.data import landing
@@ -31,6 +39,7 @@ from mlpipe.errors import (
     PromotionRefused,
     StageFailed,
 )
+from mlpipe.monitoring.drift import batch_to_compare
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.git import git_changed_paths, git_commit_paths, require_clean_tree
@@ -64,15 +73,17 @@ def describe_period(params) -> str:
 
 
 @task(name="bootstrap", timeout_seconds=1800, **TRANSIENT)
-def bootstrap_task(root: str) -> str:
+def bootstrap_task(root: str) -> list[str]:
+    """data/ restored or materialised, snapshot and committed; returns the data files when this run recorded
+    them (the initial data, taken in as batches are), [] when data.dvc already held them (a fresh clone)."""
     paths, params = setup(root)
     md5 = snap.bootstrap(paths, params)
-    git_commit_paths(
+    commit = git_commit_paths(
         paths.root,
         [snap.DATA_DVC, ".gitignore"],
         f"data: initial {describe_period(params)} (md5 {md5})",
     )
-    return md5
+    return [str(p) for p in data_files(paths.data)] if commit else []
 
 
 @task(name="collect", timeout_seconds=60)
@@ -234,54 +245,26 @@ def wait_plots_template(future) -> None:
 
 @task(name="drift", **TRANSIENT)
 def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict:
-    """Evidently drift of the newest batch against the training split (feature columns; at most
-    `retrain.drift_max_rows` rows of each, an even stride beyond), written to a directory named by both
-    inputs' hashes, the features compared and the cap, so an existing report for the same data and
-    features is reused, not recomputed (a changed feature list is a new report)."""
-    from mlpipe.monitoring.drift import (
-        describe_side,
-        drift_report,
-        read_drift,
-        save_drift,
-        stride_sample,
-    )
+    """Evidently drift of the newest batch taken in against the training rows older than it (without a time
+    column: the training rows that are not the batch's; ReferenceCut), on the feature columns, at most
+    `retrain.drift_max_rows` rows of each (an even stride beyond). Written to a directory named by both
+    files' hashes, the cut, the features compared and the cap, so an existing report of the same comparison
+    is reused, not recomputed. Too few reference rows: no report, and the summary's note says why."""
+    from mlpipe.monitoring.drift import read_drift, reference_cut, too_few_reference
 
     paths, params = setup(root)
-    cap = params.retrain.drift_max_rows
+    cap, batch, record = params.retrain.drift_max_rows, Path(current), params.record_columns
+    newest = read_frame(batch, columns=record)
+    cut = reference_cut(newest, params.dataset.time_column, record)
     features = params_hash(params.features.model_dump(include={"categorical", "numerical"}))
-    out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}-{features[:8]}-{cap}"
+    out_dir = paths.drift_dir / f"{reference_sha[:12]}-{current_sha[:12]}-{cut.key}-{features[:8]}-{cap}"
     found = read_drift(out_dir)
     if found is None:
-        cols, time_col = params.features.columns, params.dataset.time_column
-        reference, newest = (
-            read_frame(paths.train_split, columns=cols),
-            read_frame(Path(current), columns=cols),
-        )
-        rows = {"reference": len(reference), "current": len(newest), "max_rows": cap}
-        reference, newest = stride_sample(reference, cap), stride_sample(newest, cap)
-        rows |= {"reference_seen": len(reference), "current_seen": len(newest)}
-        times = {
-            side: read_frame(path, columns=[time_col])[time_col] if time_col else None
-            for side, path in (("reference", paths.train_split), ("current", Path(current)))
-        }
-        context = {
-            "title": f"Data drift: newest batch {Path(current).name} vs the training split",
-            "reference": describe_side(
-                "training split (artifacts/split/train.parquet)",
-                f"sha256 {reference_sha[:16]}",
-                times["reference"],
-                rows["reference"],
-                rows["reference_seen"],
-            ),
-            "current": describe_side(
-                f"batch data/{Path(current).name}",
-                f"sha256 {current_sha[:16]}",
-                times["current"],
-                rows["current"],
-                rows["current_seen"],
-            ),
-        }
-        found = save_drift(drift_report(reference, newest, params.features), out_dir, rows, context)
+        reference = cut.rows(read_frame(paths.train_split, columns=record), newest)
+        if short := too_few_reference(len(reference), cut, batch.name):
+            event("drift_skipped", batch=batch.name, reason=short)
+            return {"files": [], "summary": {"drift_share": None, "drifted_columns": None, "note": short}}
+        found = _batch_report(params, out_dir, (reference, reference_sha), (newest, batch, current_sha), cut)
     html, js, summary = found
     event(
         "drift",
@@ -292,6 +275,38 @@ def drift(root: str, reference_sha: str, current: str, current_sha: str) -> dict
     return {"files": [str(html), str(js)], "summary": summary}
 
 
+def _batch_report(params, out_dir: Path, reference: tuple, current: tuple, cut) -> tuple[Path, Path, dict]:
+    """The drift report of the batch (frame, path, sha256) against its reference rows (frame, sha256 of
+    the training split), titled with what it compares: the reference's own period, not the split's."""
+    from mlpipe.monitoring.drift import describe_side, drift_report, save_drift, stride_sample
+
+    (ref, ref_sha), (cur, path, cur_sha) = reference, current
+    cap, time_col = params.retrain.drift_max_rows, params.dataset.time_column
+    rows = {"reference": len(ref), "current": len(cur), "max_rows": cap}
+    seen_ref, seen_cur = stride_sample(ref, cap), stride_sample(cur, cap)
+    rows |= {"reference_seen": len(seen_ref), "current_seen": len(seen_cur)}
+    context = {
+        "title": f"Data drift: newest batch {path.name} vs the training split {cut.scope}",
+        "reference": describe_side(
+            f"training split rows {cut.scope} (artifacts/split/train.parquet)",
+            f"sha256 {ref_sha[:16]}",
+            ref[time_col] if time_col else None,
+            rows["reference"],
+            rows["reference_seen"],
+        ),
+        "current": describe_side(
+            f"batch data/{path.name}",
+            f"sha256 {cur_sha[:16]}",
+            cur[time_col] if time_col else None,
+            rows["current"],
+            rows["current_seen"],
+        ),
+    }
+    note = f"{path.name} vs {len(ref)} training rows {cut.scope}"
+    snapshot = drift_report(seen_ref, seen_cur, params.features)
+    return save_drift(snapshot, out_dir, rows, context, note)
+
+
 @task(name="log_drift", timeout_seconds=300, cache_policy=INPUTS + TASK_SOURCE, **TRANSIENT)
 def log_drift_task(tracking_uri: str, run_id: str, report: dict) -> dict:
     """Attach the drift report to the run; cached on its inputs, so a run gets each report once."""
@@ -299,6 +314,14 @@ def log_drift_task(tracking_uri: str, run_id: str, report: dict) -> dict:
 
     log_drift(tracking_uri, run_id, [Path(f) for f in report["files"]], report["summary"])
     return report["summary"]
+
+
+def logged_drift(tracking_uri: str, run_id: str, report) -> dict:
+    """The drift summary of the run: its report (the submitted drift task's) attached to the run, or, for a
+    run that took in no batch (no task submitted), none logged and the summary says so."""
+    if report is None:
+        return {"drift_share": None, "drifted_columns": None, "note": NO_BATCH_DRIFT}
+    return log_drift_task(tracking_uri, run_id, report.result(timeout=SUBMITTED_WAIT_S["drift"]))
 
 
 @task(name="champion", **TRANSIENT)
@@ -438,8 +461,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
     logger = get_run_logger()
     with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
         champion_before = champion.submit(uri, params.model.name)
-        if not snap.has_data(paths):
-            bootstrap_task(root)
+        initial = bootstrap_task(root) if not snap.has_data(paths) else []
         template = plots_template.submit(root)  # git-ignored files only: beside everything that follows
         verdicts = [] if experiment else [validate_batch(root, p) for p in collect(root)]
         accepted = [v for v in verdicts if not v["violations"]]
@@ -451,16 +473,11 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         elif snap.data_changed(paths):
             snapshot_task(root, [])  # data/ edited by hand: snapshot it as it is
         after = dvc_file_md5(paths.root / snap.DATA_DVC)
-        # Newest batch: the last accepted one, else the last data file (names carry the period).
-        newest = (
-            paths.data / landing.data_name(Path(accepted[-1]["path"]))
-            if accepted
-            else data_files(paths.data)[-1]
-        )
+        newest = batch_to_compare(paths.data, [v["path"] for v in accepted], initial)  # None: no batch drift
         outcomes, report, early = {}, None, EarlyProbe()
         for name in STAGES:
             outcomes[name] = stage_task(root, name)
-            if name == "split":  # drift needs only the split: it runs beside training (2 cores)
+            if name == "split" and newest:  # drift needs only the split: it runs beside training (2 cores)
                 report = drift.submit(root, sha256_file(paths.train_split), str(newest), sha256_file(newest))
             if name == "train" and outcomes[name] == "ran" and not experiment:
                 # A freshly trained model will be judged: the gate's infra probe (a process pinned to
@@ -476,7 +493,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         # before track: one thread sets up the MLflow store
         champ = champion_before.result(timeout=SUBMITTED_WAIT_S["champion"])
         record = track(root, uri, experiment)
-        summary = log_drift_task(uri, record["run_id"], report.result(timeout=SUBMITTED_WAIT_S["drift"]))
+        summary = logged_drift(uri, record["run_id"], report)
         if experiment or record["git_dirty"]:  # nothing unreproducible gets a version
             early()  # its process is not left running
             reg = {"version": "unregistered", "aliases": []}
@@ -529,6 +546,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         model_sha256=record["model_sha256"],
         metrics=record["metrics"],
         drift_share=summary.get("drift_share"),
+        drift_note=summary.get("note", ""),
         champion_before=champ[0] if champ else None,
         metric_rows=metric_rows(record["metrics"], decision.get("champion_metrics_same_rows")),
         tracking_uri=uri,

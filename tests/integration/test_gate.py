@@ -1,7 +1,8 @@
 """The promotion gate with the real flow, registry and probe: a worse challenger is refused with its
-metric named, too many flipped predictions are refused unless overridden (by hand or by a recorded
-reason), a better one is promoted, promote runs the infra check, rollback restores the previous
-champion, and every decision is on the MLflow runs. The tests share one project and run in order."""
+metric named in numbers, a churn cap (gate.max_changed_share, when set) refuses until promoted by hand,
+a better one is promoted by the differential test of negative flips with no override, promote runs the
+infra check, rollback restores the previous champion, and every decision is on the MLflow runs. The
+tests share one project and run in order."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def test_a_worse_challenger_is_kept_out_with_the_metric_named(gated):
     root, hyper = gated
     proc = retrain_with(root, "train: one boosting round", train={"hyperparams": {**hyper, "max_iter": 1}})
     assert "gate:          kept champion (failed: " in proc.stdout and "metric.roc_auc" in proc.stdout
+    failed = next(line for line in proc.stdout.splitlines() if "FAILED metric.roc_auc: FAIL (value " in line)
+    assert "bound" in failed and "to accept anyway: gate.tolerance.roc_auc, or `mlpipe promote" in failed
     assert alias(root, "champion") == "1" and tags_of(root, "2")["mlpipe.gate.decision"] == "kept champion"
     run = tracking_client(root).get_run(run_id_of(proc))
     assert run.data.tags["mlpipe.gate.metric.roc_auc"].startswith("metric.roc_auc: FAIL")
@@ -89,21 +92,26 @@ def test_rollback_restores_the_previous_champion(gated):
     assert mlpipe(root, "rollback", check=False).returncode == 1, "nothing left to roll back to"
 
 
-def test_a_better_challenger_is_promoted_with_its_override_recorded(gated):
+def test_a_better_challenger_is_promoted_by_the_differential_test_without_an_override(gated):
     root, hyper = gated
     # larger leaves: better roc_auc, average precision and log loss than the champion on this slice
     proc = retrain_with(
         root,
-        "train: min_samples_leaf 100; flips accepted",
+        "train: min_samples_leaf 100; churn shown, not capped",
         train={"hyperparams": {**hyper, "min_samples_leaf": 100}},
-        gate={"max_changed_share": 0.0, "override_diff": "larger leaves, reviewed"},
+        gate={"max_changed_share": None},
     )
     assert "gate:          promoted; champion is version 4" in proc.stdout, proc.stdout
     assert alias(root, "champion") == "4" and alias(root, "previous") == "1"
     run = tracking_client(root).get_run(run_id_of(proc))
-    assert "(override: larger leaves, reviewed)" in run.data.tags["mlpipe.gate.diff.changed_share"]
+    flips = run.data.tags["mlpipe.gate.diff.negative_flips"]
+    assert flips.startswith("diff.negative_flips: pass (value ") and "the other way" in flips
+    assert "mlpipe.gate.diff.changed_share" not in run.data.tags
     assert all(
         run.data.tags[f"mlpipe.gate.metric.{m}"].split(": ")[1].startswith("pass")
         for m in ("roc_auc", "average_precision", "log_loss")
     )
+    assert run.data.tags["mlpipe.gate.baseline.log_loss"].startswith("baseline.log_loss: pass")
+    assert run.data.metrics["baseline.roc_auc"] == 0.5
+    assert "  vs baseline:   roc_auc " in proc.stdout
     assert run.data.tags["mlpipe.gate.decision"] == "promoted"

@@ -361,19 +361,17 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
         stop_process_group(proc)
 
 
-def test_a_changed_feature_list_gets_its_own_drift_report(project_copy):
-    # The split holds the same bytes when only the feature list changes: the drift report must still be
-    # new (it was reused from the old features, keyed on the two files' hashes alone).
+def test_a_params_only_run_reports_no_batch_drift(project_copy):
+    # A changed feature list trains a new model on the same data: no batch was taken in, so the run has
+    # no batch drift (the last batch's report is neither shown nor logged again).
     doc = yaml.safe_load((project_copy / "params.yaml").read_text())
     numerical = [c for c in doc["features"]["numerical"] if c != "visib"]
     ranges = {k: v for k, v in doc["validate"]["ranges"].items() if k != "visib"}
     edit_params(project_copy, features={"numerical": numerical}, validate={"ranges": ranges})
     commit_all(project_copy, "features: without visib")
     proc = mlpipe(project_copy, "run")
+    assert "mlpipe run: trained a new model" in proc.stdout and "accepted none" in proc.stdout
+    assert "drift share:   None (no new batch: no batch drift)" in proc.stdout
     run = tracking_client(project_copy).get_run(run_id_of(proc))
-    drift = json.loads(
-        Path(
-            tracking_client(project_copy).download_artifacts(run.info.run_id, "drift/drift.json")
-        ).read_text()
-    )
-    assert set(drift["summary"]["columns"]) == set(numerical) | set(doc["features"]["categorical"])
+    assert tracking_client(project_copy).list_artifacts(run.info.run_id, "drift") == []
+    assert "drift_share" not in run.data.metrics

@@ -74,20 +74,34 @@ def test_two_released_batches_are_taken_in_and_the_model_retrains_then_a_rerun_t
     drift_files = {a.path for a in tracking_client(root).list_artifacts(run.info.run_id, "drift")}
     assert drift_files == {"drift/drift.html", "drift/drift.json"}
     page = Path(tracking_client(root).download_artifacts(run.info.run_id, "drift/drift.html")).read_text()
-    assert "<title>Data drift: newest batch batch-2013-01-21.parquet vs the training split</title>" in page
+    title = "<title>Data drift: newest batch batch-2013-01-21.parquet vs the training split before 2013-01-21"
+    assert title in page
     assert "batch data/batch-2013-01-21.parquet" in page and "2013-01-21" in page and "sha256 " in page
+    # the time split trains on the batch's first days; the reference is only the training rows older than it
+    context = json.loads(
+        Path(tracking_client(root).download_artifacts(run.info.run_id, "drift/drift.json")).read_text()
+    )["summary"]["context"]
+    del context["title"]
+    ends = {side: [pd.Timestamp(t) for t in context[side]["period"].split(" .. ")] for side in context}
+    train = json.loads((root / "artifacts/split/split.json").read_text())["parts"]["train"]
+    assert pd.Timestamp(train["time_max"]) >= ends["current"][0] > ends["reference"][1]
+    assert context["reference"]["rows"] < train["rows"]
+    assert "drift share:   " in proc.stdout and "(batch-2013-01-21.parquet vs " in proc.stdout
     assert "Running stage" not in dvc(root, "repro").stdout, (
         "the flow left dvc.lock true: dvc repro is a no-op"
     )
 
-    again = mlpipe(
-        root, "run", "--flow"
-    )  # the flow itself: DVC skips every stage, Prefect's cache the drift log
+    again = mlpipe(root, "run", "--flow")  # the flow itself: DVC skips every stage
     assert "nothing to train" in again.stdout and "stages run:    none" in again.stdout
     assert "answered before starting the flow" not in again.stdout
-    assert "Finished in state Cached" in again.stderr
+    # a run that takes in no batch has no batch drift: the last batch's is not reported (or logged) again
+    assert "drift share:   None (no new batch: no batch drift)" in again.stdout
+    assert "event=drift " not in again.stdout + again.stderr and "Task run 'log_drift" not in again.stderr
     assert run_id_of(again) == run.info.run_id and versions(root) == ["1", "2"]
     assert git(root, "log", "--format=%s", "-1") == subjects[0], "no new commit"
+    quick = mlpipe(root, "run")  # answered from the record of that run, without a flow
+    assert "answered before starting the flow" in quick.stdout
+    assert "drift share:   None (no new batch: no batch drift)" in quick.stdout
 
 
 def _good_batch(root: Path) -> Path:

@@ -64,3 +64,18 @@ def test_the_printed_metrics_name_the_positive_class_they_are_about():
     )
     assert line.endswith("(positive class 'Yes')")
     assert "positive class" not in render_text(replace(summary(), positive_class=None))
+
+
+def test_a_run_without_a_batch_says_it_has_no_batch_drift_and_a_run_with_one_what_it_compared():
+    from dataclasses import replace
+
+    from flows.common import NO_BATCH_DRIFT, RunSummary, render_markdown, render_text
+    from tests.unit.test_last_run import summary
+
+    none = replace(summary(), drift_share=None, drift_note=NO_BATCH_DRIFT)
+    assert "  drift share:   None (no new batch: no batch drift)\n" in render_text(none)
+    assert "- drift share: None (no new batch: no batch drift)\n" in render_markdown(none)
+    note = "batch-2013-04-01.parquet vs 51234 training rows before 2013-04-01 04:00:00+00:00"
+    assert f"  drift share:   0.1 ({note})\n" in render_text(replace(summary(), drift_note=note))
+    recorded = {k: v for k, v in summary().as_dict().items() if k != "drift_note"}  # a record from before
+    assert RunSummary(**recorded).drift_line == "0.1 (newest batch vs training data)"

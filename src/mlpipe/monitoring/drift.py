@@ -2,11 +2,80 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from mlpipe.config import FeaturesCfg
+
+# Fewer reference rows than this: no report. Evidently's two-sample tests (K-S, chi-square) on a few dozen
+# rows flag noise or nothing, and a report would still read as a verdict.
+MIN_REFERENCE_ROWS = 100
+
+
+def batch_to_compare(data_dir: Path, accepted: list[str], initial: list[str]) -> Path | None:
+    """The data file a run's drift report is about: the newest batch the run took in (the last accepted
+    landing file, as named under data/), else the newest file of the initial data when this run recorded it;
+    None when the run took in nothing (a params-only change, a rerun): such a run has no batch drift."""
+    from mlpipe.data.landing import data_name
+
+    if accepted:
+        return data_dir / data_name(Path(accepted[-1]))
+    return Path(max(initial)) if initial else None  # names carry the period: the last is the newest
+
+
+@dataclass(frozen=True)
+class ReferenceCut:
+    """Which training rows a batch is compared with: with a time column, those older than the batch's first
+    time (`cutoff`); without one, those that are not rows of the batch (matched on `match` columns). A time
+    split trains on part of the newest batch: compared with itself, drift would be understated."""
+
+    time_column: str | None
+    cutoff: object | None
+    match: tuple[str, ...]
+
+    @property
+    def scope(self) -> str:
+        """The cut as a report names it: 'before 2013-03-01 00:00:00+00:00', 'without the batch's rows'."""
+        return f"before {self.cutoff}" if self.time_column else "without the batch's rows"
+
+    @property
+    def key(self) -> str:
+        """The cut in a directory name: a cached report is reused only for the same reference."""
+        if self.time_column:
+            text = self.cutoff.isoformat() if hasattr(self.cutoff, "isoformat") else str(self.cutoff)
+            return "before-" + "".join(c if c.isalnum() or c in "+-." else "" for c in text)
+        return "minus-batch-" + hashlib.sha256(",".join(self.match).encode()).hexdigest()[:8]
+
+    def rows(self, training: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
+        """The rows of `training` this cut keeps (they must hold the time or `match` columns)."""
+        if self.time_column:
+            return training[training[self.time_column] < self.cutoff]
+        from mlpipe.data.landing import row_hashes
+
+        cols = list(self.match)
+        # the split may have widened a column (int64 + double in data/): hash the batch in its types
+        own = row_hashes(batch[cols].astype(training[cols].dtypes.to_dict()), cols)
+        return training[~row_hashes(training, cols).isin(own.to_numpy()).to_numpy()]
+
+
+def reference_cut(batch: pd.DataFrame, time_column: str | None, record_columns: list[str]) -> ReferenceCut:
+    """The cut for `batch`: older than its first time when there is a time column, else minus its rows
+    matched on the record columns (features, target)."""
+    if time_column:
+        return ReferenceCut(time_column, batch[time_column].min(), ())
+    return ReferenceCut(None, None, tuple(record_columns))
+
+
+def too_few_reference(
+    rows: int, cut: ReferenceCut, batch: str, floor: int = MIN_REFERENCE_ROWS
+) -> str | None:
+    """Why no report is made (fewer than `floor` reference rows), or None when there are enough."""
+    if rows >= floor:
+        return None
+    return f"no batch drift: {rows} training rows {cut.scope} for {batch} (rule: at least {floor})"
 
 
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: FeaturesCfg):
@@ -82,11 +151,12 @@ def titled(page: str, title: str, header: str) -> str:
 
 
 def save_drift(
-    snapshot, out_dir: Path, rows: dict | None = None, context: dict | None = None
+    snapshot, out_dir: Path, rows: dict | None = None, context: dict | None = None, note: str | None = None
 ) -> tuple[Path, Path, dict]:
     """Write drift.html (self-contained, no CDN) and drift.json; return their paths and the summary
     (with `rows`, when given: how many rows each side had and how many Evidently saw). `context`
-    ({title, reference, current}, sides from describe_side) titles the page and says what it compares."""
+    ({title, reference, current}, sides from describe_side) titles the page and says what it compares;
+    `note`, one line of it for a run's summary."""
     import json
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +167,10 @@ def save_drift(
         html.write_text(titled(html.read_text(encoding="utf-8"), context["title"], header), encoding="utf-8")
     raw = snapshot.dict()
     summary = (
-        drift_summary(raw) | ({"rows": rows} if rows else {}) | ({"context": context} if context else {})
+        drift_summary(raw)
+        | ({"rows": rows} if rows else {})
+        | ({"context": context} if context else {})
+        | ({"note": note} if note else {})
     )
     tmp = js.with_suffix(".json.tmp")  # written last and renamed: a complete json means a complete report
     tmp.write_text(

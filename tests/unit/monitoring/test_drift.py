@@ -74,3 +74,73 @@ def test_time_passing_alone_is_not_drift_for_the_bundled_features(make_frame, pa
         **(params.features.model_dump() | {"numerical": [*params.features.numerical, "month"]})
     )
     assert drift_summary(drift_report(january, april, dated).dict())["drifted_columns"] == 1
+
+
+# ---- what a run's drift report compares ------------------------------------------------------------
+
+
+def test_a_run_compares_the_newest_batch_it_took_in_or_nothing(tmp_path):
+    from mlpipe.monitoring.drift import batch_to_compare
+
+    data = tmp_path / "data"
+    accepted = [
+        str(tmp_path / "landing" / name) for name in ("batch-2013-04-01.parquet", "batch-2013-05-01.csv")
+    ]
+    assert batch_to_compare(data, accepted, []) == data / "batch-2013-05-01.parquet"
+    initial = [str(data / f"batch-2013-0{m}-01.parquet") for m in (2, 3, 1)]
+    assert batch_to_compare(data, [], initial) == data / "batch-2013-03-01.parquet"
+    assert batch_to_compare(data, [], []) is None  # a params-only change or a rerun: no batch drift
+
+
+def _time_split(frame, test_fraction: float = 0.2):
+    """The split stage's time split of `frame` (its train part)."""
+    from mlpipe.data.frames import time_split_positions
+
+    train_pos, _ = time_split_positions(frame["time_hour"].to_numpy(), test_fraction)
+    return frame.iloc[train_pos].reset_index(drop=True)
+
+
+def test_with_a_time_column_the_reference_is_the_training_rows_older_than_the_batch(make_frame, params):
+    from mlpipe.monitoring.drift import reference_cut
+
+    data = make_frame(24 * 40, seed=3, start="2013-01-01")  # 40 days, hourly
+    batch = data[data["time_hour"] >= "2013-01-31"]  # the last 10 days
+    training = _time_split(data)  # days 1-32: the batch's first two days are in it
+    assert (training["time_hour"] >= batch["time_hour"].min()).sum() == 48
+    cut = reference_cut(batch, "time_hour", params.record_columns)
+    reference = cut.rows(training, batch)
+    assert len(reference) == 24 * 30 and reference["time_hour"].max() < batch["time_hour"].min()
+    assert cut.scope == "before 2013-01-31 00:00:00+00:00"
+    assert cut.key == "before-2013-01-31T000000+0000"  # the cutoff, in a directory name
+
+
+def test_without_a_time_column_the_reference_is_the_training_split_minus_the_batchs_rows(make_frame, params):
+    from mlpipe.data.landing import row_hashes
+    from mlpipe.monitoring.drift import reference_cut
+
+    data = make_frame(600, seed=4).drop(columns=["time_hour"])
+    batch = data.iloc[400:]
+    training = data.sample(frac=0.8, random_state=0)  # a random split: some batch rows in training
+    training = training.assign(hour=training["hour"].astype("float64"))  # a type the split widened
+    match = [c for c in params.record_columns if c != "time_hour"]
+    cut = reference_cut(batch, None, match)
+    reference = cut.rows(training, batch)
+    in_training = training.index.isin(batch.index).sum()
+    assert 0 < in_training < len(batch) and len(reference) == len(training) - in_training
+    assert not row_hashes(reference, match).isin(row_hashes(batch.astype({"hour": "float64"}), match)).any()
+    assert cut.scope == "without the batch's rows" and cut.key.startswith("minus-batch-")
+    assert reference_cut(batch, None, match[:-1]).key != cut.key  # other columns matched: another report
+
+
+def test_too_few_reference_rows_give_no_report_and_say_why(make_frame, params):
+    from mlpipe.monitoring.drift import MIN_REFERENCE_ROWS, reference_cut, too_few_reference
+
+    data = make_frame(24 * 10, seed=5, start="2013-01-01")
+    cut = reference_cut(data, "time_hour", params.record_columns)  # the only file: nothing is older
+    assert len(cut.rows(data, data)) == 0
+    assert too_few_reference(0, cut, "batch-2013-01-01.parquet") == (
+        "no batch drift: 0 training rows before 2013-01-01 00:00:00+00:00 for batch-2013-01-01.parquet "
+        f"(rule: at least {MIN_REFERENCE_ROWS})"
+    )
+    assert too_few_reference(MIN_REFERENCE_ROWS - 1, cut, "b") is not None
+    assert too_few_reference(MIN_REFERENCE_ROWS, cut, "b") is None
