@@ -31,6 +31,7 @@ from mlpipe.errors import (
     PromotionRefused,
     StageFailed,
 )
+from mlpipe.pipeline.selection import read_selection, selection_line
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.git import git_changed_paths, git_commit_paths, require_clean_tree
@@ -538,6 +539,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         champion=decision.get("champion"),
         batch_notes=taken["notes"],
         positive_class=params.dataset.positive_class,
+        estimator=selection_line(read_selection(paths.selection)),
     )
     if not experiment:
         remember_run(paths, s)  # the next `mlpipe run` answers a no-op from this, without a flow
