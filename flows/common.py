@@ -60,6 +60,7 @@ class RunSummary:
         None  # binary: the class the metrics are about (dataset.positive_class)
     )
     drift_note: str = ""  # what drift_share compares ("<batch> vs N training rows before <t>"), or why none
+    estimator: str = ""  # what train.estimator auto chose and on what scores (selection.selection_line)
 
     @property
     def drift_line(self) -> str:
@@ -115,6 +116,7 @@ def render_text(s: RunSummary) -> str:
         f"  mlflow run:    {s.run_id}",
         f"  model:         {s.model_name} version {s.model_version} [{', '.join(s.aliases) or 'no alias'}]"
         f" (sha256 {s.model_sha256[:16]}...)",
+        *([f"  estimator:     {s.estimator}"] if s.estimator else []),
         f"  metrics:       {metrics}"
         + (f" (positive class {s.positive_class!r})" if s.positive_class is not None else ""),
         f"  drift share:   {s.drift_line}",
@@ -171,6 +173,7 @@ def render_markdown(s: RunSummary) -> str:
         f"- MLflow run: {s.run_link}",
         *([f"- MLflow runs, headline metrics as columns: {s.runs_link}"] if s.runs_link else []),
         f"- model: {s.model_name} version {s.model_version} ({', '.join(s.aliases) or 'no alias'})",
+        *([f"- estimator: {s.estimator}"] if s.estimator else []),
         f"- drift share: {s.drift_line}",
         f"- gate: {s.gate_decision}" + (f" (failed: {', '.join(s.gate_failed)})" if s.gate_failed else ""),
         *(f"  - FAILED {line}" for line in failed_lines(s.gate_checks)),

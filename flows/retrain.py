@@ -40,6 +40,7 @@ from mlpipe.errors import (
     StageFailed,
 )
 from mlpipe.monitoring.drift import batch_to_compare
+from mlpipe.pipeline.selection import read_selection, selection_line
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.git import git_changed_paths, git_commit_paths, require_clean_tree
@@ -556,6 +557,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         champion=decision.get("champion"),
         batch_notes=taken["notes"],
         positive_class=params.dataset.positive_class,
+        estimator=selection_line(read_selection(paths.selection)),
     )
     if not experiment:
         remember_run(paths, s)  # the next `mlpipe run` answers a no-op from this, without a flow

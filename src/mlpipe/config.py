@@ -140,10 +140,16 @@ class SplitCfg(_Frozen):
     test_fraction: float = Field(gt=0, lt=1)
 
 
+# train.estimator: auto: the train stage picks between a few candidates on evidence (pipeline.selection).
+AUTO_ESTIMATOR = "auto"
+
+
 class TrainCfg(_Frozen):
     """`estimator`: a short name (hist_gradient_boosting, random_forest, extra_trees, logistic_regression,
-    ridge; each in its classifier or regressor form by the task) or the dotted path of any scikit-learn
-    estimator class; `hyperparams` are checked against its signature (pipeline.estimators)."""
+    ridge; each in its classifier or regressor form by the task), the dotted path of any scikit-learn
+    estimator class, or `auto` (a linear model and hist_gradient_boosting compared on a validation part of
+    the train split, the better one trained); `hyperparams` are checked against its signature
+    (pipeline.estimators)."""
 
     estimator: str
     n_jobs: int = Field(ge=1)
@@ -161,6 +167,15 @@ class TrainCfg(_Frozen):
                 "(rule: e.g. random_forest or sklearn.linear_model.Ridge)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _auto_takes_defaults(self) -> TrainCfg:
+        if self.estimator == AUTO_ESTIMATOR and self.hyperparams:
+            raise ValueError(
+                f"hyperparams {sorted(self.hyperparams)} given with estimator auto (rule: auto fits each "
+                "candidate with its defaults; name the estimator to set hyperparams)"
+            )
+        return self
 
 
 class EvaluateCfg(_Frozen):
@@ -431,6 +446,12 @@ class Params(_Frozen):
         return (self.sweep.metric if self.sweep else None) or DEFAULT_MONITOR_METRIC[self.task]
 
     @property
+    def validation_fraction(self) -> float:
+        """Share of the train split held out to score candidates (the sweep, train.estimator auto)."""
+        default = SweepCfg.model_fields["validation_fraction"].default
+        return self.sweep.validation_fraction if self.sweep else default
+
+    @property
     def headline(self) -> tuple[str, ...]:
         return TASK_HEADLINE[self.task]
 
@@ -537,6 +558,16 @@ class ProjectPaths:
     @property
     def manifest(self) -> Path:
         return self.artifacts / "model" / "manifest.json"
+
+    @property
+    def selection(self) -> Path:
+        """train.estimator auto's decision, beside the model (DVC tracks it with the model)."""
+        return self.artifacts / "model" / "selection.json"
+
+    @property
+    def selection_fit_seconds(self) -> Path:
+        """auto's candidates' fit seconds: outside the model directory, whose md5 must not vary run to run."""
+        return self.artifacts / "train" / "fit_seconds.json"
 
     @property
     def metrics(self) -> Path:

@@ -63,14 +63,19 @@ def run(
     Uncommitted changes are refused (exit 6) unless --experiment. SIGTERM, SIGINT or SIGHUP stop it with
     its Prefect server (the flow run ends Crashed); a run killed outright is marked Crashed by the next."""
     from flows.common import render_text
-    from mlpipe.pipeline.estimators import resolve_estimator
-    from mlpipe.pipeline.layout import check_positive_class_tracked, check_source_tracked
+    from mlpipe.pipeline.estimators import check_estimator
+    from mlpipe.pipeline.layout import (
+        check_positive_class_tracked,
+        check_selection_tracked,
+        check_source_tracked,
+    )
     from mlpipe.runtime.git import require_clean_tree
 
     paths = project(root)
     params = project_params(paths)
     check_source_tracked(paths.root, params.dataset.source)
     check_positive_class_tracked(paths.root, params.dataset.positive_class)
+    check_selection_tracked(paths.root, params)
     if not experiment:
         require_clean_tree(paths.root)
     name_files_not_taken_in(paths, params)
@@ -84,7 +89,7 @@ def run(
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:  # the server boots meanwhile
         # a typo in train.estimator or train.hyperparams is one line now, not the train stage's failure
         # after the data steps
-        resolve_estimator(params.train.estimator, params.task, params.train.hyperparams)
+        check_estimator(params.train.estimator, params.task, params.train.hyperparams)
         from flows.retrain import retrain
 
         hand_logging_to_prefect()

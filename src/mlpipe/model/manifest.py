@@ -39,8 +39,10 @@ def build_manifest(
     classes: list | None = None,
     trusted_types: list[str] | None = None,
     user_trusted_types: list[str] | None = None,
+    selection: dict | None = None,
 ) -> dict:
-    """Everything needed to check a model file is the one trained from this config and data."""
+    """Everything needed to check a model file is the one trained from this config and data; `estimator`
+    is what was trained, and `selection`, when train.estimator auto chose it, says on what scores."""
     return {
         "model_file": MODEL_FILE,
         "format": "skops",
@@ -59,6 +61,7 @@ def build_manifest(
         "packages": package_versions(),
         "trusted_types": list(TRUSTED_TYPES) if trusted_types is None else trusted_types,
         "user_trusted_types": user_trusted_types or [],
+        **({"selection": selection} if selection else {}),
     }
 
 

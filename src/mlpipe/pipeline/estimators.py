@@ -1,5 +1,6 @@
-"""Which scikit-learn class `train.estimator` names for the task, its checked hyperparameters, and the
-preprocessing its kind needs. One place decides; train, sweep and the preflight ask it."""
+"""Which scikit-learn class `train.estimator` names for the task (or which candidates `auto` compares),
+its checked hyperparameters, and the preprocessing its kind needs. One place decides; train, sweep and the
+preflight ask it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from mlpipe.config import AUTO_ESTIMATOR
 from mlpipe.errors import ConfigError
 
 # Short names: the class for a classification task and for regression (None: no such form).
@@ -20,6 +22,12 @@ SHORT_NAMES: dict[str, tuple[str | None, str | None]] = {
     "extra_trees": ("sklearn.ensemble.ExtraTreesClassifier", "sklearn.ensemble.ExtraTreesRegressor"),
     "logistic_regression": ("sklearn.linear_model.LogisticRegression", None),
     "ridge": (None, "sklearn.linear_model.Ridge"),
+}
+# train.estimator auto: the candidates compared, each with its class's defaults (DEFAULTS), the simpler
+# first: a tie goes to the earlier one.
+AUTO_CANDIDATES = {
+    "classification": ("logistic_regression", "hist_gradient_boosting"),
+    "regression": ("ridge", "hist_gradient_boosting"),
 }
 # Defaults under the configured hyperparams, so each short name trains out of the box.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -63,12 +71,30 @@ def _import_class(path: str) -> type:
     return cls
 
 
+def auto_candidates(task: str) -> tuple[str, ...]:
+    """The short names train.estimator auto compares under `task`."""
+    return AUTO_CANDIDATES["regression" if task == "regression" else "classification"]
+
+
+def check_estimator(name: str, task: str, hyperparams: dict[str, Any]) -> list[EstimatorSpec]:
+    """train.estimator as the preflight checks it: the named estimator, or every candidate of auto."""
+    if name == AUTO_ESTIMATOR:
+        return [resolve_estimator(n, task, {}) for n in auto_candidates(task)]
+    return [resolve_estimator(name, task, hyperparams)]
+
+
 def class_path(name: str, task: str) -> str:
     """The dotted class path a short name or path stands for under `task`."""
+    if name == AUTO_ESTIMATOR:
+        raise ConfigError(
+            "train.estimator: auto is a choice, not a class (rule: the train stage resolves it to one of "
+            f"{', '.join(auto_candidates(task))}; pipeline.selection)"
+        )
     if name not in SHORT_NAMES:
         if "." not in name:
             raise ConfigError(
-                f"train.estimator: {name!r} unknown (rule: one of {', '.join(SHORT_NAMES)} or a dotted path)"
+                f"train.estimator: {name!r} unknown "
+                f"(rule: one of {', '.join(SHORT_NAMES)}, auto or a dotted path)"
             )
         return name
     classifier, regressor = SHORT_NAMES[name]

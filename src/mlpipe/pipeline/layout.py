@@ -146,3 +146,35 @@ def check_positive_class_tracked(root, positive_class) -> None:
             "dvc.yaml: dataset.positive_class is not a param of stage train (rule: a change to the positive "
             "class retrains the model; add it under stages.train.params)"
         )
+
+
+# Binary metrics that depend on evaluate.threshold (the others rank probabilities).
+THRESHOLD_METRICS = ("accuracy", "f1", "precision", "recall")
+
+
+def auto_reads(params) -> list[str]:
+    """The params train.estimator auto picks on beyond the train stage's own, those params.yaml sets (a
+    param it lacks cannot be listed): the sweep's metric and validation fraction, and evaluate.threshold
+    when the metric thresholds probabilities (pure)."""
+    from mlpipe.config import AUTO_ESTIMATOR
+
+    if params.train.estimator != AUTO_ESTIMATOR:
+        return []
+    in_sweep = params.sweep.model_fields_set if params.sweep else set()
+    keys = [f"sweep.{k}" for k in ("metric", "validation_fraction") if k in in_sweep]
+    thresholded = params.task == "binary" and params.sweep_metric in THRESHOLD_METRICS
+    return keys + (["evaluate.threshold"] if thresholded and "evaluate" in params.model_fields_set else [])
+
+
+def check_selection_tracked(root, params) -> None:
+    """A project whose train.estimator is auto must list what auto picks on (auto_reads) as params of stage
+    train, or changing it would not retrain; ConfigError naming the keys and the fix."""
+    from mlpipe.errors import ConfigError
+
+    listed = [p for p in stage_entry(root, "train", "params") if isinstance(p, str)]
+    missing = [k for k in auto_reads(params) if not any(k == p or k.startswith(f"{p}.") for p in listed)]
+    if missing:
+        raise ConfigError(
+            f"dvc.yaml: {', '.join(missing)} not a param of stage train (rule: train.estimator auto picks "
+            "on it, so a change to it retrains; add it under stages.train.params)"
+        )

@@ -1,5 +1,7 @@
-"""Hyperparameter sweep: the candidate grid, the validation part of the train split, one candidate's
-fit and score, the winner, and the winner written into params.yaml with its comments kept.
+"""Hyperparameter sweep: the candidate grid, the train split it scores (verified against DVC), and the
+winner written into params.yaml with its comments kept. The validation part of the train split, one
+candidate's fit and score and the winner are pipeline.selection's (shared with train.estimator auto);
+they are imported here for the sweep's callers.
 
 Candidates are fitted exactly as the train stage fits (`fit_model`, seed + TRAIN_SEED_OFFSET, threads
 pinned to train.n_jobs); the test split is never looked at here, it stays for `evaluate` and the gate.
@@ -11,18 +13,15 @@ import hashlib
 import io
 import itertools
 import json
-import math
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
-from threadpoolctl import threadpool_limits
 
 from mlpipe.config import (
-    LOWER_IS_BETTER,
+    AUTO_ESTIMATOR,
     PARAMS_FILE,
     FeaturesCfg,
     Params,
@@ -30,17 +29,27 @@ from mlpipe.config import (
     TrainCfg,
     read_params_dict,
 )
-from mlpipe.data.frames import split_by_time, split_random
 from mlpipe.errors import SnapshotMismatch, SweepRefused
 from mlpipe.model.manifest import package_versions
-from mlpipe.model.outputs import classes_of, scores
-from mlpipe.pipeline.evaluate import metrics_for
-from mlpipe.pipeline.features import select_features, target_vector
+from mlpipe.pipeline.selection import (
+    VALIDATION_SEED_OFFSET,
+    carve_validation,
+    pick_winner,
+    score_candidate,
+    training_frames,
+)
 from mlpipe.pipeline.stages.train import TRAIN_SEED_OFFSET
-from mlpipe.pipeline.train import build_pipeline, fit_model
+from mlpipe.pipeline.train import build_pipeline
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
 
-VALIDATION_SEED_OFFSET = 4  # seed + k per step: split 1, train 2, monitor sample 3, sweep validation 4
+__all__ = [  # the shared selection steps, for the sweep's callers
+    "VALIDATION_SEED_OFFSET",
+    "carve_validation",
+    "pick_winner",
+    "score_candidate",
+    "training_frames",
+]
+
 # Set by mlpipe from config, never by the grid: the seed, the pinned thread count, the column layout.
 RESERVED = ("random_state", "n_jobs", "categorical_features")
 
@@ -57,7 +66,13 @@ def expand_grid(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[s
 def check_grid(
     train: TrainCfg, features: FeaturesCfg, grid: dict[str, list[Any]], task: str = "binary"
 ) -> None:
-    """Refuse grid keys the estimator does not take, or that config sets itself (seed, threads)."""
+    """Refuse an estimator auto chooses (it has no hyperparams of its own), grid keys the estimator does not
+    take, or that config sets itself (seed, threads)."""
+    if train.estimator == AUTO_ESTIMATOR:
+        raise SweepRefused(
+            "sweep: train.estimator is auto (rule: the sweep tunes one estimator; set train.estimator to the "
+            "one auto chose, named in artifacts/model/selection.json, then sweep)"
+        )
     reserved = sorted(set(grid) & set(RESERVED))
     if reserved:
         raise SweepRefused(
@@ -73,52 +88,9 @@ def check_grid(
         )
 
 
-def carve_validation(
-    train: pd.DataFrame, params: Params, fraction: float
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(fit, validation) parts of the train split, cut the way the split stage cuts train from test:
-    by time for time-ordered data (the validation rows are the newest, never shuffled across the
-    cut), else a seeded draw (seed + VALIDATION_SEED_OFFSET)."""
-    if params.split.method == "time":
-        fit, valid, _ = split_by_time(train, params.dataset.time_column, fraction)
-    else:
-        fit, valid = split_random(train, fraction, params.seed + VALIDATION_SEED_OFFSET)
-    classes_needed = 2 if params.task != "regression" else 1
-    if fit.empty or valid.empty or valid[params.dataset.target].nunique() < classes_needed:
-        raise SweepRefused(
-            f"sweep: validation part has {len(valid)} rows "
-            f"({valid[params.dataset.target].nunique()} classes), "
-            f"fit part {len(fit)} (rule: both parts non-empty, both classes in validation)"
-        )
-    return fit, valid
-
-
 def candidate_train_cfg(train: TrainCfg, hyperparams: dict[str, Any]) -> TrainCfg:
     """The train section with these hyperparams: estimator and n_jobs as configured."""
     return train.model_copy(update={"hyperparams": dict(hyperparams)})
-
-
-def score_candidate(
-    train: TrainCfg,
-    features: FeaturesCfg,
-    X_fit: pd.DataFrame,
-    y_fit: pd.Series,
-    X_val: pd.DataFrame,
-    y_val: pd.Series,
-    seed: int,
-    threshold: float,
-    task: str = "binary",
-    positive_class: str | int | None = None,
-) -> dict[str, Any]:
-    """Fit one candidate as the train stage does and score it on the validation part: the task's metrics
-    (binary: of dataset.positive_class) and fit seconds."""
-    t0 = time.perf_counter()
-    model = fit_model(train, features, X_fit, y_fit, seed, task, positive_class)
-    fit_s = time.perf_counter() - t0
-    with threadpool_limits(limits=train.n_jobs):  # scoring too: a candidate uses the threads it is given
-        out = scores(model, X_val)
-    metrics = metrics_for(task, y_val.to_numpy(), out, threshold, classes_of(model))
-    return {"metrics": metrics, "fit_s": round(fit_s, 3)}
 
 
 def scoring_identity() -> dict[str, str]:
@@ -127,25 +99,15 @@ def scoring_identity() -> dict[str, str]:
     comparable with each other or with the pipeline's model."""
     import mlpipe.pipeline.evaluate
     import mlpipe.pipeline.features
+    import mlpipe.pipeline.selection
     import mlpipe.pipeline.train
 
     code = hashlib.sha256()
-    for module in (mlpipe.pipeline.train, mlpipe.pipeline.features, mlpipe.pipeline.evaluate):
+    pipeline = mlpipe.pipeline
+    for module in (pipeline.train, pipeline.features, pipeline.evaluate, pipeline.selection):
         code.update(Path(module.__file__).read_bytes())
     code.update(Path(__file__).read_bytes())
     return {**package_versions(), "mlpipe_code": code.hexdigest()}
-
-
-def pick_winner(metric_values: list[float], metric: str) -> int:
-    """Index of the best value (lower is better for losses); ties go to the earlier candidate; NaN never
-    wins."""
-    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
-    ranked = [(sign * v, i) for i, v in enumerate(metric_values) if v is not None and not math.isnan(v)]
-    if not ranked:
-        raise SweepRefused(
-            f"sweep: no candidate has a {metric} value (rule: at least one candidate must score)"
-        )
-    return min(ranked)[1]
 
 
 def read_verified_train(paths: ProjectPaths) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -196,20 +158,6 @@ def stale_split_params(lock_file: Path, raw: dict[str, Any]) -> list[str]:
         if json.dumps(current, sort_keys=True, default=str) != json.dumps(value, sort_keys=True, default=str):
             stale.append(key)
     return sorted(stale)
-
-
-def training_frames(
-    train: pd.DataFrame, params: Params, fraction: float
-) -> dict[str, pd.DataFrame | pd.Series]:
-    """Model inputs of the fit and validation parts: X_fit, y_fit, X_val, y_val."""
-    fit, valid = carve_validation(train, params, fraction)
-    target = params.dataset.target
-    return {
-        "X_fit": select_features(fit, params.features),
-        "y_fit": target_vector(fit, target, params.task),
-        "X_val": select_features(valid, params.features),
-        "y_val": target_vector(valid, target, params.task),
-    }
 
 
 def candidate_seed(params: Params) -> int:

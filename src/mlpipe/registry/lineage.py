@@ -92,7 +92,9 @@ def render_lineage(d: dict) -> str:
     lines.append(f"model sha256:    {d['model_sha256']}")
     lines.append(
         f"params:          {len(d['params'])} values (seed={d['params'].get('seed')}, "
-        f"estimator={d['params'].get('train.estimator')})"
+        f"estimator={d['params'].get('train.estimator')}"
+        + (f" chose {chosen}" if (chosen := d["params"].get("train.estimator_chosen")) else "")
+        + ")"
     )
     lines.append("test metrics:    " + ", ".join(f"{k}={v}" for k, v in d["metrics"].items()))
     lines.append(f"drift share:     {d['drift_share']} (newest batch vs training data, at training time)")

@@ -22,6 +22,7 @@ from mlpipe.model.artifact import MODEL_FILE, allowed_types, load_model_file
 from mlpipe.model.loading import MANIFEST_FILE
 from mlpipe.model.manifest import MODEL_PACKAGES, installed_versions
 from mlpipe.pipeline.features import select_features
+from mlpipe.pipeline.selection import read_selection, selection_line
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import local_store, mlflow_client
 from mlpipe.registry.views import ensure_run_table_view
@@ -109,6 +110,36 @@ def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
 
 def _params_for_mlflow(raw: dict) -> dict[str, str]:
     return {k: str(v)[:MAX_PARAM_LEN] for k, v in flatten(raw).items()}
+
+
+def selection_fields(
+    record: dict | None, fit_seconds: dict | None, model_sha256: str
+) -> tuple[dict[str, str], dict[str, float]]:
+    """MLflow params and metrics of what train.estimator auto chose (pure): the winner, metric and reason
+    as params `train.estimator_chosen`, `train.selection_metric`, `train.selection_reason`; each candidate's
+    validation score as `selection.<candidate>.<metric>`, and its fit seconds `selection.<candidate>.fit_s`
+    when they were measured for this model. Nothing for a named estimator."""
+    if not record:
+        return {}, {}
+    params = {
+        "train.estimator_chosen": record["winner"],
+        "train.selection_metric": record["metric"],
+        "train.selection_reason": record["reason"][:MAX_PARAM_LEN],
+    }
+    metric = record["metric"]
+    metrics = {
+        f"selection.{c['name']}.{metric}": float(c["score"])
+        for c in record["candidates"]
+        if c["score"] is not None
+    }
+    if fit_seconds and fit_seconds.get("model_sha256") == model_sha256:
+        metrics |= {f"selection.{name}.fit_s": float(s) for name, s in fit_seconds["fit_s"].items()}
+    return params, metrics
+
+
+def _fit_seconds(paths: ProjectPaths) -> dict | None:
+    path = paths.selection_fit_seconds
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 SCHEMA_HEAD_ROWS = 10_000
@@ -241,12 +272,16 @@ def _log_run(
     requirements = [f"{n}=={v}" for n, v in model_requirements(paths.root).items()]
     run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
     logging.getLogger("mlflow.utils.environment").addFilter(NO_PIP_IN_THE_VENV)  # once: the same object
+    selection = read_selection(paths.selection)
+    chosen_params, chosen_metrics = selection_fields(selection, _fit_seconds(paths), manifest["model_sha256"])
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
-        note = describe_run(run.info.run_id, tags, frames, params, data_files(paths.data))
+        note = describe_run(
+            run.info.run_id, tags, frames, params, data_files(paths.data), selection_line(selection)
+        )
         source = {tag.MLFLOW_SOURCE_NAME: tag.SOURCE_NAME}
         mlflow.set_tags(tags | source | {tag.PID: str(os.getpid()), tag.MLFLOW_NOTE: note})
-        mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / PARAMS_FILE)))
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / PARAMS_FILE)) | chosen_params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()} | chosen_metrics)
         for name, (path, context) in parts.items():
             rel = str(path.relative_to(paths.root))
             md5 = split_hashes.get(rel, "")
@@ -279,15 +314,23 @@ def _log_run(
         mlflow.log_dict(outputs, tag.DVC_OUTPUTS_ARTIFACT)
         mlflow.log_artifact(str(paths.metrics), "mlpipe")
         mlflow.log_artifact(str(paths.predictions_record), "mlpipe")
+        if selection:
+            mlflow.log_artifact(str(paths.selection), "mlpipe")
         mlflow.set_tag(tag.MODEL_URI, info.model_uri)
     return run.info.run_id, info.model_uri
 
 
 def describe_run(
-    run_id: str, tags: dict[str, str], frames: dict[str, pd.DataFrame], params: Params, batches: list[Path]
+    run_id: str,
+    tags: dict[str, str],
+    frames: dict[str, pd.DataFrame],
+    params: Params,
+    batches: list[Path],
+    estimator_line: str = "",
 ) -> str:
     """The run's description (Markdown, shown on its MLflow page): what data, which batches, which code,
-    and how to get the model back (pure)."""
+    what train.estimator auto chose (`estimator_line`, selection.selection_line), and how to get the model
+    back (pure)."""
     time_col = params.dataset.time_column
     period = ""
     if time_col and time_col in frames["train"].columns:
@@ -304,6 +347,7 @@ def describe_run(
             f"- data: DVC md5 `{tags[tag.DATA_MD5] or 'none'}`, {len(names)} file(s) in data/: {shown}",
             f"- rows: {len(frames['train'])} train / {len(frames['test'])} test "
             f"(split {params.split.method}{period})",
+            *([f"- estimator: {estimator_line}"] if estimator_line else []),
             f"- code: git commit `{commit}`" + (" (dirty tree)" if tags[tag.GIT_DIRTY] == "true" else ""),
             f"- model sha256: `{tags[tag.MODEL_SHA256]}`",
             f"- stage outputs: the dvc.lock md5 of each in the artifact `{tag.DVC_OUTPUTS_ARTIFACT}`",

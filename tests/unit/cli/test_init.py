@@ -57,6 +57,11 @@ def test_init_writes_a_project_the_config_accepts(table, capsys):
     assert "id" in params.features.leakage and "excluded 'id': an identifier" in out
     assert set(params.features.numerical) == {"depth", "reading"} and params.features.categorical == ["site"]
     assert params.monitor_metric == "r2" and params.tolerance == {"r2": 0.01}
+    # the estimator is chosen on evidence at each training, and the file and the printout say so
+    assert params.train.estimator == "auto" and params.train.hyperparams == {}
+    text = (table / "p" / "params.yaml").read_text()
+    assert "# train.estimator auto: " in text.split("\ntrain:\n")[0] and "  estimator: auto\n" in text
+    assert "  estimator: auto (a linear model and hist_gradient_boosting compared on a validation" in out
     pipeline = yaml.safe_load((table / "p" / "dvc.yaml").read_text())
     assert list(pipeline["stages"]) == ["validate", "split", "train", "evaluate"]
     assert (table / "p" / ".dvc" / "config").exists() and (table / "p" / ".git").exists()
