@@ -1,122 +1,54 @@
-"""The monitoring flow: the prediction log's newest window against the champion's training data;
-Evidently reports (HTML + JSON) on an MLflow monitoring run linked to the champion's run and as a
-Prefect artifact; retrains when drift or a performance drop says so, and raises an alert state
-(`Retire`) when live performance falls below the floor. The engine behind `mlpipe monitor`."""
+"""The monitoring flow: the champion's own rows of the prediction log's newest window against its training
+data (each other version's rows described beside them); Evidently reports (HTML + JSON) on an MLflow
+monitoring run linked to the champion's run and as a Prefect artifact; when drift or a performance drop says
+retrain, lands what is new to train on and retrains on it (nothing new: no retrain, and it says so); raises an
+alert state (`Retire`) when live performance falls below the floor. The engine behind `mlpipe monitor`."""
 
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
 from flows.common import setup
-from mlpipe.config import ProjectPaths
 from mlpipe.registry import tags as tag
-from mlpipe.registry.aliases import CHAMPION
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.logs import event
 
 
-def _training_split(paths: ProjectPaths, run) -> Path:
-    """The champion's own train split from the DVC cache by its recorded md5; the project's as a fallback."""
-    from mlpipe.registry.reproduce import cached_output
-
-    return cached_output(paths.root, tag.read(run.data.tags, tag.TRAINSET_MD5), paths.train_split)
-
-
 @task(name="monitor_window", timeout_seconds=900)
 def check(root: str, tracking_uri: str, log_url: str) -> dict:
-    from mlpipe.data.frames import read_frame
-    from mlpipe.model.outputs import classes_of, task_of
-    from mlpipe.monitoring import monitor as mon
-    from mlpipe.monitoring.drift import describe_side, save_drift
-    from mlpipe.registry.models import load_registered
+    """The champion judged on its own logged rows, the other versions described (monitoring.judge), recorded
+    as an MLflow monitoring run."""
+    from mlpipe.monitoring.judge import judge_log, load_champion
 
     paths, params = setup(root)
-    cfg = params.monitor
     client = mlflow_client(tracking_uri)
-    loaded, run_id = load_registered(client, f"models:/{params.model.name}@{CHAMPION}")
-    run = client.get_run(run_id)
-    t0 = time.perf_counter()
-    window, rows = mon.read_window(log_url, cfg.window_rows, cfg.sample_rows)
-    read_s = time.perf_counter() - t0
-    result = {
-        "champion_run_id": run_id,
-        "rows_in_window": rows,
-        "rows_checked": len(window),
-        "read_s": round(read_s, 3),
-    }
-    inputs = prediction = live = None
-    files: list[str] = []
-    trained = dict(run.data.metrics)
-    if rows >= cfg.min_rows:
-        train = read_frame(_training_split(paths, run))
-        reference = mon.reference_sample(
-            train, loaded.model, params.features, cfg.reference_rows, params.seed + 3
-        )
-        current = mon.coerce_like(window, reference, params.features)
-        t1 = time.perf_counter()
-        inputs, prediction, snapshot = mon.drift_summaries(reference, current, params.features)
-        result["evidently_s"] = round(time.perf_counter() - t1, 3)
-        train_md5 = tag.read(run.data.tags, tag.TRAINSET_MD5, "")
-        time_col = params.dataset.time_column
-        context = {
-            "title": f"Input drift: prediction log vs training data of {params.model.name} (champion)",
-            "reference": describe_side(
-                f"training split of run {run_id}",
-                f"DVC md5 {train_md5 or 'unknown'}",
-                train[time_col] if time_col in train.columns else None,
-                len(train),
-                len(reference),
-            ),
-            "current": describe_side(
-                f"prediction log: newest {cfg.window_rows} rows",
-                "rows, not a file",
-                window.get(mon.LOGGED_AT),
-                rows,
-                len(current),
-            ),
-        }
-        html, js, _ = save_drift(
-            snapshot, paths.artifacts / "monitor" / time.strftime("%Y%m%dT%H%M%S"), context=context
-        )
-        files = [str(html), str(js)]
-        task, classes = task_of(loaded.model), classes_of(loaded.model)
-        live = mon.live_performance(window, params.evaluate.threshold, cfg.min_labels, task, classes)
-        verdicts = inputs["verdicts"] | prediction["verdicts"]
-        sampled = len(window) < rows or len(reference) < len(train)
-        if sampled and mon.decision_at_stake(
-            cfg, rows, verdicts, params.features, live, trained, params.monitor_metric
-        ):
-            # A sampled score near its threshold could flip the decision: Evidently on every row decides.
-            whole = mon.reference_sample(train, loaded.model, params.features, len(train), params.seed + 3)
-            verdicts = mon.confirm_borderline(log_url, cfg.window_rows, whole, verdicts, params.features)
-            inputs, prediction = mon.summaries_from_verdicts(verdicts, params.features)
-            result["confirmed_on_every_row"] = sorted(c for c, v in verdicts.items() if v.get("confirmed"))
-    decision = mon.monitor_verdict(cfg, rows, inputs, prediction, live, trained, params.monitor_metric)
-    result |= {
-        "input_drift": inputs,
-        "prediction_drift": prediction,
-        "live_metrics": live,
-        "labels": int(window["label"].notna().sum()) if len(window) else 0,
-        "training_metric": trained.get(params.monitor_metric),
-        "metric": params.monitor_metric,
-        **decision,
-    }
-    result["monitoring_run_id"] = _log_monitoring_run(client, run, result, files)
+    champion = load_champion(client, params.model.name)
+    result, files = judge_log(paths, params, champion, log_url)
+    result["monitoring_run_id"] = _log_monitoring_run(client, champion.run, result, files)
     event(
         "monitor",
-        rows=rows,
-        drift_share=(inputs or {}).get("drift_share"),
-        retrain=decision["retrain"],
-        retire=decision["retire"],
-        reasons="; ".join(decision["reasons"]) or "none",
+        rows=result["rows_in_window"],
+        champion_rows=result["champion_rows"],
+        drift_share=(result["input_drift"] or {}).get("drift_share"),
+        retrain=result["retrain"],
+        retire=result["retire"],
+        reasons="; ".join(result["reasons"]) or "none",
     )
     return result
+
+
+@task(name="new_data", timeout_seconds=1800)
+def new_data(root: str, log_url: str, wanted: str) -> dict:
+    """What a retrain verdict (`wanted`: its reasons) has to train on, landed (monitoring.new_data)."""
+    from mlpipe.monitoring.new_data import land_new_data
+
+    paths, params = setup(root)
+    found = land_new_data(paths, params, log_url)
+    return found.as_dict() | {"line": found.line(wanted)}
 
 
 def _log_monitoring_run(client, champion_run, result: dict, files: list[str]) -> str:
@@ -133,6 +65,13 @@ def _log_monitoring_run(client, champion_run, result: dict, files: list[str]) ->
     )
     rid = run.info.run_id
     client.log_metric(rid, "rows_in_window", result["rows_in_window"])
+    client.log_metric(rid, "champion_rows", result["champion_rows"])
+    for version, figures in result["versions"].items():  # the other versions' own rows: information
+        client.log_metric(rid, f"v{version}_rows", figures["rows"])
+        if figures["input_drift_share"] is not None:
+            client.log_metric(rid, f"v{version}_input_drift_share", figures["input_drift_share"])
+        for name, value in (figures["live_metrics"] or {}).items():
+            client.log_metric(rid, f"v{version}_live_{name}", float(value))
     if result["input_drift"]:
         client.log_metric(rid, "input_drift_share", result["input_drift"]["drift_share"])
         client.log_metric(rid, "prediction_drifted", float(bool(result["prediction_drift"]["drift_share"])))
@@ -145,12 +84,20 @@ def _log_monitoring_run(client, champion_run, result: dict, files: list[str]) ->
     return rid
 
 
+def _verdict(r: dict) -> str:
+    if not r["judged"]:
+        return "no verdict yet"
+    return "RETIRE" if r["retire"] else ("retrain" if r["retrain"] else "healthy")
+
+
 def _markdown(r: dict) -> str:
     lines = [
-        f"# Monitor: {'RETIRE' if r['retire'] else ('retrain' if r['retrain'] else 'healthy')}",
+        f"# Monitor: {_verdict(r)}",
         "",
         f"- champion run: {r['champion_run_id']}",
-        f"- rows in window: {r['rows_in_window']} (checked {r['rows_checked']}, read in {r['read_s']} s)",
+        f"- {r['champion']}",
+        f"- rows in window: {r['rows_in_window']} (the champion's checked {r['rows_checked']}, read in "
+        f"{r['read_s']} s)",
         f"- input drift share: {(r['input_drift'] or {}).get('drift_share')}",
         f"- prediction drifted: {bool((r['prediction_drift'] or {}).get('drift_share'))}",
         f"- live {r['metric']}: {(r['live_metrics'] or {}).get(r['metric'])} on {r['labels']} labels "
@@ -159,6 +106,8 @@ def _markdown(r: dict) -> str:
         "",
     ]
     lines += [f"- reason: {x}" for x in r["reasons"]] or ["- no reason to act"]
+    lines += [f"- {x}" for x in r["version_lines"]]
+    lines += [f"- {r['new_data']['line']}"] if r.get("new_data") else []
     return "\n".join(lines) + "\n"
 
 
@@ -171,11 +120,15 @@ def monitor(
 
     paths, _ = setup(root)
     uri = tracking_uri or paths.tracking_uri
-    result = check(str(paths.root), uri, log_url or default_log_url(paths.root))
+    url = log_url or default_log_url(paths.root)
+    result = check(str(paths.root), uri, url)
+    if result["retrain"] and trigger:
+        result["new_data"] = new_data(str(paths.root), url, "; ".join(result["reasons"]))
+        event("monitor_new_data", line=result["new_data"]["line"])
     create_markdown_artifact(
         _markdown(result), key="monitor-summary", description="What the monitor saw and decided"
     )
-    if result["retrain"] and trigger:
+    if result.get("new_data", {}).get("batches"):  # a retrain with nothing new would train nothing
         from flows.retrain import retrain
 
         event("monitor_triggers_retrain", reasons="; ".join(result["reasons"]))

@@ -324,6 +324,10 @@ class MonitorCfg(_Frozen):
         default=0.05, ge=0
     )  # live metric this much worse than the training metric: retrain
     floor: float | None = 0.55  # live metric worse than this: retire (alert), retrain; None: no floor
+    # On a retrain verdict, the logged inputs with /feedback labels not landed before go to the landing zone
+    # as one batch (feedback-<first id>-<last id>.parquet), judged as any batch. Off unless the project says
+    # so: where the source also delivers the same events, landing them from the log would count them twice.
+    feedback_as_batch: bool = False
 
 
 class SweepCfg(_Frozen):

@@ -1,7 +1,9 @@
 """Closing the loop: real traffic through `mlpipe serve` lands in the prediction log with feedback;
-`mlpipe monitor` (Evidently on the log vs the champion's training data) finds the healthy case
-healthy, drifted traffic a reason to retrain (and triggers the retrain flow), and a model whose
-live performance fell below the floor a reason to retire (alert state, exit 5)."""
+`mlpipe monitor` (Evidently on the champion's own logged rows vs its training data) finds the healthy case
+healthy, drifted traffic a reason to retrain (it lands the labelled traffic and the source's next period,
+and the retrain flow takes them in and judges them), a newly promoted champion without rows of its own
+no verdict yet, and a model whose live performance fell below the floor a reason to retire (alert state,
+exit 5)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from conftest import mlpipe, records, start_server, stop, tracking_client
+from conftest import commit_all, edit_params, mlpipe, records, start_server, stop, tracking_client
 
 from mlpipe.config import load_params
 
@@ -50,11 +52,15 @@ def train_rows(project_copy):
     )
 
 
-def test_healthy_then_drifted_traffic_and_the_retrain_it_triggers(project_copy, train_rows):
+def test_healthy_then_drifted_traffic_retrained_on_its_labels_then_judged_per_version(
+    project_copy, train_rows
+):
     root = project_copy
     send(root, train_rows, train_rows["late"].to_numpy())
     healthy = json.loads(mlpipe(root, "monitor", "--json", "--no-trigger").stdout)
     assert healthy["rows_in_window"] == 1000 and healthy["labels"] == 1000
+    assert healthy["champion"] == "champion v1: 1,000 logged rows of its own, 1,000 labelled"
+    assert healthy["versions"] == {}
     assert healthy["retrain"] is False and healthy["retire"] is False, healthy["reasons"]
     assert healthy["input_drift"]["drift_share"] <= 0.5 and healthy["live_metrics"]["roc_auc"] > 0.55
     run = tracking_client(root).get_run(healthy["monitoring_run_id"])
@@ -80,13 +86,42 @@ def test_healthy_then_drifted_traffic_and_the_retrain_it_triggers(project_copy, 
         distance=4000,
     )
     send(root, shifted, shifted["late"].to_numpy())
-    drifted = mlpipe(root, "monitor", "--json")
-    d = json.loads(drifted.stdout)
+    edit_params(root, monitor={"feedback_as_batch": True})
+    commit_all(root, "monitor: labelled traffic becomes training data")
+    d = json.loads(mlpipe(root, "monitor", "--json").stdout)
     assert d["retrain"] is True and any(r.startswith("input drift share") for r in d["reasons"])
-    assert d["retrain_run"]["state"] == "Completed", (
-        "the retrain flow ran (and, with no new data, trained nothing)"
-    )
-    assert "nothing to train" in d["retrain_run"]["summary"]["verdict"]
+    # the 2,000 labelled rows (log ids 1..2000) and the week after the data (a time source) were landed
+    new = d["new_data"]
+    assert new["feedback"] == ["feedback-1-2000.parquet"] and new["period"] == "batch-2013-01-15.parquet"
+    assert new["line"].startswith("retrain (input drift share") and "feedback-1-2000.parquet" in new["line"]
+    run = d["retrain_run"]
+    assert run["state"] == "Completed", run
+    s = run["summary"]
+    assert s["accepted"] == ["batch-2013-01-15.parquet", "feedback-1-2000.parquet"] and s["trained"], s
+    assert s["model_version"] == "2" and s["gate_decision"], "registered and judged by the gate"
+    assert (root / "data" / "feedback-1-2000.parquet").exists()
+    assert not list((root / "landing").glob("*.parquet")), "taken in, not left waiting"
+
+    # the champion is now version 2 (the gate's or, when it kept v1, a hand promotion's doing): every logged
+    # row was answered by version 1, so the champion has no verdict yet; v1's figures are information
+    client = tracking_client(root)
+    if client.get_model_version_by_alias("flights-late", "champion").version != "2":
+        client.set_registered_model_alias("flights-late", "champion", "2")
+    after = mlpipe(root, "monitor", "--no-trigger")
+    lines = after.stdout.splitlines()
+    head = "mlpipe monitor: no verdict yet; 2000 rows in window, input drift share None"
+    assert lines[0].startswith(head), lines
+    assert lines[1:3] == [
+        "  champion v2: 0 logged rows of its own (2,000 by v1)",
+        "  reason: champion v2: 0 logged rows of its own (2,000 by v1), under monitor.min_rows 200: "
+        "no verdict yet",
+    ], after.stdout
+    assert (
+        lines[3].startswith(
+            "  v1 (not the champion; information only): 2,000 rows, 2,000 labelled; live roc_auc 0."
+        )
+        and "input drift share" in lines[3]
+    ), after.stdout
 
 
 def test_live_performance_below_the_floor_retires_the_model(project_copy, train_rows):

@@ -37,10 +37,8 @@ def simulate(
 ) -> None:
     """Replay the source: release the period after the newest data into the landing zone (a source with a
     time column; others take new batches by `mlpipe ingest`)."""
-    import pandas as pd
-
-    from mlpipe.data.frames import data_files, read_frame
-    from mlpipe.data.landing import landed_batches, landed_time_max, release_next_period
+    from mlpipe.data.frames import read_frame
+    from mlpipe.data.landing import release_next_period, source_position
     from mlpipe.data.sources import get_source
     from mlpipe.errors import ConfigError
 
@@ -55,22 +53,9 @@ def simulate(
             "(rule: land new batches with `mlpipe ingest FILE`)"
         )
     landing_dir = paths.root / params.retrain.landing_dir
-    stamps = [read_frame(f)[time_col].max() for f in data_files(paths.data)]
-    # Landed files within the size limit, a chunk at a time; one without times (junk the next run will
-    # quarantine) says nothing about where the data ends.
-    landed = [
-        landed_time_max(f, time_col, params.dataset.time_format, params.retrain.chunk_rows)
-        for f in landed_batches(landing_dir)
-        if f.stat().st_size / 1e6 <= params.retrain.max_batch_mb
-    ]
-    stamps += [t for t in landed if t is not None]
-    if not stamps:
-        latest = pd.Timestamp(params.dataset.initial_period.end, tz="UTC") - pd.Timedelta(hours=1)
-    else:
-        latest = max(stamps)
     dest = release_next_period(
         get_source(params, paths.root),
-        latest,
+        source_position(paths.data, landing_dir, params),
         time_col,
         params.dataset.batch_freq,
         landing_dir,

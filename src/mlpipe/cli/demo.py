@@ -182,6 +182,7 @@ def run_demo(root: Path, dest: Path, traffic_rows: int, echo: Callable[[str], No
         )
         monitored = json.loads(mlpipe_cmd(dest, "monitor", "--json", ok=(0, 5)).stdout)
         verdict = "retire" if monitored["retire"] else ("retrain" if monitored["retrain"] else "healthy")
+        verdict = verdict if monitored["judged"] else "no verdict yet"
         report = sorted((dest / "artifacts" / "monitor").glob("*/drift.html"))
         share = (monitored["input_drift"] or {}).get("drift_share")
         done(

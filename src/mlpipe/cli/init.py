@@ -46,6 +46,13 @@ def monitor_floor(task: str, target) -> float | None:
     return 0.0 if task == "regression" else 0.55
 
 
+def feedback_as_batch(time: str | None) -> bool:
+    """Whether a retrain verdict lands the labelled traffic as a batch: without a time column it is the only
+    new data that comes by itself (files come by `mlpipe ingest`); with one, the source's next period brings
+    the labelled rows, and the same events coming back through /feedback would be counted twice."""
+    return time is None
+
+
 def build_params(
     proposal, *, source: dict, target: str, time: str | None, time_format: str, period, name: str, df
 ) -> dict:
@@ -88,6 +95,7 @@ def build_params(
         "monitor": {
             "metric": DEFAULT_MONITOR_METRIC[proposal.task],
             "floor": monitor_floor(proposal.task, df[target].dropna()),
+            "feedback_as_batch": feedback_as_batch(time),
         },
     }
 
@@ -127,7 +135,8 @@ def data_line(dataset, time_format: str, period) -> str:
         return (
             f"data: {where}, no time column: random split, batches in arrival order; later files are taken "
             "in by `mlpipe ingest FILE` (a new file matching the path is not read by itself: "
-            "`mlpipe run` names any it finds)"
+            "`mlpipe run` names any it finds); on a retrain verdict `mlpipe monitor` lands the labelled "
+            "traffic (/feedback) as a batch (monitor.feedback_as_batch: true)"
         )
     later = (
         "later periods are read from the same files by `mlpipe simulate --next`, or come as files "
@@ -137,7 +146,9 @@ def data_line(dataset, time_format: str, period) -> str:
     )
     return (
         f"data: {where}, time {dataset.time_column} ({time_format}), initial period {period[0]}..{period[1]} "
-        f"(the only rows profiled); {later}"
+        f"(the only rows profiled); {later}; on a retrain verdict `mlpipe monitor` fetches the next period "
+        "that has ended (labelled traffic is not landed, monitor.feedback_as_batch: false: the source brings "
+        "those events, they would count twice)"
     )
 
 

@@ -171,14 +171,20 @@ def monitor(
     root: ROOT_OPTION = Path("."),
     as_json: JSON_OPTION = False,
     trigger: Annotated[
-        bool, typer.Option("--trigger/--no-trigger", help="Run the retrain flow when the verdict says so.")
+        bool,
+        typer.Option(
+            "--trigger/--no-trigger",
+            help="On a retrain verdict, land what is new to train on and run the retrain flow on it.",
+        ),
     ] = True,
     log_url: Annotated[
         str | None, typer.Option("--log-url", help="Prediction log URL (as for serve).")
     ] = None,
 ) -> None:
-    """Check the prediction log against the champion's training data (Evidently), decide, maybe retrain.
-    Exit 5 when live performance is below monitor.floor (retire)."""
+    """Judge the champion on its own rows of the prediction log against its training data (Evidently), the
+    other versions' rows described beside it; decide, maybe retrain on what is new (labelled traffic when
+    monitor.feedback_as_batch, a time source's next period). Exit 5 when live performance is below
+    monitor.floor (retire)."""
     paths = project(root)
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:
         from flows.monitor import monitor as monitor_flow
@@ -201,13 +207,22 @@ def monitor(
         echo_json(result)
     else:
         verdict = "RETIRE" if result["retire"] else ("retrain" if result["retrain"] else "healthy")
+        if not result["judged"]:
+            verdict = "no verdict yet"
+        elif not result["retire"] and result.get("new_data") and not result["new_data"]["batches"]:
+            verdict = "retrain wanted, nothing new to train on"
         typer.echo(
             f"mlpipe monitor: {verdict}; {result['rows_in_window']} rows in window, input drift share "
             f"{(result['input_drift'] or {}).get('drift_share')}, live {result['metric']} "
             f"{(result['live_metrics'] or {}).get(result['metric'])} on {result['labels']} labels"
         )
+        typer.echo(f"  {result['champion']}")
         for reason in result["reasons"]:
             typer.echo(f"  reason: {reason}")
+        for line in result["version_lines"]:
+            typer.echo(f"  {line}")
+        if result.get("new_data"):
+            typer.echo(f"  {result['new_data']['line']}")
         if "retrain_run" in result:
             typer.echo(f"  retrain flow: {result['retrain_run']['state']}")
     if result["retire"]:

@@ -33,6 +33,7 @@ from mlpipe.data.frames import (
     materialise_period,
     next_period,
     read_chunks,
+    read_frame,
     write_frame,
     write_tables,
 )
@@ -49,7 +50,11 @@ from mlpipe.data.validation import (
     outside_expected,
     render_report,
 )
-from mlpipe.data.zone import BATCH_SUFFIXES, landed_batches  # noqa: F401 - landed_batches: landing's API
+from mlpipe.data.zone import (  # noqa: F401 - landed_batches: landing's API
+    BATCH_SUFFIXES,
+    FEEDBACK_PREFIX,
+    landed_batches,
+)
 from mlpipe.errors import AlreadyExists, DataError, MissingInput
 
 # pandas' default na_values: a CSV cell is missing exactly when pd.read_csv would read it as missing.
@@ -678,6 +683,31 @@ def set_aside_initial_rows(
     report = render_report(None, rules, f"{name}: {int(bad.sum())} of {len(frame)} source rows set aside")
     dest.with_name(dest.name + REPORT_SUFFIX).write_text(report, encoding="utf-8")
     return frame[~bad].reset_index(drop=True)
+
+
+def source_position(data_dir: Path, landing_dir: Path, params: Params) -> pd.Timestamp | None:
+    """The newest time of the source's rows in data/ or waiting in the landing zone (only their time column
+    read; landed files over retrain.max_batch_mb and batches of labelled traffic aside); before any, the hour
+    before the initial period's end; None for a source without a time column or a period."""
+    dataset, cfg = params.dataset, params.retrain
+    time_col = dataset.time_column
+    if time_col is None:
+        return None
+    own = [f for f in data_files(data_dir) if not f.name.startswith(FEEDBACK_PREFIX)]
+    stamps = [read_frame(f, [time_col])[time_col].max() for f in own]
+    # Landed files within the size limit, a chunk at a time; one without times (junk the next run will
+    # quarantine) says nothing about where the data ends.
+    landed = [
+        landed_time_max(f, time_col, dataset.time_format, cfg.chunk_rows)
+        for f in landed_batches(landing_dir)
+        if f.stat().st_size / 1e6 <= cfg.max_batch_mb and not f.name.startswith(FEEDBACK_PREFIX)
+    ]
+    stamps = [t for t in [*stamps, *landed] if t is not None and not pd.isna(t)]
+    if stamps:
+        return max(stamps)
+    if dataset.initial_period is None:
+        return None
+    return pd.Timestamp(dataset.initial_period.end, tz="UTC") - pd.Timedelta(hours=1)
 
 
 def release_next_period(

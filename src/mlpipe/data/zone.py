@@ -10,6 +10,9 @@ from pathlib import Path
 
 DATA_SUFFIX = ".parquet"  # every file of data/
 BATCH_SUFFIXES = (DATA_SUFFIX, ".csv")  # what may be landed
+# A batch of the prediction log's labelled traffic (the monitor lands it): its times are when the service
+# answered, so it says nothing about how far the source's own periods have come.
+FEEDBACK_PREFIX = "feedback-"
 
 
 def landed_batches(landing_dir: Path) -> list[Path]:

@@ -51,23 +51,33 @@ def count_window(conn, low: int, top: int) -> int:
     return conn.execute(sa.select(sa.func.count()).where(PREDICTIONS.c.id > low)).scalar_one()
 
 
-def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFrame, int]:
-    """(sampled rows of the newest `window_rows`, rows in the window). One row per logged prediction:
-    its inputs as columns, proba, prediction, model_version, and label when feedback arrived. The sample
-    is every row whose id is a multiple of a stride, fetched by id (a generated series joined on the
-    primary key), so its cost follows the sample, not the window."""
+def read_window(
+    url: str, window_rows: int, sample_rows: int, model_version: str | None = None
+) -> tuple[pd.DataFrame, int]:
+    """(sampled rows of the newest `window_rows`, rows in the window), only `model_version`'s rows when given
+    (filtered in the database). One row per logged prediction: its inputs as columns, proba, prediction,
+    model_version, and label when feedback arrived. The sample is every row whose id is a multiple of a
+    stride; for the whole window fetched by id (a generated series joined on the primary key), for one
+    version through the log's (model_version, id) index: either way its cost follows the sample (and the
+    version's rows), not the window."""
     engine = sa.create_engine(url, future=True)
     try:
         with engine.connect() as conn:
             top = conn.execute(sa.select(sa.func.max(PREDICTIONS.c.id))).scalar()
             if top is None:
-                return pd.DataFrame(), 0
+                return _window_frame([]), 0
             low = max(0, top - window_rows)
-            in_window = count_window(conn, low, top)
-            stride = max(1, math.ceil(in_window / sample_rows))
-            # the ids low < id <= top with id % stride == 0, smallest first
-            ids = sa.select(sa.literal((low // stride + 1) * stride).label("id")).cte("ids", recursive=True)
-            ids = ids.union_all(sa.select((ids.c.id + stride).label("id")).where(ids.c.id + stride <= top))
+            if model_version is None:
+                in_window = count_window(conn, low, top)
+                ids = stride_ids(low, top, max(1, math.ceil(in_window / sample_rows)))
+                source, keep = ids.join(PREDICTIONS, PREDICTIONS.c.id == ids.c.id), sa.true()
+            else:
+                mine = sa.and_(PREDICTIONS.c.model_version == model_version, PREDICTIONS.c.id > low)
+                in_window = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+                if not in_window:
+                    return _window_frame([]), 0
+                stride = max(1, math.ceil(in_window / sample_rows))
+                source, keep = PREDICTIONS, sa.and_(mine, PREDICTIONS.c.id % stride == 0)
             q = (
                 sa.select(
                     PREDICTIONS.c.id,
@@ -79,7 +89,7 @@ def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFr
                     FEEDBACK.c.label,
                 )
                 .select_from(
-                    ids.join(PREDICTIONS, PREDICTIONS.c.id == ids.c.id).outerjoin(
+                    source.outerjoin(
                         FEEDBACK,
                         sa.and_(
                             FEEDBACK.c.request_id == PREDICTIONS.c.request_id,
@@ -87,18 +97,60 @@ def read_window(url: str, window_rows: int, sample_rows: int) -> tuple[pd.DataFr
                         ),
                     )
                 )
+                .where(keep)
                 .order_by(PREDICTIONS.c.id)
             )
             rows = conn.execute(q).all()
     finally:
         engine.dispose()
+    return _window_frame(rows), in_window
+
+
+def stride_ids(low: int, top: int, stride: int):
+    """The ids low < id <= top with id % stride == 0, smallest first, generated in the database (a recursive
+    CTE): joined on the primary key, they fetch a stride sample without walking the rows between."""
+    ids = sa.select(sa.literal((low // stride + 1) * stride).label("id")).cte("ids", recursive=True)
+    return ids.union_all(sa.select((ids.c.id + stride).label("id")).where(ids.c.id + stride <= top))
+
+
+def _window_frame(rows) -> pd.DataFrame:
+    """Logged rows as the monitor's frame: the inputs as columns, then proba, prediction, model_version,
+    label and the time the service answered."""
     frame = pd.DataFrame.from_records([json.loads(r.inputs) for r in rows])
     frame[PROBA] = [r.proba for r in rows]
     frame["prediction"] = [r.prediction for r in rows]
     frame["model_version"] = [r.model_version for r in rows]
     frame["label"] = [r.label for r in rows]
     frame[LOGGED_AT] = pd.to_datetime([r.ts for r in rows], unit="s", utc=True)
-    return frame, in_window
+    return frame
+
+
+def window_versions(url: str, window_rows: int, sample_rows: int) -> tuple[list[str], int]:
+    """(the model versions of the newest `window_rows` rows, rows in the window): the versions among the rows
+    read_window samples (ids a multiple of its stride; no inputs read), so a version with fewer rows than
+    the stride may be missed; every version when the window is no larger than `sample_rows`."""
+    engine = sa.create_engine(url, future=True)
+    try:
+        with engine.connect() as conn:
+            top = conn.execute(sa.select(sa.func.max(PREDICTIONS.c.id))).scalar()
+            if top is None:
+                return [], 0
+            low = max(0, top - window_rows)
+            in_window = count_window(conn, low, top)
+            ids = stride_ids(low, top, max(1, math.ceil(in_window / sample_rows)))
+            found = conn.execute(
+                sa.select(PREDICTIONS.c.model_version)
+                .select_from(ids.join(PREDICTIONS, PREDICTIONS.c.id == ids.c.id))
+                .distinct()
+            )
+            return sorted(found.scalars(), key=version_order), in_window
+    finally:
+        engine.dispose()
+
+
+def version_order(version: str) -> tuple:
+    """Registry versions in number order (2 before 10); any other text after them, by its text."""
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
 
 LOGGED_AT = "logged_at"  # when the service answered the row (the window's own period)
@@ -162,18 +214,22 @@ def monitor_verdict(
     live: dict | None,
     trained: dict,
     metric: str | None = None,
+    own: str | None = None,
 ) -> dict:
-    """The monitor's verdict (pure): retrain and/or retire, with every reason spelled out. `metric` is the
-    task's monitored metric (Params.monitor_metric); lower-is-better metrics are judged the other way."""
+    """The monitor's verdict (pure): retrain and/or retire, with every reason spelled out. `rows` are the
+    judged model's own logged rows, `own` says so in words (versions_line); `metric` is the task's monitored
+    metric (Params.monitor_metric); lower-is-better metrics are judged the other way."""
     from mlpipe.config import lower_is_better
 
     metric = metric or cfg.metric or "roc_auc"
     reasons, retire = [], False
     if rows < cfg.min_rows:
+        said = own or f"only {rows} logged rows"
         return {
             "retrain": False,
             "retire": False,
-            "reasons": [f"only {rows} logged rows (< monitor.min_rows {cfg.min_rows}): no verdict"],
+            "judged": False,
+            "reasons": [f"{said}, under monitor.min_rows {cfg.min_rows}: no verdict yet"],
         }
     share = (input_drift or {}).get("drift_share")
     if share is not None and share > cfg.drift_share_max:
@@ -191,7 +247,7 @@ def monitor_verdict(
             )
         elif base is not None and sign * value < sign * base - cfg.max_drop:
             reasons.append(f"live {metric} {round(value, 4)} {moved.format(cfg.max_drop)} training {base}")
-    return {"retrain": bool(reasons), "retire": retire, "reasons": reasons}
+    return {"retrain": bool(reasons), "retire": retire, "judged": True, "reasons": reasons}
 
 
 def reference_sample(train: pd.DataFrame, model, features: FeaturesCfg, rows: int, seed: int) -> pd.DataFrame:
@@ -286,10 +342,15 @@ def _input_value(dialect: str, key: str):
 
 
 def read_columns(
-    url: str, window_rows: int, columns: list[str], features: FeaturesCfg, chunk_rows: int = 100_000
+    url: str,
+    window_rows: int,
+    columns: list[str],
+    features: FeaturesCfg,
+    chunk_rows: int = 100_000,
+    model_version: str | None = None,
 ) -> pd.DataFrame:
-    """Every row of the newest `window_rows`, only `columns` (input keys or proba), extracted in the database
-    (no JSON parsed in Python) and typed as coerce_like types them."""
+    """Every row of the newest `window_rows` (only `model_version`'s when given), only `columns` (input keys
+    or proba), extracted in the database (no JSON parsed in Python) and typed as coerce_like types them."""
     engine = sa.create_engine(url, future=True)
     parts = []
     try:
@@ -300,8 +361,11 @@ def read_columns(
                 for c in columns
             ]
             query = sa.select(*exprs).where(PREDICTIONS.c.id > max(0, int(top) - int(window_rows)))
+            if model_version is not None:
+                query = query.where(PREDICTIONS.c.model_version == str(model_version))
             # The driver's own cursor hands back plain tuples: SQLAlchemy's Row objects took a third of
-            # the time on 1M rows. Literal binds are safe here: an int and the configured column names.
+            # the time on 1M rows. Literal binds are safe here: an int, the configured column names and a
+            # registry version (quoted by SQLAlchemy).
             with closing(conn.connection.cursor()) as cursor:
                 cursor.execute(
                     str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
@@ -356,14 +420,16 @@ def confirm_borderline(
     whole_reference: pd.DataFrame,
     verdicts: dict[str, dict],
     features: FeaturesCfg,
+    model_version: str | None = None,
 ) -> dict[str, dict]:
     """`verdicts` with each borderline column's verdict replaced by Evidently's on every row of the window
-    against the whole reference (the training split with the model's probabilities): what Evidently on
-    the full data says, for exactly the columns where the sample may not say the same."""
+    (`model_version`'s rows when given) against the whole reference (the training split with the model's
+    probabilities): what Evidently on the full data says, for exactly the columns where the sample may not
+    say the same."""
     columns = [c for c, v in verdicts.items() if v["borderline"]]
     if not columns:
         return verdicts
-    whole = read_columns(url, window_rows, columns, features)
+    whole = read_columns(url, window_rows, columns, features, model_version=model_version)
     confirmed = {}
     for c in columns:
         confirmed[c] = evidently_column_verdict(whole_reference[c], whole.pop(c), c in features.categorical)

@@ -51,6 +51,10 @@ PREDICTIONS = sa.Table(
 )
 # The exactly-once key of replays; created on tables made before it too (`PredictionLog.__init__`).
 ROW_KEY = sa.Index("ux_predictions_request_row", PREDICTIONS.c.request_id, PREDICTIONS.c.row, unique=True)
+# A model version's rows in the monitor's window, counted and sampled without walking the other versions'
+# (counting 300k of 1M rows: 0.01 s instead of 0.2 s); costs ~0.8 ms per 1k rows written (~10% of the
+# insert without its fsync). Created on tables made before it too.
+VERSION_KEY = sa.Index("ix_predictions_version", PREDICTIONS.c.model_version, PREDICTIONS.c.id)
 FEEDBACK = sa.Table(
     "feedback",
     METADATA,
@@ -140,6 +144,7 @@ class PredictionLog:
         self.engine = log_engine(url, timeout_s)
         METADATA.create_all(self.engine)
         ROW_KEY.create(self.engine, checkfirst=True)
+        VERSION_KEY.create(self.engine, checkfirst=True)
         insert = PREDICTIONS.insert().compile(dialect=self.engine.dialect, column_keys=LOGGED_COLUMNS)
         # With a positional paramstyle (SQLite's), rows go to the driver's executemany as tuples: SQLAlchemy's
         # per-row handling of dicts was ~30% of the write (~1.7 ms per 1k rows, holding the GIL).
