@@ -150,6 +150,11 @@ def baseline_checks(metrics: dict[str, float], wanted: tuple[str, ...]) -> list[
     return checks
 
 
+def kept_decision(champion: str | None) -> str:
+    """The decision when a challenger fails: the champion stays, or, without one, nothing is served yet."""
+    return "kept champion" if champion is not None else "not promoted (no champion yet: nothing is served)"
+
+
 def gate_verdict(checks: list[Check]) -> tuple[bool, list[str]]:
     """(every criterion passed, the failed criteria's names)."""
     failed = [c.criterion for c in checks if not c.passed]
@@ -340,10 +345,11 @@ def run_gate(
     checks = [Check("data_validation", "passed", "no rule broken", True)]
     record = record_check(client.get_run(run_id).data.tags)
     if not record.passed:  # an unreproducible record is refused before anything is measured
-        record_decision(client, name, version, run_id, [*checks, record], "kept champion")
-        event("gate", model=name, version=version, decision="kept champion", failed=record.criterion)
+        kept = kept_decision(alias_version(client, name, CHAMPION))
+        record_decision(client, name, version, run_id, [*checks, record], kept)
+        event("gate", model=name, version=version, decision=kept, failed=record.criterion)
         return {
-            "decision": "kept champion",
+            "decision": kept,
             "failed": [record.criterion],
             "checks": checks_as_dicts([*checks, record]),
             "champion": alias_version(client, name, CHAMPION),
@@ -385,7 +391,7 @@ def run_gate(
         checks += more
         extra |= details
     promote, failed = gate_verdict(checks)
-    decision = "promoted" if promote else "kept champion"
+    decision = "promoted" if promote else kept_decision(champion)
     replaced = move_champion(client, name, version) if promote else None
     record_decision(client, name, version, run_id, checks, decision)
     for metric, value in extra.get("champion_metrics_same_rows", {}).items():
