@@ -20,6 +20,7 @@ def metrics_for(task: str, y: np.ndarray, out: np.ndarray, threshold: float, cla
 
 
 BASELINE = "baseline."  # metrics.json keys of the trivial model's metrics: baseline.<metric>
+LABEL_FACTS = ("n_test", "positive_rate")  # facts of the test rows, not of a model: never a baseline
 
 
 def trivial_outputs(task: str, y_train: np.ndarray, rows: int, classes: list) -> np.ndarray:
@@ -41,7 +42,7 @@ def baseline_metrics(
     having (the gate's baseline check, the run summary's "vs baseline")."""
     out = trivial_outputs(task, y_train, len(y_test), classes)
     found = metrics_for(task, y_test, out, threshold, classes)
-    return {f"{BASELINE}{k}": v for k, v in found.items() if k != "n_test"}
+    return {f"{BASELINE}{k}": v for k, v in found.items() if k not in LABEL_FACTS}
 
 
 def positive_labels(y: np.ndarray, classes: list) -> np.ndarray:
