@@ -200,11 +200,13 @@ def run_demo(root: Path, dest: Path, traffic_rows: int, echo: Callable[[str], No
         if retrained is None:
             done("retrain", "not triggered", t0)
         else:
+            from mlpipe.release.infra import failed_brief
+
             s = retrained["summary"]
             outcome = (
                 f"flow {retrained['state']}; version {s.get('model_version')} trained on "
                 f"{', '.join(s.get('accepted') or []) or 'no new batch'}; gate: {s.get('gate_decision')}"
-                + (f" (failed: {', '.join(s['gate_failed'])})" if s.get("gate_failed") else "")
+                + (f" (failed: {failed_brief(s.get('gate_checks') or [])})" if s.get("gate_failed") else "")
                 if isinstance(s, dict)
                 else f"flow {retrained['state']}: {s}"
             )

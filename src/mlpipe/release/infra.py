@@ -67,6 +67,13 @@ def how_to_accept(criterion: str) -> str:
     return f"to accept anyway: {rule}, or `mlpipe promote <version> --reason ...`"
 
 
+def failed_brief(checks: list[dict]) -> str:
+    """The failed criteria in numbers, on one line: `metric.roc_auc 0.63 (bound 0.64); ...` (pure)."""
+    return "; ".join(
+        f"{c['criterion']} {c['value']} (bound {c['bound']})" for c in checks if not c.get("passed", True)
+    )
+
+
 def failed_lines(checks: list[dict]) -> list[str]:
     """Each failed criterion of a gate in numbers: value, bound, detail, and how to accept anyway (pure)."""
     return [
