@@ -1,7 +1,8 @@
 """Registry moves are serialized and checked against what was judged (issue 28, finding 4): `mlpipe
-rollback` while a gate holds the model's registry lock waits, then refuses in one line, and goes through once
-the lock is free; a gate whose champion was rolled back while it judged keeps that champion and says so,
-instead of promoting on a stale view. Real MLflow registry of the first run's project, real file lock."""
+rollback` while a gate holds the model's registry lock waits, then refuses in one line, moving nothing; a
+gate whose champion was rolled back while it judged keeps that champion and says so, instead of promoting on
+a stale view. Real MLflow registry of the first run's project, real file lock. (A rollback that goes through:
+test_gate.py; one that waits for the holder and then moves: tests/unit/registry/test_registry_lock.py.)"""
 
 from __future__ import annotations
 
@@ -50,9 +51,7 @@ def test_a_rollback_while_a_gate_moves_the_champion_waits_then_refuses_in_one_li
     assert refused.returncode == 1 and "\n" not in message and took >= 1, refused
     assert f"still busy after 1s (pid {os.getpid()}: a run's gate promoting version 5)" in message
     assert "try again when it ends (rule: one alias move at a time per model" in message
-    out = mlpipe(project_copy, "rollback", "--reason", "latency").stdout
-    assert "champion is now version 1 (rolled back from 2)" in out
-    assert alias_version(client, MODEL, CHAMPION) == "1" and alias_version(client, MODEL, PREVIOUS) is None
+    assert alias_version(client, MODEL, PREVIOUS) == "1"
 
 
 def test_a_gate_whose_champion_was_rolled_back_while_it_judged_keeps_it_and_says_so(project_copy, client):
