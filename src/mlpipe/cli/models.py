@@ -10,6 +10,7 @@ import typer
 
 from mlpipe.cli.common import JSON_OPTION, ROOT_OPTION, echo_json, project, project_params
 from mlpipe.errors import EXIT_NOT_IDENTICAL, MissingInput, Refused
+from mlpipe.registry.aliases import REGISTRY_WAIT_S
 from mlpipe.registry.client import mlflow_client, tracking_uri
 
 
@@ -106,18 +107,32 @@ def diff(
     echo_json(d) if as_json else typer.echo(render_diff(d))
 
 
+# Wait, bounded, rather than refuse at once: every hold of the registry lock is one alias move or one
+# version's verification (seconds), so a command that waits almost always goes through, in order.
+WAIT_OPTION = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="Seconds to wait for a registry move in progress (a run's gate, another promote or rollback) "
+        "before refusing.",
+    ),
+]
+
+
 def promote(
     ref: str,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the run and version).")],
     root: ROOT_OPTION = Path("."),
     as_json: JSON_OPTION = False,
+    wait: WAIT_OPTION = REGISTRY_WAIT_S,
 ) -> None:
     """Make REF (models:/NAME/VERSION or a run id) the champion by hand; the infra check still runs."""
     from flows.preflight import forget_run
     from mlpipe.release.gate import manual_promote
 
     paths = project(root)
-    d = manual_promote(paths, project_params(paths), tracking_uri(paths), ref, reason)
+    d = manual_promote(paths, project_params(paths), tracking_uri(paths), ref, reason, wait)
     forget_run(paths)  # the aliases the last run's summary names have moved
     if as_json:
         echo_json(d)
@@ -128,20 +143,16 @@ def promote(
 def rollback(
     root: ROOT_OPTION = Path("."),
     reason: Annotated[str, typer.Option("--reason", help="Why (tagged on the demoted version).")] = "",
+    wait: WAIT_OPTION = REGISTRY_WAIT_S,
 ) -> None:
     """champion <- previous (the version the last promotion replaced), once it loads and verifies as the
-    service would load it (sha256, versions, allowlist); a version that fails is refused."""
+    service would load it (sha256, versions, allowlist); a version that fails is refused. Waits up to
+    --wait seconds for a registry move in progress (a run's gate promoting), then refuses in one line."""
     from flows.preflight import forget_run
-    from mlpipe.registry.aliases import PREVIOUS, alias_version
-    from mlpipe.registry.aliases import rollback as roll_back
-    from mlpipe.registry.models import verify_registered
+    from mlpipe.registry.models import rollback_champion
 
     paths = project(root)
     client = mlflow_client(tracking_uri(paths))
-    name = project_params(paths).model.name
-    target = alias_version(client, name, PREVIOUS)
-    if target is not None:
-        verify_registered(client, f"models:/{name}/{target}", "rollback")
-    demoted, champion = roll_back(client, name, reason)
+    demoted, champion = rollback_champion(paths.root, client, project_params(paths).model.name, reason, wait)
     forget_run(paths)  # the aliases the last run's summary names have moved
     typer.echo(f"champion is now version {champion} (rolled back from {demoted or 'none'})")

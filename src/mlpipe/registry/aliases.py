@@ -1,15 +1,50 @@
 """Registry aliases: `champion` serves, `challenger` is the newest registered version, `previous` is the
-champion a promotion replaced. Moving them is all promotion and rollback do."""
+champion a promotion replaced. Moving them is all promotion and rollback do, one move at a time per model
+(registry_lock)."""
 
 from __future__ import annotations
 
 import getpass
+import os
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
 
 from mlpipe.errors import PromotionRefused
 from mlpipe.registry import tags as tag
+from mlpipe.runtime.lock import held_lock
 from mlpipe.runtime.logs import event
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+# Every hold is one alias move, or a rollback's verification of one version (seconds): a mover waits for the
+# one in progress instead of failing, and a holder still there after this long is stuck, not busy.
+REGISTRY_WAIT_S = 30.0
+
+
+def registry_lock_path(root: Path, name: str) -> Path:
+    """The lock file of model `name`'s alias moves in the project at `root`: .mlpipe/registry-<name>.lock
+    (git-ignored; one per model, so two models never wait on each other)."""
+    return root / ".mlpipe" / f"registry-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.lock"
+
+
+def registry_lock(
+    root: Path, name: str, doing: str, wait_s: float = REGISTRY_WAIT_S
+) -> AbstractContextManager[None]:
+    """Hold model `name`'s registry lock while reading its aliases, verifying and moving them (promote,
+    rollback, the gate's promotion); waits up to `wait_s` for a move in progress, then refuses in one line
+    naming it (LockBusy). `doing` tells a waiting command what holds the lock."""
+    path = registry_lock_path(root, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return held_lock(
+        path,
+        wait_s,
+        f"pid {os.getpid()}: {doing}",
+        lambda holder: (
+            f"model {name}: still busy after {wait_s:g}s ({holder}); try again when it ends "
+            f"(rule: one alias move at a time per model, lock {path}); nothing was changed"
+        ),
+    )
 
 
 def alias_version(client, name: str, alias: str) -> str | None:
@@ -28,7 +63,8 @@ def aliases_of(client, name: str, version: str) -> list[str]:
 
 
 def move_champion(client, name: str, version: str) -> str | None:
-    """champion -> version; the one it replaces becomes `previous`. Returns the replaced version."""
+    """champion -> version; the one it replaces becomes `previous`. Returns the replaced version. The caller
+    holds registry_lock, so the champion read here is the one replaced."""
     old = alias_version(client, name, CHAMPION)
     if old == version:
         return None
@@ -38,13 +74,16 @@ def move_champion(client, name: str, version: str) -> str | None:
     return old
 
 
-def rollback(client, name: str, reason: str = "") -> tuple[str, str]:
-    """champion <- previous; the demoted version is tagged and `previous` cleared. Returns (from, to)."""
+def rollback(client, name: str, reason: str, verify: Callable[[str], None]) -> tuple[str, str]:
+    """champion <- previous, once `verify(previous)` passes (it raises to refuse); the demoted version is
+    tagged and `previous` cleared. The caller holds registry_lock: the version verified is the one moved
+    to, read once. Returns (from, to)."""
     prev, cur = alias_version(client, name, PREVIOUS), alias_version(client, name, CHAMPION)
     if prev is None:
         raise PromotionRefused(
             f"{name}: no `previous` alias to roll back to (rule: rollback needs a former champion)"
         )
+    verify(prev)
     client.set_registered_model_alias(name, CHAMPION, prev)
     client.delete_registered_model_alias(name, PREVIOUS)
     if cur is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from mlpipe.errors import ModelRefused
 from mlpipe.model.loading import MANIFEST_FILE, LoadedModel, load_model_dir
 from mlpipe.registry import tags as tag
-from mlpipe.registry.aliases import CHALLENGER, CHAMPION, aliases_of
+from mlpipe.registry.aliases import CHALLENGER, CHAMPION, REGISTRY_WAIT_S, aliases_of, registry_lock, rollback
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
 from mlpipe.registry.tracking import MODEL_ARTIFACTS, RunRecord
@@ -192,3 +192,16 @@ def verify_registered(client, ref: str, action: str) -> None:
             load_registered(client, ref, dest=Path(tmp))
         except ModelRefused as exc:
             raise PromotionRefused(f"{action}: {ref} fails its checks, not made champion ({exc})") from None
+
+
+def rollback_champion(
+    root: Path, client, name: str, reason: str, wait_s: float = REGISTRY_WAIT_S
+) -> tuple[str, str]:
+    """`mlpipe rollback`: under model `name`'s registry lock, champion <- previous once that exact version
+    loads and verifies as the service would load it. Returns (demoted, champion)."""
+
+    def verify(version: str) -> None:
+        verify_registered(client, f"models:/{name}/{version}", "rollback")
+
+    with registry_lock(root, name, "`mlpipe rollback` verifying the previous champion", wait_s):
+        return rollback(client, name, reason, verify)

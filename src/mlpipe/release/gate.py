@@ -7,7 +7,8 @@ differential test (`mlpipe diff`) judges what changed, not how much: the rows th
 the challenger gets wrong may outnumber those it newly gets right by at most `gate.max_net_negative_flips`
 of the rows, and within each actual class by `gate.max_class_regression` of its rows, or an override with
 a reason is recorded. Every criterion's value, bound and verdict go on the MLflow run and model version.
-Promotion moves `champion` to the challenger and the old champion to `previous` (registry.aliases)."""
+Promotion moves `champion` to the challenger and the old champion to `previous` (registry.aliases), under the
+model's registry lock and only while `champion` still names the version the challenger was judged against."""
 
 from __future__ import annotations
 
@@ -22,7 +23,14 @@ from mlpipe.config import GateCfg, Params, ProjectPaths, lower_is_better
 from mlpipe.errors import ModelRefused, PromotionRefused
 from mlpipe.model.loading import LoadedModel
 from mlpipe.registry import tags as tag
-from mlpipe.registry.aliases import CHAMPION, PREVIOUS, alias_version, move_champion
+from mlpipe.registry.aliases import (
+    CHAMPION,
+    PREVIOUS,
+    REGISTRY_WAIT_S,
+    alias_version,
+    move_champion,
+    registry_lock,
+)
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
 from mlpipe.release.infra import Check, checks_as_dicts, failed_lines, infra_check
@@ -161,6 +169,20 @@ def gate_verdict(checks: list[Check]) -> tuple[bool, list[str]]:
     return not failed, failed
 
 
+def move_decision(name: str, version: str, judged_against: str | None, now: str | None) -> tuple[bool, str]:
+    """(move `champion` to `version`, the decision) for a challenger that passed against champion
+    `judged_against`, `now` being the champion read under the registry lock at the moment of the move
+    (pure). A champion that moved meanwhile (a rollback or promotion by hand) is kept: the gate never
+    replaces a version it did not judge against, nor overrides a person's move seconds later."""
+    if now == judged_against:
+        return True, "promoted"
+    return False, (
+        f"kept champion: the champion moved from {judged_against or 'none'} to {now or 'none'} while "
+        f"version {version} was judged (rule: a promotion replaces only the champion it was judged "
+        f"against); to promote it anyway: `mlpipe promote models:/{name}/{version} --reason ...`"
+    )
+
+
 # ---- the registry (I/O) ---------------------------------------------------------------------------
 
 
@@ -190,6 +212,16 @@ def record_decision(client, name: str, version: str, run_id: str, checks: list[C
     for key, value in ((tag.GATE_DECISION, decision), (tag.GATE_FAILED, failed)):
         client.set_tag(run_id, key, value)
         client.set_model_version_tag(name, version, key, value)
+
+
+def promote_unless_moved(
+    root: Path, client, name: str, version: str, judged_against: str | None
+) -> tuple[str, str | None]:
+    """Under the registry lock: champion -> `version` when it still names `judged_against` (move_decision).
+    Returns (the decision, the version replaced or None)."""
+    with registry_lock(root, name, f"a run's gate promoting version {version}"):
+        move, decision = move_decision(name, version, judged_against, alias_version(client, name, CHAMPION))
+        return decision, move_champion(client, name, version) if move else None
 
 
 # ---- the gate ---------------------------------------------------------------------------------------
@@ -391,8 +423,9 @@ def run_gate(
         checks += more
         extra |= details
     promote, failed = gate_verdict(checks)
-    decision = "promoted" if promote else kept_decision(champion)
-    replaced = move_champion(client, name, version) if promote else None
+    decision, replaced = kept_decision(champion), None
+    if promote:  # only while `champion` still names the version judged against
+        decision, replaced = promote_unless_moved(paths.root, client, name, version, champion)
     record_decision(client, name, version, run_id, checks, decision)
     for metric, value in extra.get("champion_metrics_same_rows", {}).items():
         if not isinstance(value, int | float):
@@ -419,9 +452,18 @@ def run_gate(
     }
 
 
-def manual_promote(paths: ProjectPaths, params: Params, tracking_uri: str, ref: str, reason: str) -> dict:
+def manual_promote(
+    paths: ProjectPaths,
+    params: Params,
+    tracking_uri: str,
+    ref: str,
+    reason: str,
+    wait_s: float = REGISTRY_WAIT_S,
+) -> dict:
     """`mlpipe promote REF --reason`: the infra check still runs, with the current champion (when it loads)
-    measured beside the target; the reason and who are recorded."""
+    measured beside the target; the reason and who are recorded. The move waits up to `wait_s` for one in
+    progress; the champion it replaces is read under the registry lock (a person's explicit choice of
+    version holds whichever champion the infra check measured beside it)."""
     from mlpipe.registry.models import load_registered
 
     if not reason.strip():
@@ -452,7 +494,8 @@ def manual_promote(paths: ProjectPaths, params: Params, tracking_uri: str, ref: 
             f"promote: version {version} fails the infra check ({', '.join(failed)}): "
             + "; ".join(c.line() for c in checks if not c.passed)
         )
-    replaced = move_champion(client, name, version)
+    with registry_lock(paths.root, name, f"`mlpipe promote` of version {version}", wait_s):
+        replaced = move_champion(client, name, version)
     decision = f"promoted manually by {getpass.getuser()}: {reason}"
     record_decision(client, name, version, run_id, checks, decision)
     event("promote", model=name, version=version, replaced=replaced, reason=reason)

@@ -1,10 +1,13 @@
-"""One retrain at a time per project: an advisory file lock the OS releases when its holder dies."""
+"""Advisory file locks the OS releases when their holder dies: one retrain at a time per project
+(project_lock), and one registry move at a time per model (registry.aliases.registry_lock builds on
+held_lock)."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,9 +15,12 @@ from mlpipe.errors import LockBusy
 
 
 @contextmanager
-def project_lock(path: Path, timeout_s: float, poll_s: float = 0.5):
-    """Hold an exclusive lock on `path`; wait up to `timeout_s` for another holder (even after a
-    kill -9 the kernel frees the lock, so a crash never leaves the project locked)."""
+def held_lock(
+    path: Path, timeout_s: float, note: str, busy: Callable[[str], str], poll_s: float = 0.5
+) -> Iterator[None]:
+    """Hold an exclusive lock on `path`, writing `note` (who holds it, doing what) into it; wait up to
+    `timeout_s` for another holder, then raise LockBusy(busy(the holder's note)). Even after a kill -9 the
+    kernel frees the lock, so a crash never leaves it held."""
     fh = open(path, "a+")
     deadline = time.monotonic() + timeout_s
     try:
@@ -25,16 +31,26 @@ def project_lock(path: Path, timeout_s: float, poll_s: float = 0.5):
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     fh.seek(0)
-                    holder = fh.read().strip() or "unknown"
-                    raise LockBusy(
-                        f"{path}: another run (pid {holder}) still holds the project lock after "
-                        f"{timeout_s:.0f}s (rule: one retrain at a time); nothing was changed"
-                    ) from None
+                    raise LockBusy(busy(fh.read().strip() or "unknown")) from None
                 time.sleep(poll_s)
         fh.seek(0)
         fh.truncate()
-        fh.write(str(os.getpid()))
+        fh.write(note)
         fh.flush()
         yield
     finally:
         fh.close()  # closing the descriptor releases the lock
+
+
+def project_lock(path: Path, timeout_s: float, poll_s: float = 0.5):
+    """Hold the project's lock (one retrain at a time); wait up to `timeout_s` for another run."""
+    return held_lock(
+        path,
+        timeout_s,
+        str(os.getpid()),
+        lambda holder: (
+            f"{path}: another run (pid {holder}) still holds the project lock after "
+            f"{timeout_s:.0f}s (rule: one retrain at a time); nothing was changed"
+        ),
+        poll_s,
+    )

@@ -12,7 +12,7 @@ from mlpipe.cli.init import GITIGNORE
 
 REPO = Path(__file__).resolve().parents[3]
 # What the tools write into a project, one file each: DVC (plots page, cache store, tracked data), MLflow
-# (store, a server's default artifact folder), Prefect (home), mlpipe (logs, spool, lock, browser check).
+# (store, a server's default artifact folder), Prefect (home), mlpipe (logs, spool, locks, browser check).
 TOOL_OUTPUTS = [
     "dvc_plots/index.html",
     "dvc_plots/static/workspace_artifacts_evaluate_plots_roc.png",
@@ -29,6 +29,7 @@ TOOL_OUTPUTS = [
     ".mlpipe/serve-8000.log",
     ".mlpipe/spool/segment-1.jsonl",
     ".mlpipe.lock",
+    ".mlpipe/registry-flights-late.lock",
     ".ui-check/mlflow-run.png",
 ]
 
