@@ -18,7 +18,7 @@ export UV_COMPILE_BYTECODE := 1
 VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help setup run test test-cache coverage test-unit bench lint clean browser ui-check ui-shots
+.PHONY: help setup run test test-slow test-cache coverage test-unit bench lint clean browser ui-check ui-shots
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -33,8 +33,11 @@ setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen; th
 run: setup  ## the main job: bootstrap data, dvc repro, record the run in MLflow, register the model
 	$(VENV_BIN)/mlpipe run
 
-test: lint test-cache browser  ## lint, then the whole test suite (unit + integration with real git, DVC, MLflow, Prefect)
+test: lint test-cache browser  ## lint, then the test suite (unit + integration with real git, DVC, MLflow, Prefect), slow tier aside
 	$(VENV_BIN)/pytest
+
+test-slow: test-cache  ## the slow tier (marker `slow`): hog-loaded probes, the locked-environment reproduce, the bundled history
+	$(VENV_BIN)/pytest -m slow
 
 # The reproduce proof builds a second locked environment (scikit-learn 1.9.0 instead of the lock's) with
 # `uv sync --frozen --offline`: its one package that uv.lock does not pin goes into uv's cache here, at

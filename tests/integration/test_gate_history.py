@@ -18,7 +18,7 @@ from mlpipe.data.sources import get_source
 from mlpipe.pipeline.train import fit_model
 from mlpipe.release.gate import compare_on_rows, gate_verdict
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 

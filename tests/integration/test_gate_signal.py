@@ -29,7 +29,7 @@ from mlpipe.pipeline.train import fit_model
 from mlpipe.release.infra import infra_check
 from mlpipe.release.probe import probe_cpus
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 JUDGEMENTS = 10
 HOG_DEADLINE_S = 600  # the hog ends itself after this, whatever happens to the test

@@ -20,7 +20,7 @@ from conftest import REPO, commit_all, git, mlpipe, sh, tool_env, tracking_clien
 from mlpipe.registry import tags as tag
 from mlpipe.runtime.environments import ENV_CACHE, find_uv, locked_environment, locked_packages
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "flights-late"
 EARLIER = REPO / "tests" / "fixtures" / "scikit-learn-1.9.0.lock.toml"
 
