@@ -61,7 +61,8 @@ class RunSummary:
     )
     drift_note: str = ""  # what drift_share compares ("<batch> vs N training rows before <t>"), or why none
     estimator: str = ""  # what train.estimator auto chose and on what scores (selection.selection_line)
-    # files of data/ put back as data.dvc records them (deleted or edited by hand): one line each
+    # files of data/ put back as data.dvc records them (deleted or edited by hand), landing files an
+    # interrupted run had committed: one line each
     data_notes: list[str] = field(default_factory=list)
 
     @property

@@ -457,6 +457,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         champion_before = champion.submit(uri, params.model.name)
         initial = bootstrap_task(root) if snap.needs_bootstrap(paths) else []
         restored = recorded.keep_as_recorded(paths, params)  # or refuse: data/ changes only through batches
+        restored += recorded.consume_taken_before(paths, params)  # an interrupted run's committed batches
         template = plots_template.submit(root)  # git-ignored files only: beside everything that follows
         verdicts = [] if experiment else [validate_batch(root, p) for p in collect(root)]
         accepted = [v for v in verdicts if not v["violations"]]

@@ -563,7 +563,8 @@ def rows_name(data_file: str) -> str:
 @dataclass(frozen=True)
 class TakenBatch:
     """What data/ took of one accepted batch, and where its rows set aside went. `landed`: the landing
-    file's name and rows; `same_as`: the batch of this run with the same bytes, whose file holds its rows."""
+    file's name, rows and sha256; `same_as`: the batch of this run with the same bytes, whose file holds its
+    rows."""
 
     data_file: Path
     rows: int
@@ -572,6 +573,7 @@ class TakenBatch:
     landed: str = ""
     landed_rows: int = 0
     same_as: str | None = None
+    sha256: str = ""
 
     def line(self) -> str:
         """What went in, as the commit message names it: "b2.csv -> b2-1.parquet (500 rows)"."""
@@ -600,7 +602,8 @@ def take_batches(
         (name,) = data_names([verdict.path.name], held)
         held.append(name)
         # conformed_tables refuses (DataError) a batch the check accepted only if data/ changed since
-        seen[digest] = take_batch(verdict, params, data_dir, quarantine_dir, name)
+        batch = take_batch(verdict, params, data_dir, quarantine_dir, name)
+        seen[digest] = replace(batch, sha256=digest)
         taken.append(seen[digest])
     return taken
 

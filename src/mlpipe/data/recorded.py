@@ -4,7 +4,8 @@ is none of these: a run restores what DVC's cache or remote holds, with DVC's ow
 says so; what it cannot restore, and any file added by hand, it refuses in one line naming the files and
 how to accept the change. No model is trained on data that shrank by accident.
 
-Also here: the proof, before a landing file is deleted, that its rows are in the committed snapshot."""
+Also here: the proof, before a landing file is deleted, that its rows are in the committed snapshot, and
+the landing files a run interrupted after its commit left behind (found by the commit's trailers)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ import yaml
 from mlpipe.config import Params, ProjectPaths
 from mlpipe.data.landing import TakenBatch, resolve_quarantined
 from mlpipe.data.naming import named_after
-from mlpipe.data.snapshot import DATA_DVC, snapshot_data
+from mlpipe.data.snapshot import DATA_DVC, LANDED_TRAILER, snapshot_data
 from mlpipe.data.zone import landed_batches
 from mlpipe.errors import DataError, ToolError
-from mlpipe.runtime.git import git_commit_paths, git_show_file
+from mlpipe.runtime.git import git_commit_paths, git_last_trailers, git_show_file
+from mlpipe.runtime.hashing import sha256_file
+from mlpipe.runtime.lockfiles import dvc_file_md5
 from mlpipe.runtime.logs import event
 
 INTERRUPTED_DIR = "interrupted"  # under quarantine/: files an interrupted run left in data/, moved aside
@@ -226,8 +229,6 @@ def accept_as_is(paths: ProjectPaths, reason: str) -> str:
     """Snapshot data/ as it is (`dvc add`, push) and commit data.dvc with what changed and `reason` in the
     message (subject and a `Data-Accepted-Reason:` trailer, which the next MLflow run carries as a tag);
     returns the line saying so. data/ as recorded already: nothing is committed."""
-    from mlpipe.runtime.lockfiles import dvc_file_md5
-
     reason = " ".join(reason.split())
     if not reason:
         raise DataError(
@@ -291,17 +292,12 @@ def unproven(root: Path, taken: list[TakenBatch], md5: str) -> dict[str, str]:
 
 def consume_landed(paths: ProjectPaths, params: Params, taken: list[TakenBatch], md5: str) -> list[str]:
     """Delete the landing file of each batch whose rows are proven in the committed snapshot `md5`
-    (recorded.unproven), and move out of quarantine/ the copies of batches of its name quarantined before (a
-    fixed batch landed again); a batch not proven keeps its landing file, one line each saying why."""
-    landing_dir = paths.root / params.retrain.landing_dir
-    qdir = paths.root / params.retrain.quarantine_dir
+    (unproven), and move out of quarantine/ the copies of batches of its name quarantined before (a fixed
+    batch landed again); a batch not proven keeps its landing file, one line each saying why."""
     kept = unproven(paths.root, taken, md5)
     for t in taken:
-        if t.landed in kept:
-            continue
-        (landing_dir / t.landed).unlink(missing_ok=True)
-        for moved in resolve_quarantined(t.landed, qdir):
-            event("quarantine_resolved", batch=t.landed, to=moved, reason="taken in under its name")
+        if t.landed not in kept:
+            _consume(paths, params, t.landed)
     lines = [
         f"{name}: kept in {params.retrain.landing_dir}/, its rows are not proven in the committed snapshot "
         f"({why})"
@@ -310,3 +306,36 @@ def consume_landed(paths: ProjectPaths, params: Params, taken: list[TakenBatch],
     for line in lines:
         event("landing_kept", level=logging.WARNING, note=line)
     return lines
+
+
+def consume_taken_before(paths: ProjectPaths, params: Params) -> list[str]:
+    """Delete the landing files the last snapshot commit already took in (its `Landed-Batch:` trailers: same
+    name, same bytes, the data file holding the rows): a run interrupted between its commit and deleting
+    them left them, and taking them again would refuse them as rows already in data/. One line each."""
+    import pyarrow.parquet as pq
+
+    landing_dir = paths.root / params.retrain.landing_dir
+    lines = []
+    for entry in git_last_trailers(paths.root, DATA_DVC, LANDED_TRAILER):
+        sha, data_file, rows, landed = (entry.split(" ", 3) + ["", "", "", ""])[:4]
+        path, held = landing_dir / landed, paths.data / data_file
+        if not (landed and path.is_file() and held.is_file() and rows.isdigit()):
+            continue
+        if sha256_file(path) != sha or pq.ParquetFile(held).metadata.num_rows != int(rows):
+            continue  # not that batch: judged as any landed file
+        _consume(paths, params, landed)
+        lines.append(
+            f"{params.retrain.landing_dir}/{landed}: already in data/ as {data_file} ({int(rows):,} rows, "
+            "committed by a run interrupted before deleting it): deleted"
+        )
+    for line in lines:
+        event("landing_taken_before", level=logging.WARNING, note=line)
+    return lines
+
+
+def _consume(paths: ProjectPaths, params: Params, landed: str) -> None:
+    """Delete a landing file whose rows are in the committed snapshot, and move its quarantined namesakes
+    to quarantine/resolved/."""
+    (paths.root / params.retrain.landing_dir / landed).unlink(missing_ok=True)
+    for moved in resolve_quarantined(landed, paths.root / params.retrain.quarantine_dir):
+        event("quarantine_resolved", batch=landed, to=moved, reason="taken in under its name")

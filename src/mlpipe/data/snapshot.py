@@ -113,7 +113,17 @@ def bootstrap(paths: ProjectPaths, params: Params, regenerate: bool = False) -> 
     return md5
 
 
+LANDED_TRAILER = "Landed-Batch"  # in a snapshot's commit: `<sha256> <data file> <rows> <landed file>`
+
+
 def added_message(taken: list[TakenBatch], md5: str) -> str:
     """The commit message of a snapshot of batches, naming what went in and where:
-    "data: add b2.csv -> b2.parquet (1,000 rows), b2.parquet -> b2-1.parquet (500 rows) (md5 ...)"."""
-    return f"data: add {', '.join(t.line() for t in taken)} (md5 {md5})"
+    "data: add b2.csv -> b2.parquet (1,000 rows), b2.parquet -> b2-1.parquet (500 rows) (md5 ...)", and
+    a `Landed-Batch:` trailer a landing file (by name and bytes) a later run can find itself in."""
+    trailers = [
+        f"{LANDED_TRAILER}: {t.sha256} {t.data_file.name} {t.rows} {t.landed}"
+        for t in taken
+        if t.sha256 and not t.same_as and "\n" not in t.landed
+    ]
+    subject = f"data: add {', '.join(t.line() for t in taken)} (md5 {md5})"
+    return "\n\n".join([subject, "\n".join(trailers)]) if trailers else subject

@@ -28,7 +28,7 @@ from mlpipe.pipeline.selection import read_selection, selection_line
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import local_store, mlflow_client
 from mlpipe.registry.views import ensure_run_table_view
-from mlpipe.runtime.git import git_commit, git_dirty, git_last_trailer
+from mlpipe.runtime.git import git_commit, git_dirty, git_last_trailers
 from mlpipe.runtime.lockfiles import dvc_file_md5, locked_versions, stage_output_hashes
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.shell import pid_alive
@@ -96,7 +96,7 @@ def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
         tag.HOST: socket.gethostname(),
         tag.PYTHON: platform.python_version(),
     }
-    if reason := git_last_trailer(paths.root, DATA_DVC, REASON_TRAILER):
+    if reason := " ".join(git_last_trailers(paths.root, DATA_DVC, REASON_TRAILER)):
         tags[tag.DATA_ACCEPTED] = reason
     lock = paths.root / "uv.lock"
     if lock.exists():

@@ -68,8 +68,8 @@ def git_show_file(root: Path, path: str, rev: str = "HEAD") -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def git_last_trailer(root: Path, path: str, key: str) -> str:
-    """The value of trailer `key` in the message of the last commit that changed `path` ("" when none)."""
-    fmt = f"--format=%(trailers:key={key},valueonly,separator=%x20)"
+def git_last_trailers(root: Path, path: str, key: str) -> list[str]:
+    """The values of trailer `key` in the message of the last commit that changed `path`, in order."""
+    fmt = f"--format=%(trailers:key={key},valueonly,separator=%x0A)"
     proc = run_tool(["git", "log", "-1", fmt, "--", path], root, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else ""
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()] if proc.returncode == 0 else []

@@ -17,6 +17,7 @@ from mlpipe.data.landing import BatchVerdict, take_batches
 from mlpipe.data.recorded import (
     DataStatus,
     accept_as_is,
+    consume_taken_before,
     keep_as_recorded,
     left_by_interrupted_run,
     parse_status,
@@ -25,7 +26,7 @@ from mlpipe.data.recorded import (
 )
 from mlpipe.data.snapshot import added_message
 from mlpipe.errors import DataError
-from mlpipe.runtime.git import git_last_trailer
+from mlpipe.runtime.git import git_last_trailers
 
 DVC = str(Path(sys.executable).parent / "dvc")
 
@@ -42,10 +43,10 @@ def git_repo(root: Path) -> Path:
     return root
 
 
-def commit_data_dvc(root: Path, md5: str) -> None:
+def commit_data_dvc(root: Path, md5: str, message: str = "") -> None:
     (root / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": "data"}]}))
     run(root, "git", "add", "data.dvc")
-    run(root, "git", "commit", "-qm", f"data: {md5}")
+    run(root, "git", "commit", "-qm", message or f"data: {md5}")
 
 
 # ---- every landed file goes in under its own name, its rows once ----------------------------------------
@@ -71,10 +72,15 @@ def test_two_files_of_one_stem_and_a_copy_go_in_once_each_under_names_nobody_hol
     assert [t.same_as for t in taken] == [None, "b2-copy.csv", None]
     assert len(read_data_dir(data)) == 40 + 30 + 20, "every landed row once, the earlier b2 untouched"
     pd.testing.assert_frame_equal(pd.read_parquet(data / "b2-1.parquet"), parquet)
-    assert added_message(taken, "abc.dir") == (
+    subject, trailers = added_message(taken, "abc.dir").split("\n\n")
+    assert subject == (
         "data: add b2-copy.csv -> b2-copy.parquet (30 rows), b2.csv (the same file as b2-copy.csv, taken "
         "once as b2-copy.parquet), b2.parquet -> b2-1.parquet (20 rows) (md5 abc.dir)"
     )
+    assert trailers.splitlines() == [
+        f"Landed-Batch: {taken[0].sha256} b2-copy.parquet 30 b2-copy.csv",
+        f"Landed-Batch: {taken[2].sha256} b2-1.parquet 20 b2.parquet",
+    ]
 
 
 def test_a_batch_taken_in_under_its_own_name_is_named_once(make_frame, params, tmp_path):
@@ -83,7 +89,7 @@ def test_a_batch_taken_in_under_its_own_name_is_named_once(make_frame, params, t
     taken = take_batches(
         [BatchVerdict(landing / "batch-2013-02-01.parquet", 12)], params, data, tmp_path / "q"
     )
-    assert added_message(taken, "m") == "data: add batch-2013-02-01.parquet (12 rows) (md5 m)"
+    assert added_message(taken, "m").splitlines()[0] == "data: add batch-2013-02-01.parquet (12 rows) (md5 m)"
 
 
 def test_a_landing_file_is_proven_only_by_its_rows_in_the_committed_snapshot(make_frame, params, tmp_path):
@@ -101,6 +107,28 @@ def test_a_landing_file_is_proven_only_by_its_rows_in_the_committed_snapshot(mak
     assert unproven(root, [taken], "new.dir") == {"b.parquet": "data/b.parquet holds 24 rows, not 25"}
     (data / "b.parquet").unlink()
     assert unproven(root, [taken], "new.dir") == {"b.parquet": "data/b.parquet holds no file, not 25"}
+
+
+def test_a_landing_file_the_last_commit_took_in_is_deleted_by_the_next_run(make_frame, params, tmp_path):
+    """A run killed between its commit and deleting the landing file: the next one finds the file (same name,
+    same bytes) in the commit's trailers and its rows in data/, and deletes it instead of refusing it as
+    rows already in data/."""
+    root = git_repo(tmp_path / "project")
+    data, landing = root / "data", root / "landing"
+    write_frame(make_frame(25, seed=4), landing / "b.csv.parquet")
+    write_frame(make_frame(9, seed=5), landing / "c.parquet")
+    verdicts = [BatchVerdict(landing / n, r) for n, r in [("b.csv.parquet", 25), ("c.parquet", 9)]]
+    taken = take_batches(verdicts, params, data, root / "quarantine")
+    commit_data_dvc(root, "new.dir", added_message(taken, "new.dir"))
+    write_frame(make_frame(9, seed=6), landing / "c.parquet")  # landed again since: other bytes, not taken
+    paths = ProjectPaths(root)
+
+    assert consume_taken_before(paths, params) == [
+        "landing/b.csv.parquet: already in data/ as b.csv.parquet (25 rows, committed by a run interrupted "
+        "before deleting it): deleted"
+    ]
+    assert sorted(p.name for p in landing.iterdir()) == ["c.parquet"]
+    assert consume_taken_before(paths, params) == []
 
 
 # ---- data/ as data.dvc records it ------------------------------------------------------------------------
@@ -214,7 +242,7 @@ def test_a_change_by_hand_is_restored_from_dvc_or_refused_without_touching_data(
     assert line.startswith("accepted data/ as it is: deleted a.parquet; md5 ")
     subject = run(paths.root, "git", "log", "-1", "--format=%s").strip()
     assert subject.startswith("data: accept deleted a.parquet (reason: a.parquet was a test month) (md5 ")
-    assert git_last_trailer(paths.root, "data.dvc", "Data-Accepted-Reason") == "a.parquet was a test month"
+    assert git_last_trailers(paths.root, "data.dvc", "Data-Accepted-Reason") == ["a.parquet was a test month"]
     assert keep_as_recorded(paths, params) == [] and run(paths.root, "git", "status", "--porcelain") == ""
     assert accept_as_is(paths, "again").endswith(": nothing to accept")
     with pytest.raises(DataError, match="--reason is empty"):
