@@ -61,6 +61,9 @@ class RunSummary:
     )
     drift_note: str = ""  # what drift_share compares ("<batch> vs N training rows before <t>"), or why none
     estimator: str = ""  # what train.estimator auto chose and on what scores (selection.selection_line)
+    # files of data/ put back as data.dvc records them (deleted or edited by hand), landing files an
+    # interrupted run had committed: one line each
+    data_notes: list[str] = field(default_factory=list)
 
     @property
     def drift_line(self) -> str:
@@ -111,6 +114,7 @@ def render_text(s: RunSummary) -> str:
             f"quarantined {', '.join(s.quarantined) or 'none'}"
         ),
         *(f"  taken:         {note}" for note in s.batch_notes),
+        *(f"  {note}" for note in s.data_notes),
         f"  data md5:      {s.data_before} -> {s.data_after}",
         f"  stages run:    {', '.join(s.stages_run) or 'none (outputs up to date)'}",
         f"  mlflow run:    {s.run_id}",
@@ -166,7 +170,7 @@ def render_markdown(s: RunSummary) -> str:
         f"- batches accepted: {', '.join(s.accepted) or 'none'}",
         f"- batches quarantined: {', '.join(s.quarantined) or 'none'}",
         f"- rows accepted: {s.rows_accepted}",
-        *(f"- {note}" for note in s.batch_notes),
+        *(f"- {note}" for note in [*s.batch_notes, *s.data_notes]),
         f"- data md5: {s.data_before} -> {s.data_after}",
         f"- commit: {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
         f"- stages run: {', '.join(s.stages_run) or 'none (DVC: everything up to date)'}",

@@ -26,7 +26,7 @@ from flows.common import (
 )
 from flows.preflight import remember_run
 from mlpipe.config import params_hash
-from mlpipe.data import landing
+from mlpipe.data import landing, recorded
 from mlpipe.data import snapshot as snap
 from mlpipe.data.frames import data_files, read_frame
 from mlpipe.data.validation import Violation
@@ -143,37 +143,30 @@ def quarantine_batch(root: str, verdict: dict) -> str:
 
 @task(name="snapshot", timeout_seconds=1800, **TRANSIENT)
 def snapshot_task(root: str, accepted: list[dict]) -> dict:
-    """Append accepted batches (validate_batch's verdicts) to data/, their rows set aside to quarantine/,
-    dvc add + push, commit data.dvc; only then consume the landing files, and move out of quarantine/ the
-    copies of batches of the same names quarantined before (a fixed batch re-ingested)."""
+    """Append accepted batches (validate_batch's verdicts) to data/ under names no other batch holds, their
+    rows set aside to quarantine/, dvc add + push, commit data.dvc naming what went in; only then consume
+    the landing files whose rows are proven in the commit, and move out of quarantine/ the copies of batches
+    of the same names quarantined before (a fixed batch re-ingested)."""
     paths, params = setup(root)
     qdir = paths.root / params.retrain.quarantine_dir
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
     verdicts = [landing.BatchVerdict.from_dict(v) for v in accepted]
-    names, notes, rows = [], [], 0
-    for verdict in verdicts:
-        # conformed_tables refuses (DataError) a batch validate_batch accepted only if data/ changed since
-        taken = landing.take_batch(verdict, params, paths.data, qdir)
-        names.append(taken.data_file.name)
-        rows += taken.rows
-        line = landing.describe_taken(verdict, taken, params.retrain.quarantine_dir)
-        event("batch_taken", logging.WARNING if taken.set_aside else logging.INFO, note=line)
+    taken = landing.take_batches(verdicts, params, paths.data, qdir)
+    notes = []
+    for verdict, batch in zip(verdicts, taken, strict=True):
+        line = landing.describe_taken(verdict, batch, params.retrain.quarantine_dir)
+        event("batch_taken", logging.WARNING if batch.set_aside else logging.INFO, note=line)
         notes += [line, *(f"{verdict.path.name}: {flag}" for flag in verdict.flagged)]
     after = snap.snapshot_data(paths)
-    commit = git_commit_paths(
-        paths.root, [snap.DATA_DVC, ".gitignore"], f"data: add {', '.join(names)} (md5 {after})"
-    )
-    for verdict in verdicts:
-        verdict.path.unlink()  # consumed only now that the snapshot is committed
-        for moved in landing.resolve_quarantined(verdict.path.name, qdir):
-            event("quarantine_resolved", batch=verdict.path.name, to=moved, reason="taken in under its name")
+    commit = git_commit_paths(paths.root, [snap.DATA_DVC, ".gitignore"], snap.added_message(taken, after))
+    notes += recorded.consume_landed(paths, params, taken, after)  # only rows proven in the commit
     return {
         "before": before,
         "after": after,
         "commit": commit,
-        "batches": names,
+        "batches": [t.data_file.name for t in taken if not t.same_as],
         "notes": notes,
-        "rows": rows,
+        "rows": sum(t.rows for t in taken if not t.same_as),
     }
 
 
@@ -462,19 +455,19 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
     logger = get_run_logger()
     with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
         champion_before = champion.submit(uri, params.model.name)
-        initial = bootstrap_task(root) if not snap.has_data(paths) else []
+        initial = bootstrap_task(root) if snap.needs_bootstrap(paths) else []
+        restored = recorded.keep_as_recorded(paths, params)  # or refuse: data/ changes only through batches
+        restored += recorded.consume_taken_before(paths, params)  # an interrupted run's committed batches
         template = plots_template.submit(root)  # git-ignored files only: beside everything that follows
         verdicts = [] if experiment else [validate_batch(root, p) for p in collect(root)]
         accepted = [v for v in verdicts if not v["violations"]]
         rejected = [v for v in verdicts if v["violations"]]
         quarantined = [quarantine_batch(root, v) for v in rejected]
-        before, taken = dvc_file_md5(paths.root / snap.DATA_DVC), {"notes": [], "rows": 0}
+        before, taken = dvc_file_md5(paths.root / snap.DATA_DVC), {"notes": [], "rows": 0, "batches": []}
         if accepted:
             taken = snapshot_task(root, accepted)
-        elif snap.data_changed(paths):
-            snapshot_task(root, [])  # data/ edited by hand: snapshot it as it is
         after = dvc_file_md5(paths.root / snap.DATA_DVC)
-        newest = batch_to_compare(paths.data, [v["path"] for v in accepted], initial)  # None: no batch drift
+        newest = batch_to_compare(paths.data, taken["batches"], initial)  # None: no batch drift
         outcomes, report, early = {}, None, EarlyProbe()
         for name in STAGES:
             outcomes[name] = stage_task(root, name)
@@ -556,6 +549,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         gate_checks=decision.get("checks", []),
         champion=decision.get("champion"),
         batch_notes=taken["notes"],
+        data_notes=restored,
         positive_class=params.dataset.positive_class,
         estimator=selection_line(read_selection(paths.selection)),
     )

@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import mlpipe, records, start_server, stop
+from conftest import git, mlpipe, records, start_server, stop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from mlpipe.data.frames import read_data_dir
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 60  # every HTTP call
@@ -143,7 +145,9 @@ SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
 
 @pytest.fixture(scope="module")
 def penguins(tmp_path_factory) -> SimpleNamespace:
-    """init on 300 shuffled penguins, run, ingest the other 44 as a batch, run again."""
+    """init on 300 shuffled penguins, run, land the other 44 as five batches, run again. Four of the five
+    are named so that a batch named after its stem would overwrite data (issue 28.1): `b2.csv` and
+    `b2.parquet`, `..csv`, and `batch-0-initial.csv` (the initial data's own file name)."""
     from palmerpenguins import load_penguins
 
     base = tmp_path_factory.mktemp("own-penguins")
@@ -151,15 +155,34 @@ def penguins(tmp_path_factory) -> SimpleNamespace:
     assert len(rows) == 344 and rows.isna().any().any(), "the source has missing values"
     rows.iloc[:300].to_csv(base / "penguins.csv", index=False)
     batch = rows.iloc[300:]
-    batch.to_csv(base / "batch-late.csv", index=False)
+    parts = {
+        "batch-late.csv": batch.iloc[:20],
+        "b2.csv": batch.iloc[20:30],
+        "b2.parquet": batch.iloc[30:36],
+        "..csv": batch.iloc[36:40],
+        "batch-0-initial.csv": batch.iloc[40:],
+    }
+    for name, part in parts.items():
+        part.to_parquet(base / name) if name.endswith(".parquet") else part.to_csv(base / name, index=False)
     init = mlpipe(base, "init", "--data", "penguins.csv", "--target", "species", "--into", "penguins")
     root = base / "penguins"
     first = mlpipe(root, "run")
     ingest = mlpipe(root, "ingest", str(base / "batch-late.csv"))
     landed = (root / "landing" / "batch-late.csv").exists()
+    for name in ("b2.csv", "b2.parquet"):
+        mlpipe(root, "ingest", str(base / name))
+    for name in ("..csv", "batch-0-initial.csv"):  # landed by hand
+        shutil.copy(base / name, root / "landing" / name)
     second = mlpipe(root, "run")
     return SimpleNamespace(
-        root=root, batch=batch, init=init, first=first, ingest=ingest, landed=landed, second=second
+        root=root,
+        batch=batch,
+        parts=parts,
+        init=init,
+        first=first,
+        ingest=ingest,
+        landed=landed,
+        second=second,
     )
 
 
@@ -179,7 +202,7 @@ def test_multiclass_penguins_init_run_ingest_serve_reproduce(penguins):
     assert f"model:         {name} version 1 " in penguins.first.stdout
     assert penguins.landed and "landed landing/batch-late.csv" in penguins.ingest.stdout
     assert penguins.second.stdout.startswith("mlpipe run: trained a new model"), penguins.second.stdout
-    assert "accepted batch-late.csv; quarantined none" in penguins.second.stdout
+    assert f"accepted {', '.join(sorted(penguins.parts))}; quarantined none" in penguins.second.stdout
     assert f"model:         {name} version 2 " in penguins.second.stdout
     assert not (root / "landing" / "batch-late.csv").exists(), "the batch was taken in"
 
@@ -236,6 +259,31 @@ BROKEN_BODIES = {
         b'{"request_id": "\\ud800", "labels": ["Adelie"]}',
     ),
 }
+
+
+def test_files_of_one_stem_and_one_named_like_the_initial_data_all_go_in_once(penguins):
+    """Issue 28.1: each landed file becomes a data file of its own, every row once, and the commit and the
+    summary name where each went."""
+    root, parts = penguins.root, penguins.parts
+    went = {
+        "..csv": "unnamed.parquet",
+        "b2.csv": "b2.parquet",
+        "b2.parquet": "b2-1.parquet",
+        "batch-0-initial.csv": "batch-0-initial-1.parquet",
+        "batch-late.csv": "batch-late.parquet",
+    }
+    data = read_data_dir(root / "data")
+    assert len(data) == 344 and not data.duplicated().any(), "every row of the table once"
+    assert len(pd.read_parquet(root / "data" / "batch-0-initial.parquet")) == 300, "the initial rows kept"
+    for landed, name in went.items():
+        assert len(pd.read_parquet(root / "data" / name)) == len(parts[landed]), name
+        line = f"taken:         {landed}: {len(parts[landed]):,} rows taken into data/{name}"
+        assert line in penguins.second.stdout
+    assert list((root / "landing").iterdir()) == [], "every landing file proven in the commit, then deleted"
+    md5 = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
+    subjects = git(root, "log", "--format=%s").splitlines()
+    shown = ", ".join(f"{landed} -> {name} ({len(parts[landed])} rows)" for landed, name in went.items())
+    assert f"data: add {shown} (md5 {md5})" in subjects
 
 
 def test_bodies_the_service_cannot_decode_get_a_4xx_not_a_500(penguins):

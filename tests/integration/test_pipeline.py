@@ -271,6 +271,8 @@ def test_bad_batch_stops_at_validate_naming_column_rule_and_count(project_copy):
     bad.loc[bad.index[:3], "carrier"] = None
     bad = bad.drop(columns=["temp"])
     bad.to_parquet(root / "data" / "batch-2013-01-zz-bad.parquet", index=False)
+    # a file put into data/ by hand is refused unless accepted on purpose: accepted, validate judges it
+    mlpipe(root, "data", "accept", "--reason", "a broken file, to see validate stop it")
     proc = mlpipe(root, "run", check=False)
     assert proc.returncode != 0
     err = proc.stderr

@@ -64,7 +64,14 @@ def test_two_released_batches_are_taken_in_and_the_model_retrains_then_a_rerun_t
     assert len(read_data_dir(root / "data")) > before_rows
     subjects = git(root, "log", "--format=%s", "-3").splitlines()
     assert subjects[0] == f"pipeline: outputs for data md5 {after_md5}"
-    assert subjects[1] == f"data: add batch-2013-01-15.parquet, batch-2013-01-21.parquet (md5 {after_md5})"
+    rows = [
+        f"{len(pd.read_parquet(root / 'data' / n)):,}"
+        for n in ("batch-2013-01-15.parquet", "batch-2013-01-21.parquet")
+    ]
+    assert subjects[1] == (
+        f"data: add batch-2013-01-15.parquet ({rows[0]} rows), batch-2013-01-21.parquet ({rows[1]} rows) "
+        f"(md5 {after_md5})"
+    )
     assert git(root, "status", "--porcelain") == ""
     assert versions(root) == ["1", "2"] and alias(root, "challenger") == "2"
     assert alias(root, "champion") == champion_after_gate(root, "1", "2")

@@ -37,7 +37,8 @@ def test_three_impossible_rows_are_set_aside_the_rest_trains_and_a_fixed_batch_l
     assert proc.returncode == 3, proc.stderr[-2000:]
     taken = len(batch) - 3
     assert (
-        f"taken:         batch-2013-01-15.parquet: {taken:,} rows taken, 3 set aside "
+        f"taken:         batch-2013-01-15.parquet: {taken:,} rows taken into data/batch-2013-01-15.parquet, "
+        "3 set aside "
         "(distance above max 6000.0) -> quarantine/batch-2013-01-15.rows.parquet"
     ) in proc.stdout
     assert "accepted batch-2013-01-15.parquet; quarantined batch-2013-01-21.parquet" in proc.stdout

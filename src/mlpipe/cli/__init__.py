@@ -38,6 +38,7 @@ for command in (
     pipeline.sweep,
 ):
     app.command()(command)
+app.add_typer(data.data_app, name="data")
 
 
 # Typer >= 0.24 raises its own vendored copy of click's exceptions, not click's: name the base class

@@ -1,4 +1,5 @@
-"""Data in: `mlpipe bootstrap`, `simulate`, `ingest`."""
+"""Data in: `mlpipe bootstrap`, `simulate`, `ingest`, and `mlpipe data accept` (a change to data/ made by
+hand, kept on purpose)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ def bootstrap(
 ) -> None:
     """Bring data/ to the hash data.dvc records (DVC cache or remote), else materialise the initial
     period from the source (deterministically); `dvc add` it, push to the remote, commit data.dvc."""
+    from mlpipe.data.recorded import keep_as_recorded
     from mlpipe.data.snapshot import bootstrap as bootstrap_data
     from mlpipe.runtime.git import git_commit_paths
 
     paths = project(root)
     params = project_params(paths)
+    if not regenerate:  # data/ changed by hand is restored (or refused), never snapshotted as it is
+        for note in keep_as_recorded(paths, params):
+            typer.echo(note)
     md5 = bootstrap_data(paths, params, regenerate=regenerate)
     commit = git_commit_paths(paths.root, ["data.dvc", ".gitignore"], f"data: initial period (md5 {md5})")
     typer.echo(
@@ -72,5 +77,28 @@ def ingest(file: Path, root: ROOT_OPTION = Path(".")) -> None:
 
     paths = project(root)
     params = project_params(paths)
-    dest = ingest_file(file.resolve(), paths.root / params.retrain.landing_dir, paths.data)
+    dest = ingest_file(file.resolve(), paths.root / params.retrain.landing_dir)
     typer.echo(f"landed {dest.relative_to(paths.root)}")
+
+
+data_app = typer.Typer(
+    no_args_is_help=True,
+    help="data/ itself: it changes only through batches; `accept` keeps a change made by hand, saying why.",
+)
+
+
+@data_app.command()
+def accept(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why data/ changed by hand (goes into the commit).")
+    ],
+    root: ROOT_OPTION = Path("."),
+) -> None:
+    """Keep data/ as it is now (files deleted, edited or added by hand, which `mlpipe run` would otherwise
+    restore or refuse): dvc add, push, and commit data.dvc with what changed and the reason."""
+    from mlpipe.data.recorded import accept_as_is
+    from mlpipe.runtime.lock import project_lock
+
+    paths = project(root)
+    with project_lock(paths.lock_file, timeout_s=0):  # never under a running retrain
+        typer.echo(accept_as_is(paths, reason))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from mlpipe.data.frames import (
     write_frame,
     write_tables,
 )
+from mlpipe.data.naming import data_names, preferred_name
 from mlpipe.data.sources import times_or_nat
 from mlpipe.data.validation import (
     MAX_CLASSES_SEEN,
@@ -56,6 +57,7 @@ from mlpipe.data.zone import (  # noqa: F401 - landed_batches: landing's API
     landed_batches,
 )
 from mlpipe.errors import AlreadyExists, DataError, MissingInput
+from mlpipe.runtime.hashing import sha256_file
 
 # pandas' default na_values: a CSV cell is missing exactly when pd.read_csv would read it as missing.
 NA_TEXT = (
@@ -105,10 +107,9 @@ class BatchVerdict:
         )
 
 
-def data_schema(data_dir: Path, exclude: str | None = None) -> pa.Schema | None:
-    """The column types the files of data/ hold (their schemas unified), or None when there are none.
-    `exclude` names a file left out (a batch's own file, written by a run that crashed before its commit)."""
-    schemas = [pq.read_schema(f) for f in data_files(data_dir) if f.name != exclude]
+def data_schema(data_dir: Path) -> pa.Schema | None:
+    """The column types the files of data/ hold (their schemas unified), or None when there are none."""
+    schemas = [pq.read_schema(f) for f in data_files(data_dir)]
     if not schemas:
         return None
     return pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
@@ -311,13 +312,11 @@ def row_hashes(df: pd.DataFrame, columns: list[str]) -> pd.Series:
     return pd.util.hash_pandas_object(df[columns], index=False)
 
 
-def known_row_hashes(data_dir: Path, columns: list[str], exclude: str, chunk_rows: int) -> np.ndarray:
-    """The distinct row hashes of data/'s files (all but `exclude`), sorted: 8 bytes a row, read a chunk
-    at a time."""
+def known_row_hashes(data_dir: Path, columns: list[str], chunk_rows: int) -> np.ndarray:
+    """The distinct row hashes of data/'s files, sorted: 8 bytes a row, read a chunk at a time."""
     parts = [
         row_hashes(chunk, columns).to_numpy()
         for f in data_files(data_dir)
-        if f.name != exclude
         for chunk in read_chunks(f, chunk_rows, columns)
     ]
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
@@ -435,9 +434,9 @@ def check_landed(path: Path, params: Params, profile: dict, data_dir: Path) -> B
     stated = declared_rows(path)
     if stated is not None and stated > cfg.max_batch_rows:
         return BatchVerdict(path, stated, [_too_many_rows(stated, cfg.max_batch_rows, name)])
-    own = data_name(path)
-    schema = data_schema(data_dir, exclude=own)
-    known = known_row_hashes(data_dir, params.record_columns, own, cfg.chunk_rows)
+    # data/ is what data.dvc records here (data.recorded.keep_as_recorded ran first): every file counts
+    schema = data_schema(data_dir)
+    known = known_row_hashes(data_dir, params.record_columns, cfg.chunk_rows)
     check = BatchCheck(params, profile, known, name)
     rows = 0
     try:
@@ -527,15 +526,15 @@ REPORT_SUFFIX = ".report.md"
 
 
 def data_name(path: Path) -> str:
-    """The file name a landed batch gets under data/ (stable, so a retried snapshot rewrites the same
-    file)."""
-    return path.stem + DATA_SUFFIX
+    """The file name a landed batch gets under data/ when no file holds it (naming.preferred_name); the
+    name it is taken in under is data_names'."""
+    return preferred_name(path.name)
 
 
 def conformed_tables(path: Path, params: Params, data_dir: Path) -> Iterator[pa.Table]:
     """A landed file's chunks with data/'s column types, as take_into_data writes them; a chunk that no
     longer conforms (data/ changed since the batch was checked) is a DataError naming the rule."""
-    schema = data_schema(data_dir, exclude=data_name(path))
+    schema = data_schema(data_dir)
     for table in landed_tables(path, schema, params.retrain.chunk_rows):
         conformed, refused = conform_table(table, schema, params.dataset.time_format, path.name)
         if refused:
@@ -543,10 +542,11 @@ def conformed_tables(path: Path, params: Params, data_dir: Path) -> Iterator[pa.
         yield conformed
 
 
-def take_into_data(tables: Iterable[pa.Table], path: Path, data_dir: Path) -> Path:
+def take_into_data(tables: Iterable[pa.Table], path: Path, data_dir: Path, name: str | None = None) -> Path:
     """Write an accepted batch's chunks under data/ as Parquet, one row group each (the same chunks give
-    the same bytes); the landing file stays until the commit."""
-    dest = data_dir / data_name(path)
+    the same bytes), named `name` (data_names'; its preferred name when None); the landing file stays until
+    the commit."""
+    dest = data_dir / (name or data_name(path))
     write_tables(tables, dest)
     return dest
 
@@ -554,30 +554,73 @@ def take_into_data(tables: Iterable[pa.Table], path: Path, data_dir: Path) -> Pa
 ROWS_SUFFIX = ".rows.parquet"  # in quarantine/: the rows of a batch set aside, `<batch stem>.rows.parquet`
 
 
-def rows_name(path: Path) -> str:
-    """The file in quarantine/ of the rows set aside from batch `path`."""
-    return path.stem + ROWS_SUFFIX
+def rows_name(data_file: str) -> str:
+    """The file in quarantine/ of the rows set aside from the batch taken in as `data_file` (data/ names
+    are unique, so are these)."""
+    return data_file.removesuffix(DATA_SUFFIX) + ROWS_SUFFIX
 
 
 @dataclass(frozen=True)
 class TakenBatch:
-    """What data/ took of one accepted batch, and where its rows set aside went."""
+    """What data/ took of one accepted batch, and where its rows set aside went. `landed`: the landing
+    file's name, rows and sha256; `same_as`: the batch of this run with the same bytes, whose file holds its
+    rows."""
 
     data_file: Path
     rows: int
     rows_file: Path | None = None
     set_aside: int = 0
+    landed: str = ""
+    landed_rows: int = 0
+    same_as: str | None = None
+    sha256: str = ""
+
+    def line(self) -> str:
+        """What went in, as the commit message names it: "b2.csv -> b2-1.parquet (500 rows)"."""
+        dest = self.data_file.name
+        rows = f"{self.rows:,} rows" + (f", {self.set_aside:,} set aside" if self.set_aside else "")
+        if self.same_as:
+            return f"{self.landed} (the same file as {self.same_as}, taken once as {dest})"
+        return f"{self.landed} ({rows})" if dest == self.landed else f"{self.landed} -> {dest} ({rows})"
 
 
-def take_batch(verdict: BatchVerdict, params: Params, data_dir: Path, quarantine_dir: Path) -> TakenBatch:
-    """Write an accepted batch under data/ a chunk at a time (conformed_tables, take_into_data); when the
-    check set rows aside, each chunk's rows that break a row rule go to quarantine/<stem>.rows.parquet
-    instead, beside a report naming each rule, its count and examples: every landed row is in one of
-    the two. The same chunks give the same bytes."""
+def take_batches(
+    verdicts: list[BatchVerdict], params: Params, data_dir: Path, quarantine_dir: Path
+) -> list[TakenBatch]:
+    """Write accepted batches under data/ in order (take_batch), each under a name no file of data/ and no
+    other batch holds (naming.data_names); a landed file with the same bytes as an earlier one of these is
+    not written twice (its rows are that batch's: every landed row goes in once)."""
+    held = [f.name for f in data_files(data_dir)]
+    taken: list[TakenBatch] = []
+    seen: dict[str, TakenBatch] = {}
+    for verdict in verdicts:
+        digest = sha256_file(verdict.path)
+        if digest in seen:
+            first = seen[digest]
+            taken.append(replace(first, landed=verdict.path.name, same_as=first.landed))
+            continue
+        (name,) = data_names([verdict.path.name], held)
+        held.append(name)
+        # conformed_tables refuses (DataError) a batch the check accepted only if data/ changed since
+        batch = take_batch(verdict, params, data_dir, quarantine_dir, name)
+        seen[digest] = replace(batch, sha256=digest)
+        taken.append(seen[digest])
+    return taken
+
+
+def take_batch(
+    verdict: BatchVerdict, params: Params, data_dir: Path, quarantine_dir: Path, name: str | None = None
+) -> TakenBatch:
+    """Write an accepted batch under data/ as `name` (its preferred name when None) a chunk at a time
+    (conformed_tables, take_into_data); when the check set rows aside, each chunk's rows that break a row
+    rule go to quarantine/<data stem>.rows.parquet instead, beside a report naming each rule, its count and
+    examples: every landed row is in one of the two. The same chunks give the same bytes."""
     path = verdict.path
+    name = name or data_name(path)
     tables = conformed_tables(path, params, data_dir)
+    landed = {"landed": path.name, "landed_rows": verdict.rows}
     if not verdict.set_aside_rows:
-        return TakenBatch(take_into_data(tables, path, data_dir), verdict.rows)
+        return TakenBatch(take_into_data(tables, path, data_dir, name), verdict.rows, **landed)
     validator = ChunkValidator(params)
     kept = 0
 
@@ -592,9 +635,9 @@ def take_batch(verdict: BatchVerdict, params: Params, data_dir: Path, quarantine
             kept += table.num_rows
             yield table
 
-    with _TablesWriter(quarantine_dir / rows_name(path)) as aside:
-        dest = take_into_data(good_rows(aside), path, data_dir)
-    taken = TakenBatch(dest, kept, aside.path, aside.rows)
+    with _TablesWriter(quarantine_dir / rows_name(name)) as aside:
+        dest = take_into_data(good_rows(aside), path, data_dir, name)
+    taken = TakenBatch(dest, kept, aside.path, aside.rows, **landed)
     report = aside.path.with_name(aside.path.name + REPORT_SUFFIX)
     report.write_text(
         render_rows_report(verdict, taken, params.validate_.max_bad_row_share), encoding="utf-8"
@@ -638,7 +681,7 @@ def render_rows_report(verdict: BatchVerdict, taken: TakenBatch, max_share: floa
     lines = [
         f"# Rows set aside: {name}",
         "",
-        f"**{taken.set_aside} of {verdict.rows} rows set aside** in `{rows_name(verdict.path)}`"
+        f"**{taken.set_aside} of {verdict.rows} rows set aside** in `{rows_name(taken.data_file.name)}`"
         f": each breaks a row rule below (a physical limit of `validate.ranges`, a required value, an empty "
         f"text). The other {taken.rows} rows were taken into `data/{taken.data_file.name}` (rule: a batch "
         f"whose share of such rows is at most validate.max_bad_row_share {max_share:g} keeps its good rows).",
@@ -654,9 +697,12 @@ def render_rows_report(verdict: BatchVerdict, taken: TakenBatch, max_share: floa
 
 
 def describe_taken(verdict: BatchVerdict, taken: TakenBatch, quarantine_shown: str) -> str:
-    """One line of what data/ took of a batch, e.g. "b2.csv: 13,937 rows taken, 3 set aside (depth above
-    max 74.68) -> quarantine/b2.rows.parquet"."""
-    line = f"{verdict.path.name}: {taken.rows:,} rows taken"
+    """One line of what data/ took of a batch, e.g. "b2.csv: 13,937 rows taken into data/b2-1.parquet, 3 set
+    aside (depth above max 74.68) -> quarantine/b2-1.rows.parquet"."""
+    if taken.same_as:
+        where = f"data/{taken.data_file.name}"
+        return f"{verdict.path.name}: the same file as {taken.same_as}, its rows taken once ({where})"
+    line = f"{verdict.path.name}: {taken.rows:,} rows taken into data/{taken.data_file.name}"
     if taken.set_aside and taken.rows_file is not None:
         rules = [f"{v.column} {v.rule}" for v in verdict.set_aside]
         shown = ", ".join(rules[:3]) + (f" and {len(rules) - 3} more rules" if len(rules) > 3 else "")
@@ -720,8 +766,9 @@ def release_next_period(
     return written[0] if written else None
 
 
-def ingest_file(src: Path, landing_dir: Path, data_dir: Path) -> Path:
-    """Copy a user's file into the landing zone (atomically: a half-copied file is never collected)."""
+def ingest_file(src: Path, landing_dir: Path) -> Path:
+    """Copy a user's file into the landing zone (atomically: a half-copied file is never collected). A
+    name data/ holds already is no reason to refuse: the run takes it in under a free one (data_names)."""
     if src.suffix not in BATCH_SUFFIXES:
         raise DataError(
             f"{src}: unsupported file type {src.suffix!r} (rule: one of {', '.join(BATCH_SUFFIXES)})"
@@ -730,12 +777,11 @@ def ingest_file(src: Path, landing_dir: Path, data_dir: Path) -> Path:
         raise MissingInput(f"{src}: no such file (rule: ingest takes an existing Parquet or CSV file)")
     landing_dir.mkdir(parents=True, exist_ok=True)
     dest = landing_dir / src.name
-    for taken in (dest, data_dir / data_name(src)):
-        if taken.exists():
-            raise AlreadyExists(
-                f"{taken}: a batch of that name already exists "
-                "(rule: batch names are unique; rename the file)"
-            )
+    if dest.exists():
+        raise AlreadyExists(
+            f"{dest}: a batch of that name is waiting already "
+            "(rule: one landed file a name; rename the file, or run first)"
+        )
     tmp = landing_dir / f".{src.name}.part"
     shutil.copyfile(src, tmp)
     tmp.replace(dest)

@@ -15,14 +15,13 @@ from mlpipe.config import FeaturesCfg
 MIN_REFERENCE_ROWS = 100
 
 
-def batch_to_compare(data_dir: Path, accepted: list[str], initial: list[str]) -> Path | None:
-    """The data file a run's drift report is about: the newest batch the run took in (the last accepted
-    landing file, as named under data/), else the newest file of the initial data when this run recorded it;
-    None when the run took in nothing (a params-only change, a rerun): such a run has no batch drift."""
-    from mlpipe.data.landing import data_name
-
-    if accepted:
-        return data_dir / data_name(Path(accepted[-1]))
+def batch_to_compare(data_dir: Path, taken: list[str], initial: list[str]) -> Path | None:
+    """The data file a run's drift report is about: the newest batch the run took in (the last of `taken`,
+    the data/ files of its accepted batches, in landing order), else the newest file of the initial data when
+    this run recorded it; None when the run took in nothing (a params-only change, a rerun): such a run has
+    no batch drift."""
+    if taken:
+        return data_dir / Path(taken[-1]).name
     return Path(max(initial)) if initial else None  # names carry the period: the last is the newest
 
 

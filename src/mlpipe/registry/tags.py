@@ -14,6 +14,8 @@ GIT_COMMIT = "mlpipe.commit"  # the git commit the run was trained from (as mlfl
 GIT_DIRTY = "mlpipe.git_dirty"
 EXPERIMENT = "mlpipe.experiment"  # "unreproducible": trained from uncommitted changes, never registered
 DATA_MD5 = "mlpipe.data_md5"
+# why data/ holds a change made by hand (`mlpipe data accept --reason`), on runs trained on that data
+DATA_ACCEPTED = "mlpipe.data_accepted"
 MODEL_SHA256 = "mlpipe.sha256"  # sha256 of the model file (the canonical skops bytes) the run made
 PARAMS_SHA256 = "mlpipe.params"  # sha256 of the params the train stage read (the manifest's params_sha256)
 # the train stage's derived seed (params.yaml's `seed` + the stage's offset 2), as the manifest records

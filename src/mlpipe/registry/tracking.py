@@ -18,6 +18,8 @@ import pandas as pd
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, flatten, read_params_dict
 from mlpipe.data.frames import data_files, read_frame
+from mlpipe.data.recorded import REASON_TRAILER
+from mlpipe.data.snapshot import DATA_DVC
 from mlpipe.model.artifact import MODEL_FILE, allowed_types, load_model_file
 from mlpipe.model.loading import MANIFEST_FILE
 from mlpipe.model.manifest import MODEL_PACKAGES, installed_versions
@@ -26,7 +28,7 @@ from mlpipe.pipeline.selection import read_selection, selection_line
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import local_store, mlflow_client
 from mlpipe.registry.views import ensure_run_table_view
-from mlpipe.runtime.git import git_commit, git_dirty
+from mlpipe.runtime.git import git_commit, git_dirty, git_last_trailers
 from mlpipe.runtime.lockfiles import dvc_file_md5, locked_versions, stage_output_hashes
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.shell import pid_alive
@@ -94,6 +96,8 @@ def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
         tag.HOST: socket.gethostname(),
         tag.PYTHON: platform.python_version(),
     }
+    if reason := " ".join(git_last_trailers(paths.root, DATA_DVC, REASON_TRAILER)):
+        tags[tag.DATA_ACCEPTED] = reason
     lock = paths.root / "uv.lock"
     if lock.exists():
         from mlpipe.runtime.hashing import sha256_file

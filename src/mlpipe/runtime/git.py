@@ -60,3 +60,16 @@ def require_clean_tree(root: Path) -> None:
             f"{root}: {len(changed)} uncommitted path(s): {shown} (rule: only a committed tree trains a "
             "registrable model; commit or git-ignore them, or run --experiment for an unregistered run)"
         )
+
+
+def git_show_file(root: Path, path: str, rev: str = "HEAD") -> str | None:
+    """The text of `path` as commit `rev` holds it, or None when it holds no such file."""
+    proc = run_tool(["git", "show", f"{rev}:{path}"], root, check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def git_last_trailers(root: Path, path: str, key: str) -> list[str]:
+    """The values of trailer `key` in the message of the last commit that changed `path`, in order."""
+    fmt = f"--format=%(trailers:key={key},valueonly,separator=%x0A)"
+    proc = run_tool(["git", "log", "-1", fmt, "--", path], root, check=False)
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()] if proc.returncode == 0 else []

@@ -100,24 +100,24 @@ def test_csv_batch_is_read_with_utc_times_and_taken_into_data_as_parquet(flights
     pd.testing.assert_frame_equal(taken, flights)
 
 
-def test_ingest_copies_into_landing_and_refuses_taken_names_and_unknown_types(flights, tmp_path):
+def test_ingest_copies_into_landing_and_refuses_a_waiting_name_and_unknown_types(flights, tmp_path):
     src = tmp_path / "mine.parquet"
     write_frame(flights, src)
-    landing, data = tmp_path / "landing", tmp_path / "data"
-    data.mkdir()
-    dest = ingest_file(src, landing, data)
+    landing = tmp_path / "landing"
+    dest = ingest_file(src, landing)
     assert dest.read_bytes() == src.read_bytes() and src.exists()
-    with pytest.raises(FileExistsError, match="batch names are unique"):
-        ingest_file(src, landing, data)
+    with pytest.raises(
+        FileExistsError, match="landing/mine.parquet: a batch of that name is waiting already"
+    ):
+        ingest_file(src, landing)
+    # a name data/ holds is no refusal: the run takes the batch in under a free name (naming.data_names)
     other = tmp_path / "other" / "old.parquet"
     other.parent.mkdir()
     write_frame(flights, other)
-    write_frame(flights, data / "old.parquet")
-    with pytest.raises(FileExistsError, match="data/old.parquet"):
-        ingest_file(other, landing, data)
+    assert ingest_file(other, landing) == landing / "old.parquet"
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="unsupported file type '.json'"):
-        ingest_file(tmp_path / "x.json", landing, data)
+        ingest_file(tmp_path / "x.json", landing)
 
 
 def test_release_writes_the_period_after_the_latest_row(flights, tmp_path):
@@ -258,7 +258,8 @@ def test_three_physically_impossible_rows_are_set_aside_and_the_rest_taken_in(ma
     assert "**3 of 200 rows set aside** in `b2.rows.parquet`" in report
     assert "| b2.csv | distance | above max 6000.0 | 3 | 9000.0, 12000.0, 7500.0 |" in report
     assert describe_taken(verdict, taken, "quarantine") == (
-        "b2.csv: 197 rows taken, 3 set aside (distance above max 6000.0) -> quarantine/b2.rows.parquet"
+        "b2.csv: 197 rows taken into data/b2.parquet, 3 set aside (distance above max 6000.0) "
+        "-> quarantine/b2.rows.parquet"
     )
 
 

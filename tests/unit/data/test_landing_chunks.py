@@ -238,7 +238,9 @@ def test_rows_breaking_row_rules_in_several_chunks_are_set_aside_chunk_by_chunk(
     )
     take_batch(verdict, small, data_dir, qdir)
     assert dest.read_bytes() == first, "the same chunks give the same bytes"
-    assert describe_taken(verdict, taken, "quarantine").startswith("b.csv: 247 rows taken, 3 set aside (")
+    assert describe_taken(verdict, taken, "quarantine").startswith(
+        "b.csv: 247 rows taken into data/b.parquet, 3 set aside ("
+    )
     assert describe_taken(verdict, taken, "quarantine").endswith(
         " and 1 more rules) -> quarantine/b.rows.parquet"
     )

@@ -83,10 +83,8 @@ def test_a_run_compares_the_newest_batch_it_took_in_or_nothing(tmp_path):
     from mlpipe.monitoring.drift import batch_to_compare
 
     data = tmp_path / "data"
-    accepted = [
-        str(tmp_path / "landing" / name) for name in ("batch-2013-04-01.parquet", "batch-2013-05-01.csv")
-    ]
-    assert batch_to_compare(data, accepted, []) == data / "batch-2013-05-01.parquet"
+    taken = ["batch-2013-04-01.parquet", "b2-1.parquet"]  # data/ names, in landing order
+    assert batch_to_compare(data, taken, []) == data / "b2-1.parquet"
     initial = [str(data / f"batch-2013-0{m}-01.parquet") for m in (2, 3, 1)]
     assert batch_to_compare(data, [], initial) == data / "batch-2013-03-01.parquet"
     assert batch_to_compare(data, [], []) is None  # a params-only change or a rerun: no batch drift
