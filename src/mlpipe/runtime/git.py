@@ -60,3 +60,19 @@ def require_clean_tree(root: Path) -> None:
             f"{root}: {len(changed)} uncommitted path(s): {shown} (rule: only a committed tree trains a "
             "registrable model; commit or git-ignore them, or run --experiment for an unregistered run)"
         )
+
+
+def git_holds(root: Path, commit: str, path: str) -> bool:
+    """True when `commit` holds a file at `path`."""
+    return run_tool(["git", "cat-file", "-e", f"{commit}:{path}"], root, check=False).returncode == 0
+
+
+def git_restore_paths(root: Path, paths: list[str]) -> None:
+    """Put `paths` back as HEAD has them, in the index and the working tree: changed or deleted files are
+    checked out, files HEAD does not hold are removed."""
+    held = [p for p in paths if git_holds(root, "HEAD", p)]
+    if held:
+        run_tool(["git", "checkout", "HEAD", "--", *held], root)
+    for path in (p for p in paths if p not in held):
+        run_tool(["git", "rm", "-q", "--cached", "--ignore-unmatch", "--", path], root)
+        (root / path).unlink(missing_ok=True)
