@@ -267,10 +267,12 @@ def sweep_table(request):
     if reporter is None or not rows:
         return
     width = max(len(m) for m, _, _ in rows)
-    reporter.write_sep("=", f"crash sweep: {len(rows)} interruptions, each followed by a plain `mlpipe run`")
-    reporter.write_line(f"{'moment':<{width}}  {'signal':<7}  outcome")
-    for moment, name, outcome in rows:
-        reporter.write_line(f"{moment:<{width}}  {name:<7}  {outcome}")
+    with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_sep("=", f"crash sweep: {len(rows)} interruptions, each then a plain `mlpipe run`")
+        reporter.write_line(f"{'moment':<{width}}  {'signal':<7}  outcome")
+        for moment, name, outcome in rows:
+            reporter.write_line(f"{moment:<{width}}  {name:<7}  {outcome}")
 
 
 @pytest.mark.crash_sweep
