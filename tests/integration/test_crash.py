@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-from conftest import copy_project, dvc, git, mlpipe, tracking_client
+from conftest import copy_project, dvc, git, mlpipe, sh, tracking_client
 
 from mlpipe.config import load_params
 from mlpipe.data.frames import read_data_dir
@@ -63,6 +63,12 @@ MOMENTS = {
         for task in ("precheck", "commit_outputs", "track", "log_drift", "register", "gate", "lineage")
     },
     "flow finished, no summary": "Flow run '*' - Finished in state",
+}
+# the first run of a project: it makes data/ (bootstrap) before anything else
+FIRST_RUN_MOMENTS = {
+    "first run, in bootstrap: data/ written": "event=materialised",
+    "first run, in bootstrap: dvc add+push, no commit": "event=snapshot_done",
+    "first run, after bootstrap": "Task run 'bootstrap-*Finished",
 }
 
 
@@ -106,7 +112,7 @@ def interrupt_run(root: Path, moment: str, signum: int, work: Path) -> Interrupt
     pause = work / f"pause-{len(list(work.iterdir()))}"
     pause.mkdir()
     err_path = pause / "stderr"
-    env = _env({PAUSE_AT: MOMENTS[moment], PAUSE_DIR: str(pause)})
+    env = _env({PAUSE_AT: (MOMENTS | FIRST_RUN_MOMENTS)[moment], PAUSE_DIR: str(pause)})
     with open(err_path, "w") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlpipe.cli", "run"],
@@ -208,7 +214,8 @@ def check_completed(root: Path, before: Before, rerun: subprocess.CompletedProce
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert git(root, "status", "--porcelain") == "", "a clean tree"
     assert not (root / MARKER).exists()
-    assert sorted(p.name for p in (root / "landing").iterdir()) == [], "the batch is taken in"
+    landing = root / "landing"
+    assert not landing.exists() or list(landing.iterdir()) == [], "the batch is taken in"
     assert _rows(root, _data(root)) == before.rows + before.landed, "every landed row in data/, once"
     assert len(_versions(root)) == before.versions + 1, "one new version for the new data"
     client = tracking_client(root)
@@ -282,9 +289,27 @@ def test_sweep_a_run_interrupted_here_is_completed_by_the_next(
     moment, signum, first_run, tmp_path, sweep_table
 ):
     root = copy_project(first_run[0], tmp_path / "project")
+    _sweep_case(root, moment, signum, land_batch(root), tmp_path, sweep_table)
+
+
+@pytest.mark.crash_sweep
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("moment", list(FIRST_RUN_MOMENTS))
+def test_sweep_a_first_run_interrupted_here_is_completed_by_the_next(
+    moment, signum, template_repo, first_run, tmp_path, sweep_table
+):
+    root = tmp_path / "project"
+    sh(["git", "clone", "-q", str(template_repo), str(root)], tmp_path)
+    for key in ("user.email", "user.name"):
+        git(root, "config", key, git(template_repo, "config", key))
+    initial = _rows(first_run[0], _data(first_run[0]))  # the same source and period: the same rows
+    _sweep_case(root, moment, signum, Before(Counter(), initial, 0), tmp_path, sweep_table)
+
+
+def _sweep_case(root: Path, moment: str, signum: int, before: Before, tmp_path: Path, table: list) -> None:
+    """One interruption of the sweep, then a plain run; its row in the table, whatever happens."""
     work = tmp_path / "work"
     work.mkdir()
-    before = land_batch(root)
     outcome = "FAILED: "
     try:
         cut = interrupt_run(root, moment, signum, work)
@@ -304,4 +329,4 @@ def test_sweep_a_run_interrupted_here_is_completed_by_the_next(
         outcome += " ".join(str(exc).split())[:160]
         raise
     finally:
-        sweep_table.append((moment, signal.Signals(signum).name, outcome))
+        table.append((moment, signal.Signals(signum).name, outcome))

@@ -61,8 +61,10 @@ def run(
     """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
     `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
     changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow.
-    Uncommitted changes are refused (exit 6) unless --experiment. SIGTERM, SIGINT or SIGHUP stop it with
-    its Prefect server (the flow run ends Crashed); a run killed outright is marked Crashed by the next."""
+    Uncommitted changes are refused (exit 6) unless --experiment, except the files a run interrupted
+    before committing them left (data.dvc, dvc.lock, metrics.json): put back as HEAD has them, and the work
+    redone. SIGTERM, SIGINT or SIGHUP stop it within seconds with its Prefect server (the flow run ends
+    Crashed); a run killed outright is marked Crashed by the next, which completes its work."""
     from flows.common import render_text
     from mlpipe.pipeline.estimators import check_estimator
     from mlpipe.pipeline.layout import (

@@ -7,14 +7,17 @@ uncommitted, its pid and host; it removes the marker once those files are commit
 next run finds while it holds the lock was left by a run that did not finish (Ctrl-C, SIGTERM, kill -9, a
 failed stage). When the only uncommitted changes are files the marker names, they are put back as HEAD
 has them, and the stages redo, or DVC restores from its run-cache, what the interrupted run had not
-committed. Any other uncommitted change still refuses the run (git.require_clean_tree), a user's edits
-included, and the marker stays until the tree holds nothing but the run's files.
+committed; on a first run interrupted before its data commit, `data/` goes too (the bootstrap makes it
+again from the start, never from a part of it). Any other uncommitted change still refuses the run
+(git.require_clean_tree), a user's edits included, and the marker stays until the tree holds nothing but
+the run's files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Sequence
@@ -23,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mlpipe.errors import LockBusy
-from mlpipe.runtime.git import git_changed_paths, git_commit, git_restore_paths
+from mlpipe.runtime.git import git_changed_paths, git_commit, git_holds, git_restore_paths
 from mlpipe.runtime.lock import project_lock
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.shell import run_tool
@@ -113,12 +116,27 @@ def _restore(root: Path) -> str | None:
         return None  # the tree is dirty with more than the run's files: refused as such, marker kept
     if restored:
         git_restore_paths(root, restored)
+    restored += _remove_uncommitted_dvc_outputs(root, marker)
     (root / MARKER).unlink(missing_ok=True)
     if not restored:
         return None
     line = describe_restored(marker, restored, git_commit(root))
     event("interrupted_run_restored", note=line)
     return line
+
+
+def _remove_uncommitted_dvc_outputs(root: Path, marker: RunMarker) -> list[str]:
+    """The directories tracked by a .dvc file of the run's that no commit holds yet (`data` of `data.dvc`
+    on a first run interrupted before its data commit): the run was making them (a bootstrap killed
+    mid-way may have written part of one), so they go and the next run makes them again from the start.
+    Returns them, named `data/`."""
+    removed = []
+    for dvc_file in (p for p in marker.paths if p.endswith(".dvc")):
+        tracked = root / dvc_file.removesuffix(".dvc")
+        if tracked.is_dir() and not git_holds(root, "HEAD", dvc_file):
+            shutil.rmtree(tracked)
+            removed.append(f"{tracked.name}/")
+    return removed
 
 
 def _git_index_free(root: Path, marker: RunMarker) -> bool:

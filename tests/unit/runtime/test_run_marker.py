@@ -75,6 +75,21 @@ def test_a_file_the_interrupted_run_created_is_removed(project):
     assert not (project / "metrics.json").exists() and _git(project, "status", "--porcelain") == ""
 
 
+def test_a_first_run_interrupted_before_its_data_commit_leaves_no_data_behind(project):
+    _git(project, "rm", "-q", "--cached", "data.dvc")
+    _git(project, "commit", "-qm", "no data yet")
+    (project / ".gitignore").write_text(".mlpipe/\n/.mlpipe.lock\n/data\n")
+    _git(project, "commit", "-qam", "ignore data")
+    mark_run_writing(project, OWNED)
+    (project / "data").mkdir()
+    (project / "data" / "batch-2013-01-01.parquet").write_text("half of the initial period")
+    assert "left data.dvc, data/ uncommitted" in _restore(project)  # data.dvc: written by `dvc add`
+    assert not (project / "data").exists() and not (project / "data.dvc").exists()
+    mark_run_writing(project, OWNED)
+    (project / "data").mkdir()  # killed while materialising, before `dvc add`: nothing uncommitted
+    assert "left data/ uncommitted" in _restore(project) and not (project / "data").exists()
+
+
 def test_a_users_edit_beside_them_still_refuses_and_the_marker_stays(project):
     mark_run_writing(project, OWNED)
     (project / "dvc.lock").write_text("v2\n")
