@@ -18,7 +18,7 @@ export UV_COMPILE_BYTECODE := 1
 VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help setup run test test-slow test-cache coverage test-unit bench lint clean browser ui-check ui-shots
+.PHONY: help setup run test test-slow test-crash test-cache coverage test-unit bench lint clean browser ui-check ui-shots
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -66,6 +66,11 @@ ui-check: setup browser  ## every page a person is pointed at, in headless Chrom
 
 ui-shots:  ## the browser check, also writing the README's small screenshots to docs/screenshots/
 	UI_CHECK_README_SHOTS=$(CURDIR)/docs/screenshots $(MAKE) ui-check
+
+# Not part of `make test` (about an hour on 2 cores): every moment of a run x SIGINT, SIGTERM, SIGKILL, each
+# followed by a plain `mlpipe run`; one project at a time, the table printed at the end.
+test-crash: setup  ## the full crash sweep: a run interrupted anywhere is completed by the next (prints the table)
+	$(VENV_BIN)/pytest tests/integration/test_crash.py -m crash_sweep -n 0 -p no:cacheprovider
 
 test-unit: setup  ## unit tests only
 	$(VENV_BIN)/pytest tests/unit

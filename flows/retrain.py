@@ -25,6 +25,7 @@ from flows.common import (
     setup,
 )
 from flows.preflight import remember_run
+from flows.runner import StoppingTaskRunner
 from mlpipe.config import params_hash
 from mlpipe.data import landing, recorded
 from mlpipe.data import snapshot as snap
@@ -48,9 +49,11 @@ from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.lock import project_lock
 from mlpipe.runtime.lockfiles import dvc_file_md5
 from mlpipe.runtime.logs import event
+from mlpipe.runtime.run_marker import clear_run_marker, mark_run_writing, restore_interrupted_run
 
 STAGES = ("validate", "split", "train", "evaluate")
 PIPELINE_OUTPUTS = ["dvc.lock", "metrics.json"]
+RUN_WRITES = [snap.DATA_DVC, *PIPELINE_OUTPUTS]  # what an interrupted run may leave uncommitted
 
 
 def retry_only_transient(task, task_run, state) -> bool:
@@ -437,7 +440,7 @@ def _flow_run_name() -> str:
     return f"retrain-{trigger}-{when}" + (f"-{waiting}-batches" if waiting else "")
 
 
-@flow(name="retrain", log_prints=True, flow_run_name=_flow_run_name)
+@flow(name="retrain", log_prints=True, flow_run_name=_flow_run_name, task_runner=StoppingTaskRunner())
 def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool = False) -> RunSummary:
     """One retraining pass over the project at `root`; returns a summary (and a state named
     `Quarantined` when some batch was rejected).
@@ -446,6 +449,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
     unless `experiment`, which trains them into one MLflow run tagged unreproducible, takes in no batch,
     commits nothing and registers nothing."""
     paths, params = setup(root)
+    restore_interrupted_run(paths.root, paths.lock_file)  # what a run that did not finish left uncommitted
     if not experiment:
         require_clean_tree(paths.root)
     root = str(paths.root)
@@ -454,6 +458,8 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         paths.mlruns.mkdir(exist_ok=True)
     logger = get_run_logger()
     with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
+        if not experiment:
+            mark_run_writing(paths.root, RUN_WRITES)  # before any of them is written
         champion_before = champion.submit(uri, params.model.name)
         initial = bootstrap_task(root) if snap.needs_bootstrap(paths) else []
         restored = recorded.keep_as_recorded(paths, params)  # or refuse: data/ changes only through batches
@@ -484,6 +490,7 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         precheck_task(root)  # every run: a model that failed it before must not slip through on a rerun
         if not experiment:
             commit_outputs(root, after)
+            clear_run_marker(paths.root)
         # before track: one thread sets up the MLflow store
         champ = champion_before.result(timeout=SUBMITTED_WAIT_S["champion"])
         record = track(root, uri, experiment)
@@ -503,6 +510,8 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
     trained = "train" in ran
     if trained:
         verdict = "trained a new model"
+    elif outcomes["train"] == "restored":  # e.g. trained by a run interrupted after train
+        verdict = f"model restored from DVC's run-cache, trained before (reran {', '.join(ran) or 'nothing'})"
     elif ran:
         verdict = f"model unchanged (reran {', '.join(ran)}; the training inputs are identical)"
     elif record["already_recorded"]:

@@ -24,6 +24,7 @@ from mlpipe.cli.common import (
 from mlpipe.errors import EXIT_QUARANTINED, EXIT_RETIRE, FlowFailed
 from mlpipe.registry.client import tracking_uri
 from mlpipe.runtime.logs import hand_logging_to_prefect
+from mlpipe.runtime.pause import install_pause_hook
 
 
 def name_files_not_taken_in(paths, params) -> None:
@@ -60,8 +61,10 @@ def run(
     """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
     `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
     changed since the recorded run (no batch, clean tree, DVC up to date), says so without a flow.
-    Uncommitted changes are refused (exit 6) unless --experiment. SIGTERM, SIGINT or SIGHUP stop it with
-    its Prefect server (the flow run ends Crashed); a run killed outright is marked Crashed by the next."""
+    Uncommitted changes are refused (exit 6) unless --experiment, except the files a run interrupted
+    before committing them left (data.dvc, dvc.lock, metrics.json): put back as HEAD has them, and the work
+    redone. SIGTERM, SIGINT or SIGHUP stop it within seconds with its Prefect server (the flow run ends
+    Crashed); a run killed outright is marked Crashed by the next, which completes its work."""
     from flows.common import render_text
     from mlpipe.pipeline.estimators import check_estimator
     from mlpipe.pipeline.layout import (
@@ -70,12 +73,14 @@ def run(
         check_source_tracked,
     )
     from mlpipe.runtime.git import require_clean_tree
+    from mlpipe.runtime.run_marker import restore_interrupted_run
 
     paths = project(root)
     params = project_params(paths)
     check_source_tracked(paths.root, params.dataset.source)
     check_positive_class_tracked(paths.root, params.dataset.positive_class)
     check_selection_tracked(paths.root, params)
+    restore_interrupted_run(paths.root, paths.lock_file)  # what a run that did not finish left uncommitted
     if not experiment:
         require_clean_tree(paths.root)
     name_files_not_taken_in(paths, params)
@@ -93,6 +98,7 @@ def run(
         from flows.retrain import retrain
 
         hand_logging_to_prefect()
+        install_pause_hook()  # tests only: inert unless MLPIPE_PAUSE_AT is set
         _open_tracking_store(paths)  # the server boots meanwhile: MLflow's import and store set-up
         prefect_ready()
         with owned_flow_runs():

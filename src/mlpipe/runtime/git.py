@@ -73,3 +73,19 @@ def git_last_trailers(root: Path, path: str, key: str) -> list[str]:
     fmt = f"--format=%(trailers:key={key},valueonly,separator=%x0A)"
     proc = run_tool(["git", "log", "-1", fmt, "--", path], root, check=False)
     return [line.strip() for line in proc.stdout.splitlines() if line.strip()] if proc.returncode == 0 else []
+
+
+def git_holds(root: Path, commit: str, path: str) -> bool:
+    """True when `commit` holds a file at `path`."""
+    return run_tool(["git", "cat-file", "-e", f"{commit}:{path}"], root, check=False).returncode == 0
+
+
+def git_restore_paths(root: Path, paths: list[str]) -> None:
+    """Put `paths` back as HEAD has them, in the index and the working tree: changed or deleted files are
+    checked out, files HEAD does not hold are removed."""
+    held = [p for p in paths if git_holds(root, "HEAD", p)]
+    if held:
+        run_tool(["git", "checkout", "HEAD", "--", *held], root)
+    for path in (p for p in paths if p not in held):
+        run_tool(["git", "rm", "-q", "--cached", "--ignore-unmatch", "--", path], root)
+        (root / path).unlink(missing_ok=True)

@@ -68,6 +68,76 @@ def stop_on_signals(
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Raised in a worker thread by `interrupt_threads` when the run it works for stops: the thread unwinds as
+    the main thread does on a signal (a Prefect task run in it ends Crashed)."""
+
+
+def interrupt_threads(idents: Iterable[int | None]) -> int:
+    """Raise Interrupted in each live thread of `idents` but this one, at its next Python instruction (a
+    thread waiting in a system call meets it once the call returns); returns how many were told."""
+    import ctypes
+
+    live = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
+    told = 0
+    for ident in set(idents) & live:
+        exc = ctypes.py_object(Interrupted)
+        told += ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc) == 1
+    return told
+
+
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, pgrp, state) of every process /proc shows (Linux); {} elsewhere."""
+    table = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return table
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:  # after the command's closing parenthesis: state, ppid, pgrp, ...
+                state, ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue  # gone meanwhile
+            table[int(entry.name)] = (int(ppid), int(pgrp), state)
+    return table
+
+
+def group_descendants(pid: int, pgid: int, table: dict[int, tuple[int, int, str]]) -> list[int]:
+    """The running processes below `pid` (children, theirs, ...) that are in process group `pgid`: what it
+    started with plain subprocess calls, not the servers it started in sessions of their own."""
+    children: dict[int, list[int]] = {}
+    for child, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(child)
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        todo += children.get(child, [])
+        _, pgrp, state = table[child]
+        if pgrp == pgid and state != "Z":
+            found.append(child)
+    return sorted(found)
+
+
+def stop_own_children(grace_s: float, every_s: float = 0.05) -> list[int]:
+    """SIGTERM the processes this one started in its own process group (git, DVC, the probe: plain
+    subprocess calls of worker threads, which wait on them), SIGKILL those left after `grace_s`; returns
+    their pids. The guarded servers, in sessions of their own, are left to their owners."""
+    pids = group_descendants(os.getpid(), os.getpgrp(), _proc_table())
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + (grace_s if signum == signal.SIGTERM else KILL_WAIT_S)
+        while time.monotonic() < deadline:
+            table = _proc_table()
+            if not any(pid in table and table[pid][2] != "Z" for pid in pids):
+                return pids
+            time.sleep(every_s)
+    return pids
+
+
 def set_parent_death_signal(signum: int) -> bool:
     """Ask the kernel to send `signum` to this process when the thread that forked it ends (the main
     thread: the process); False where there is no such call (not Linux)."""
@@ -95,20 +165,9 @@ def group_running(pgid: int) -> bool:
     and it holds nothing but its pid. Elsewhere the same as `group_alive`."""
     if not group_alive(pgid):
         return False
-    proc = Path("/proc")
-    if not sys.platform.startswith("linux") or not proc.is_dir():
+    if not sys.platform.startswith("linux") or not Path("/proc").is_dir():
         return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # after the command's closing parenthesis: state, ppid, pgrp, ...
-            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue  # gone meanwhile
-        if int(pgrp) == pgid and state != "Z":
-            return True
-    return False
+    return any(pgrp == pgid and state != "Z" for _, pgrp, state in _proc_table().values())
 
 
 KILL_WAIT_S = 10.0  # how long a SIGKILLed process may take to go (it leaves once the kernel schedules it)

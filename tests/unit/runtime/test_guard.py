@@ -14,15 +14,19 @@ import pytest
 
 from mlpipe.runtime.guard import (
     EXIT_PARENT_GONE,
+    Interrupted,
     Stopped,
     group_alive,
+    group_descendants,
     group_running,
     guarded_popen,
     helper_command,
+    interrupt_threads,
     orphaned_runs,
     owner_pid,
     owner_tags,
     stop_on_signals,
+    stop_own_children,
 )
 from mlpipe.runtime.shell import pid_alive, stop_process_group
 
@@ -202,3 +206,49 @@ def test_a_group_of_one_unreaped_zombie_is_alive_but_not_running():
     assert group_alive(proc.pid) and not group_running(proc.pid)
     proc.wait(timeout=10)
     assert not group_alive(proc.pid) and not group_running(proc.pid)
+
+
+def test_the_children_to_stop_are_the_running_descendants_in_the_process_group():
+    # pid: (ppid, pgrp, state); 10 is us in group 10
+    table = {
+        10: (1, 10, "S"),
+        11: (10, 10, "S"),  # git, started by us
+        12: (11, 10, "R"),  # what git started
+        13: (10, 13, "S"),  # a guarded server, in a session of its own
+        14: (13, 13, "S"),  # its worker
+        15: (10, 10, "Z"),  # exited, not reaped: nothing to stop
+        20: (1, 10, "S"),  # `| tee`: same group, not ours
+    }
+    assert group_descendants(10, 10, table) == [11, 12]
+    assert group_descendants(11, 10, table) == [12]
+    assert group_descendants(99, 10, table) == []
+
+
+@linux_only
+def test_stop_own_children_ends_the_plain_subprocesses_not_the_guarded_server():
+    plain = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    server = guarded_popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=".", env=None)
+    try:
+        assert plain.pid in stop_own_children(grace_s=5)
+        assert plain.wait(timeout=10) == -signal.SIGTERM
+        assert server.poll() is None, "the server is its owner's to stop"
+    finally:
+        stop_process_group(server, grace_s=5)
+
+
+def test_an_interrupted_thread_unwinds_from_pure_python():
+    caught = []
+
+    def spin():
+        try:
+            while True:
+                pass
+        except Interrupted:
+            caught.append(True)
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    time.sleep(0.1)
+    assert interrupt_threads([thread.ident, threading.get_ident(), None]) == 1  # not this thread
+    thread.join(timeout=10)
+    assert caught == [True] and not thread.is_alive()
