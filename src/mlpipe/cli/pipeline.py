@@ -30,7 +30,7 @@ from mlpipe.runtime.pause import install_pause_hook
 def name_files_not_taken_in(paths, params) -> None:
     """One line naming the files a `files` source's glob matches that nothing took in: a new file there is
     never read by itself (the bootstrap read the glob once; later rows come by `mlpipe ingest`)."""
-    from mlpipe.data.zone import files_not_taken_in
+    from mlpipe.data.naming import files_not_taken_in
 
     if params.dataset.source != "files" or params.dataset.time_column:
         return  # a time column: `mlpipe simulate --next` reads the glob again for each later period

@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from mlpipe.data.zone import DATA_SUFFIX
+from mlpipe.data.zone import DATA_SUFFIX, glob_files
 
 MAX_STEM = 100  # characters: a name stays readable, and far under any file system's limit
 UNNAMED = "unnamed"  # the stem of a file whose name holds nothing readable (`..csv`)
@@ -64,3 +64,30 @@ def named_after(data_file: str, landed: str) -> bool:
     `.tmp`, a write cut short): a file an interrupted run wrote for a batch still waiting."""
     pattern = rf"{re.escape(safe_stem(landed))}(-\d+)?{re.escape(DATA_SUFFIX)}(\.tmp)?"
     return re.fullmatch(pattern, data_file, flags=re.IGNORECASE) is not None
+
+
+def files_not_taken_in(pattern: str, root: Path, data_dir: Path, seen_dirs: list[Path]) -> list[Path]:
+    """Files a `files` source's glob matches that nothing took in: newer than every file of data/ (the
+    bootstrap read the glob before it wrote them), not waiting under their own name in `seen_dirs` (landing,
+    quarantine) and with no file of data/ named after them (`b2.csv` -> `b2.parquet` or `b2-1.parquet`).
+    Names and modification times only: nothing is read, so a new file whose name a file of data/ could have
+    been given (a later `b2.csv` beside `data/b2.parquet`) is not named."""
+    held = [p for p in data_dir.glob("*") if p.is_file()] if data_dir.is_dir() else []
+    if not held:
+        return []  # not bootstrapped yet: the first run reads the glob
+    newest = max(p.stat().st_mtime for p in held)
+    waiting = [p.name for d in seen_dirs if d.is_dir() for p in d.iterdir()]
+    return [
+        f
+        for f in glob_files(pattern, root)
+        if f.stat().st_mtime > newest
+        and not any(_kept_as(w, f.name) for w in waiting)
+        and not any(named_after(p.name, f.name) for p in held)
+    ]
+
+
+def _kept_as(kept: str, landed: str) -> bool:
+    """True when `kept` is `landed` waiting in landing/ or quarantine/: its own name, or `stem.N.suffix`
+    (a second copy quarantined beside the first)."""
+    stem, suffix = Path(landed).stem, Path(landed).suffix
+    return kept == landed or re.fullmatch(rf"{re.escape(stem)}\.\d+{re.escape(suffix)}", kept) is not None

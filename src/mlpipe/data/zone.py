@@ -38,15 +38,3 @@ def glob_files(pattern: str, root: Path) -> list[Path]:
     """The CSV/Parquet files a path or glob names (relative to the project root), in name order."""
     full = pattern if os.path.isabs(pattern) else os.path.join(glob.escape(str(root)), pattern)
     return sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).suffix in BATCH_SUFFIXES)
-
-
-def files_not_taken_in(pattern: str, root: Path, data_dir: Path, seen_dirs: list[Path]) -> list[Path]:
-    """Files a `files` source's glob matches that nothing took in: newer than every file of data/ (the
-    bootstrap read the glob before it wrote them) and of a name that no file of data/ or of `seen_dirs`
-    (landing, quarantine) has. Names and modification times only: nothing is read."""
-    held = [p for p in data_dir.glob("*") if p.is_file()] if data_dir.is_dir() else []
-    if not held:
-        return []  # not bootstrapped yet: the first run reads the glob
-    newest = max(p.stat().st_mtime for p in held)
-    seen = {p.name.split(".")[0] for d in [data_dir, *seen_dirs] if d.is_dir() for p in d.iterdir()}
-    return [f for f in glob_files(pattern, root) if f.stat().st_mtime > newest and f.stem not in seen]

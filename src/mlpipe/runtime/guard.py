@@ -22,8 +22,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import NoReturn
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 WATCH_EVERY_S = 0.2  # how soon the watchdog notices that its parent is gone
@@ -57,7 +58,12 @@ def stop_on_signals(
         yield
         return
 
+    stopping: list[int] = []
+
     def raise_stopped(signum, frame):
+        if stopping:  # a second signal while the first unwinds: the user wants out now
+            end_at_once(signum)
+        stopping.append(signum)
         raise Stopped(signum)
 
     previous = {s: signal.signal(s, raise_stopped) for s in signums}
@@ -66,6 +72,20 @@ def stop_on_signals(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
+def end_at_once(signum: int) -> NoReturn:
+    """End this process now, as a second Ctrl-C asks: one line, then exit with the signal's code. What it
+    started ends too (guarded servers on their parent's death, the rest with the process group it leads);
+    the next run completes what this one left (runtime.run_marker)."""
+    name = signal.Signals(signum).name
+    with suppress(OSError):
+        os.write(2, f"mlpipe: stopped at once by a second {name}; the next run completes this one\n".encode())
+    with suppress(OSError):
+        for pid in group_descendants(os.getpid(), os.getpgrp(), _proc_table()):
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    os._exit(128 + signum)
 
 
 class Interrupted(KeyboardInterrupt):

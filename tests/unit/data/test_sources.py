@@ -533,7 +533,7 @@ def test_a_new_file_matching_a_glob_source_is_named_until_it_is_taken_in(tmp_pat
     """The diamonds finding: a new file matching a Parquet glob was silently ignored ('nothing to train')."""
     import os
 
-    from mlpipe.data.zone import files_not_taken_in
+    from mlpipe.data.naming import files_not_taken_in
 
     raw, data, landing = tmp_path / "raw", tmp_path / "data", tmp_path / "landing"
     raw.mkdir()
@@ -553,3 +553,20 @@ def test_a_new_file_matching_a_glob_source_is_named_until_it_is_taken_in(tmp_pat
     assert files_not_taken_in("raw/*.parquet", tmp_path, data, [landing]) == []
     (landing / "d3.parquet").rename(data / "d3.parquet")  # taken in
     assert files_not_taken_in("raw/*.parquet", tmp_path, data, [landing]) == []
+    # Taken in under another name than its own: a second `d5` (data_names), a name of dots or spaces.
+    for name, taken_as in (
+        ("sub/d5.parquet", "d5-1.parquet"),
+        ("my.data.v2.parquet", "my.data.v2.parquet"),
+        ("my batch.parquet", "my-batch.parquet"),
+    ):
+        (raw / name).parent.mkdir(exist_ok=True)
+        (raw / name).write_bytes(b"x")
+        assert files_not_taken_in("raw/**/*.parquet", tmp_path, data, [landing]) == [raw / name]
+        (data / taken_as).write_bytes(b"x")
+        os.utime(data / taken_as, (1e9, 1e9))
+        assert files_not_taken_in("raw/**/*.parquet", tmp_path, data, [landing]) == []
+    (raw / "d4.parquet").write_bytes(b"x")
+    quarantine = tmp_path / "quarantine"
+    quarantine.mkdir()
+    (quarantine / "d4.1.parquet").write_bytes(b"x")  # refused, kept beside an earlier d4
+    assert files_not_taken_in("raw/*.parquet", tmp_path, data, [landing, quarantine]) == []

@@ -153,6 +153,42 @@ def test_a_signal_unwinds_as_stopped_and_the_handler_is_restored(signum):
     assert signal.getsignal(signum) is before
 
 
+# A command whose cleanup is slow: the first signal unwinds into it, a second one must end the process
+# at once,
+# with the child it started (a plain subprocess of its own process group).
+SLOW_CLEANUP = (
+    "import os, subprocess, sys, time\n"
+    "from mlpipe.runtime.guard import stop_on_signals\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+    "with stop_on_signals():\n"
+    "    try:\n"
+    "        print(child.pid, flush=True); time.sleep(600)\n"
+    "    finally:\n"
+    "        print('cleaning', flush=True); time.sleep(600)\n"
+)
+
+
+@linux_only
+def test_a_second_signal_while_stopping_ends_the_process_and_its_children_at_once():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLEANUP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        child = int(proc.stdout.readline())
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "cleaning"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 128 + signal.SIGINT
+        assert "stopped at once by a second SIGINT" in proc.stderr.read()
+        deadline = time.monotonic() + 5
+        while pid_alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(child), "the child it started ends with it"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_the_owner_of_a_run_is_read_back_from_its_tags_on_this_host_only():
     tags = owner_tags("build-1", 4242) + ["mlpipe"]
     assert owner_pid(tags, "build-1") == 4242
