@@ -154,8 +154,7 @@ def test_a_signal_unwinds_as_stopped_and_the_handler_is_restored(signum):
 
 
 # A command whose cleanup is slow: the first signal unwinds into it, a second one must end the process
-# at once,
-# with the child it started (a plain subprocess of its own process group).
+# at once, with the child it started (a plain subprocess of its own process group).
 SLOW_CLEANUP = (
     "import os, subprocess, sys, time\n"
     "from mlpipe.runtime.guard import stop_on_signals\n"
