@@ -51,6 +51,9 @@ def use_project_prefect(paths: ProjectPaths) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # mlpipe's own event lines also reach the Prefect run logs (and UI).
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mlpipe")
+    # mlpipe's events before and after the flow (restoring an interrupted run's files) have no flow run to go
+    # to: they stay in the terminal, without Prefect's UserWarning about it.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
 @contextmanager

@@ -58,11 +58,17 @@ def _in_process_commands(root: Path, executed: list[str]):
     dvc_logger = logging.getLogger("dvc")
     level = dvc_logger.level
     dvc_logger.setLevel(logging.WARNING)  # DVC's info lines go to stdout; the stage_outcome event says it
+    # "Process ... had been killed. Auto removed it from the lock file", twice per output after an interrupted
+    # run: the run's own interrupted_run_restored event says it once.
+    rwlock_logger = logging.getLogger("dvc.rwlock")
+    rwlock_level = rwlock_logger.level
+    rwlock_logger.setLevel(logging.ERROR)
     try:
         with mock.patch.object(dvc_run, "cmd_run", cmd_run):
             yield
     finally:
         dvc_logger.setLevel(level)
+        rwlock_logger.setLevel(rwlock_level)
 
 
 DVC_LOCK_WAIT_S = 600.0  # a `dvc repro` started by hand between two flow stages: wait this long for it
