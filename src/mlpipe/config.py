@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import typing
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -475,15 +477,39 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {config_problems(exc)}") from None
+        raise ConfigError(f"{path}: {config_problems(exc, Params)}") from None
 
 
-def config_problems(exc: ValidationError) -> str:
-    """pydantic's errors as `key.path: message; ...` (its own text spans several lines per error)."""
+def config_problems(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """pydantic's errors as `key.path: message; ...` (its own text spans several lines per error); an
+    unknown key names the closest known one of its section (`evalute` -> `evaluate`)."""
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg'].removeprefix('Value error, ')}"
+        + (did_you_mean(model, e["loc"]) if model is not None and e["type"] == "extra_forbidden" else "")
         for e in exc.errors()
     )
+
+
+def did_you_mean(model: type[BaseModel], loc: tuple) -> str:
+    """` (did you mean 'x'?)` for an unknown key at `loc` of `model`, when a known key of its section is
+    close; "" otherwise (a list index or a mapping of free keys on the way: nothing to suggest)."""
+    section: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        field = section.model_fields.get(str(part)) if section is not None else None
+        section = _model_in(field.annotation) if field is not None else None
+    if section is None:
+        return ""
+    names = [*section.model_fields, *(f.alias for f in section.model_fields.values() if f.alias)]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (`X`, `X | None`), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    found = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return found[0] if len(found) == 1 else None
 
 
 def read_params_dict(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

@@ -11,7 +11,15 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from mlpipe.config import Params, ProjectPaths, flatten, load_params, params_hash, read_params_dict
+from mlpipe.config import (
+    Params,
+    ProjectPaths,
+    config_problems,
+    flatten,
+    load_params,
+    params_hash,
+    read_params_dict,
+)
 from mlpipe.errors import ConfigError
 
 
@@ -226,3 +234,15 @@ def test_a_positive_class_is_only_for_a_binary_task(params_dict):
 
 def test_the_bundled_project_states_its_positive_class(params):
     assert params.dataset.positive_class == 1
+
+
+def test_a_misspelt_key_names_the_key_it_is_close_to(params_dict):
+    params_dict["evalute"] = params_dict.pop("evaluate")
+    params_dict["monitor"]["metrik"] = "roc_auc"
+    params_dict["train"]["zzz"] = 1
+    with pytest.raises(ValidationError) as info:
+        Params.model_validate(params_dict)
+    message = config_problems(info.value, Params)
+    assert "evalute: Extra inputs are not permitted (did you mean 'evaluate'?)" in message
+    assert "monitor.metrik: Extra inputs are not permitted (did you mean 'metric'?)" in message
+    assert "train.zzz: Extra inputs are not permitted;" in message + ";", "nothing close: no suggestion"

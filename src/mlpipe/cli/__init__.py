@@ -18,6 +18,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # a refusal is one line (main below), never a rendered traceback
     help="Reproducible ML pipeline: DVC stages, MLflow record.",
 )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"mlpipe {version('mlpipe')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: bool = typer.Option(
+        False, "--version", callback=show_version, is_eager=True, help="Print mlpipe's version and exit."
+    ),
+) -> None:
+    """Reproducible ML pipeline: DVC stages, MLflow record."""
+
+
 for command in (
     init.init,
     data.bootstrap,

@@ -57,6 +57,7 @@ def run(
             help="Train from uncommitted changes: one MLflow run tagged unreproducible, never registered.",
         ),
     ] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """The main job (the retrain flow once): bootstrap if there is no data, take in landed batches,
     `dvc repro` stage by stage, record in MLflow, drift report, register the challenger. When nothing
@@ -65,7 +66,6 @@ def run(
     before committing them left (data.dvc, dvc.lock, metrics.json): put back as HEAD has them, and the work
     redone. SIGTERM, SIGINT or SIGHUP stop it within seconds with its Prefect server (the flow run ends
     Crashed); a run killed outright is marked Crashed by the next, which completes its work."""
-    from flows.common import render_text
     from mlpipe.pipeline.estimators import check_estimator
     from mlpipe.pipeline.layout import (
         check_positive_class_tracked,
@@ -89,7 +89,7 @@ def run(
 
         summary = recorded_state(paths, params, tracking_uri(paths))
         if summary is not None:
-            typer.echo(render_text(summary))
+            print_summary(summary, as_json)
             return
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:  # the server boots meanwhile
         # a typo in train.estimator or train.hyperparams is one line now, not the train stage's failure
@@ -111,9 +111,19 @@ def run(
         if state.is_failed() or state.is_crashed():
             raise FlowFailed(f"retrain flow {state.name}: {state.message}")
         summary = state.result()
-    typer.echo(render_text(summary))
+    print_summary(summary, as_json)
     if summary.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+def print_summary(summary, as_json: bool) -> None:
+    """The run's summary on stdout: the text a person reads, or with --json its fields (RunSummary)."""
+    from flows.common import render_text
+
+    if as_json:
+        echo_json(summary.as_dict())
+    else:
+        typer.echo(render_text(summary))
 
 
 def _open_tracking_store(paths) -> None:

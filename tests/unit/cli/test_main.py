@@ -88,3 +88,10 @@ def test_a_usage_error_is_one_line_naming_the_command_and_exit_2(argv, expected,
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(expected) and "\n" not in err, err
+
+
+def test_version_is_printed_with_exit_0(capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"mlpipe {version('mlpipe')}"
