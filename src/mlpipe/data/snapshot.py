@@ -80,7 +80,10 @@ def pull_data(paths: ProjectPaths) -> bool:
     try:
         run_tool(["dvc", "pull", DATA_DVC], paths.root)
     except ToolError as exc:
-        event("restore_failed", reason=str(exc).splitlines()[-1][:200])
+        # expected on a fresh clone whose remote was never pushed: the caller rebuilds from the source
+        event(
+            "data_not_in_cache_or_remote", next="rebuild from the source", dvc=str(exc).splitlines()[-1][:200]
+        )
         return False
     return has_data(paths)
 

@@ -82,7 +82,8 @@ def reproduce_stage(root: Path, name: str, lock_wait_s: float = DVC_LOCK_WAIT_S)
 
     from dvc.lock import LockError
 
-    deadline = time.monotonic() + lock_wait_s
+    started = time.monotonic()
+    deadline = started + lock_wait_s
     waited = False
     while True:
         try:
@@ -98,8 +99,22 @@ def reproduce_stage(root: Path, name: str, lock_wait_s: float = DVC_LOCK_WAIT_S)
                 waited = True
             time.sleep(1.0)
             continue
-        event("stage_outcome", stage=name, outcome=outcome)
+        event(
+            "stage_outcome",
+            step=stage_step(name),
+            stage=name,
+            outcome=outcome,
+            duration_s=round(time.monotonic() - started, 1),
+        )
         return outcome
+
+
+def stage_step(name: str) -> str:
+    """`3/4`: where stage `name` stands among the pipeline's stages, for a person following a run."""
+    from mlpipe.pipeline.layout import STAGES
+
+    order = list(STAGES)
+    return f"{order.index(name) + 1}/{len(order)}" if name in order else "?"
 
 
 def _reproduce_once(root: Path, name: str) -> str:

@@ -64,3 +64,12 @@ def test_a_lock_held_past_the_bound_is_one_line_naming_it(tmp_path, monkeypatch)
     finally:
         lock.unlock()
     assert not (root / "out.txt").exists()
+
+
+def test_a_stage_says_where_it_stands_among_the_pipelines_stages():
+    from mlpipe.pipeline.layout import STAGES
+    from mlpipe.pipeline.runner import stage_step
+
+    names = list(STAGES)
+    assert [stage_step(n) for n in names] == [f"{i}/{len(names)}" for i in range(1, len(names) + 1)]
+    assert stage_step("nope") == "?"
