@@ -319,7 +319,7 @@ def create_app(
     app.add_middleware(GuardRequests, max_bytes=cfg.max_bytes, max_in_flight=cfg.max_in_flight)
     app.add_middleware(CountRequests, metrics=metrics, route_paths=lambda: [r.path for r in app.routes])
     metrics.watch_log(log)
-    metrics.watch_refusal(lambda: champion.reason or state["load_error"])
+    metrics.watch_refusal(lambda: champion.reason or (None if state["served"] else state["load_error"]))
     metrics.watch_model(
         lambda: (s.name, s.version, alias, s.run_id) if (s := state["served"]) is not None else None
     )

@@ -17,10 +17,10 @@ from mlpipe.runtime.logs import event
 
 @dataclass
 class ChampionWatch:
-    """What the watcher knows between polls: the (version, judged record) pairs refused, and why the version
-    the alias names is not the one served (None while it is)."""
+    """What the watcher knows between polls: why each (version, judged record) pair was refused, and why the
+    version the alias names is not the one served (None while it is)."""
 
-    refused: set[tuple[str, str]] = field(default_factory=set)
+    refused: dict[tuple[str, str], str] = field(default_factory=dict)
     reason: str | None = None
 
     def said(self) -> dict[str, str]:
@@ -37,6 +37,11 @@ def alias_target(client, name: str, alias: str) -> tuple[str, str] | None:
     except MlflowException:
         return None
     return str(mv.version), (mv.tags or {}).get(tag.JUDGED, "")
+
+
+def refusal_line(alias: str, version: str, kept: str, error: str) -> str:
+    """What /ready and /metrics say while `alias` names a refused version."""
+    return f"{alias} names version {version}, refused; version {kept} kept: {error}"
 
 
 def poll_champion(
@@ -61,15 +66,15 @@ def poll_champion(
     if served is not None and served.version == version:
         watch.reason = None  # the alias is back on the model served
         return None
-    if target in watch.refused:
-        return None
     kept = served.version if served is not None else "none"
+    if target in watch.refused:  # refused before (the alias may have moved away and back): said again
+        watch.reason = refusal_line(alias, version, kept, watch.refused[target])
+        return None
     try:
         candidate = load(f"models:/{name}/{version}")
     except Exception as exc:  # noqa: BLE001 - the reason is reported, never served
-        watch.refused.add(target)
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        watch.reason = f"{alias} names version {version}, refused; version {kept} kept: {error}"
+        error = watch.refused[target] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        watch.reason = refusal_line(alias, version, kept, error)
         swaps.labels("refused").inc()
         event("hot_swap_refused", logging.ERROR, model=name, version=version, kept=kept, error=error)
         return None
