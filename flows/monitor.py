@@ -26,7 +26,7 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
 
     paths, params = setup(root)
     client = mlflow_client(tracking_uri)
-    champion = load_champion(client, params.model.name)
+    champion = load_champion(client, params.model.name, params.train.trusted_types)
     result, files = judge_log(paths, params, champion, log_url)
     result["monitoring_run_id"] = _log_monitoring_run(client, champion.run, result, files)
     event(

@@ -516,7 +516,7 @@ def read_params_dict(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """The raw params.yaml mapping (for logging every value as it is written)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+            raw = bounded_yaml(fh.read(), str(path))
     except FileNotFoundError:
         raise MissingInput(f"{path}: no such file (rule: an mlpipe project has a {PARAMS_FILE})") from None
     except yaml.YAMLError as exc:
@@ -527,6 +527,66 @@ def read_params_dict(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
             "(rule: params.yaml is key: value)"
         )
     return raw
+
+
+# The most values a params.yaml may hold once its aliases are expanded. The bundled file holds ~300; a
+# "billion laughs" of nested aliases (9^8 values from a few lines) would pass validation in a blink, then cost
+# minutes of CPU in every reader that walks the values (params_hash, MLflow logging).
+MAX_YAML_VALUES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """safe_load that composes the document (aliases still shared, nothing copied), then counts the values
+    it would expand to before constructing any of them."""
+
+    source = "<yaml>"
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        expanded_size(node, self.source)
+        return self.construct_document(node)
+
+
+def expanded_size(root: yaml.Node, source: str, limit: int = MAX_YAML_VALUES) -> int:
+    """The number of values a composed YAML document holds with every alias expanded; ConfigError once it
+    passes `limit` or an alias contains itself. Linear in the distinct nodes (each one's size memoized)."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise ConfigError(f"{source}: an alias contains itself (rule: params.yaml is a finite tree)")
+        open_.add(key)
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1 + sum(size(child) for child in children)
+        open_.discard(key)
+        if total > limit:
+            raise ConfigError(
+                f"{source}: aliases expand to more than {limit:,} values "
+                f"(rule: params.yaml stays under {limit:,} values with its aliases expanded)"
+            )
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def bounded_yaml(text: str, source: str = "<yaml>") -> Any:
+    """yaml.safe_load of `text`, refusing (ConfigError) a document whose aliases expand beyond
+    MAX_YAML_VALUES values before anything is constructed."""
+    loader = _BoundedLoader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -80,6 +80,11 @@ class UntrustedTypes(ModelRefused, ValueError):
     """A model file holds types outside the project's allowlist."""
 
 
+class NotJudged(ModelRefused):
+    """A registered version carries no valid judged record (a gate pass or `mlpipe promote`, signed with the
+    project's key): it is never served."""
+
+
 class DeployBudgetExceeded(MlpipeError, RuntimeError):
     """A fresh model is over the target's size or memory budget; nothing was recorded or registered."""
 

@@ -177,6 +177,7 @@ def test_hot_swap_follows_the_champion_alias_and_refuses_a_tampered_model(server
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
     v1 = client.get_model_version(MODEL, "1")
     v2 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id)
+    judge_as_promoted(root, client, v2)
     client.set_registered_model_alias(MODEL, "champion", v2.version)
     wait_until(lambda: httpx.get(f"{base}/ready").json().get("model_version") == str(v2.version), 60)
 
@@ -193,8 +194,18 @@ def test_hot_swap_follows_the_champion_alias_and_refuses_a_tampered_model(server
         artifact.write_bytes(original)
 
 
+def judge_as_promoted(root: Path, client, version) -> None:
+    """The judged record `mlpipe promote` writes (without its infra check): the service serves only these."""
+    from mlpipe.registry.judged import PROMOTED, write_judged
+    from mlpipe.runtime.signing import read_signing_key
+
+    sha256 = client.get_run(version.run_id).data.tags["mlpipe.sha256"]
+    write_judged(client, read_signing_key(root), MODEL, version.version, sha256, PROMOTED)
+
+
 def _refused_after_tampering(base, root, client, v2, v1):
     v3 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id)
+    judge_as_promoted(root, client, v3)  # judged before its bytes changed: the sha256 check refuses it
     client.set_registered_model_alias(MODEL, "champion", v3.version)
     wait_until(lambda: 'mlpipe_model_swaps_total{outcome="refused"}' in httpx.get(f"{base}/metrics").text, 60)
     assert httpx.get(f"{base}/ready").json()["model_version"] == str(v2.version), (

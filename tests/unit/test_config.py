@@ -246,3 +246,30 @@ def test_a_misspelt_key_names_the_key_it_is_close_to(params_dict):
     assert "evalute: Extra inputs are not permitted (did you mean 'evaluate'?)" in message
     assert "monitor.metrik: Extra inputs are not permitted (did you mean 'metric'?)" in message
     assert "train.zzz: Extra inputs are not permitted;" in message + ";", "nothing close: no suggestion"
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_line_before_it_is_expanded(tmp_path):
+    """Nine aliases of nine aliases, eight deep: 9^8 (43 million) values from nine lines. Refused while
+    composing, well under a second, before pydantic or params_hash ever see it."""
+    import time
+
+    lines = ['l0: &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 8)]
+    real = (Path(__file__).resolve().parents[2] / "params.yaml").read_text()
+    bomb = real.replace("    early_stopping: false", "    early_stopping: false\n    bomb: *l7")
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(lines) + "\n" + bomb)
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    assert time.perf_counter() - t0 < 1.0
+    message = str(info.value)
+    assert message.startswith(f"{path}: aliases expand to more than 100,000 values") and "\n" not in message
+
+
+def test_aliases_that_stay_small_load_as_before_and_an_alias_inside_itself_is_refused(tmp_path):
+    from mlpipe.config import bounded_yaml
+
+    assert bounded_yaml("a: &x {b: [1, 2]}\nc: *x") == {"a": {"b": [1, 2]}, "c": {"b": [1, 2]}}
+    with pytest.raises(ConfigError, match="an alias contains itself"):
+        bounded_yaml("a: &x [1, *x]", "p.yaml")

@@ -102,6 +102,7 @@ def diff(
         params.dataset.target,
         params.evaluate.threshold,
         top,
+        params.train.trusted_types,
     )
     d["data"] = str(source)
     echo_json(d) if as_json else typer.echo(render_diff(d))
@@ -153,6 +154,9 @@ def rollback(
 
     paths = project(root)
     client = mlflow_client(tracking_uri(paths))
-    demoted, champion = rollback_champion(paths.root, client, project_params(paths).model.name, reason, wait)
+    params = project_params(paths)
+    demoted, champion = rollback_champion(
+        paths.root, client, params.model.name, reason, wait, params.train.trusted_types
+    )
     forget_run(paths)  # the aliases the last run's summary names have moved
     typer.echo(f"champion is now version {champion} (rolled back from {demoted or 'none'})")

@@ -122,6 +122,7 @@ def serve(
 
     from mlpipe.registry.aliases import CHAMPION
     from mlpipe.registry.client import mlflow_client
+    from mlpipe.runtime.signing import read_signing_key
     from mlpipe.serving.app import ServeConfig, create_app
     from mlpipe.serving.connections import ConnectionLimits, guarded_protocol
     from mlpipe.serving.prediction_log import PredictionLog, default_log_url
@@ -138,6 +139,7 @@ def serve(
         poll_s=poll_s,
         features=list(params.features.columns),
         durable_log=log_ack is LogAck.durable,
+        signing_key=read_signing_key(paths.root),  # judged records verify under it (registry.judged)
     )
     service = create_app(
         mlflow_client(tracking_uri(paths)),

@@ -2,11 +2,13 @@
 reproduce, the service; registry.models fetches registered ones): the file's sha256 must be the one
 recorded at training, the running scikit-learn,
 numpy and pandas must match the model's manifest in major.minor (patch differences warn), and skops
-loads it with the project's own allowlist of types, never the list inside the artifact.
+loads it with mlpipe's and the project's own allowlist of types (`train.trusted_types`, passed in), never
+the list inside the artifact or its manifest.
 Every refusal is one line naming the file, what was expected and what was found."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import warnings as pywarnings
@@ -14,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpipe.errors import ModelRefused
-from mlpipe.model.artifact import MODEL_FILE, allowed_types, load_model_file
+from mlpipe.model.artifact import MODEL_FILE, load_model_bytes
 from mlpipe.model.manifest import installed_versions
-from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.logs import event
 
 MANIFEST_FILE = "manifest.json"  # beside the model file in every model directory
@@ -62,13 +63,18 @@ def check_packages(
 
 
 def load_verified(
-    path: Path, expected_sha256: str, manifest: dict, allow_version_mismatch: bool = False
+    path: Path,
+    expected_sha256: str,
+    manifest: dict,
+    allow_version_mismatch: bool = False,
+    project_trusted: list[str] | tuple[str, ...] = (),
 ) -> LoadedModel:
-    """Check `path` against the recorded sha256 and the manifest's packages, then load it with the
-    allowlist."""
+    """Check `path` against the recorded sha256 and the manifest's packages, then load those very bytes with
+    mlpipe's allowlist plus `project_trusted` (the project's train.trusted_types)."""
     if not path.exists():
         raise ModelRefused(f"{path}: no such model file")
-    found = sha256_file(path)
+    data = path.read_bytes()  # read once: the bytes hashed are the bytes checked and loaded
+    found = hashlib.sha256(data).hexdigest()
     if found != expected_sha256:
         raise ModelRefused(
             f"{path}: sha256 {found} found, {expected_sha256} recorded at training "
@@ -78,18 +84,22 @@ def load_verified(
     warnings = check_packages(path, recorded, installed_versions(recorded), allow_version_mismatch)
     for w in warnings:
         event("model_version_warning", logging.WARNING, detail=w)
-    # UntrustedTypes (a ModelRefused) names any type outside the allowlist the manifest recorded.
-    # scikit-learn's own warning for a patch difference, once per estimator, says what the event said.
+    # UntrustedTypes (a ModelRefused) names any type outside the allowlist; the manifest's own lists are
+    # never read for it. scikit-learn's warning for a patch difference, once per estimator, says what the
+    # event said.
     from sklearn.exceptions import InconsistentVersionWarning
 
     with pywarnings.catch_warnings():
         pywarnings.simplefilter("ignore", InconsistentVersionWarning)
-        model = load_model_file(path, allowed_types(manifest))
+        model = load_model_bytes(data, project_trusted, str(path))
     return LoadedModel(model, path, found, manifest, warnings)
 
 
 def load_model_dir(
-    model_dir: Path, expected_sha256: str | None = None, allow_version_mismatch: bool = False
+    model_dir: Path,
+    expected_sha256: str | None = None,
+    allow_version_mismatch: bool = False,
+    project_trusted: list[str] | tuple[str, ...] = (),
 ) -> LoadedModel:
     """A model directory (model.skops + manifest.json); the sha256 is the caller's recorded value when
     given (an MLflow tag), else the manifest's."""
@@ -106,5 +116,9 @@ def load_model_dir(
             f"{expected_sha256} recorded at training (rule: the manifest is the one trained)"
         )
     return load_verified(
-        model_dir / manifest.get("model_file", MODEL_FILE), expected, manifest, allow_version_mismatch
+        model_dir / manifest.get("model_file", MODEL_FILE),
+        expected,
+        manifest,
+        allow_version_mismatch,
+        project_trusted,
     )

@@ -31,14 +31,15 @@ class Champion:
     model: object
 
 
-def load_champion(client, name: str) -> Champion:
-    """The version the champion alias points at, loaded by that version (the alias may move meanwhile)."""
+def load_champion(client, name: str, project_trusted: list[str] | tuple[str, ...] = ()) -> Champion:
+    """The version the champion alias points at, loaded by that version (the alias may move meanwhile) with
+    the project's train.trusted_types beside mlpipe's."""
     from mlpipe.registry.aliases import CHAMPION, alias_version
     from mlpipe.registry.models import load_registered
 
     version = alias_version(client, name, CHAMPION)
     ref = f"models:/{name}/{version}" if version else f"models:/{name}@{CHAMPION}"  # refused, naming why
-    loaded, run_id = load_registered(client, ref)
+    loaded, run_id = load_registered(client, ref, project_trusted=project_trusted)
     return Champion(str(version), client.get_run(run_id), loaded.model)
 
 

@@ -27,6 +27,7 @@ from mlpipe.config import (
     Params,
     ProjectPaths,
     TrainCfg,
+    bounded_yaml,
     read_params_dict,
 )
 from mlpipe.errors import SnapshotMismatch, SweepRefused
@@ -225,7 +226,7 @@ def set_hyperparams_text(text: str, values: dict[str, Any]) -> str:
             lines[block_end] += "\n"
         lines[block_end + 1 : block_end + 1] = appended
     out = "".join(lines)
-    before, after = yaml.safe_load(text), yaml.safe_load(out)
+    before, after = bounded_yaml(text, "params.yaml"), bounded_yaml(out, "params.yaml")
     expected = json.loads(json.dumps(before))
     expected["train"]["hyperparams"].update(values)
     if json.loads(json.dumps(after)) != expected:
@@ -239,7 +240,7 @@ def set_hyperparams_text(text: str, values: dict[str, Any]) -> str:
 def write_hyperparams(params_file: Path, values: dict[str, Any]) -> bool:
     """Set train.hyperparams values in params.yaml in place; False when they were already so."""
     text = params_file.read_text(encoding="utf-8")
-    current = (yaml.safe_load(text).get("train") or {}).get("hyperparams") or {}
+    current = (bounded_yaml(text, str(params_file)).get("train") or {}).get("hyperparams") or {}
     if all(k in current and current[k] == v and type(current[k]) is type(v) for k, v in values.items()):
         return False
     params_file.write_text(set_hyperparams_text(text, values), encoding="utf-8")

@@ -14,6 +14,7 @@ from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
 from mlpipe.registry.tracking import MODEL_ARTIFACTS, RunRecord
 from mlpipe.runtime.logs import event
+from mlpipe.runtime.signing import SigningKey, read_signing_key
 
 PROFILE_ARTIFACT = "mlpipe/validate/profile.json"
 
@@ -113,24 +114,35 @@ def champion_metrics(tracking_uri: str, model_name: str) -> tuple[str, dict[str,
 
 
 def load_registered(
-    client, ref: str, allow_version_mismatch: bool = False, dest: Path | None = None
+    client,
+    ref: str,
+    allow_version_mismatch: bool = False,
+    dest: Path | None = None,
+    project_trusted: list[str] | tuple[str, ...] = (),
+    expected_sha256: str | None = None,
 ) -> tuple[LoadedModel, str]:
     """(verified model, run id) for a run id or models:/ reference: the files of the logged model the
     version (or the run) names, the one copy `mlflow models serve` serves too, checked against the run's
-    recorded sha256. Without `dest` the files go to a temporary folder that is removed once the model is
-    in memory (every service start used to leave one behind); the returned path then no longer exists."""
+    recorded sha256 (and `expected_sha256`, the one a judged record names, when given), loaded with the
+    project's `project_trusted` types (train.trusted_types) beside mlpipe's. Without `dest` the files go to a
+    temporary folder that is removed once the model is in memory (every service start used to leave one
+    behind); the returned path then no longer exists."""
     run_id = resolve_run_id(client, ref)
     recorded = tag.read(client.get_run(run_id).data.tags, tag.MODEL_SHA256)
     if not recorded:
         raise ModelRefused(
             f"{ref}: run {run_id} records no {tag.MODEL_SHA256} (rule: only mlpipe models are loaded)"
         )
+    if expected_sha256 is not None and recorded != expected_sha256:
+        raise ModelRefused(
+            f"{ref}: run {run_id} now records sha256 {recorded}, its judged record names {expected_sha256} "
+            "(rule: only the bytes that were judged are loaded)"
+        )
+    args = (recorded, allow_version_mismatch, project_trusted)
     if dest is None:
         with tempfile.TemporaryDirectory(prefix="mlpipe-model-") as tmp:
-            model_dir = download_model(client, ref, run_id, Path(tmp))
-            return load_model_dir(model_dir, recorded, allow_version_mismatch), run_id
-    model_dir = download_model(client, ref, run_id, dest)
-    return load_model_dir(model_dir, recorded, allow_version_mismatch), run_id
+            return load_model_dir(download_model(client, ref, run_id, Path(tmp)), *args), run_id
+    return load_model_dir(download_model(client, ref, run_id, dest), *args), run_id
 
 
 def logged_model_uri(client, ref: str, run_id: str) -> str:
@@ -182,26 +194,40 @@ def load_profile(client, run_id: str) -> dict:
     return json.loads(raw)
 
 
-def verify_registered(client, ref: str, action: str) -> None:
-    """Load `ref` through the safe loader into a temporary folder (removed), as the service would; a
-    refusal becomes PromotionRefused naming the version and why (the alias does not move)."""
+def verify_registered(
+    client, ref: str, action: str, key: SigningKey, project_trusted: list[str] | tuple[str, ...] = ()
+) -> None:
+    """Check `ref`'s judged record and load it through the safe loader into a temporary folder (removed), as
+    the service would; a refusal becomes PromotionRefused naming the version and why (the alias does not
+    move)."""
     from mlpipe.errors import PromotionRefused
+    from mlpipe.registry.judged import judged_ref
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-verify-") as tmp:
         try:
-            load_registered(client, ref, dest=Path(tmp))
+            pinned, sha256 = judged_ref(client, ref, key)
+            load_registered(
+                client, pinned, dest=Path(tmp), project_trusted=project_trusted, expected_sha256=sha256
+            )
         except ModelRefused as exc:
             raise PromotionRefused(f"{action}: {ref} fails its checks, not made champion ({exc})") from None
 
 
 def rollback_champion(
-    root: Path, client, name: str, reason: str, wait_s: float = REGISTRY_WAIT_S
+    root: Path,
+    client,
+    name: str,
+    reason: str,
+    wait_s: float = REGISTRY_WAIT_S,
+    project_trusted: list[str] | tuple[str, ...] = (),
 ) -> tuple[str, str]:
     """`mlpipe rollback`: under model `name`'s registry lock, champion <- previous once that exact version
-    loads and verifies as the service would load it. Returns (demoted, champion)."""
+    carries a judged record and loads and verifies as the service would load it. Returns (demoted,
+    champion)."""
+    key = read_signing_key(root)
 
     def verify(version: str) -> None:
-        verify_registered(client, f"models:/{name}/{version}", "rollback")
+        verify_registered(client, f"models:/{name}/{version}", "rollback", key, project_trusted)
 
     with registry_lock(root, name, "`mlpipe rollback` verifying the previous champion", wait_s):
         return rollback(client, name, reason, verify)

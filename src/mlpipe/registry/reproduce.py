@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from mlpipe.config import PARAMS_FILE, load_params
 from mlpipe.errors import ModelRefused, Refused, ToolError
 from mlpipe.model.loading import LoadedModel
 from mlpipe.model.manifest import installed_versions
@@ -410,7 +411,13 @@ def compare_predictions(original_model, reproduced_model, test_split: Path, orig
 
 
 def compare_in(
-    env: Environment, original: LoadedModel, reproduced: Path, split: Path, names, original_scores=None
+    env: Environment,
+    original: LoadedModel,
+    reproduced: Path,
+    split: Path,
+    names,
+    original_scores=None,
+    project_trusted: list[str] | tuple[str, ...] = (),
 ) -> dict:
     """Predictions of the original (verified, loaded) and the reproduced model on the same rows, and the
     versions of `names`, measured in the environment the stages ran in: here, with the original already
@@ -418,7 +425,7 @@ def compare_in(
     mlpipe, whichever way it is installed), which loads both there (`original_scores`, computed here,
     are then not used)."""
     if env.kind == "current":
-        return _compare(original.model, reproduced, split, names, original_scores)
+        return _compare(original.model, reproduced, split, names, original_scores, project_trusted)
     import mlpipe
 
     spec = {
@@ -427,6 +434,7 @@ def compare_in(
         "reproduced": str(reproduced),
         "split": str(split),
         "names": list(names),
+        "trusted": list(project_trusted),
     }
     with tempfile.TemporaryDirectory(prefix="mlpipe-compare-") as tmp:
         shutil.copytree(
@@ -444,10 +452,12 @@ def compare_in(
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _compare(original_model, reproduced: Path, split: Path, names, original_scores=None) -> dict:
+def _compare(
+    original_model, reproduced: Path, split: Path, names, original_scores=None, project_trusted=()
+) -> dict:
     from mlpipe.model.loading import load_model_dir
 
-    b = load_model_dir(reproduced)  # checked against its own manifest
+    b = load_model_dir(reproduced, project_trusted=project_trusted)  # its sha256: its own manifest's
     return {
         "predictions": compare_predictions(original_model, b.model, split, original_scores),
         "versions": installed_versions(sorted(names)),
@@ -459,8 +469,13 @@ def main(argv: list[str]) -> int:
     from mlpipe.model.loading import load_model_dir
 
     spec = json.loads(argv[0])
-    original = load_model_dir(Path(spec["original"]), spec["sha256"])  # this environment's own checks
-    got = _compare(original.model, Path(spec["reproduced"]), Path(spec["split"]), spec["names"])
+    trusted = spec.get("trusted", [])
+    original = load_model_dir(
+        Path(spec["original"]), spec["sha256"], project_trusted=trusted
+    )  # its checks here
+    got = _compare(
+        original.model, Path(spec["reproduced"]), Path(spec["split"]), spec["names"], None, trusted
+    )
     print(json.dumps(got))
     return 0
 
@@ -491,6 +506,7 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
     client = mlflow_client(tracking_uri)
     run_id = resolve_run_id(client, ref)
     rec = read_record(client, run_id)
+    trusted = load_params(root / PARAMS_FILE).train.trusted_types  # the project's, never the model's
     why = refusal(rec, commit_exists(root, rec.commit) if rec.commit else False)
     if why:
         raise Refused(why)
@@ -503,7 +519,7 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
         # rebuild, which wait on subprocesses. One that fails its checks cannot be compared with anything:
         # the rebuild is then abandoned.
         recorded_split = recorded_test_split(root, rec, None)
-        loading = beside.submit(load_original, client, ref, Path(tmp), recorded_split)
+        loading = beside.submit(load_original, client, ref, Path(tmp), recorded_split, trusted)
         with isolated_checkout(root, rec.commit, keep=keep) as wt:
             env = choose_environment(env_mode, wt, root, python_major_minor(rec.python))
             event("reproduce_environment", kind=env.kind, python=str(env.python), reused=env.reused)
@@ -516,7 +532,9 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
             original, original_scores = verified_original(loading, ref)
             got = reproduced_outputs(wt) | {"data_files": data_files}
             split = recorded_split or wt / TEST_SPLIT
-            got |= compare_in(env, original, wt / "artifacts/model", split, rec.versions, original_scores)
+            got |= compare_in(
+                env, original, wt / "artifacts/model", split, rec.versions, original_scores, trusted
+            )
             verdict = Verdict(
                 ref=ref,
                 run_id=run_id,
@@ -530,11 +548,15 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
     return verdict
 
 
-def load_original(client, ref: str, dest: Path, split: Path | None) -> tuple[LoadedModel, object]:
+def load_original(
+    client, ref: str, dest: Path, split: Path | None, project_trusted: list[str] | tuple[str, ...] = ()
+) -> tuple[LoadedModel, object]:
     """(the recorded model of `ref`, verified, in `dest`; its scores on `split` when there is one)."""
     from mlpipe.registry.models import load_registered
 
-    original, _ = load_registered(client, ref, allow_version_mismatch=True, dest=dest)
+    original, _ = load_registered(
+        client, ref, allow_version_mismatch=True, dest=dest, project_trusted=project_trusted
+    )
     if split is None:
         return original, None
     return original, split_scores(original.model, split, list(original.model.feature_names_in_))[0]

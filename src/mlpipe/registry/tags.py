@@ -59,6 +59,8 @@ GATE_PREFIX = "mlpipe.gate."  # + criterion: its verdict line
 GATE_DECISION = "mlpipe.gate.decision"
 GATE_FAILED = "mlpipe.gate.failed"
 ROLLED_BACK = "mlpipe.rolled_back"
+# on a model version: "<verdict>:<HMAC-SHA256>" (registry.judged), written before `champion` may move to it
+JUDGED = "mlpipe.judged"
 
 # reproduction
 REPRODUCED = "mlpipe.reproduced"  # on the original run and its versions: the latest verdict

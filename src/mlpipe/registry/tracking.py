@@ -20,7 +20,7 @@ from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, flatten, read_param
 from mlpipe.data.frames import data_files, read_frame
 from mlpipe.data.recorded import REASON_TRAILER
 from mlpipe.data.snapshot import DATA_DVC
-from mlpipe.model.artifact import MODEL_FILE, allowed_types, load_model_file
+from mlpipe.model.artifact import MODEL_FILE, TRUSTED_TYPES, load_model_file
 from mlpipe.model.loading import MANIFEST_FILE
 from mlpipe.model.manifest import MODEL_PACKAGES, installed_versions
 from mlpipe.pipeline.features import select_features
@@ -269,7 +269,7 @@ def _log_run(
     commit = tags[tag.GIT_COMMIT]
     outputs = stage_output_hashes(paths.root / "dvc.lock")
     split_hashes = outputs.get("split", {})
-    model = load_model_file(paths.model, allowed_types(manifest))
+    model = load_model_file(paths.model, params.train.trusted_types)
     parts = {"train": (paths.train_split, "training"), "test": (paths.test_split, "evaluation")}
     frames = {name: read_frame(path) for name, (path, _) in parts.items()}
     X_example = select_features(frames["train"].head(5), params.features)
@@ -299,7 +299,9 @@ def _log_run(
             flavor=trained_file_flavor(paths.model.parent),
             sk_model=model,
             serialization_format="skops",
-            skops_trusted_types=list(allowed_types(manifest)),
+            # what the file holds beyond skops' defaults, each allowed at training (MLflow's loader needs
+            # the list; mlpipe's own loading never reads it back)
+            skops_trusted_types=list(manifest.get("trusted_types", TRUSTED_TYPES)),
             signature=infer_signature(X_example, model.predict(X_example)),
             input_example=X_example,
             pip_requirements=requirements,

@@ -153,21 +153,31 @@ def compare_models(
     return out
 
 
-def load_registered_model(client, ref: str) -> tuple[object, str]:
+def load_registered_model(
+    client, ref: str, project_trusted: list[str] | tuple[str, ...] = ()
+) -> tuple[object, str]:
     """(model, run id) for a run id / models:/ ref, through the safe loader (sha256, versions, allowlist)."""
     from mlpipe.registry.models import load_registered
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-diff-") as tmp:
-        loaded, run_id = load_registered(client, ref, dest=Path(tmp))
+        loaded, run_id = load_registered(client, ref, dest=Path(tmp), project_trusted=project_trusted)
         return loaded.model, run_id
 
 
 def diff(
-    client, ref_a: str, ref_b: str, data: pd.DataFrame, target: str | None, threshold: float, top: int = 10
+    client,
+    ref_a: str,
+    ref_b: str,
+    data: pd.DataFrame,
+    target: str | None,
+    threshold: float,
+    top: int = 10,
+    project_trusted: list[str] | tuple[str, ...] = (),
 ) -> dict:
-    """Both models on `data`; `target` names the label column when it is there."""
-    model_a, run_a = load_registered_model(client, ref_a)
-    model_b, run_b = load_registered_model(client, ref_b)
+    """Both models on `data`; `target` names the label column when it is there; `project_trusted`: the
+    project's train.trusted_types."""
+    model_a, run_a = load_registered_model(client, ref_a, project_trusted)
+    model_b, run_b = load_registered_model(client, ref_b, project_trusted)
     cols_a, cols_b = list(model_a.feature_names_in_), list(model_b.feature_names_in_)
     missing = sorted(set(cols_a + cols_b) - set(data.columns))
     if missing:

@@ -32,9 +32,11 @@ from mlpipe.registry.aliases import (
     registry_lock,
 )
 from mlpipe.registry.client import mlflow_client
+from mlpipe.registry.judged import PASSED, PROMOTED, write_judged
 from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
 from mlpipe.release.infra import Check, checks_as_dicts, failed_lines, infra_check
 from mlpipe.runtime.logs import event
+from mlpipe.runtime.signing import signing_key_for_writing
 
 # ---- criteria (pure) ----------------------------------------------------------------------------
 
@@ -278,7 +280,12 @@ def compare_on_rows(params: Params, test, champion, challenger) -> tuple[list[Ch
 
 
 def fetch_champion(
-    client, name: str, champion: str | None, version: str, dest: Path
+    client,
+    name: str,
+    champion: str | None,
+    version: str,
+    dest: Path,
+    project_trusted: list[str] | tuple[str, ...] = (),
 ) -> tuple[LoadedModel | None, str | None]:
     """(the champion loaded through the safe loader, its files under `dest`; None) when there is one other
     than `version`; (None, why it was refused) when it fails its checks; (None, None) without one."""
@@ -287,7 +294,9 @@ def fetch_champion(
     if champion is None or champion == version:
         return None, None
     try:
-        loaded, _ = load_registered(client, f"models:/{name}/{champion}", dest=dest)
+        loaded, _ = load_registered(
+            client, f"models:/{name}/{champion}", dest=dest, project_trusted=project_trusted
+        )
     except ModelRefused as exc:
         event("champion_unloadable", level=40, model=name, champion=champion, error=str(exc)[:300])
         return None, str(exc)
@@ -327,11 +336,21 @@ def early_infra_check(
         champ = None
         if champion is not None:
             try:
-                champ, _ = load_registered(client, f"models:/{params.model.name}/{champion}", dest=Path(tmp))
+                champ, _ = load_registered(
+                    client,
+                    f"models:/{params.model.name}/{champion}",
+                    dest=Path(tmp),
+                    project_trusted=params.train.trusted_types,
+                )
             except ModelRefused:  # the gate says so (fetch_champion) and probes the challenger alone
                 champ = None
         checks, figures = infra_check(
-            paths.model.parent, model_sha256, paths.test_split, params.deploy, reference_of(champ)
+            paths.model.parent,
+            model_sha256,
+            paths.test_split,
+            params.deploy,
+            reference_of(champ),
+            params.train.trusted_types,
         )
     return {
         "sha256": model_sha256,
@@ -396,12 +415,15 @@ def run_gate(
         for part in ("challenger", "champion"):
             (Path(tmp) / part).mkdir()
         # the registered version's own copy (the one the service will load), verified against the record
-        chall, _ = load_registered(client, f"models:/{name}/{version}", dest=Path(tmp) / "challenger")
+        trusted = params.train.trusted_types
+        chall, _ = load_registered(
+            client, f"models:/{name}/{version}", dest=Path(tmp) / "challenger", project_trusted=trusted
+        )
         if chall.sha256 != model_sha256:
             raise ModelRefused(
                 f"gate: version {version} holds sha256 {chall.sha256}, the run trained {model_sha256}"
             )
-        champ, refusal = fetch_champion(client, name, champion, version, Path(tmp) / "champion")
+        champ, refusal = fetch_champion(client, name, champion, version, Path(tmp) / "champion", trusted)
         # The champion is measured in the same probe, in turn with the challenger: its figures say how
         # loaded the machine was while the challenger was judged.
         found = _early_checks(early, chall.sha256, champion if champ is not None else None)
@@ -410,7 +432,7 @@ def run_gate(
             event("gate_probe", model=name, version=version, measured="before registration")
         else:
             infra, figures = infra_check(
-                chall.path.parent, chall.sha256, paths.test_split, params.deploy, reference_of(champ)
+                chall.path.parent, chall.sha256, paths.test_split, params.deploy, reference_of(champ), trusted
             )
     checks += infra
     extra: dict = {"infra": figures}
@@ -425,6 +447,8 @@ def run_gate(
     promote, failed = gate_verdict(checks)
     decision, replaced = kept_decision(champion), None
     if promote:  # only while `champion` still names the version judged against
+        # the record first: the service never sees `champion` on a version whose record is not there yet
+        write_judged(client, signing_key_for_writing(paths.root), name, version, chall.sha256, PASSED)
         decision, replaced = promote_unless_moved(paths.root, client, name, version, champion)
     record_decision(client, name, version, run_id, checks, decision)
     for metric, value in extra.get("champion_metrics_same_rows", {}).items():
@@ -482,11 +506,14 @@ def manual_promote(
         tempfile.TemporaryDirectory(prefix="mlpipe-promote-") as tmp,
         tempfile.TemporaryDirectory(prefix="mlpipe-promote-champion-") as champion_tmp,
     ):
-        loaded, _ = load_registered(client, f"models:/{name}/{version}", dest=Path(tmp))
+        trusted = params.train.trusted_types
+        loaded, _ = load_registered(
+            client, f"models:/{name}/{version}", dest=Path(tmp), project_trusted=trusted
+        )
         current = alias_version(client, name, CHAMPION)
-        champ, _ = fetch_champion(client, name, current, version, Path(champion_tmp))
+        champ, _ = fetch_champion(client, name, current, version, Path(champion_tmp), trusted)
         checks, figures = infra_check(
-            loaded.path.parent, loaded.sha256, paths.test_split, params.deploy, reference_of(champ)
+            loaded.path.parent, loaded.sha256, paths.test_split, params.deploy, reference_of(champ), trusted
         )
     ok, failed = gate_verdict(checks)
     if not ok:
@@ -494,7 +521,10 @@ def manual_promote(
             f"promote: version {version} fails the infra check ({', '.join(failed)}): "
             + "; ".join(c.line() for c in checks if not c.passed)
         )
+    key = signing_key_for_writing(paths.root)
     with registry_lock(paths.root, name, f"`mlpipe promote` of version {version}", wait_s):
+        # the record first: the service never sees `champion` on a version whose record is not there yet
+        write_judged(client, key, name, version, loaded.sha256, PROMOTED)
         replaced = move_champion(client, name, version)
     decision = f"promoted manually by {getpass.getuser()}: {reason}"
     record_decision(client, name, version, run_id, checks, decision)

@@ -247,6 +247,7 @@ def probe(
     deploy: DeployCfg,
     reference: tuple[Path, str] | None = None,
     timeout_s: float = 600,
+    project_trusted: list[str] | tuple[str, ...] = (),
 ) -> dict:
     """Run `python -m mlpipe.release.probe` in a fresh process limited to `deploy.cores`, with the
     reference model (model dir, sha256) measured in the same rounds when given; return its raw figures."""
@@ -257,6 +258,7 @@ def probe(
         "sha256": expected_sha256,
         "reference": {"model_dir": str(reference[0]), "sha256": reference[1]} if reference else None,
         "sample": str(sample),
+        "trusted": list(project_trusted),  # the project's train.trusted_types: the probe loads as the service
         "cores": deploy.cores,
         "rounds": deploy.rounds,
         # the budgets judged by majority over the rounds: the probe stops once each verdict is decided
@@ -294,13 +296,16 @@ def infra_check(
     sample: Path,
     deploy: DeployCfg,
     reference: tuple[Path, str] | None = None,
+    project_trusted: list[str] | tuple[str, ...] = (),
 ) -> tuple[list[Check], dict]:
     """Pre-check, then (only if it passes) the probe, with the reference (the champion's model dir and
     sha256) measured in the same rounds when given; (checks, summarised figures or {})."""
     checks = precheck(model_dir / MODEL_FILE, deploy)
     if not all(c.passed for c in checks):
         return checks, {}
-    figures = summarise(probe(model_dir, expected_sha256, sample, deploy, reference))
+    figures = summarise(
+        probe(model_dir, expected_sha256, sample, deploy, reference, project_trusted=project_trusted)
+    )
     if "error" in figures.get("champion", {}):  # judged alone, as without a champion; said once
         event("probe_reference_unmeasured", logging.WARNING, error=figures["champion"]["error"])
     return checks + budget_checks(figures, deploy), figures

@@ -97,7 +97,7 @@ def prepare(model_dir: Path, sha256: str, spec: dict) -> Subject:
     from mlpipe.model.outputs import scores
 
     t0 = time.perf_counter()
-    model = load_model_dir(model_dir, sha256).model
+    model = load_model_dir(model_dir, sha256, project_trusted=spec.get("trusted", [])).model
     load_s = time.perf_counter() - t0
     # The head of the file, the model's columns only: the figures are the model's, not the data's
     # (the whole 2M-row test split of a 10M-row run put 3 GB into peak_memory_mb).

@@ -28,10 +28,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlpipe.model.outputs import labels_from, scores, summary_score
 from mlpipe.registry import tags as tag
-from mlpipe.registry.aliases import CHAMPION, alias_version
+from mlpipe.registry.aliases import CHAMPION
 from mlpipe.registry.refs import MODEL_REF, versions_of_run
 from mlpipe.runtime.logs import event
+from mlpipe.runtime.signing import SigningKey
 from mlpipe.serving.body import BodyRefused, parse_json
+from mlpipe.serving.champion import ChampionWatch, poll_champion
 from mlpipe.serving.guard import GuardRequests
 from mlpipe.serving.metrics import CountRequests, Metrics
 from mlpipe.serving.openapi import input_example, service_openapi
@@ -66,16 +68,22 @@ class ServeConfig:
     # True: answer once the rows are committed or spooled (kill -9 loses nothing answered); False: answer at
     # once, the rows queued (kill -9 can lose what queued during the last write, ~ one group commit)
     durable_log: bool = True
+    # the key judged records verify under (runtime.signing); without one every version is refused
+    signing_key: SigningKey = field(default_factory=lambda: SigningKey(None, "nowhere (no key given)"))
 
 
-def load_served(client, params, ref: str) -> Served:
-    """The model behind `ref` through the safe loader, with its training profile and lineage."""
+def load_served(client, params, ref: str, key: SigningKey) -> Served:
+    """The model behind `ref` once its judged record verifies under `key` (before a byte of it is fetched),
+    through the safe loader with the project's train.trusted_types, with its training profile and lineage."""
 
+    from mlpipe.registry.judged import judged_ref
     from mlpipe.registry.models import load_profile, load_registered
     from mlpipe.serving.request_rules import rules_from
 
     name = params.model.name
-    loaded, run_id = load_registered(client, ref)
+    pinned, sha256 = judged_ref(client, ref, key)
+    trusted = params.train.trusted_types
+    loaded, run_id = load_registered(client, pinned, project_trusted=trusted, expected_sha256=sha256)
     profile = load_profile(client, run_id)
     run = client.get_run(run_id)
     versions = versions_of_run(client, run_id, name)
@@ -250,7 +258,7 @@ def create_app(
 
     def load(target: str) -> None:
         try:
-            state["served"] = load_served(client, params, target)  # one assignment: the swap is atomic
+            state["served"] = load_served(client, params, target, cfg.signing_key)  # one assignment: atomic
             state["load_error"] = None
             # The model's objects (and the imports') out of the cyclic collector's reach: its full passes no
             # longer walk them in the middle of a request (p99 of single rows)
@@ -261,28 +269,16 @@ def create_app(
             state["load_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             event("model_refused", model=name, ref=target, error=state["load_error"], level=40)
 
+    champion = ChampionWatch()
+
     def watch() -> None:
-        refused: set[str] = set()  # a version that failed its checks is not retried every poll
+        def fetch(ref: str) -> Served:
+            return load_served(client, params, ref, cfg.signing_key)
+
         while not stop.wait(cfg.poll_s):
-            try:
-                version = alias_version(client, name, watch_alias)
-            except Exception:  # noqa: BLE001 - a tracking hiccup: try again next poll
-                continue
-            current = state["served"]
-            if version is None or version in refused or (current is not None and current.version == version):
-                continue
-            try:
-                candidate = load_served(client, params, f"models:/{name}/{version}")
-            except Exception as exc:  # noqa: BLE001
-                refused.add(version)
-                metrics.swaps.labels("refused").inc()
-                event(
-                    "hot_swap_refused", model=name, version=version, error=str(exc).splitlines()[0], level=40
-                )
-                continue
-            state["served"] = candidate
-            metrics.swaps.labels("swapped").inc()
-            event("hot_swap", model=name, version=version, previous=current.version if current else None)
+            found = poll_champion(champion, client, name, watch_alias, state["served"], fetch, metrics.swaps)
+            if found is not None:
+                state["served"] = found  # one assignment: the swap is atomic
 
     from contextlib import asynccontextmanager
 
@@ -323,6 +319,7 @@ def create_app(
     app.add_middleware(GuardRequests, max_bytes=cfg.max_bytes, max_in_flight=cfg.max_in_flight)
     app.add_middleware(CountRequests, metrics=metrics, route_paths=lambda: [r.path for r in app.routes])
     metrics.watch_log(log)
+    metrics.watch_refusal(lambda: champion.reason or (None if state["served"] else state["load_error"]))
     metrics.watch_model(
         lambda: (s.name, s.version, alias, s.run_id) if (s := state["served"]) is not None else None
     )
@@ -359,7 +356,7 @@ def create_app(
             return JSONResponse(
                 status_code=503, content={"ready": False, "reason": logged["log_reason"], **logged}
             )
-        return {"ready": True, "model_version": state["served"].version, **logged}
+        return {"ready": True, "model_version": state["served"].version, **logged, **champion.said()}
 
     @app.get("/model")
     def model_info():

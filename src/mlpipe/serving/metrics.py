@@ -53,6 +53,11 @@ class Metrics:
         those four, or None while none is loaded), read at each scrape: a hot swap shows at the next one."""
         self.registry.register(ModelCollector(current))
 
+    def watch_refusal(self, reason: Callable[[], str | None]) -> None:
+        """Export `mlpipe_model_refused{reason} 1` while `reason()` says why a model is refused (the champion
+        the alias names, kept out while another is served, or none loaded), else 0, read at each scrape."""
+        self.registry.register(RefusalCollector(reason))
+
     def count_refusals(self, verdict) -> None:
         """A request's refused records, and their refused fields by rule (`request_rules.Verdict`)."""
         if verdict.refused:
@@ -78,6 +83,26 @@ class Metrics:
         values, first, counts = np.unique(answers, return_index=True, return_counts=True)
         for k in np.argsort(first):  # in order of appearance, as one increment per row did
             self.predictions.labels(str(values[k])).inc(int(counts[k]))
+
+
+class RefusalCollector:
+    """Why a model the service should serve is refused, as it is at the scrape."""
+
+    def __init__(self, reason: Callable[[], str | None]):
+        self.reason = reason
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        reason = self.reason()
+        family = GaugeMetricFamily(
+            "mlpipe_model_refused",
+            "1 while the model the alias names is refused (the reason says why; the served one is kept)",
+            labels=["reason"],
+        )
+        family.add_metric([(reason or "")[:300]], 1 if reason else 0)
+        yield family
 
 
 class LogCollector:

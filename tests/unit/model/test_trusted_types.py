@@ -1,6 +1,7 @@
-"""The skops allowlist follows the estimator: the types a fitted pipeline really holds are derived at
-training and recorded in the manifest; a type outside scikit-learn/numpy/scipy needs train.trusted_types,
-and every refusal names the type."""
+"""The skops allowlist is the project's: mlpipe's fixed list, skops' own defaults, classes of
+scikit-learn/numpy/scipy, and what params.yaml's train.trusted_types names. A type outside them, or any
+callable not named exactly, is refused by name at training and at loading; the model's manifest is never read
+for it."""
 
 from __future__ import annotations
 
@@ -12,13 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mlpipe.config import FeaturesCfg, TrainCfg
 from mlpipe.errors import UntrustedTypes
-from mlpipe.model.artifact import (
-    allowed_types,
-    derive_trusted_types,
-    dump_model,
-    file_types,
-    load_model_file,
-)
+from mlpipe.model.artifact import derive_trusted_types, dump_model, load_model_file
 from mlpipe.pipeline.train import fit_model
 
 
@@ -54,27 +49,19 @@ def _fitted(estimator: str):
 def test_a_scikit_learn_model_needs_no_listing_and_records_only_its_own_types(tmp_path):
     model, _ = _fitted("hist_gradient_boosting")
     dump_model(model, tmp_path / "m.skops")
-    types = derive_trusted_types(file_types(tmp_path / "m.skops"), [], "train.estimator")
+    types = derive_trusted_types(tmp_path / "m.skops", [], "train.estimator")
     assert all(t.startswith(("sklearn.", "numpy.", "functools.")) for t in types)
     assert "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor" in types
-    manifest = {"trusted_types": types, "user_trusted_types": []}
-    assert load_model_file(tmp_path / "m.skops", allowed_types(manifest)).predict_proba is not None
+    assert load_model_file(tmp_path / "m.skops").predict_proba is not None
 
 
-def test_a_type_outside_scikit_learn_is_refused_by_name_unless_trusted(tmp_path):
+def test_a_type_outside_scikit_learn_is_refused_by_name_unless_the_project_names_it(tmp_path):
     model, X = _fitted(OWN)
     dump_model(model, tmp_path / "own.skops")
-    found = file_types(tmp_path / "own.skops")
-    assert OWN in found
-    with pytest.raises(UntrustedTypes, match=rf"\['{OWN}'\] are outside scikit-learn/numpy/scipy"):
-        derive_trusted_types(found, [], "train.estimator")
-    types = derive_trusted_types(found, [OWN], "train.estimator")
-    loaded = load_model_file(
-        tmp_path / "own.skops", allowed_types({"trusted_types": types, "user_trusted_types": [OWN]})
-    )
+    with pytest.raises(UntrustedTypes, match=rf"refused {OWN} \(type\): not named by mlpipe or params.yaml"):
+        derive_trusted_types(tmp_path / "own.skops", [], "train.estimator")
+    assert OWN in derive_trusted_types(tmp_path / "own.skops", [OWN], "train.estimator")
+    loaded = load_model_file(tmp_path / "own.skops", [OWN])
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
-    # a manifest that lists the type without the training's trust does not let it in
-    with pytest.raises(UntrustedTypes, match=OWN):
-        load_model_file(
-            tmp_path / "own.skops", allowed_types({"trusted_types": types, "user_trusted_types": []})
-        )
+    with pytest.raises(UntrustedTypes, match=OWN):  # loading asks the project again, never the manifest
+        load_model_file(tmp_path / "own.skops")

@@ -20,7 +20,7 @@ from mlpipe.runtime.logs import event
 
 def evaluate_model(params: Params, paths: ProjectPaths) -> None:
     test = read_frame(paths.test_split, columns=[*params.features.columns, params.dataset.target])
-    model = load_model_file(paths.model, trusted_types_of(paths))
+    model = load_model_file(paths.model, params.train.trusted_types)
     X = select_features(test, params.features)
     target = {"target": params.dataset.target, "task": params.task}
     y = target_vector(test, **target).to_numpy()
@@ -41,14 +41,6 @@ def evaluate_model(params: Params, paths: ProjectPaths) -> None:
     )
     headline = {k: metrics[k] for k in params.headline[:2] if k in metrics}
     event("evaluated", rows=len(y), **headline)
-
-
-def trusted_types_of(paths: ProjectPaths) -> tuple[str, ...]:
-    import json
-
-    from mlpipe.model.artifact import allowed_types
-
-    return allowed_types(json.loads(paths.manifest.read_text()))
 
 
 def main() -> int:

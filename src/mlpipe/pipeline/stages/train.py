@@ -7,7 +7,7 @@ import json
 
 from mlpipe.config import AUTO_ESTIMATOR, PARAMS_FILE, Params, ProjectPaths, params_hash, read_params_dict
 from mlpipe.data.frames import read_frame
-from mlpipe.model.artifact import derive_trusted_types, dump_model, file_types
+from mlpipe.model.artifact import derive_trusted_types, dump_model
 from mlpipe.model.manifest import build_manifest
 from mlpipe.model.outputs import classes_of
 from mlpipe.pipeline.features import select_features, target_vector
@@ -33,7 +33,7 @@ def train_model(params: Params, paths: ProjectPaths) -> None:
     cfg = chosen_cfg(params.train, selection)
     model = fit_model(cfg, params.features, X, y, seed, params.task, positive)
     sha = dump_model(model, paths.model)
-    types = derive_trusted_types(file_types(paths.model), params.train.trusted_types, "train.estimator")
+    types = derive_trusted_types(paths.model, params.train.trusted_types, "train.estimator")
     raw = read_params_dict(paths.root / PARAMS_FILE)
     manifest = build_manifest(
         model_sha256=sha,
