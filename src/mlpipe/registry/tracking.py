@@ -276,6 +276,9 @@ def _log_run(
     requirements = [f"{n}=={v}" for n, v in model_requirements(paths.root).items()]
     run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
     logging.getLogger("mlflow.utils.environment").addFilter(NO_PIP_IN_THE_VENV)  # once: the same object
+    # "Detected uv project: found uv.lock and pyproject.toml in ...": MLflow's note on every Model.log; the
+    # run records the lock's hash itself (mlpipe.uv_lock)
+    logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)
     selection = read_selection(paths.selection)
     chosen_params, chosen_metrics = selection_fields(selection, _fit_seconds(paths), manifest["model_sha256"])
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
