@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 for command in (
     init.init,
+    init.upgrade,
     data.bootstrap,
     pipeline.run,
     data.simulate,

@@ -31,6 +31,7 @@ from mlpipe.runtime.dvc_config import merge_local_config
 from mlpipe.runtime.environments import Environment, choose_environment
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
 from mlpipe.runtime.logs import event
+from mlpipe.runtime.pin import VENDOR_DVC
 from mlpipe.runtime.shell import pid_alive, run_tool, stop_process_group, tool_env
 
 TEST_SPLIT = "artifacts/split/test.parquet"
@@ -52,6 +53,7 @@ class Recorded:
     versions: dict[str, str]
     predictions_sha256: str | None = None
     python: str = ""  # the interpreter's version the run was recorded with
+    mlpipe_code: str = ""  # the code hash of the mlpipe that trained it (runtime.pin), when recorded
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ def recorded_from_run(run, dvc_outputs: dict[str, dict[str, str]] | None = None)
             k[len(tag.VERSION_PREFIX) :]: v for k, v in tags.items() if k.startswith(tag.VERSION_PREFIX)
         },
         python=tags.get(tag.PYTHON, ""),
+        mlpipe_code=tags.get(tag.MLPIPE_CODE, ""),
     )
 
 
@@ -204,12 +207,34 @@ def compare(rec: Recorded, reproduced: dict) -> list[Row]:
     for name in sorted(rec.versions):
         now = reproduced["versions"].get(name)
         rows.append(Row(f"env {name}", rec.versions[name], now, rec.versions[name] == now, counts=False))
+    if rec.mlpipe_code:
+        now = reproduced.get("mlpipe_code")
+        rows.append(Row(MLPIPE_CODE_ROW, rec.mlpipe_code, now, rec.mlpipe_code == now, counts=False))
     return rows
+
+
+MLPIPE_CODE_ROW = "env mlpipe code"
+
+
+def verdict_line(v: Verdict) -> str:
+    """The verdict in one line; when NOT IDENTICAL, the cause first: the environment rows (mlpipe's
+    version and code hash, packages) that differ, else the items that differ. Pure."""
+    if v.identical:
+        return "verdict: IDENTICAL"
+    env = [r for r in v.rows if not r.counts and not r.same]
+    causes = [
+        f"{r.item[4:]} {_short(r.original)} (recorded) vs {_short(r.reproduced)} (reproduced)" for r in env
+    ]
+    different = ", ".join(r.item for r in v.rows if r.counts and not r.same)
+    if causes:
+        return f"verdict: NOT IDENTICAL, cause: {'; '.join(causes)} (differ: {different})"
+    return f"verdict: NOT IDENTICAL, same mlpipe and packages; differ: {different}"
 
 
 def render_table(v: Verdict) -> str:
     width = max(len(r.item) for r in v.rows) if v.rows else 10
     lines = [
+        verdict_line(v),
         f"reproduce {v.ref}: run {v.run_id}, commit {v.commit[:12]}, data md5 {v.data_md5}",
         *([f"environment: {v.environment}"] if v.environment else []),
         f"{'':2}{'item':<{width}}  {'original':<36}  {'reproduced':<36}  verdict",
@@ -311,6 +336,20 @@ def pull_recorded_data(wt: Path, data_md5: str) -> None:
         raise Refused(
             f"data md5 {data_md5} is in neither the DVC cache nor the remote ({tail}). Restore the "
             "remote from a backup, or reproduce on a machine whose cache holds it"
+        )
+
+
+def pull_pinned_wheel(wt: Path) -> None:
+    """`dvc pull vendor.dvc` in the worktree of a commit that pins mlpipe's wheel (a project made by
+    `mlpipe init`): from the shared cache, else the remote; Refused naming the wheel when neither has it."""
+    if not (wt / VENDOR_DVC).exists():
+        return
+    proc = run_tool(["dvc", "pull", VENDOR_DVC], wt, check=False)
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        raise Refused(
+            f"the commit pins mlpipe's wheel ({VENDOR_DVC}), which is in neither the DVC cache nor the "
+            f"remote ({tail}): restore the remote, or reproduce where the cache holds it"
         )
 
 
@@ -505,9 +544,10 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
         recorded_split = recorded_test_split(root, rec, None)
         loading = beside.submit(load_original, client, ref, Path(tmp), recorded_split)
         with isolated_checkout(root, rec.commit, keep=keep) as wt:
+            share_dvc_storage(root, wt)
+            pull_pinned_wheel(wt)  # before the environment: a locked one installs mlpipe from it
             env = choose_environment(env_mode, wt, root, python_major_minor(rec.python))
             event("reproduce_environment", kind=env.kind, python=str(env.python), reused=env.reused)
-            share_dvc_storage(root, wt)
             pull_recorded_data(wt, rec.data_md5)
             data_files = restored_file_hashes(wt, rec.data_md5)
             if loading.done():
@@ -517,6 +557,7 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
             got = reproduced_outputs(wt) | {"data_files": data_files}
             split = recorded_split or wt / TEST_SPLIT
             got |= compare_in(env, original, wt / "artifacts/model", split, rec.versions, original_scores)
+            got["mlpipe_code"] = env.mlpipe_code
             verdict = Verdict(
                 ref=ref,
                 run_id=run_id,
