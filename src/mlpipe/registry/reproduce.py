@@ -376,7 +376,12 @@ def rerun_stages(wt: Path, python: Path, abandon: Callable[[], bool] = lambda: F
     group of its own, stopped whole (with the stages it started) as soon as `abandon()` turns true (then
     False is returned) or this process unwinds."""
     bindir = str(python.parent)
-    env = tool_env({"PYTHONPATH": str(wt / "src")})
+    imports = [str(wt / "src")]
+    if python == Path(
+        sys.executable
+    ):  # the running environment: its own import path stays, below the commit's
+        imports += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = tool_env({"PYTHONPATH": os.pathsep.join(imports)})
     env["PATH"] = bindir + os.pathsep + env["PATH"]
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(
