@@ -495,10 +495,11 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
         champ = champion_before.result(timeout=SUBMITTED_WAIT_S["champion"])
         record = track(root, uri, experiment)
         summary = logged_drift(uri, record["run_id"], report)
-        if experiment or record["git_dirty"]:  # nothing unreproducible gets a version
+        if experiment or record["git_dirty"] or record["unpinned"]:  # nothing unreproducible gets a version
             early()  # its process is not left running
             reg = {"version": "unregistered", "aliases": []}
-            decision = {"decision": "not registered: trained from uncommitted changes (an experiment)"}
+            why = record["unpinned"] or "trained from uncommitted changes (an experiment)"
+            decision = {"decision": f"not registered: {why}"}
         else:
             reg = register(uri, record)
             decision = gate(root, uri, record, reg["version"], early)

@@ -39,6 +39,7 @@ def root(
 
 for command in (
     init.init,
+    init.upgrade,
     data.bootstrap,
     pipeline.run,
     data.simulate,

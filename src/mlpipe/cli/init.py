@@ -226,6 +226,55 @@ def period_of(times, until: str | None) -> tuple[str, str]:
     return first.date().isoformat(), end.date().isoformat()
 
 
+def pin_running_mlpipe(root: Path, name: str):
+    """(pin, paths to commit): the running mlpipe pinned in `root` (runtime.project_env.pin_project)."""
+    from mlpipe.runtime.environments import find_uv
+    from mlpipe.runtime.project_env import pin_project
+
+    return pin_project(root, name, find_uv(root))
+
+
+def pin_line(pin) -> str:
+    """What init and upgrade tell of the pin."""
+    return (
+        f"environment: mlpipe {pin.short()} pinned: its wheel {pin.wheel} (DVC-tracked, pushed), "
+        "pyproject.toml and uv.lock (every package, offline) committed; uv.lock and vendor are dependencies "
+        "of train and evaluate. Another mlpipe refuses to run it until `mlpipe upgrade`"
+    )
+
+
+def upgrade(root: Annotated[Path, typer.Option("--root", help="The project directory.")] = Path(".")) -> None:
+    """Move this project (made by `mlpipe init`) to the running mlpipe: its wheel rebuilt into vendor/,
+    pyproject.toml and uv.lock re-locked, dvc.yaml's train and evaluate depending on them, committed. The
+    next `mlpipe run` retrains (its stages' dependencies changed) and the gate judges the new model."""
+    import yaml
+
+    from mlpipe.config import PARAMS_FILE
+    from mlpipe.errors import MissingInput
+    from mlpipe.pipeline.layout import LOCK_FILE, VENDOR, with_locked_stages
+    from mlpipe.runtime.environments import find_uv
+    from mlpipe.runtime.git import git_commit_paths
+    from mlpipe.runtime.project_env import upgrade_project
+
+    root = root.resolve()
+    if not (root / PARAMS_FILE).exists() or not (root / "dvc.yaml").exists():
+        raise MissingInput(
+            f"{root}: no {PARAMS_FILE} and dvc.yaml (rule: upgrade a project `mlpipe init` made)"
+        )
+    before, pin, paths = upgrade_project(root, find_uv(root))
+    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+    if (locked := with_locked_stages(pipeline, [LOCK_FILE, VENDOR])) != pipeline:
+        (root / "dvc.yaml").write_text(yaml.safe_dump(locked, sort_keys=False), encoding="utf-8")
+    was = f"mlpipe {before.short()}" if before else "no pinned mlpipe"
+    commit = git_commit_paths(root, [*paths, "dvc.yaml"], f"mlpipe upgrade: {was} -> mlpipe {pin.short()}")
+    typer.echo(f"mlpipe upgrade: {root}: {was} -> mlpipe {pin.short()}")
+    typer.echo(f"  {pin_line(pin)}")
+    if commit:
+        typer.echo(f"committed {commit[:8]}; next: mlpipe run --root {root} (retrains; the gate judges it)")
+    else:
+        typer.echo("nothing changed: the project already pins the running mlpipe")
+
+
 def init(
     target: Annotated[str, typer.Option("--target", help="The column to predict.")],
     data: Annotated[
@@ -285,12 +334,13 @@ def init(
     from mlpipe.pipeline.estimators import check_estimator
     from mlpipe.pipeline.layout import project_pipeline
     from mlpipe.runtime.git import git_commit_paths
+    from mlpipe.runtime.pin import LOCK_FILE, PYPROJECT
     from mlpipe.runtime.shell import run_tool
 
     if time_format not in TIME_FORMATS:
         raise ConfigError(f"--time-format: {time_format!r} unknown (rule: one of {', '.join(TIME_FORMATS)})")
     root = Path(os.path.abspath(into))
-    for taken in (root / PARAMS_FILE, root / "dvc.yaml"):
+    for taken in (root / PARAMS_FILE, root / "dvc.yaml", root / PYPROJECT, root / LOCK_FILE):
         if taken.exists():
             raise AlreadyExists(
                 f"{taken}: already there (rule: init writes a new project; use another --into)"
@@ -339,7 +389,7 @@ def init(
         raise ConfigError(config_problems(exc)) from None
     check_estimator(loaded.train.estimator, loaded.task, loaded.train.hyperparams)
     own = user_source_file(source, root) if source else None
-    pipeline = project_pipeline(loaded.task, [str(own.relative_to(root))] if own else None)
+    pipeline = project_pipeline(loaded.task, [str(own.relative_to(root))] if own else None, vendored=True)
     top = source.partition(":")[0].split(".")[0] if source else ""
     own_code = [p for p in (top, f"{top}.py") if top and (root / p).exists()]  # the loader is code: in git
     (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
@@ -353,9 +403,10 @@ def init(
     if not (root / ".dvc").exists():
         run_tool(["dvc", "init", "-q"], root)
     (root / ".dvc" / "config").write_text(DVC_CONFIG, encoding="utf-8")
+    pin, pinned = pin_running_mlpipe(root, loaded.model.name)
     commit = git_commit_paths(
         root,
-        [PARAMS_FILE, "dvc.yaml", ".gitignore", ".dvc", ".dvcignore", *own_code],
+        [PARAMS_FILE, "dvc.yaml", ".gitignore", ".dvc", ".dvcignore", *own_code, *pinned],
         f"mlpipe init: {loaded.task} on {target}",
     )
     typer.echo(
@@ -365,4 +416,5 @@ def init(
         typer.echo(f"  {line}")
     typer.echo(f"  {data_line(loaded.dataset, time_format, period)}")
     typer.echo(f"  {ESTIMATOR_LINE}")
+    typer.echo(f"  {pin_line(pin)}")
     typer.echo(f"committed {commit[:8] if commit else '(nothing new)'}; next: mlpipe run --root {root}")

@@ -73,10 +73,12 @@ def run(
         check_source_tracked,
     )
     from mlpipe.runtime.git import require_clean_tree
+    from mlpipe.runtime.pin import require_pinned_mlpipe
     from mlpipe.runtime.run_marker import restore_interrupted_run
 
     paths = project(root)
     params = project_params(paths)
+    require_pinned_mlpipe(paths.root)  # a project trains with the mlpipe its commit pins, or not at all
     check_source_tracked(paths.root, params.dataset.source)
     check_positive_class_tracked(paths.root, params.dataset.positive_class)
     check_selection_tracked(paths.root, params)
@@ -274,7 +276,10 @@ def sweep(
     """Grid search over params.yaml `sweep.grid` on Dask: each candidate fitted as the train stage fits,
     scored on a validation part of the train split, recorded as a child MLflow run; the winner written to
     train.hyperparams, committed, and trained through the pipeline (DVC), so commit + data hash rebuild it."""
+    from mlpipe.runtime.pin import require_pinned_mlpipe
+
     paths = project(root)
+    require_pinned_mlpipe(paths.root)  # its winner is trained through the pipeline
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:
         from flows.sweep import run_sweep
 

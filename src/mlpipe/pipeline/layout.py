@@ -41,6 +41,7 @@ STAGES: dict[str, dict[str, list[str]]] = {
 # (the bundled one) lists it as a dependency of these stages, so an upgrade reruns them. The lock also
 # pins Python's major.minor (requires-python).
 LOCK_FILE = "uv.lock"
+VENDOR = "vendor"  # mlpipe's wheel in a project made by `mlpipe init` (runtime.pin.VENDOR)
 # Params only a binary project has (DVC refuses a listed param that params.yaml lacks).
 BINARY_PARAMS = ("dataset.positive_class",)
 LOCKED_STAGES = ("train", "evaluate")
@@ -84,14 +85,18 @@ def task_plots(task: str) -> list[Any]:
     ]
 
 
-def project_pipeline(task: str, source_files: list[str] | None = None, locked: bool = False) -> dict:
+def project_pipeline(
+    task: str, source_files: list[str] | None = None, locked: bool = False, vendored: bool = False
+) -> dict:
     """A project's dvc.yaml as a mapping: the stages, the user's own source file(s) as dependencies of
-    the first stage (a change to them reruns the pipeline), the lock file of a `locked` project as a
-    dependency of the stages that make the model and its predictions, the task's plots."""
+    the first stage (a change to them reruns the pipeline), the lock file of a `locked` project (and
+    mlpipe's wheel, vendor/, of a `vendored` one: made by `mlpipe init`) as dependencies of the stages that
+    make the model and its predictions, the task's plots."""
     stages = {}
+    locked_deps = [LOCK_FILE] * (locked or vendored) + [VENDOR] * vendored
     for name, spec in STAGES.items():
         deps = list(spec["deps"]) + (list(source_files or []) if name == "validate" else [])
-        deps += [LOCK_FILE] if locked and name in LOCKED_STAGES else []
+        deps += locked_deps if name in LOCKED_STAGES else []
         stage: dict[str, Any] = {
             "cmd": f"python -m mlpipe.pipeline.stages.{name}",
             "deps": deps,
@@ -178,3 +183,18 @@ def check_selection_tracked(root, params) -> None:
             f"dvc.yaml: {', '.join(missing)} not a param of stage train (rule: train.estimator auto picks "
             "on it, so a change to it retrains; add it under stages.train.params)"
         )
+
+
+def with_locked_stages(pipeline: dict, deps: list[str]) -> dict:
+    """`pipeline` (a dvc.yaml mapping) with `deps` among the dependencies of the stages that make the model
+    and its predictions (LOCKED_STAGES), where they are missing: a project pinned after its init. Pure."""
+    stages = {
+        name: {
+            **stage,
+            "deps": list(stage.get("deps", [])) + [d for d in deps if d not in stage.get("deps", [])],
+        }
+        if name in LOCKED_STAGES
+        else stage
+        for name, stage in pipeline.get("stages", {}).items()
+    }
+    return {**pipeline, "stages": stages}

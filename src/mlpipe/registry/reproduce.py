@@ -32,6 +32,7 @@ from mlpipe.runtime.dvc_config import merge_local_config
 from mlpipe.runtime.environments import Environment, choose_environment
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
 from mlpipe.runtime.logs import event
+from mlpipe.runtime.pin import VENDOR_DVC
 from mlpipe.runtime.shell import pid_alive, run_tool, stop_process_group, tool_env
 
 TEST_SPLIT = "artifacts/split/test.parquet"
@@ -53,6 +54,7 @@ class Recorded:
     versions: dict[str, str]
     predictions_sha256: str | None = None
     python: str = ""  # the interpreter's version the run was recorded with
+    mlpipe_code: str = ""  # the code hash of the mlpipe that trained it (runtime.pin), when recorded
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ def recorded_from_run(run, dvc_outputs: dict[str, dict[str, str]] | None = None)
             k[len(tag.VERSION_PREFIX) :]: v for k, v in tags.items() if k.startswith(tag.VERSION_PREFIX)
         },
         python=tags.get(tag.PYTHON, ""),
+        mlpipe_code=tags.get(tag.MLPIPE_CODE, ""),
     )
 
 
@@ -205,12 +208,34 @@ def compare(rec: Recorded, reproduced: dict) -> list[Row]:
     for name in sorted(rec.versions):
         now = reproduced["versions"].get(name)
         rows.append(Row(f"env {name}", rec.versions[name], now, rec.versions[name] == now, counts=False))
+    if rec.mlpipe_code:
+        now = reproduced.get("mlpipe_code")
+        rows.append(Row(MLPIPE_CODE_ROW, rec.mlpipe_code, now, rec.mlpipe_code == now, counts=False))
     return rows
+
+
+MLPIPE_CODE_ROW = "env mlpipe code"
+
+
+def verdict_line(v: Verdict) -> str:
+    """The verdict in one line; when NOT IDENTICAL, the cause first: the environment rows (mlpipe's
+    version and code hash, packages) that differ, else the items that differ. Pure."""
+    if v.identical:
+        return "verdict: IDENTICAL"
+    env = [r for r in v.rows if not r.counts and not r.same]
+    causes = [
+        f"{r.item[4:]} {_short(r.original)} (recorded) vs {_short(r.reproduced)} (reproduced)" for r in env
+    ]
+    different = ", ".join(r.item for r in v.rows if r.counts and not r.same)
+    if causes:
+        return f"verdict: NOT IDENTICAL, cause: {'; '.join(causes)} (differ: {different})"
+    return f"verdict: NOT IDENTICAL, same mlpipe and packages; differ: {different}"
 
 
 def render_table(v: Verdict) -> str:
     width = max(len(r.item) for r in v.rows) if v.rows else 10
     lines = [
+        verdict_line(v),
         f"reproduce {v.ref}: run {v.run_id}, commit {v.commit[:12]}, data md5 {v.data_md5}",
         *([f"environment: {v.environment}"] if v.environment else []),
         f"{'':2}{'item':<{width}}  {'original':<36}  {'reproduced':<36}  verdict",
@@ -315,6 +340,20 @@ def pull_recorded_data(wt: Path, data_md5: str) -> None:
         )
 
 
+def pull_pinned_wheel(wt: Path) -> None:
+    """`dvc pull vendor.dvc` in the worktree of a commit that pins mlpipe's wheel (a project made by
+    `mlpipe init`): from the shared cache, else the remote; Refused naming the wheel when neither has it."""
+    if not (wt / VENDOR_DVC).exists():
+        return
+    proc = run_tool(["dvc", "pull", VENDOR_DVC], wt, check=False)
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        raise Refused(
+            f"the commit pins mlpipe's wheel ({VENDOR_DVC}), which is in neither the DVC cache nor the "
+            f"remote ({tail}): restore the remote, or reproduce where the cache holds it"
+        )
+
+
 def restored_file_hashes(wt: Path, data_md5: str) -> dict[str, tuple[str | None, str | None]]:
     """{relpath: (md5 the snapshot lists, md5 of the restored file's content)}, hashed afresh with DVC's
     own file hash: DVC trusts its cache on checkout, this proves the bytes the stages will read."""
@@ -338,7 +377,12 @@ def rerun_stages(wt: Path, python: Path, abandon: Callable[[], bool] = lambda: F
     group of its own, stopped whole (with the stages it started) as soon as `abandon()` turns true (then
     False is returned) or this process unwinds."""
     bindir = str(python.parent)
-    env = tool_env({"PYTHONPATH": str(wt / "src")})
+    imports = [str(wt / "src")]
+    if python == Path(
+        sys.executable
+    ):  # the running environment: its own import path stays, below the commit's
+        imports += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = tool_env({"PYTHONPATH": os.pathsep.join(imports)})
     env["PATH"] = bindir + os.pathsep + env["PATH"]
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(
@@ -521,9 +565,10 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
         recorded_split = recorded_test_split(root, rec, None)
         loading = beside.submit(load_original, client, ref, Path(tmp), recorded_split, trusted)
         with isolated_checkout(root, rec.commit, keep=keep) as wt:
+            share_dvc_storage(root, wt)
+            pull_pinned_wheel(wt)  # before the environment: a locked one installs mlpipe from it
             env = choose_environment(env_mode, wt, root, python_major_minor(rec.python))
             event("reproduce_environment", kind=env.kind, python=str(env.python), reused=env.reused)
-            share_dvc_storage(root, wt)
             pull_recorded_data(wt, rec.data_md5)
             data_files = restored_file_hashes(wt, rec.data_md5)
             if loading.done():
@@ -535,6 +580,7 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
             got |= compare_in(
                 env, original, wt / "artifacts/model", split, rec.versions, original_scores, trusted
             )
+            got["mlpipe_code"] = env.mlpipe_code
             verdict = Verdict(
                 ref=ref,
                 run_id=run_id,

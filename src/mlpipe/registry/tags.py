@@ -26,6 +26,9 @@ HOST = "mlpipe.host"
 PID = "mlpipe.pid"  # the process that logs the run: a RUNNING run whose process is gone crashed
 CRASHED = "mlpipe.crashed"  # set when a later run marks such a run FAILED
 PYTHON = "mlpipe.python"
+# the mlpipe that trained the model: its version (version_tag("mlpipe")) and the hash of its code
+# (runtime.pin.code_digest over the files of the packages it ships), and the lock's hash just below
+MLPIPE_CODE = "mlpipe.code"
 UV_LOCK_SHA256 = "mlpipe.uv_lock"  # sha256 of the uv.lock the model was built in (when the project has one)
 MODEL_URI = "mlpipe.model"  # the logged model's URI (models:/m-...)
 # The md5 (dvc.lock) of every stage output is in the run's artifact DVC_OUTPUTS_ARTIFACT, {stage: {path:

@@ -31,6 +31,7 @@ from mlpipe.registry.views import ensure_run_table_view
 from mlpipe.runtime.git import git_commit, git_dirty, git_last_trailers
 from mlpipe.runtime.lockfiles import dvc_file_md5, locked_versions, stage_output_hashes
 from mlpipe.runtime.logs import event
+from mlpipe.runtime.pin import MlpipeId, pin_mismatch, read_pin, running_mlpipe
 from mlpipe.runtime.shell import pid_alive
 
 # What the packaged model needs at load time, pinned from uv.lock.
@@ -77,14 +78,19 @@ class RunRecord:
     git_dirty: bool
     model_sha256: str
     already_recorded: bool = False
+    unpinned: str = ""  # why the mlpipe that trained it is not the one the commit pins: never registered
 
 
-def lineage_tags(paths: ProjectPaths, manifest: dict) -> dict[str, str]:
-    """Tags that tie a run to its code, data and stage outputs (who, when, which code, which data)."""
+def lineage_tags(paths: ProjectPaths, manifest: dict, trainer: MlpipeId | None = None) -> dict[str, str]:
+    """Tags that tie a run to its code, data and stage outputs (who, when, which code, which data, which
+    mlpipe: `trainer`, the running one unless given)."""
     import importlib.metadata
 
     commit = git_commit(paths.root) or ""
+    trainer = trainer or running_mlpipe()
     tags = {
+        tag.version_tag("mlpipe"): trainer.version,
+        tag.MLPIPE_CODE: trainer.code_sha256,
         tag.GIT_COMMIT: commit,
         tag.MLFLOW_GIT_COMMIT: commit,
         tag.GIT_DIRTY: str(git_dirty(paths.root)).lower(),
@@ -208,9 +214,12 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment
     fail_crashed_runs(client, exp_id)  # under the project lock: no other run of this project is logging
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(paths.metrics.read_text())
-    tags = lineage_tags(paths, manifest)
-    if experiment:
-        tags[tag.EXPERIMENT] = "unreproducible"
+    trainer = running_mlpipe()  # the stages ran in this process: this mlpipe trained the model
+    tags = lineage_tags(paths, manifest, trainer)
+    pinned = read_pin(paths.root)
+    unpinned = (pin_mismatch(pinned, trainer) if pinned else None) or ""
+    if experiment or unpinned:
+        tags[tag.EXPERIMENT] = f"unreproducible: {unpinned}" if unpinned else "unreproducible"
     previous = find_recorded_run(client, exp_id, tags)
     if previous is not None:
         run_id, model_uri = previous.info.run_id, tag.read(previous.data.tags, tag.MODEL_URI, "") or ""
@@ -231,6 +240,7 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment
         git_dirty=tags[tag.GIT_DIRTY] == "true",
         model_sha256=manifest["model_sha256"],
         already_recorded=previous is not None,
+        unpinned=unpinned,
     )
 
 

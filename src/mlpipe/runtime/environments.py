@@ -16,6 +16,13 @@ from pathlib import Path
 from mlpipe.errors import Refused
 from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.lock import project_lock
+from mlpipe.runtime.pin import (
+    MlpipeId,
+    read_pin,
+    running_mlpipe,
+    source_tree_code_sha256,
+    wheel_code_sha256,
+)
 from mlpipe.runtime.shell import tool_env
 
 ENV_CACHE = Path(".mlpipe") / "envs"  # under the project root (git-ignored)
@@ -31,6 +38,7 @@ class Environment:
     lock_sha256: str | None = None
     reused: bool = False
     differs: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # name -> (locked, running)
+    mlpipe_code: str = ""  # the code hash of the mlpipe the stages run with (runtime.pin)
 
     def describe(self) -> str:
         if self.kind == "current":
@@ -135,16 +143,25 @@ def locked_environment(project: Path, cache_root: Path, python_mm: str, uv: str)
 
 def choose_environment(mode: str, checkout: Path, root: Path, python_mm: str) -> Environment:
     """The environment to rerun `checkout`'s stages in: `current` always runs here; `auto` runs here
-    when every package the commit's uv.lock pins is the version running, else in the locked one."""
+    when every package the commit's uv.lock pins is the version running (and the mlpipe it pins, when it
+    pins one, is the one running), else in the locked one (mlpipe installed from the pinned wheel)."""
     lock = checkout / "uv.lock"
+    running = running_mlpipe()
+    if (checkout / "src" / "mlpipe").is_dir():  # mlpipe's own tree: the stages import the checkout's code
+        running = MlpipeId(running.version, source_tree_code_sha256(checkout))
     if not lock.exists():
-        return Environment("current", Path(sys.executable))
+        return Environment("current", Path(sys.executable), mlpipe_code=running.code_sha256)
     diff = differences(locked_packages(lock.read_text()), running_versions())
+    pinned = read_pin(checkout)
+    if pinned and pinned.code_sha256 != running.code_sha256:
+        diff["mlpipe"] = (pinned.short(), running.short())
     running_mm = f"{sys.version_info[0]}.{sys.version_info[1]}"
     if python_mm != running_mm:
         diff["python"] = (python_mm, running_mm)
     if mode == "current" or not diff:
-        return Environment("current", Path(sys.executable), differs=diff)
+        return Environment("current", Path(sys.executable), differs=diff, mlpipe_code=running.code_sha256)
     python, reused = locked_environment(checkout, root / ENV_CACHE, python_mm, find_uv(root))
     sha = sha256_file(lock)
-    return Environment("locked", python, sha, reused, diff)
+    # the pinned wheel is what uv installed there (checked against the lock's hash of it)
+    code = wheel_code_sha256(checkout / pinned.wheel) if pinned else running.code_sha256
+    return Environment("locked", python, sha, reused, diff, mlpipe_code=code)

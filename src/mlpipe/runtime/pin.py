@@ -1,0 +1,131 @@
+"""Which mlpipe a project pins, and whether the running one is it.
+
+A project made by `mlpipe init` carries mlpipe's wheel (DVC-tracked under vendor/), names it in its
+pyproject.toml and uv.lock, and records in `[tool.mlpipe]` the version and the code hash of that wheel. The
+code hash is the sha256 over the sorted (path, sha256 of content) of every file of the packages mlpipe ships
+(`mlpipe/`, `flows/`): the same figure whether read from a wheel or from the running package's folders, so
+an edit that is in no release still changes it."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import tomllib
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlpipe.errors import Refused
+
+PYPROJECT = "pyproject.toml"
+LOCK_FILE = "uv.lock"
+VENDOR = "vendor"  # mlpipe's wheel, DVC-tracked: `dvc pull` brings it back on another machine
+VENDOR_DVC = "vendor.dvc"
+CODE_PACKAGES = ("mlpipe", "flows")  # the top-level packages mlpipe's wheel ships
+UPGRADE = "mlpipe upgrade"
+
+
+@dataclass(frozen=True)
+class MlpipeId:
+    """An mlpipe: its version and code hash (and, when pinned, the project-relative path of its wheel)."""
+
+    version: str
+    code_sha256: str
+    wheel: str = ""
+
+    def short(self) -> str:
+        return f"{self.version} (code {self.code_sha256[:12]})"
+
+
+def code_digest(files: Iterable[tuple[str, bytes]]) -> str:
+    """sha256 over the sorted lines `<path> <sha256 of content>` of `files` (path relative to the
+    packages' parent, '/'-separated). Pure."""
+    lines = sorted(f"{path} {hashlib.sha256(data).hexdigest()}\n" for path, data in files)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _shipped(path: str) -> bool:
+    top, _, rest = path.partition("/")
+    return top in CODE_PACKAGES and bool(rest) and "__pycache__" not in path and not path.endswith(".pyc")
+
+
+def wheel_code_sha256(wheel: Path) -> str:
+    """The code hash of the packages a wheel ships."""
+    with zipfile.ZipFile(wheel) as zf:
+        return code_digest((n, zf.read(n)) for n in zf.namelist() if _shipped(n) and not n.endswith("/"))
+
+
+def package_files(package: str) -> list[tuple[str, bytes]]:
+    """(path under the package's parent, bytes) of every file of the importable `package`."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return folder_files(Path(next(iter(spec.submodule_search_locations))), package)
+
+
+def folder_files(folder: Path, package: str) -> list[tuple[str, bytes]]:
+    """(path under the package's parent, bytes) of every file shipped from the package folder `folder`."""
+    if not folder.is_dir():
+        return []
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file())
+    return [
+        (rel, p.read_bytes())
+        for p in files
+        if _shipped(rel := f"{package}/{p.relative_to(folder).as_posix()}")
+    ]
+
+
+def source_tree_code_sha256(root: Path) -> str:
+    """The code hash of mlpipe's source tree at `root` (src/mlpipe and flows/, as its wheel ships them)."""
+    return code_digest(
+        [*folder_files(root / "src" / "mlpipe", "mlpipe"), *folder_files(root / "flows", "flows")]
+    )
+
+
+def running_mlpipe() -> MlpipeId:
+    """The version and code hash of the mlpipe this process runs."""
+    files = [f for package in CODE_PACKAGES for f in package_files(package)]
+    return MlpipeId(importlib.metadata.version("mlpipe"), code_digest(files))
+
+
+def pin_table(pin: MlpipeId) -> str:
+    """The `[tool.mlpipe]` table of a project's pyproject.toml naming `pin`. Pure."""
+    return (
+        "[tool.mlpipe]\n"
+        "# the mlpipe this project is trained with: `mlpipe upgrade` moves it to the running one\n"
+        f'version = "{pin.version}"\n'
+        f'code_sha256 = "{pin.code_sha256}"\n'
+        f'wheel = "{pin.wheel}"\n'
+    )
+
+
+def read_pin(root: Path) -> MlpipeId | None:
+    """The mlpipe `root`'s pyproject.toml pins, None when it pins none (no file, or no `[tool.mlpipe]`)."""
+    path = Path(root) / PYPROJECT
+    if not path.exists():
+        return None
+    table = tomllib.loads(path.read_text()).get("tool", {}).get("mlpipe")
+    if not table:
+        return None
+    return MlpipeId(table["version"], table["code_sha256"], table.get("wheel", ""))
+
+
+def pin_mismatch(pinned: MlpipeId, running: MlpipeId) -> str | None:
+    """Why a project pinning `pinned` must not be trained by `running`, None when it may. Pure."""
+    if pinned.code_sha256 == running.code_sha256:
+        return None
+    return (
+        f"this project pins mlpipe {pinned.short()}, the running mlpipe is {running.short()}: a model it "
+        f"trains would not be the one the commit names. `{UPGRADE}` moves the project to the running mlpipe "
+        "(re-locks and commits; the next `mlpipe run` retrains through the gate), or run the pinned one"
+    )
+
+
+def require_pinned_mlpipe(root: Path) -> None:
+    """Refused (one line naming both mlpipes and `mlpipe upgrade`) when `root` pins an mlpipe other than
+    the running one; a project that pins none passes."""
+    pinned = read_pin(root)
+    if pinned is not None and (why := pin_mismatch(pinned, running_mlpipe())):
+        raise Refused(why)
