@@ -125,7 +125,19 @@ def pin_mismatch(pinned: MlpipeId, running: MlpipeId) -> str | None:
 
 def require_pinned_mlpipe(root: Path) -> None:
     """Refused (one line naming both mlpipes and `mlpipe upgrade`) when `root` pins an mlpipe other than
-    the running one; a project that pins none passes."""
+    the running one, or pins none (a project made before pins); mlpipe's own source tree runs its own code."""
     pinned = read_pin(root)
+    if pinned is None and not (Path(root) / "src" / "mlpipe").is_dir():
+        raise Refused(unpinned_project(root))
     if pinned is not None and (why := pin_mismatch(pinned, running_mlpipe())):
         raise Refused(why)
+
+
+def unpinned_project(root: Path) -> str:
+    """Why a project that pins no mlpipe (made by an mlpipe before pins) must not train: a model it trains
+    could not be rebuilt once mlpipe changes. Pure."""
+    return (
+        f"{root}: this project pins no mlpipe ({PYPROJECT} has no [tool.mlpipe]: made before mlpipe pinned "
+        f"its projects), so its models would not reproduce after an mlpipe upgrade (rule: a project trains "
+        f"with the mlpipe its commit pins); `{UPGRADE}` pins the running one and commits"
+    )

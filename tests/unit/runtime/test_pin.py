@@ -50,7 +50,13 @@ def test_a_project_pinning_other_code_is_refused_in_one_line_naming_both_and_the
     assert "`mlpipe upgrade`" in message
     assert pin_mismatch(pinned, MlpipeId("0.2.0", "a" * 64)) is None  # the code decides, not the label
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
-    require_pinned_mlpipe(tmp_path)  # a project that pins nothing runs as before
+    with pytest.raises(Refused, match=r"pins no mlpipe .*`mlpipe upgrade` pins the running one"):
+        require_pinned_mlpipe(tmp_path)  # made by an mlpipe before pins: its models would not reproduce
+    (tmp_path / "pyproject.toml").unlink()
+    with pytest.raises(Refused, match="pins no mlpipe"):
+        require_pinned_mlpipe(tmp_path)
+    (tmp_path / "src" / "mlpipe").mkdir(parents=True)
+    require_pinned_mlpipe(tmp_path)  # mlpipe's own source tree (the bundled project) runs its own code
     assert "[tool.mlpipe]" in pin_table(pinned)
 
 
