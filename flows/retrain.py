@@ -41,6 +41,7 @@ from mlpipe.errors import (
     StageFailed,
 )
 from mlpipe.monitoring.drift import batch_to_compare
+from mlpipe.pipeline import layout
 from mlpipe.pipeline.selection import read_selection, selection_line
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.client import mlflow_client
@@ -51,7 +52,7 @@ from mlpipe.runtime.lockfiles import dvc_file_md5
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.run_marker import clear_run_marker, mark_run_writing, restore_interrupted_run
 
-STAGES = ("validate", "split", "train", "evaluate")
+STAGES = tuple(layout.STAGES)  # the pipeline's stages, in order (pipeline.layout: the one list)
 PIPELINE_OUTPUTS = ["dvc.lock", "metrics.json"]
 RUN_WRITES = [snap.DATA_DVC, *PIPELINE_OUTPUTS]  # what an interrupted run may leave uncommitted
 

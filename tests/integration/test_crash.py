@@ -30,6 +30,7 @@ from conftest import copy_project, dvc, git, mlpipe, sh, tracking_client
 
 from mlpipe.config import load_params
 from mlpipe.data.frames import read_data_dir
+from mlpipe.pipeline import layout
 from mlpipe.runtime.pause import PAUSE_AT, PAUSE_DIR
 from mlpipe.runtime.run_marker import MARKER
 from mlpipe.runtime.shell import tool_env
@@ -37,7 +38,7 @@ from mlpipe.runtime.shell import tool_env
 pytestmark = pytest.mark.integration
 MODEL = "flights-late"
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
-STAGES = ("validate", "split", "train", "evaluate")
+STAGES = tuple(layout.STAGES)
 STOP_WITHIN_S = 15  # SIGINT/SIGTERM: the command has exited (measured 2-4 s on an idle machine)
 
 # moment -> the log line (pattern) the run pauses at; in the order a run with one batch meets them

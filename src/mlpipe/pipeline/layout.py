@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+STAGE_PACKAGE = "mlpipe.pipeline.stages"  # stage <name> is module STAGE_PACKAGE.<name>: its BODY, its main
+# The one list of stages, in order: dvc.yaml (bundled and rendered by init), the runner and the flow read it.
 STAGES: dict[str, dict[str, list[str]]] = {
     "validate": {
         "deps": ["data"],
@@ -98,7 +100,7 @@ def project_pipeline(
         deps = list(spec["deps"]) + (list(source_files or []) if name == "validate" else [])
         deps += locked_deps if name in LOCKED_STAGES else []
         stage: dict[str, Any] = {
-            "cmd": f"python -m mlpipe.pipeline.stages.{name}",
+            "cmd": f"python -m {STAGE_PACKAGE}.{name}",
             "deps": deps,
             "params": [p for p in spec["params"] if task == "binary" or p not in BINARY_PARAMS],
             "outs": list(spec["outs"]),

@@ -15,15 +15,10 @@ from unittest import mock
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, load_params
 from mlpipe.errors import StageFailed
+from mlpipe.pipeline.layout import STAGE_PACKAGE, STAGES
 from mlpipe.runtime.logs import event, timed
 
 # stage name -> (module, body); dvc.yaml runs `python -m <module>`, whose main() calls the same body.
-BODIES = {
-    "validate": ("mlpipe.pipeline.stages.validate", "validate_data"),
-    "split": ("mlpipe.pipeline.stages.split", "split_data"),
-    "train": ("mlpipe.pipeline.stages.train", "train_model"),
-    "evaluate": ("mlpipe.pipeline.stages.evaluate", "evaluate_model"),
-}
 _DVC_LOCK = threading.Lock()  # the patched runner is process-wide: one stage at a time
 
 
@@ -31,9 +26,10 @@ def in_process_body(cmd: str | list[str]) -> tuple[str, Callable[[Params, Projec
     """(name, body) when `cmd` is exactly `python -m mlpipe.pipeline.stages.<name>`, else None."""
     if not isinstance(cmd, str):
         return None
-    for name, (module, attr) in BODIES.items():
+    for name in STAGES:
+        module = f"{STAGE_PACKAGE}.{name}"
         if cmd.split() == ["python", "-m", module]:
-            return name, getattr(importlib.import_module(module), attr)
+            return name, importlib.import_module(module).BODY
     return None
 
 
@@ -111,8 +107,6 @@ def reproduce_stage(root: Path, name: str, lock_wait_s: float = DVC_LOCK_WAIT_S)
 
 def stage_step(name: str) -> str:
     """`3/4`: where stage `name` stands among the pipeline's stages, for a person following a run."""
-    from mlpipe.pipeline.layout import STAGES
-
     order = list(STAGES)
     return f"{order.index(name) + 1}/{len(order)}" if name in order else "?"
 

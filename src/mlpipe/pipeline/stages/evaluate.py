@@ -43,8 +43,11 @@ def evaluate_model(params: Params, paths: ProjectPaths) -> None:
     event("evaluated", rows=len(y), **headline)
 
 
+BODY = evaluate_model  # what the runner calls in process (pipeline.runner), and `main` as DVC's command
+
+
 def main() -> int:
-    return stage_main("evaluate", evaluate_model)
+    return stage_main("evaluate", BODY)
 
 
 if __name__ == "__main__":

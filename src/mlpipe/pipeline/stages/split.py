@@ -113,8 +113,11 @@ def split_data(params: Params, paths: ProjectPaths) -> None:
     )
 
 
+BODY = split_data  # what the runner calls in process (pipeline.runner), and `main` as DVC's command
+
+
 def main() -> int:
-    return stage_main("split", split_data)
+    return stage_main("split", BODY)
 
 
 if __name__ == "__main__":

@@ -73,8 +73,11 @@ def record_selection(paths: ProjectPaths, selection: Selection | None, model_sha
     event("estimator_chosen", winner=selection.winner, reason=selection.record["reason"])
 
 
+BODY = train_model  # what the runner calls in process (pipeline.runner), and `main` as DVC's command
+
+
 def main() -> int:
-    return stage_main("train", train_model)
+    return stage_main("train", BODY)
 
 
 if __name__ == "__main__":

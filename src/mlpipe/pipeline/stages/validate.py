@@ -42,8 +42,11 @@ def validate_data(params: Params, paths: ProjectPaths) -> None:
     write_json(paths.profile, profile)
 
 
+BODY = validate_data  # what the runner calls in process (pipeline.runner), and `main` as DVC's command
+
+
 def main() -> int:
-    return stage_main("validate", validate_data)
+    return stage_main("validate", BODY)
 
 
 if __name__ == "__main__":
