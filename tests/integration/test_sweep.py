@@ -134,6 +134,7 @@ def test_the_dask_scores_are_a_plain_process_scores_so_the_winner_is_reproducibl
             frames["y_val"],
             candidate_seed(params),
             params.evaluate.threshold,
+            params.task,
         )
         assert scored["metrics"]["roc_auc"] == row["val_roc_auc"]
 

@@ -114,7 +114,7 @@ def xy(make_frame, params):
     from mlpipe.pipeline.features import select_features, target_vector
 
     df = make_frame(300, seed=1)
-    return select_features(df, params.features), target_vector(df, params.dataset.target)
+    return select_features(df, params.features), target_vector(df, params.dataset.target, params.task)
 
 
 @pytest.fixture(scope="module")
@@ -122,4 +122,4 @@ def hgb(small_cfg, params, xy):
     from mlpipe.pipeline.train import fit_model
 
     X, y = xy
-    return fit_model(small_cfg(), params.features, X, y, seed=params.seed)
+    return fit_model(small_cfg(), params.features, X, y, seed=params.seed, task="binary")

@@ -79,7 +79,7 @@ def judge_log(
     if any(w.rows >= cfg.min_rows for w in windows.values()):
         train = read_frame(training_split(paths, run))
         reference = mon.reference_sample(
-            train, champion.model, params.features, cfg.reference_rows, params.seed + 3
+            train, champion.model, params.features, cfg.reference_rows, params.seed_for("monitor_reference")
         )
     task, classes = task_of(champion.model), classes_of(champion.model)
     inputs = prediction = live = None
@@ -160,7 +160,9 @@ def _judge_own(
     metric = params.monitor_metric
     if sampled and mon.decision_at_stake(cfg, own.rows, verdicts, params.features, live, trained, metric):
         # A sampled score near its threshold could flip the decision: Evidently on every row decides.
-        whole = mon.reference_sample(train, champion.model, params.features, len(train), params.seed + 3)
+        whole = mon.reference_sample(
+            train, champion.model, params.features, len(train), params.seed_for("monitor_reference")
+        )
         verdicts = mon.confirm_borderline(
             log_url, cfg.window_rows, whole, verdicts, params.features, champion.version
         )

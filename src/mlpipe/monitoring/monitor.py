@@ -19,7 +19,7 @@ from contextlib import closing
 import pandas as pd
 import sqlalchemy as sa
 
-from mlpipe.config import FeaturesCfg, MonitorCfg
+from mlpipe.config import FeaturesCfg, MonitorCfg, Task
 from mlpipe.errors import ConfigError
 from mlpipe.serving.prediction_log import FEEDBACK, PREDICTIONS
 
@@ -178,7 +178,7 @@ def drift_summaries(reference: pd.DataFrame, current: pd.DataFrame, features: Fe
 
 
 def live_performance(
-    window: pd.DataFrame, threshold: float, min_labels: int, task: str = "binary", classes: list | None = None
+    window: pd.DataFrame, threshold: float, min_labels: int, task: Task, classes: list | None = None
 ) -> dict | None:
     """The task's metrics on the rows that have feedback labels, or None with too few labels or one
     class only. Multiclass rows carry their answered class only (no per-class probabilities): accuracy,
@@ -213,7 +213,7 @@ def monitor_verdict(
     prediction_drift: dict | None,
     live: dict | None,
     trained: dict,
-    metric: str | None = None,
+    metric: str,
     own: str | None = None,
 ) -> dict:
     """The monitor's verdict (pure): retrain and/or retire, with every reason spelled out. `rows` are the
@@ -221,7 +221,6 @@ def monitor_verdict(
     metric (Params.monitor_metric); lower-is-better metrics are judged the other way."""
     from mlpipe.config import lower_is_better
 
-    metric = metric or cfg.metric or "roc_auc"
     reasons, retire = [], False
     if rows < cfg.min_rows:
         said = own or f"only {rows} logged rows"
@@ -322,7 +321,7 @@ def decision_at_stake(
     features: FeaturesCfg,
     live: dict | None,
     trained: dict,
-    metric: str | None = None,
+    metric: str,
 ) -> bool:
     """True when the borderline columns, drifted or not, could change whether the monitor retrains."""
     calm = {c: v | {"drifted": v["drifted"] and not v["borderline"]} for c, v in verdicts.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlpipe.config import FeaturesCfg
+from mlpipe.config import FeaturesCfg, Task
 from mlpipe.errors import MissingColumns
 
 
@@ -34,7 +34,7 @@ def categorical_values(s: pd.Series) -> pd.Series:
     return s.where(~missing, None) if missing.any() else s
 
 
-def target_vector(df: pd.DataFrame, target: str, task: str = "binary") -> pd.Series:
+def target_vector(df: pd.DataFrame, target: str, task: Task) -> pd.Series:
     """The target as the task takes it: float64 values (regression); int64 labels when the labels are
     numbers, else text labels (classification: the model keeps them, string labels in and out)."""
     s = df[target]

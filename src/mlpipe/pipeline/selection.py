@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from mlpipe.config import LOWER_IS_BETTER, FeaturesCfg, Params, TrainCfg
+from mlpipe.config import LOWER_IS_BETTER, FeaturesCfg, Params, Task, TrainCfg
 from mlpipe.data.frames import split_by_time, split_random
 from mlpipe.errors import SweepRefused
 from mlpipe.model.outputs import classes_of, scores
@@ -26,19 +26,17 @@ from mlpipe.pipeline.evaluate import metrics_for
 from mlpipe.pipeline.features import select_features, target_vector
 from mlpipe.pipeline.train import fit_model
 
-VALIDATION_SEED_OFFSET = 4  # seed + k per step: split 1, train 2, monitor sample 3, sweep validation 4
-
 
 def carve_validation(
     train: pd.DataFrame, params: Params, fraction: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(fit, validation) parts of the train split, cut the way the split stage cuts train from test:
     by time for time-ordered data (the validation rows are the newest, never shuffled across the
-    cut), else a seeded draw (seed + VALIDATION_SEED_OFFSET)."""
+    cut), else a seeded draw (Params.seed_for("validation"))."""
     if params.split.method == "time":
         fit, valid, _ = split_by_time(train, params.dataset.time_column, fraction)
     else:
-        fit, valid = split_random(train, fraction, params.seed + VALIDATION_SEED_OFFSET)
+        fit, valid = split_random(train, fraction, params.seed_for("validation"))
     classes_needed = 2 if params.task != "regression" else 1
     if fit.empty or valid.empty or valid[params.dataset.target].nunique() < classes_needed:
         raise SweepRefused(
@@ -73,7 +71,7 @@ def score_candidate(
     y_val: pd.Series,
     seed: int,
     threshold: float,
-    task: str = "binary",
+    task: Task,
     positive_class: str | int | None = None,
 ) -> dict[str, Any]:
     """Fit one candidate as the train stage does and score it on the validation part: the task's metrics
@@ -153,7 +151,7 @@ def choose_estimator(params: Params, train: pd.DataFrame, seed: int) -> Selectio
         "fraction": params.validation_fraction,
         "fit_rows": len(frames["X_fit"]),
         "validation_rows": len(frames["X_val"]),
-        **({"seed": params.seed + VALIDATION_SEED_OFFSET} if params.split.method != "time" else {}),
+        **({"seed": params.seed_for("validation")} if params.split.method != "time" else {}),
     }
     record = selection_record(names, values, metric, params.task, seed, validation)
     return Selection(record, {n: s["fit_s"] for n, s in zip(names, scored, strict=True)})

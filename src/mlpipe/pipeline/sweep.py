@@ -3,7 +3,7 @@ winner written into params.yaml with its comments kept. The validation part of t
 candidate's fit and score and the winner are pipeline.selection's (shared with train.estimator auto);
 they are imported here for the sweep's callers.
 
-Candidates are fitted exactly as the train stage fits (`fit_model`, seed + TRAIN_SEED_OFFSET, threads
+Candidates are fitted exactly as the train stage fits (`fit_model`, Params.seed_for("train"), threads
 pinned to train.n_jobs); the test split is never looked at here, it stays for `evaluate` and the gate.
 """
 
@@ -26,6 +26,7 @@ from mlpipe.config import (
     FeaturesCfg,
     Params,
     ProjectPaths,
+    Task,
     TrainCfg,
     bounded_yaml,
     read_params_dict,
@@ -33,18 +34,15 @@ from mlpipe.config import (
 from mlpipe.errors import SnapshotMismatch, SweepRefused
 from mlpipe.model.manifest import package_versions
 from mlpipe.pipeline.selection import (
-    VALIDATION_SEED_OFFSET,
     carve_validation,
     pick_winner,
     score_candidate,
     training_frames,
 )
-from mlpipe.pipeline.stages.train import TRAIN_SEED_OFFSET
 from mlpipe.pipeline.train import build_pipeline
 from mlpipe.runtime.lockfiles import dvc_file_md5, stage_output_hashes
 
 __all__ = [  # the shared selection steps, for the sweep's callers
-    "VALIDATION_SEED_OFFSET",
     "carve_validation",
     "pick_winner",
     "score_candidate",
@@ -64,9 +62,7 @@ def expand_grid(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[s
     ]
 
 
-def check_grid(
-    train: TrainCfg, features: FeaturesCfg, grid: dict[str, list[Any]], task: str = "binary"
-) -> None:
+def check_grid(train: TrainCfg, features: FeaturesCfg, grid: dict[str, list[Any]], task: Task) -> None:
     """Refuse an estimator auto chooses (it has no hyperparams of its own), grid keys the estimator does not
     take, or that config sets itself (seed, threads)."""
     if train.estimator == AUTO_ESTIMATOR:
@@ -163,7 +159,7 @@ def stale_split_params(lock_file: Path, raw: dict[str, Any]) -> list[str]:
 
 def candidate_seed(params: Params) -> int:
     """The train stage's seed: a candidate and the final model draw from the same stream."""
-    return params.seed + TRAIN_SEED_OFFSET
+    return params.seed_for("train")
 
 
 _LINE = re.compile(

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from mlpipe.config import FeaturesCfg, TrainCfg
+from mlpipe.config import FeaturesCfg, Task, TrainCfg
 from mlpipe.model.outputs import mark_positive_class
 from mlpipe.pipeline.estimators import build_estimator, resolve_estimator
 
@@ -48,7 +48,7 @@ def preprocessing(kind: str, features: FeaturesCfg) -> ColumnTransformer:
     )
 
 
-def build_pipeline(cfg: TrainCfg, features: FeaturesCfg, seed: int, task: str = "binary") -> Pipeline:
+def build_pipeline(cfg: TrainCfg, features: FeaturesCfg, seed: int, task: Task) -> Pipeline:
     """Preprocessing + estimator as configured for the task; every random choice takes `seed`."""
     spec = resolve_estimator(cfg.estimator, task, cfg.hyperparams)
     est = build_estimator(spec, seed, cfg.n_jobs, len(features.categorical))
@@ -61,7 +61,7 @@ def fit_model(
     X: pd.DataFrame,
     y: pd.Series,
     seed: int,
-    task: str = "binary",
+    task: Task,
     positive_class: str | int | None = None,
 ) -> Pipeline:
     """Fit the configured pipeline with native thread pools pinned to `cfg.n_jobs`; a binary model

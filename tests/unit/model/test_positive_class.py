@@ -37,7 +37,7 @@ def loans() -> tuple[pd.DataFrame, pd.Series]:
 
 def test_a_model_trained_to_watch_bad_loans_answers_p_bad_and_its_metrics_are_about_bad(loans):
     X, y = loans
-    model = fit_model(CFG, FEATURES, X, y, seed=1, positive_class="bad")
+    model = fit_model(CFG, FEATURES, X, y, seed=1, task="binary", positive_class="bad")
     assert list(model.classes_) == ["bad", "good"]  # scikit-learn's sorted order is unchanged
     assert classes_of(model) == ["good", "bad"]  # the positive class last
     p_bad = model.predict_proba(X)[:, 0]
@@ -53,21 +53,21 @@ def test_a_model_trained_to_watch_bad_loans_answers_p_bad_and_its_metrics_are_ab
 
 def test_by_default_the_sorted_last_label_stays_the_positive_class(loans):
     X, y = loans
-    model = fit_model(CFG, FEATURES, X, y, seed=1)
+    model = fit_model(CFG, FEATURES, X, y, seed=1, task="binary")
     assert classes_of(model) == ["bad", "good"]
     assert np.array_equal(scores(model, X), model.predict_proba(X)[:, 1])
 
 
 def test_naming_the_sorted_last_label_keeps_the_model_bytes_of_a_model_that_names_none(loans, tmp_path):
     X, y = loans
-    named = fit_model(CFG, FEATURES, X, y, seed=1, positive_class="good")
-    default = fit_model(CFG, FEATURES, X, y, seed=1)
+    named = fit_model(CFG, FEATURES, X, y, seed=1, task="binary", positive_class="good")
+    default = fit_model(CFG, FEATURES, X, y, seed=1, task="binary")
     assert dump_model(named, tmp_path / "a.skops") == dump_model(default, tmp_path / "b.skops")
 
 
 def test_a_saved_model_keeps_its_positive_class_and_needs_no_more_trusted_types(loans, tmp_path):
     X, y = loans
-    model = fit_model(CFG, FEATURES, X, y, seed=1, positive_class="bad")
+    model = fit_model(CFG, FEATURES, X, y, seed=1, task="binary", positive_class="bad")
     path = tmp_path / "model.skops"
     dump_model(model, path)
     default_types = file_types(data=_default_bytes(X, y, tmp_path))
@@ -79,14 +79,14 @@ def test_a_saved_model_keeps_its_positive_class_and_needs_no_more_trusted_types(
 
 
 def _default_bytes(X, y, tmp_path) -> bytes:
-    dump_model(fit_model(CFG, FEATURES, X, y, seed=1), tmp_path / "default.skops")
+    dump_model(fit_model(CFG, FEATURES, X, y, seed=1, task="binary"), tmp_path / "default.skops")
     return (tmp_path / "default.skops").read_bytes()
 
 
 def test_numbers_and_their_text_name_one_label():
     X = pd.DataFrame({"purpose": ["car", "home"] * 20, "debt_ratio": np.linspace(0, 1, 40)})
     y = pd.Series([0, 1] * 20)
-    model = fit_model(CFG, FEATURES, X, y, seed=1, positive_class="0")
+    model = fit_model(CFG, FEATURES, X, y, seed=1, task="binary", positive_class="0")
     assert classes_of(model) == [1, 0] and json.dumps(classes_of(model)) == "[1, 0]"
     assert np.array_equal(scores(model, X), model.predict_proba(X)[:, 0])
 
@@ -94,7 +94,7 @@ def test_numbers_and_their_text_name_one_label():
 def test_a_positive_class_that_is_not_a_training_label_is_refused_naming_the_labels(loans):
     X, y = loans
     with pytest.raises(ConfigError) as info:
-        fit_model(CFG, FEATURES, X, y, seed=1, positive_class="defaulted")
+        fit_model(CFG, FEATURES, X, y, seed=1, task="binary", positive_class="defaulted")
     message = str(info.value)
     assert "\n" not in message and "dataset.positive_class: 'defaulted'" in message
     assert "['bad', 'good']" in message and "rule:" in message

@@ -43,7 +43,7 @@ def _fitted(estimator: str):
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"c": rng.choice(["a", "b"], 80).astype(object), "x": rng.normal(size=80)})
     y = pd.Series((X["x"] > 0).astype(int))
-    return fit_model(TrainCfg(estimator=estimator, n_jobs=1), FEATURES, X, y, seed=3), X
+    return fit_model(TrainCfg(estimator=estimator, n_jobs=1), FEATURES, X, y, seed=3, task="binary"), X
 
 
 def test_a_scikit_learn_model_needs_no_listing_and_records_only_its_own_types(tmp_path):

@@ -6,20 +6,26 @@ from mlpipe.monitoring.monitor import monitor_verdict
 
 
 def test_too_few_rows_give_no_verdict(params):
-    d = monitor_verdict(params.monitor, 10, None, None, None, {})
+    d = monitor_verdict(params.monitor, 10, None, None, None, {}, "roc_auc")
     assert not d["retrain"] and "no verdict" in d["reasons"][0]
 
 
 def test_drift_over_the_bound_retrains(params):
     d = monitor_verdict(
-        params.monitor, 1000, {"drift_share": 0.8}, {"drift_share": 0.0, "columns": {}}, None, {}
+        params.monitor, 1000, {"drift_share": 0.8}, {"drift_share": 0.0, "columns": {}}, None, {}, "roc_auc"
     )
     assert d["retrain"] and not d["retire"] and d["reasons"][0].startswith("input drift share 0.8")
 
 
 def test_prediction_drift_retrains(params):
     d = monitor_verdict(
-        params.monitor, 1000, {"drift_share": 0.1}, {"drift_share": 1.0, "columns": {"proba": 0.3}}, None, {}
+        params.monitor,
+        1000,
+        {"drift_share": 0.1},
+        {"drift_share": 1.0, "columns": {"proba": 0.3}},
+        None,
+        {},
+        "roc_auc",
     )
     assert d["retrain"] and "prediction drift" in d["reasons"][0]
 
@@ -27,10 +33,10 @@ def test_prediction_drift_retrains(params):
 def test_a_metric_drop_retrains_and_a_fall_below_the_floor_retires(params):
     trained = {"roc_auc": 0.70}
     calm = {"drift_share": 0.1}, {"drift_share": 0.0, "columns": {}}
-    assert not monitor_verdict(params.monitor, 1000, *calm, {"roc_auc": 0.68}, trained)["retrain"]
-    drop = monitor_verdict(params.monitor, 1000, *calm, {"roc_auc": 0.60}, trained)
+    assert not monitor_verdict(params.monitor, 1000, *calm, {"roc_auc": 0.68}, trained, "roc_auc")["retrain"]
+    drop = monitor_verdict(params.monitor, 1000, *calm, {"roc_auc": 0.60}, trained, "roc_auc")
     assert drop["retrain"] and not drop["retire"] and "dropped more than" in drop["reasons"][0]
-    floor = monitor_verdict(params.monitor, 1000, *calm, {"roc_auc": 0.50}, trained)
+    floor = monitor_verdict(params.monitor, 1000, *calm, {"roc_auc": 0.50}, trained, "roc_auc")
     assert floor["retrain"] and floor["retire"] and "retire this model" in floor["reasons"][0]
 
 
@@ -104,12 +110,12 @@ def test_the_decision_is_at_stake_only_when_borderline_columns_could_flip_it(par
     half = len(cols) // 2  # drift_share_max 0.5: more than half the inputs must drift
     clear = _verdicts(f, set(cols[: half + 3]), set())
     assert summaries_from_verdicts(clear, f)[0]["drift_share"] > 0.5
-    assert not decision_at_stake(params.monitor, 1000, clear, f, None, {})
+    assert not decision_at_stake(params.monitor, 1000, clear, f, None, {}, "roc_auc")
     near = _verdicts(f, set(cols[: half + 1]), {cols[0], cols[1]})
-    assert decision_at_stake(params.monitor, 1000, near, f, None, {})
+    assert decision_at_stake(params.monitor, 1000, near, f, None, {}, "roc_auc")
     # the predictions drifted for sure: whatever the borderline inputs say, the monitor retrains
     settled = _verdicts(f, {"proba", cols[0]}, {cols[0], cols[1]})
-    assert not decision_at_stake(params.monitor, 1000, settled, f, None, {})
+    assert not decision_at_stake(params.monitor, 1000, settled, f, None, {}, "roc_auc")
 
 
 def test_confirm_borderline_reads_every_row_of_the_window_from_the_database(tmp_path, params):

@@ -64,7 +64,9 @@ def test_after_a_promotion_the_champion_has_no_verdict_until_it_has_rows_of_its_
     assert in_window == 1001 and list(windows) == ["1", "3"] and windows["3"].rows == 0
     line = versions_line("3", windows)
     assert line == "champion v3: 0 logged rows of its own (1,001 by v1)"
-    d = monitor_verdict(params.monitor, windows["3"].rows, None, None, None, {"roc_auc": 0.7}, own=line)
+    d = monitor_verdict(
+        params.monitor, windows["3"].rows, None, None, None, {"roc_auc": 0.7}, "roc_auc", own=line
+    )
     assert not d["retrain"] and not d["retire"] and not d["judged"]
     assert d["reasons"] == [
         "champion v3: 0 logged rows of its own (1,001 by v1), under monitor.min_rows 200: no verdict yet"

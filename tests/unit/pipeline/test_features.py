@@ -95,7 +95,7 @@ def test_selection_follows_the_config_it_is_given():
 
 
 def test_target_is_integer_labels(flights):
-    y = target_vector(flights.astype({"late": "float64"}), "late")
+    y = target_vector(flights.astype({"late": "float64"}), "late", "binary")
     assert y.dtype == "int64"
     assert set(y) <= {0, 1}
     assert y.tolist() == flights["late"].tolist()

@@ -24,7 +24,7 @@ from mlpipe.pipeline.selection import (
     selection_line,
     selection_record,
 )
-from mlpipe.pipeline.stages.train import TRAIN_SEED_OFFSET, train_model
+from mlpipe.pipeline.stages.train import train_model
 from mlpipe.pipeline.sweep import check_grid
 from mlpipe.registry.tracking import selection_fields
 
@@ -65,7 +65,7 @@ def as_labels(df: pd.DataFrame) -> pd.DataFrame:
 
 def chosen(df: pd.DataFrame, task: str) -> dict:
     params = table_params([c for c in df.columns if c != "y"], task)
-    return choose_estimator(params, df, params.seed + TRAIN_SEED_OFFSET).record
+    return choose_estimator(params, df, params.seed_for("train")).record
 
 
 def scores_of(record: dict) -> dict:
@@ -151,7 +151,7 @@ def test_the_train_stage_trains_autos_winner_and_gives_the_same_bytes_twice(proj
     assert [c["name"] for c in record["candidates"]] == ["logistic_regression", "hist_gradient_boosting"]
     assert all(isinstance(c["score"], float) for c in record["candidates"])
     assert record["validation"]["method"] == "time" and record["validation"]["fit_rows"] == 240
-    assert record["seed"] == params.seed + TRAIN_SEED_OFFSET
+    assert record["seed"] == params.seed_for("train")
     manifest = json.loads(paths.manifest.read_text())
     assert manifest["estimator"] == record["winner"]
     assert manifest["selection"]["scores"] == scores_of(record)
@@ -195,7 +195,7 @@ def test_auto_is_accepted_where_the_estimator_is_checked_and_refused_where_it_ca
         params.train.model_validate({"estimator": "auto", "n_jobs": 1, "hyperparams": {"learning_rate": 0.1}})
     auto = params.train.model_copy(update={"estimator": "auto", "hyperparams": {}})
     with pytest.raises(SweepRefused, match="sweep: train.estimator is auto"):
-        check_grid(auto, params.features, params.sweep.grid)
+        check_grid(auto, params.features, params.sweep.grid, params.task)
 
 
 def test_what_auto_picks_on_must_be_a_param_of_stage_train(tmp_path):

@@ -32,7 +32,7 @@ from mlpipe.pipeline.sweep import (
 
 def test_the_project_params_declare_a_usable_grid(params):
     assert params.sweep is not None and params.sweep.metric == "roc_auc"
-    check_grid(params.train, params.features, params.sweep.grid)
+    check_grid(params.train, params.features, params.sweep.grid, params.task)
     assert len(expand_grid(params.train.hyperparams, params.sweep.grid)) == 9
 
 
@@ -79,7 +79,7 @@ def test_a_project_without_a_sweep_section_still_loads(params_dict):
 )
 def test_grid_keys_the_estimator_does_not_take_or_config_owns_are_refused(params, key, message):
     with pytest.raises(ValueError, match=message):
-        check_grid(params.train, params.features, {key: [1, 2]})
+        check_grid(params.train, params.features, {key: [1, 2]}, params.task)
 
 
 def test_the_validation_part_is_the_newest_rows_of_the_train_split(params, make_frame):
@@ -117,6 +117,7 @@ def test_a_candidate_is_fitted_as_the_train_stage_fits_and_scores_the_same_twice
         frames["y_val"],
         candidate_seed(params),
         params.evaluate.threshold,
+        params.task,
     )
     a, b = score_candidate(*args), score_candidate(*args)
     assert a["metrics"] == b["metrics"] and a["metrics"]["n_test"] == 60

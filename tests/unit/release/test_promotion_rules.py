@@ -25,11 +25,11 @@ def model_dir(tmp_path_factory, make_frame, params):
     """A real fitted model directory: model.skops + manifest.json, and a sample of rows."""
     d = tmp_path_factory.mktemp("model")
     df = make_frame(400, seed=3)
-    X, y = select_features(df, params.features), target_vector(df, params.dataset.target)
+    X, y = select_features(df, params.features), target_vector(df, params.dataset.target, params.task)
     cfg = params.train.model_copy(
         update={"hyperparams": {"max_iter": 10, "max_leaf_nodes": 8, "min_samples_leaf": 10}}
     )
-    sha = dump_model(fit_model(cfg, params.features, X, y, seed=1), d / "model.skops")
+    sha = dump_model(fit_model(cfg, params.features, X, y, seed=1, task="binary"), d / "model.skops")
     manifest = build_manifest(
         model_sha256=sha,
         seed=1,

@@ -22,8 +22,6 @@ from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.lockfiles import dvc_file_md5
 from mlpipe.runtime.logs import event
 
-SPLIT_SEED_OFFSET = 1  # seed + k per step: the split draws from its own stream
-
 
 def split_positions(table: pa.Table, params: Params):
     """(train positions, test positions, cutoff or None) of the table's rows."""
@@ -31,7 +29,7 @@ def split_positions(table: pa.Table, params: Params):
     if params.split.method != "time":
         rows = table.select(params.record_columns).to_pandas()
         train_pos, test_pos = random_split_positions(
-            rows, params.split.test_fraction, params.seed + SPLIT_SEED_OFFSET
+            rows, params.split.test_fraction, params.seed_for("split")
         )
         del rows
         return train_pos, test_pos, None
@@ -101,7 +99,7 @@ def split_data(params: Params, paths: ProjectPaths) -> None:
         del part
     record = {
         "method": params.split.method,
-        "seed": params.seed + SPLIT_SEED_OFFSET,
+        "seed": params.seed_for("split"),
         "test_fraction": params.split.test_fraction,
         "cutoff": str(cutoff) if cutoff is not None else None,
         "data_md5": dvc_file_md5(paths.root / "data.dvc"),

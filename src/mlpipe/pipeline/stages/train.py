@@ -16,8 +16,6 @@ from mlpipe.pipeline.stages import stage_main, write_json
 from mlpipe.pipeline.train import fit_model
 from mlpipe.runtime.logs import event
 
-TRAIN_SEED_OFFSET = 2
-
 
 def train_model(params: Params, paths: ProjectPaths) -> None:
     auto = params.train.estimator == AUTO_ESTIMATOR
@@ -27,7 +25,7 @@ def train_model(params: Params, paths: ProjectPaths) -> None:
     split_record = json.loads(paths.split_record.read_text())
     X = select_features(train, params.features)
     y = target_vector(train, params.dataset.target, params.task)
-    seed = params.seed + TRAIN_SEED_OFFSET
+    seed = params.seed_for("train")
     positive = params.dataset.positive_class
     selection = choose_estimator(params, train, seed) if auto else None
     cfg = chosen_cfg(params.train, selection)
