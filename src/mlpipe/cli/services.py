@@ -125,6 +125,7 @@ def serve(
     from mlpipe.serving.app import ServeConfig, create_app
     from mlpipe.serving.connections import ConnectionLimits, guarded_protocol
     from mlpipe.serving.prediction_log import PredictionLog, default_log_url
+    from mlpipe.serving.workers import SWITCH_INTERVAL_S
 
     paths = project(root)
     params = project_params(paths)
@@ -157,6 +158,9 @@ def serve(
     limits = ConnectionLimits(
         idle_s=idle_timeout_s, request_s=request_timeout_s, max_connections=max_connections
     )
+    sys.setswitchinterval(
+        SWITCH_INTERVAL_S
+    )  # the event loop (probes) waits less for the GIL: serving.workers
     # No uvicorn limit_concurrency: it counts idle connections too and answers /health 503 under a flood of
     # them. The in-flight limit is GuardRequests'; idle and slow connections are cut by guarded_protocol.
     uvicorn.run(
@@ -164,7 +168,7 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        http=guarded_protocol(limits),
+        http=guarded_protocol(limits, probes=service.state.probes),
         timeout_keep_alive=idle_timeout_s,
     )
 

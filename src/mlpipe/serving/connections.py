@@ -10,10 +10,14 @@ slowloris) or how large the headers grow. Here:
   answered 408 and its connection closed;
 - headers over `max_header_bytes` (request line included) are answered 431 and the connection closed;
 - more than `max_connections` open: the one idle longest is closed to make room (none idle: the new
-  one is), so a flood of idle sockets cannot keep /health from answering."""
+  one is), so a flood of idle sockets cannot keep /health from answering;
+- probes: a GET of a path in `probes` (/health, /ready, /metrics: `serving.probes`) is answered here, as soon
+  as its headers are parsed, and its connection closed: it never waits in the event loop's queue of
+  application tasks behind a burst of /predict (300 at once: ~0.1-0.3 s of middleware before it)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httptools
@@ -40,14 +44,29 @@ def _refusal(status: int, reason: str, text: str) -> bytes:
     ).encode() + body
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type:
-    """uvicorn's httptools protocol with `limits` (pass it as uvicorn's `http=`)."""
+def probe_reply(probe: tuple[int, str, bytes]) -> bytes:
+    """A probe's answer as an HTTP/1.1 response that closes its connection."""
+    status, media_type, body = probe
+    reason = {200: "OK", 503: "Service Unavailable"}.get(status, "Status")
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {media_type}\r\ncontent-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    ).encode() + body
+
+
+def guarded_protocol(
+    limits: ConnectionLimits, probes: Mapping[str, Callable[[], tuple[int, str, bytes]]] | None = None
+) -> type:
+    """uvicorn's httptools protocol with `limits` (pass it as uvicorn's `http=`); `probes`: path -> its
+    answer, for the GETs answered before the application."""
+    probes = dict(probes or {})
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._header_bytes = 0
             self._request_deadline = None
+            self._probe_answered = False
             self._idle_since: float | None = self.loop.time()
             self._make_room()
             self._arm_idle()
@@ -130,9 +149,36 @@ def guarded_protocol(limits: ConnectionLimits) -> type:
             self._count_header_bytes(len(name) + len(value) + 4)
             super().on_header(name, value)
 
+        def on_headers_complete(self) -> None:
+            answer = self._probe(probes) if probes else None
+            if answer is None:
+                super().on_headers_complete()
+                return
+            self._probe_answered = True
+            self._cancel_request_deadline()
+            self.transport.write(probe_reply(answer))
+            self.transport.close()
+
+        def _probe(self, probes: dict) -> tuple[int, str, bytes] | None:
+            """The answer of a probe GET with nothing in progress before it on this connection, else None."""
+            if self.parser.get_method() != b"GET" or (
+                self.cycle is not None and not self.cycle.response_complete
+            ):
+                return None
+            answer = probes.get(httptools.parse_url(self.url).path.decode("latin-1"))
+            try:
+                return answer() if answer is not None else None
+            except Exception:  # noqa: BLE001 - the application answers it then (a counted, logged 500)
+                return None
+
+        def on_body(self, body: bytes) -> None:
+            if not self._probe_answered:
+                super().on_body(body)
+
         def on_message_complete(self) -> None:
             self._cancel_request_deadline()
-            super().on_message_complete()
+            if not self._probe_answered:
+                super().on_message_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()  # arms uvicorn's keep-alive timer (timeout_keep_alive = idle_s)
