@@ -118,12 +118,15 @@ def serve(
     ] = 1000,
 ) -> None:
     """The REST service: POST /predict, /feedback; GET /health, /ready, /model, /metrics, /docs."""
+    import logging
+
     import uvicorn
 
     from mlpipe.registry.aliases import CHAMPION
     from mlpipe.registry.client import mlflow_client
+    from mlpipe.runtime.logs import event
     from mlpipe.serving.app import ServeConfig, create_app
-    from mlpipe.serving.connections import ConnectionLimits, guarded_protocol
+    from mlpipe.serving.connections import ConnectionLimits, connection_bound, guarded_protocol
     from mlpipe.serving.prediction_log import PredictionLog, default_log_url
     from mlpipe.serving.workers import SWITCH_INTERVAL_S
 
@@ -155,9 +158,10 @@ def serve(
         watch_alias=CHAMPION if model is None else None,
     )
     typer.echo(f"serving {ref} on http://{host}:{port} (docs: /docs; prediction log: {url.split('@')[-1]})")
-    limits = ConnectionLimits(
-        idle_s=idle_timeout_s, request_s=request_timeout_s, max_connections=max_connections
-    )
+    bound, lowered = connection_bound(max_connections)
+    if lowered:
+        event("connection_limit_lowered", level=logging.WARNING, max_connections=bound, reason=lowered)
+    limits = ConnectionLimits(idle_s=idle_timeout_s, request_s=request_timeout_s, max_connections=bound)
     sys.setswitchinterval(
         SWITCH_INTERVAL_S
     )  # the event loop (probes) waits less for the GIL: serving.workers

@@ -10,18 +10,32 @@ slowloris) or how large the headers grow. Here:
   answered 408 and its connection closed;
 - headers over `max_header_bytes` (request line included) are answered 431 and the connection closed;
 - more than `max_connections` open: the one idle longest is closed to make room (none idle: the new
-  one is), so a flood of idle sockets cannot keep /health from answering;
+  one is), so a flood of idle sockets cannot keep /health from answering; logged (one line per 10 s at
+  most). `connection_bound` lowers the bound to what the process's file descriptor limit leaves room for:
+  out of descriptors, uvicorn's loop (libuv) accepts each new connection and resets it at once, /health
+  included, and logs nothing;
 - probes: a GET of a path in `probes` (/health, /ready, /metrics: `serving.probes`) is answered here, as soon
   as its headers are parsed, and its connection closed: it never waits in the event loop's queue of
   application tasks behind a burst of /predict (300 at once: ~0.1-0.3 s of middleware before it)."""
 
 from __future__ import annotations
 
+import logging
+import os
+import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mlpipe.runtime.logs import event
+
+# Descriptors kept for the service itself beyond those open at start: the log database's pooled connections
+# (SQLite: the file, its -wal and -shm each), the spool's segment and lock, a model reload's files, the
+# tracking store's connections.
+FD_RESERVE = 32
+LIMIT_LOG_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,31 @@ class ConnectionLimits:
     request_s: float = 30.0
     max_header_bytes: int = 64 * 1024
     max_connections: int = 1000
+
+
+def open_descriptors() -> int:
+    """How many file descriptors this process holds now (0 when /proc cannot tell)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def connection_bound(asked: int, reserve: int = FD_RESERVE) -> tuple[int, str | None]:
+    """The open-connection bound to use: `asked`, or less when the file descriptor limit (RLIMIT_NOFILE)
+    leaves room for fewer beside the descriptors open now and `reserve`; with the reason when lowered."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return asked, None
+    in_use = open_descriptors()
+    room = soft - in_use - reserve
+    if room >= asked:
+        return asked, None
+    bound = max(1, room)
+    return bound, (
+        f"open files limit {soft} (ulimit -n), {in_use} in use, {reserve} kept for the service: at most "
+        f"{bound} connections (rule: a connection beyond them closes the one idle longest)"
+    )
 
 
 class _HeadersTooLarge(Exception):
@@ -60,6 +99,7 @@ def guarded_protocol(
     """uvicorn's httptools protocol with `limits` (pass it as uvicorn's `http=`); `probes`: path -> its
     answer, for the GETs answered before the application."""
     probes = dict(probes or {})
+    last_logged = [-LIMIT_LOG_EVERY_S]
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         def connection_made(self, transport) -> None:
@@ -83,6 +123,15 @@ def guarded_protocol(
             ]
             victim = min(idle, key=lambda c: c._idle_since) if idle else self
             victim.transport.close()
+            if self.loop.time() - last_logged[0] >= LIMIT_LOG_EVERY_S:
+                last_logged[0] = self.loop.time()
+                event(
+                    "connection_limit",
+                    level=logging.WARNING,
+                    open=len(self.connections),
+                    limit=limits.max_connections,
+                    closed="the one idle longest" if idle else "the new one (none idle)",
+                )
 
         def _arm_idle(self) -> None:
             # uvicorn's own keep-alive timer slot: its data_received cancels it when bytes arrive
