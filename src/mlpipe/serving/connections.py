@@ -14,9 +14,9 @@ slowloris) or how large the headers grow. Here:
   most). `connection_bound` lowers the bound to what the process's file descriptor limit leaves room for:
   out of descriptors, uvicorn's loop (libuv) accepts each new connection and resets it at once, /health
   included, and logs nothing;
-- probes: a GET of a path in `probes` (/health, /ready, /metrics: `serving.probes`) is answered here, as soon
-  as its headers are parsed, and its connection closed: it never waits in the event loop's queue of
-  application tasks behind a burst of /predict (300 at once: ~0.1-0.3 s of middleware before it)."""
+- probes: a GET of a path in `probes` (/health, /ready, /metrics: `serving.probes`) is answered here, as
+  soon as its headers are parsed (its connection kept alive or closed as the client asks): it never waits
+  in the event loop's queue of application tasks behind a burst of /predict."""
 
 from __future__ import annotations
 
@@ -83,13 +83,14 @@ def _refusal(status: int, reason: str, text: str) -> bytes:
     ).encode() + body
 
 
-def probe_reply(probe: tuple[int, str, bytes]) -> bytes:
-    """A probe's answer as an HTTP/1.1 response that closes its connection."""
+def probe_reply(probe: tuple[int, str, bytes], keep_alive: bool = False) -> bytes:
+    """A probe's answer as an HTTP/1.1 response (closing its connection unless `keep_alive`)."""
     status, media_type, body = probe
     reason = {200: "OK", 503: "Service Unavailable"}.get(status, "Status")
+    close = "" if keep_alive else "connection: close\r\n"
     return (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: {media_type}\r\ncontent-length: {len(body)}\r\n"
-        "connection: close\r\n\r\n"
+        f"{close}\r\n"
     ).encode() + body
 
 
@@ -180,6 +181,7 @@ def guarded_protocol(
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self._probe_answered = False
             self._idle_since = None
             self._header_bytes = 0
             self._cancel_request_deadline()
@@ -205,8 +207,10 @@ def guarded_protocol(
                 return
             self._probe_answered = True
             self._cancel_request_deadline()
-            self.transport.write(probe_reply(answer))
-            self.transport.close()
+            keep_alive = self.parser.should_keep_alive()
+            self.transport.write(probe_reply(answer, keep_alive))
+            if not keep_alive:
+                self.transport.close()
 
         def _probe(self, probes: dict) -> tuple[int, str, bytes] | None:
             """The answer of a probe GET with nothing in progress before it on this connection, else None."""
@@ -228,6 +232,8 @@ def guarded_protocol(
             self._cancel_request_deadline()
             if not self._probe_answered:
                 super().on_message_complete()
+            else:  # answered already: the connection waits for its next request, as after any response
+                self.on_response_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()  # arms uvicorn's keep-alive timer (timeout_keep_alive = idle_s)

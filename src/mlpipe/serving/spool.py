@@ -152,8 +152,12 @@ class Spool:
                     os.fsync(file.fileno())
                 except OSError:
                     # A torn frame would end the segment's readable frames there: the frames written after
-                    # it, acknowledged, would never be replayed. Cut it off (shrinking needs no space).
-                    file.truncate(seg.nbytes)
+                    # it, acknowledged, would never be replayed. Cut it off (shrinking needs no space), and
+                    # should that fail too, end the segment: the next frame starts a new one.
+                    try:
+                        file.truncate(seg.nbytes)
+                    except OSError:
+                        self._seal()
                     raise
             except OSError as exc:
                 raise SpoolUnwritable(unwritable_reason(exc, self.dir)) from exc
