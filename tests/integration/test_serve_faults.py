@@ -213,7 +213,7 @@ def test_the_spool_on_a_full_disk_makes_predict_and_ready_503_naming_the_disk(
         locker.close()
     with sa.create_engine(f"sqlite:///{db}").connect() as conn:
         logged = dict(
-            conn.execute(sa.text("select request_id, count(*) from predictions group by request_id"))
+            conn.execute(sa.text("select request_id, count(*) from predictions group by request_id")).all()
         )
     assert len(answered) > 5
     assert {k: logged.get(k) for k in answered} == dict.fromkeys(answered, 1), "every answer logged once"

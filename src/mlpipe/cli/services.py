@@ -172,7 +172,7 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        http=guarded_protocol(limits, probes=service.state.probes),
+        http=guarded_protocol(limits, probes=service.state.probes, admission=service.state.admission),
         timeout_keep_alive=idle_timeout_s,
     )
 

@@ -12,6 +12,7 @@ import gc
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -23,7 +24,7 @@ from mlpipe.registry.refs import MODEL_REF, versions_of_run
 from mlpipe.runtime.logs import event
 from mlpipe.serving import replies
 from mlpipe.serving.feedback import answer_feedback, feedback_budget_s, store_refusal
-from mlpipe.serving.guard import GuardRequests
+from mlpipe.serving.guard import Admission, GuardRequests
 from mlpipe.serving.metrics import CountRequests, Metrics
 from mlpipe.serving.openapi import input_example, service_openapi
 from mlpipe.serving.pages import add_pages, home_html
@@ -180,8 +181,10 @@ def create_app(
     app.state.log = log
 
     # GuardRequests inside CountRequests: its 413s, 503s and 500s are counted too
+    # the connection protocol sheds with it too, before the application (serving.connections)
+    app.state.admission = Admission(cfg.max_in_flight, on_shed=partial(metrics.count_shed, JSON_ROUTES))
     app.add_middleware(
-        GuardRequests, max_bytes=cfg.max_bytes, max_in_flight=cfg.max_in_flight, json_paths=JSON_ROUTES
+        GuardRequests, max_bytes=cfg.max_bytes, json_paths=JSON_ROUTES, admission=app.state.admission
     )
     app.add_middleware(CountRequests, metrics=metrics, route_paths=lambda: [r.path for r in app.routes])
     metrics.watch_log(log)

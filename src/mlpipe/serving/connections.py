@@ -16,7 +16,9 @@ slowloris) or how large the headers grow. Here:
   included, and logs nothing;
 - probes: a GET of a path in `probes` (/health, /ready, /metrics: `serving.probes`) is answered here, as
   soon as its headers are parsed (its connection kept alive or closed as the client asks): it never waits
-  in the event loop's queue of application tasks behind a burst of /predict."""
+  in the event loop's queue of application tasks behind a burst of /predict;
+- shedding: while `admission`'s limit is reached, any other request is answered 503 here, the same way, its
+  body dropped as it arrives (`serving.guard.Admission`)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlpipe.runtime.logs import event
+from mlpipe.serving.guard import Admission
 
 # Descriptors kept for the service itself beyond those open at start: the log database's pooled connections
 # (SQLite: the file, its -wal and -shm each), the spool's segment and lock, a model reload's files, the
@@ -83,22 +86,31 @@ def _refusal(status: int, reason: str, text: str) -> bytes:
     ).encode() + body
 
 
-def probe_reply(probe: tuple[int, str, bytes], keep_alive: bool = False) -> bytes:
-    """A probe's answer as an HTTP/1.1 response (closing its connection unless `keep_alive`)."""
-    status, media_type, body = probe
+def early_reply(
+    status: int, media_type: str, body: bytes, extra: list | None = None, keep_alive: bool = False
+) -> bytes:
+    """An answer given before the application as an HTTP/1.1 response (`extra`: more headers as byte
+    pairs; its connection closed unless `keep_alive`)."""
     reason = {200: "OK", 503: "Service Unavailable"}.get(status, "Status")
-    close = "" if keep_alive else "connection: close\r\n"
+    head = [b"content-type: " + media_type.encode(), b"content-length: %d" % len(body)]
+    head += [name + b": " + value for name, value in extra or []]
+    head += [] if keep_alive else [b"connection: close"]
     return (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {media_type}\r\ncontent-length: {len(body)}\r\n"
-        f"{close}\r\n"
-    ).encode() + body
+        b"HTTP/1.1 %d %s\r\n" % (status, reason.encode())
+        + b"".join(h + b"\r\n" for h in head)
+        + b"\r\n"
+        + body
+    )
 
 
 def guarded_protocol(
-    limits: ConnectionLimits, probes: Mapping[str, Callable[[], tuple[int, str, bytes]]] | None = None
+    limits: ConnectionLimits,
+    probes: Mapping[str, Callable[[], tuple[int, str, bytes]]] | None = None,
+    admission: Admission | None = None,
 ) -> type:
     """uvicorn's httptools protocol with `limits` (pass it as uvicorn's `http=`); `probes`: path -> its
-    answer, for the GETs answered before the application."""
+    answer, for the GETs answered before the application; `admission`: the application's shedding limit,
+    applied here too (a request over it is answered 503 before the application sees it)."""
     probes = dict(probes or {})
     last_logged = [-LIMIT_LOG_EVERY_S]
 
@@ -201,26 +213,28 @@ def guarded_protocol(
             super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
-            answer = self._probe(probes) if probes else None
+            answer = self._early_answer() if probes or admission else None
             if answer is None:
                 super().on_headers_complete()
                 return
-            self._probe_answered = True
+            self._probe_answered = True  # its body, if any, is dropped as it arrives
             self._cancel_request_deadline()
             keep_alive = self.parser.should_keep_alive()
-            self.transport.write(probe_reply(answer, keep_alive))
+            self.transport.write(early_reply(*answer, keep_alive=keep_alive))
             if not keep_alive:
                 self.transport.close()
 
-        def _probe(self, probes: dict) -> tuple[int, str, bytes] | None:
-            """The answer of a probe GET with nothing in progress before it on this connection, else None."""
-            if self.parser.get_method() != b"GET" or (
-                self.cycle is not None and not self.cycle.response_complete
-            ):
+        def _early_answer(self) -> tuple | None:
+            """(status, media type, body, extra headers) of a probe GET or of a request over the shedding
+            limit, when nothing is in progress before it on this connection; else None (the application's)."""
+            if self.cycle is not None and not self.cycle.response_complete:
                 return None
-            answer = probes.get(httptools.parse_url(self.url).path.decode("latin-1"))
+            path = httptools.parse_url(self.url).path.decode("latin-1")
+            if admission is not None and admission.sheds(path):
+                return admission.shed_answer(path)
+            answer = probes.get(path) if self.parser.get_method() == b"GET" else None
             try:
-                return answer() if answer is not None else None
+                return (*answer(), []) if answer is not None else None
             except Exception:  # noqa: BLE001 - the application answers it then (a counted, logged 500)
                 return None
 

@@ -20,6 +20,7 @@ import json
 import logging
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.requests import ClientDisconnect
@@ -75,6 +76,27 @@ def shed_rule(in_flight: int, limit: int) -> str:
     )
 
 
+class Admission:
+    """The requests in progress against the shedding limit (`limit`; None: no limit), shared by GuardRequests,
+    which counts them, and the connection protocol (`serving.connections`), which sheds a request as soon as
+    its headers are parsed while the limit is reached: a burst's excess costs the event loop ~30 us a
+    request there instead of ~0.3 ms through the application. `on_shed(path)`: counts a shed request."""
+
+    def __init__(self, limit: int | None, probes=PROBES, on_shed: Callable[[str], None] = lambda path: None):
+        self.limit, self.probes, self.on_shed = limit, probes, on_shed
+        self.in_flight = 0
+
+    def sheds(self, path: str) -> bool:
+        return self.limit is not None and self.in_flight >= self.limit and path not in self.probes
+
+    def shed_answer(self, path: str) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
+        """(status, content type, body, extra headers) of a shed request, counted."""
+        self.on_shed(path)
+        rule = shed_rule(self.in_flight, self.limit)
+        body = json.dumps({"detail": [{"field": "<service>", "rule": rule}]}).encode()
+        return 503, "application/json", body, [(b"retry-after", str(RETRY_AFTER_S).encode())]
+
+
 def failure_site(exc: BaseException) -> str:
     """`file.py:line` of the innermost frame the exception passed through."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -122,21 +144,18 @@ class GuardRequests:
         max_in_flight: int | None = None,
         probes=PROBES,
         json_paths: frozenset[str] = frozenset(),
+        admission: Admission | None = None,
     ):
-        self.app, self.max_bytes, self.max_in_flight, self.probes = app, max_bytes, max_in_flight, probes
-        self.json_paths = json_paths
-        self.in_flight = 0
+        self.app, self.max_bytes, self.json_paths = app, max_bytes, json_paths
+        self.admission = admission or Admission(max_in_flight, probes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if (
-            self.max_in_flight is not None
-            and self.in_flight >= self.max_in_flight
-            and scope["path"] not in self.probes
-        ):
-            rule = shed_rule(self.in_flight, self.max_in_flight)
+        admission = self.admission
+        if admission.sheds(scope["path"]):
+            rule = shed_rule(admission.in_flight, admission.limit)
             retry = [(b"retry-after", str(RETRY_AFTER_S).encode())]
             keep = await drained(receive, declared_length(scope["headers"]))
             await answer_json(send, 503, {"detail": [{"field": "<service>", "rule": rule}]}, retry, not keep)
@@ -169,7 +188,7 @@ class GuardRequests:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        self.in_flight += 1
+        admission.in_flight += 1
         try:
             await self.app(scope, limited_receive, tracked_send)
         except BodyTooLarge:
@@ -182,7 +201,7 @@ class GuardRequests:
         except Exception as exc:  # noqa: BLE001 - every unexpected error is a counted, logged 500
             await self._failed(scope, send, exc, started)
         finally:
-            self.in_flight -= 1
+            admission.in_flight -= 1
 
     async def _failed(self, scope, send, exc: Exception, started: bool) -> None:
         request_id = uuid.uuid4().hex

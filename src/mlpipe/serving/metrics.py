@@ -53,6 +53,11 @@ class Metrics:
         those four, or None while none is loaded), read at each scrape: a hot swap shows at the next one."""
         self.registry.register(ModelCollector(current))
 
+    def count_shed(self, routes: frozenset[str], path: str) -> None:
+        """A request shed before the application (`serving.guard.Admission`): a 503 of its route (one of
+        `routes`, else UNMATCHED)."""
+        self.requests.labels(path if path in routes else UNMATCHED, "503").inc()
+
     def count_refusals(self, verdict) -> None:
         """A request's refused records, and their refused fields by rule (`request_rules.Verdict`)."""
         if verdict.refused:
