@@ -82,8 +82,9 @@ def serve(
         typer.Option(
             "--max-concurrency",
             min=1,
-            help="Requests at once beyond which new ones get 503 at once, so a burst cannot pile up "
-            "(/health, /ready and /metrics always answer; idle connections do not count).",
+            help="Requests at once beyond which new ones get 503 at once (naming the rule, Retry-After: 1), "
+            "so a burst cannot pile up (/health, /ready and /metrics always answer, ahead of the queue; idle "
+            "connections do not count).",
         ),
     ] = 64,
     max_bytes: Annotated[
@@ -113,7 +114,8 @@ def serve(
         typer.Option(
             "--max-connections",
             min=1,
-            help="Open connections beyond this close the one idle longest (or the new one).",
+            help="Open connections beyond this close the one idle longest (or the new one); lowered, with a "
+            "log line, to what the open files limit (ulimit -n) leaves room for.",
         ),
     ] = 1000,
 ) -> None:

@@ -180,8 +180,8 @@ def create_app(
     alias = served_alias(ref, watch_alias)
     app.state.log = log
 
-    # GuardRequests inside CountRequests: its 413s, 503s and 500s are counted too
-    # the connection protocol sheds with it too, before the application (serving.connections)
+    # The connection protocol sheds by the same count, before the application (serving.connections);
+    # GuardRequests inside CountRequests: its 413s, 415s, 503s and 500s are counted too
     app.state.admission = Admission(cfg.max_in_flight, on_shed=partial(metrics.count_shed, JSON_ROUTES))
     app.add_middleware(
         GuardRequests, max_bytes=cfg.max_bytes, json_paths=JSON_ROUTES, admission=app.state.admission
