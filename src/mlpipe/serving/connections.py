@@ -230,8 +230,9 @@ def guarded_protocol(
             if self.cycle is not None and not self.cycle.response_complete:
                 return None
             path = httptools.parse_url(self.url).path.decode("latin-1")
-            if admission is not None and admission.sheds(path):
-                return admission.shed_answer(path)
+            # self.tasks: the server's application tasks in progress, all connections (uvicorn's own count)
+            if admission is not None and admission.sheds(path, len(self.tasks)):
+                return admission.shed_answer(path, len(self.tasks))
             answer = probes.get(path) if self.parser.get_method() == b"GET" else None
             try:
                 return (*answer(), []) if answer is not None else None

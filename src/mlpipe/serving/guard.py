@@ -79,20 +79,24 @@ def shed_rule(in_flight: int, limit: int) -> str:
 class Admission:
     """The requests in progress against the shedding limit (`limit`; None: no limit), shared by GuardRequests,
     which counts them, and the connection protocol (`serving.connections`), which sheds a request as soon as
-    its headers are parsed while the limit is reached: a burst's excess costs the event loop ~30 us a
+    its headers are parsed while the limit is reached, counting the application tasks it started (a burst's
+    requests are all parsed before the first of their tasks runs): the excess costs the event loop ~30 us a
     request there instead of ~0.3 ms through the application. `on_shed(path)`: counts a shed request."""
 
     def __init__(self, limit: int | None, probes=PROBES, on_shed: Callable[[str], None] = lambda path: None):
         self.limit, self.probes, self.on_shed = limit, probes, on_shed
         self.in_flight = 0
 
-    def sheds(self, path: str) -> bool:
-        return self.limit is not None and self.in_flight >= self.limit and path not in self.probes
+    def sheds(self, path: str, in_flight: int | None = None) -> bool:
+        """True when a request for `path` is over the limit (`in_flight`: the count to judge by, else the
+        requests GuardRequests has in progress)."""
+        count = self.in_flight if in_flight is None else in_flight
+        return self.limit is not None and count >= self.limit and path not in self.probes
 
-    def shed_answer(self, path: str) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]]:
+    def shed_answer(self, path: str, in_flight: int | None = None) -> tuple[int, str, bytes, list]:
         """(status, content type, body, extra headers) of a shed request, counted."""
         self.on_shed(path)
-        rule = shed_rule(self.in_flight, self.limit)
+        rule = shed_rule(self.in_flight if in_flight is None else in_flight, self.limit)
         body = json.dumps({"detail": [{"field": "<service>", "rule": rule}]}).encode()
         return 503, "application/json", body, [(b"retry-after", str(RETRY_AFTER_S).encode())]
 
