@@ -32,7 +32,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlpipe.runtime.logs import event
-from mlpipe.serving.guard import Admission
+from mlpipe.serving.guard import DRAIN_MAX_BYTES, Admission, declared_length
 
 # Descriptors kept for the service itself beyond those open at start: the log database's pooled connections
 # (SQLite: the file, its -wal and -shm each), the spool's segment and lock, a model reload's files, the
@@ -103,6 +103,14 @@ def early_reply(
     )
 
 
+def small_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """True when a request's body is absent or declared at most DRAIN_MAX_BYTES (not chunked)."""
+    if any(name == b"transfer-encoding" for name, _ in headers):
+        return False
+    declared = declared_length(headers)
+    return declared is None or declared <= DRAIN_MAX_BYTES
+
+
 def guarded_protocol(
     limits: ConnectionLimits,
     probes: Mapping[str, Callable[[], tuple[int, str, bytes]]] | None = None,
@@ -161,7 +169,7 @@ def guarded_protocol(
         def _request_too_slow(self) -> None:
             self._request_deadline = None
             if not self.transport.is_closing():
-                if self.cycle is None or not self.cycle.response_started:
+                if not self._probe_answered and (self.cycle is None or not self.cycle.response_started):
                     self.transport.write(
                         _refusal(408, "Request Timeout", f"request not received within {limits.request_s} s")
                     )
@@ -217,9 +225,9 @@ def guarded_protocol(
             if answer is None:
                 super().on_headers_complete()
                 return
-            self._probe_answered = True  # its body, if any, is dropped as it arrives
-            self._cancel_request_deadline()
-            keep_alive = self.parser.should_keep_alive()
+            self._probe_answered = True  # its body, if any, is dropped as it arrives (within request_s)
+            # kept alive only when what is left of the request is small: a large body is not read to drop it
+            keep_alive = self.parser.should_keep_alive() and small_body(self.headers)
             self.transport.write(early_reply(*answer, keep_alive=keep_alive))
             if not keep_alive:
                 self.transport.close()
