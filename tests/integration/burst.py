@@ -42,7 +42,11 @@ async def burst(port: int, connections: int, waves: int, body: bytes) -> tuple[d
             writer.write(request)
             status, close, headers, content = await asyncio.wait_for(answer(reader), 60)
             if status == 503 and not shed:
-                shed.update(headers, rule=json.loads(content)["detail"][0]["rule"])
+                try:
+                    rule = json.loads(content)["detail"][0]["rule"]
+                except (ValueError, KeyError, IndexError, TypeError):
+                    rule = content.decode(errors="replace")  # not the service's refusal shape
+                shed.update(headers, rule=rule)
             if close:
                 writer.close()
                 open_[k] = None

@@ -194,11 +194,11 @@ def test_the_spool_on_a_full_disk_makes_predict_and_ready_503_naming_the_disk(
                     break
                 answered.append(r.json()["request_id"])
             assert r.status_code == 503, r.text
-            rule = r.json()["detail"][0]["rule"]
-            assert "No space left on device" in rule and str(small_disk) in rule, rule
             ready = client.get("/ready")
             assert ready.status_code == 503, ready.text
             assert "No space left on device" in ready.json()["reason"], ready.text
+            rule = r.json()["detail"][0]["rule"]
+            assert "No space left on device" in rule and str(small_disk) in rule, rule
             time.sleep(2)  # still not ready a while later: the disk is still full
             assert client.get("/ready").status_code == 503
             assert client.post("/predict", json=example).status_code == 503
