@@ -110,7 +110,7 @@ def serve_rates(root: Path, requests: int) -> dict:
     from mlpipe.model.loading import load_model_dir
     from mlpipe.model.outputs import scores
     from mlpipe.pipeline.features import select_features
-    from mlpipe.serving.app import one_openmp_thread
+    from mlpipe.serving.predict import one_openmp_thread
 
     params = load_params(root / "params.yaml")
     test = read_frame(root / "artifacts/split/test.parquet")

@@ -49,6 +49,7 @@ def test_predict_validate_log_feedback_metrics_and_a_clean_shutdown(server):
         content=json.dumps(
             {"records": [{**record, "carrier": "ZZ", "distance": -5, "hour": float("nan"), "extra": 1}]}
         ),
+        headers={"content-type": "application/json"},
     )
     assert bad.status_code == 422, "its only record refused: the request is"
     rules = {(d["field"], d["kind"]) for d in bad.json()["detail"]}
@@ -63,7 +64,12 @@ def test_predict_validate_log_feedback_metrics_and_a_clean_shutdown(server):
         and "outside the training range" in flagged["flags"][0]["rule"]
     )
     assert httpx.post(f"{base}/predict", json={"records": [record] * 1001}).status_code == 413
-    assert httpx.post(f"{base}/predict", content=b"{not json").status_code == 400
+    assert (
+        httpx.post(
+            f"{base}/predict", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
     assert (
         httpx.get(f"{base}/docs").status_code == 200 and httpx.get(f"{base}/openapi.json").status_code == 200
     )
@@ -164,7 +170,9 @@ def test_no_input_reaches_a_5xx(server):
             rec.pop(rng.choice(sorted(rec)))
         bodies.append(json.dumps({"records": [rec]}).encode())
     for body in bodies:
-        status = httpx.post(f"{base}/predict", content=body, timeout=30).status_code
+        status = httpx.post(
+            f"{base}/predict", content=body, timeout=30, headers={"content-type": "application/json"}
+        ).status_code
         assert 200 <= status < 500, body[:200]
 
 

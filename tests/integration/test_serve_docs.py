@@ -73,7 +73,7 @@ def test_the_openapi_example_is_answered_and_the_schemas_hold_the_real_bodies(se
     assert refused.status_code == 422 and not schema(doc, "PredictRecord").is_valid(impossible)
     refusal.validate(refused.json())
     for body, code in ((b"{not json", 400), (b"x" * (2 << 20), 413)):
-        refused = httpx.post(f"{service}/predict", content=body)
+        refused = httpx.post(f"{service}/predict", content=body, headers={"content-type": "application/json"})
         assert refused.status_code == code and str(code) in post["responses"]
         refusal.validate(refused.json())
     fb = httpx.post(f"{service}/feedback", json={"request_id": answer.json()["request_id"], "labels": ["x"]})

@@ -105,9 +105,12 @@ def test_a_burst_beyond_capacity_is_shed_with_503_and_the_service_stays_up(servi
     answered = codes.count(200) * 1000
     wait_until(lambda: settled(root, before + answered), 60)
     assert logged(root)[0] == before + answered, "exactly the answered requests are logged"
-    assert httpx.post(f"{base}/predict", content=body, timeout=60).status_code == 200, (
-        "serves again after the burst"
-    )
+    assert (
+        httpx.post(
+            f"{base}/predict", content=body, timeout=60, headers={"content-type": "application/json"}
+        ).status_code
+        == 200
+    ), "serves again after the burst"
 
 
 JUNK = st.one_of(

@@ -82,8 +82,9 @@ def serve(
         typer.Option(
             "--max-concurrency",
             min=1,
-            help="Requests at once beyond which new ones get 503 at once, so a burst cannot pile up "
-            "(/health, /ready and /metrics always answer; idle connections do not count).",
+            help="Requests at once beyond which new ones get 503 at once (naming the rule, Retry-After: 1), "
+            "so a burst cannot pile up (/health, /ready and /metrics always answer, ahead of the queue; idle "
+            "connections do not count).",
         ),
     ] = 64,
     max_bytes: Annotated[
@@ -113,19 +114,24 @@ def serve(
         typer.Option(
             "--max-connections",
             min=1,
-            help="Open connections beyond this close the one idle longest (or the new one).",
+            help="Open connections beyond this close the one idle longest (or the new one); lowered, with a "
+            "log line, to what the open files limit (ulimit -n) leaves room for.",
         ),
     ] = 1000,
 ) -> None:
     """The REST service: POST /predict, /feedback; GET /health, /ready, /model, /metrics, /docs."""
+    import logging
+
     import uvicorn
 
     from mlpipe.registry.aliases import CHAMPION
     from mlpipe.registry.client import mlflow_client
+    from mlpipe.runtime.logs import event
     from mlpipe.runtime.signing import read_signing_key
     from mlpipe.serving.app import ServeConfig, create_app
-    from mlpipe.serving.connections import ConnectionLimits, guarded_protocol
+    from mlpipe.serving.connections import ConnectionLimits, connection_bound, guarded_protocol
     from mlpipe.serving.prediction_log import PredictionLog, default_log_url
+    from mlpipe.serving.workers import SWITCH_INTERVAL_S
 
     paths = project(root)
     params = project_params(paths)
@@ -156,9 +162,13 @@ def serve(
         watch_alias=CHAMPION if model is None else None,
     )
     typer.echo(f"serving {ref} on http://{host}:{port} (docs: /docs; prediction log: {url.split('@')[-1]})")
-    limits = ConnectionLimits(
-        idle_s=idle_timeout_s, request_s=request_timeout_s, max_connections=max_connections
-    )
+    bound, lowered = connection_bound(max_connections)
+    if lowered:
+        event("connection_limit_lowered", level=logging.WARNING, max_connections=bound, reason=lowered)
+    limits = ConnectionLimits(idle_s=idle_timeout_s, request_s=request_timeout_s, max_connections=bound)
+    sys.setswitchinterval(
+        SWITCH_INTERVAL_S
+    )  # the event loop (probes) waits less for the GIL: serving.workers
     # No uvicorn limit_concurrency: it counts idle connections too and answers /health 503 under a flood of
     # them. The in-flight limit is GuardRequests'; idle and slow connections are cut by guarded_protocol.
     uvicorn.run(
@@ -166,7 +176,7 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        http=guarded_protocol(limits),
+        http=guarded_protocol(limits, probes=service.state.probes, admission=service.state.admission),
         timeout_keep_alive=idle_timeout_s,
     )
 

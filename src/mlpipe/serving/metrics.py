@@ -58,6 +58,11 @@ class Metrics:
         the alias names, kept out while another is served, or none loaded), else 0, read at each scrape."""
         self.registry.register(RefusalCollector(reason))
 
+    def count_shed(self, routes: frozenset[str], path: str) -> None:
+        """A request shed before the application (`serving.guard.Admission`): a 503 of its route (one of
+        `routes`, else UNMATCHED)."""
+        self.requests.labels(path if path in routes else UNMATCHED, "503").inc()
+
     def count_refusals(self, verdict) -> None:
         """A request's refused records, and their refused fields by rule (`request_rules.Verdict`)."""
         if verdict.refused:

@@ -27,7 +27,7 @@ import orjson
 import sqlalchemy as sa
 
 from mlpipe.runtime.logs import event
-from mlpipe.serving.spool import Spool, SpoolFull, read_segment, spool_key
+from mlpipe.serving.spool import Spool, SpoolFull, SpoolUnwritable, read_segment, spool_key
 
 DB_TIMEOUT_S = 2.0  # a write slower than this (lock wait, statement, connect) sends its batch to the spool
 RETRY_S = 1.0  # the replayer's pause between attempts while the database is away
@@ -142,6 +142,7 @@ class PredictionLog:
         retry_s: float = RETRY_S,
     ):
         self.engine = log_engine(url, timeout_s)
+        self.timeout_s = timeout_s  # the bound of each database wait
         METADATA.create_all(self.engine)
         ROW_KEY.create(self.engine, checkfirst=True)
         VERSION_KEY.create(self.engine, checkfirst=True)
@@ -165,6 +166,7 @@ class PredictionLog:
         self.errors: list[str] = []
         self.db_error: str | None = None  # the last outage, while the spool holds rows
         self.full: str | None = None  # why the last batch could not be spooled, until a replay makes room
+        self._unwritable = False  # `full` because the spool's disk refused a write (not its bound)
         self._stop_replay = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
@@ -306,15 +308,39 @@ class PredictionLog:
         except SpoolFull as exc:
             if not self.full:
                 event("prediction_log_spool_full", reason=str(exc), level=40)
+            self._unwritable = isinstance(exc, SpoolUnwritable)
             self.full = str(exc)
             raise
-        self.full = None
+        self._room_made()
         self.spooled += len(rows)
+
+    def _room_made(self) -> None:
+        if self.full and self._unwritable:
+            event("prediction_log_spool_writable", directory=str(self.spool.dir))
+        self.full, self._unwritable = None, False
+
+    def _room_again(self) -> bool:
+        """After the spool's disk refused a write: True once it takes one again, or, with no row waiting in
+        the spool (new rows would go to the database), once the database takes writes."""
+        if self.spool.writable() is None:
+            return True
+        return not self.spool.active and self._database_writable()
+
+    def _database_writable(self) -> bool:
+        """True when a write transaction gets through now (a delete of nothing: no row changes)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(FEEDBACK.delete().where(FEEDBACK.c.id < 0))
+        except sa.exc.DBAPIError:
+            return False
+        return True
 
     def _replay_loop(self) -> None:
         """Replay the spool, oldest segment first, whenever it holds rows; after a failure wait retry_s."""
         while True:
             ok = self.replay_once()
+            if self.full and self._unwritable and self._room_again():
+                self._room_made()
             if self._stop_replay.is_set() and (not ok or not self.spool.active):
                 return
             if not ok or not self.spool.active:
@@ -324,7 +350,10 @@ class PredictionLog:
         """Commit the oldest spooled segment and delete it; False when the database is still away."""
         segment = self.spool.oldest()
         if segment is None:
-            self.full = None  # an empty spool has room (a batch larger than the bound is refused again)
+            if (
+                not self._unwritable
+            ):  # an empty spool has room (a batch larger than the bound is refused again)
+                self.full = None
             return True
         rows = read_segment(segment)
         try:
@@ -343,7 +372,7 @@ class PredictionLog:
             return True
         self.spool.remove(segment)
         self.replayed += len(rows)
-        self.full = None
+        self._room_made()  # a segment's space is free again
         if not self.spool.rows:
             event("prediction_log_recovered", replayed=self.replayed)
             self.db_error = None

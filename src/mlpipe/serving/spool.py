@@ -26,6 +26,19 @@ class SpoolFull(Exception):
     """The spool has no room for a batch: the rows cannot be made durable, so they must not be answered."""
 
 
+class SpoolUnwritable(SpoolFull):
+    """The spool's directory refused a write (no space left on its disk, read-only, quota): no room either,
+    until the operator makes some."""
+
+
+def unwritable_reason(exc: OSError, where: Path) -> str:
+    """`spool unwritable: No space left on device (ENOSPC) in /dir`: the disk's refusal, in one line."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "error")
+    return f"spool unwritable: {exc.strerror or exc} ({name}) in {where}"
+
+
 def frame_of(rows: list[dict]) -> bytes:
     """One batch as a spool frame: crc32 of the JSON text, a space, the JSON list, a newline."""
     payload = _ENCODE(rows).encode()
@@ -126,18 +139,44 @@ class Spool:
             reason = self.room_for(len(rows), len(frame))
             if reason:
                 raise SpoolFull(reason)
-            if self._open is None or self._open[0].nbytes >= self.segment_bytes:
-                self._seal()
-                self._seq += 1
-                path = self.dir / f"seg-{self._seq:06d}.jsonl"
-                self._open = (Segment(path, 0, 0), open(path, "ab", buffering=0))  # noqa: SIM115
-                _fsync_dir(self.dir)  # the new name survives a crash too
-            seg, file = self._open
-            file.write(frame)
-            os.fsync(file.fileno())
+            try:
+                if self._open is None or self._open[0].nbytes >= self.segment_bytes:
+                    self._seal()
+                    self._seq += 1
+                    path = self.dir / f"seg-{self._seq:06d}.jsonl"
+                    self._open = (Segment(path, 0, 0), open(path, "ab", buffering=0))  # noqa: SIM115
+                    _fsync_dir(self.dir)  # the new name survives a crash too
+                seg, file = self._open
+                try:
+                    _write_all(file, frame)
+                    os.fsync(file.fileno())
+                except OSError:
+                    # A torn frame would end the segment's readable frames there: the frames written after
+                    # it, acknowledged, would never be replayed. Cut it off (shrinking needs no space), and
+                    # should that fail too, end the segment: the next frame starts a new one.
+                    try:
+                        file.truncate(seg.nbytes)
+                    except OSError:
+                        self._seal()
+                    raise
+            except OSError as exc:
+                raise SpoolUnwritable(unwritable_reason(exc, self.dir)) from exc
             self._open = (Segment(seg.path, seg.rows + len(rows), seg.nbytes + len(frame)), file)
             self.active = True
             return True
+
+    def writable(self) -> str | None:
+        """Why the spool's directory refuses a small write now (the reason), or None when it takes one."""
+        probe = self.dir / ".probe"
+        try:
+            with open(probe, "wb", buffering=0) as file:
+                _write_all(file, b"\0" * 4096)
+                os.fsync(file.fileno())
+        except OSError as exc:
+            return unwritable_reason(exc, self.dir)
+        finally:
+            probe.unlink(missing_ok=True)
+        return None
 
     def _seal(self) -> None:
         if self._open is not None:
@@ -228,6 +267,13 @@ def _adopt_free_slots(root: Path, own: Path) -> int:
             _fsync_dir(own)
             _fsync_dir(slot)
     return moved
+
+
+def _write_all(file, data: bytes) -> None:
+    """Write all of `data` to an unbuffered file (a disk filling up writes part of it, then refuses)."""
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view) :]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -9,11 +9,12 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mlpipe.data.validation import profile_frame
-from mlpipe.serving.app import Served, predict_answer
+from mlpipe.serving.app import Served
 from mlpipe.serving.body import BodyRefused, parse_json
 from mlpipe.serving.metrics import Metrics
 from mlpipe.serving.openapi import field_schema, input_example, service_openapi
 from mlpipe.serving.pages import REDOC_LOGO, asset_dir, home_html, offline_redoc
+from mlpipe.serving.predict import predict_answer
 from mlpipe.serving.request_rules import Verdict, check_request, rules_from
 
 BASE = {

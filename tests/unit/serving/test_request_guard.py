@@ -4,6 +4,7 @@ every unexpected error a counted 500 with a request id, load shed with 503 excep
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from mlpipe.serving.guard import GuardRequests
 from mlpipe.serving.prediction_log import PredictionLog
 
 LIMIT = 1000
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -44,24 +46,26 @@ def test_bodies_over_the_limit_are_413_on_every_endpoint_streamed_or_not(app):
             ]
         }
         assert declared.headers["connection"] == "close"
-    streamed = client.post("/feedback", content=chunks(50))  # no Content-Length: chunked
+    streamed = client.post("/feedback", content=chunks(50), headers=JSON)  # no Content-Length: chunked
     assert streamed.status_code == 413
     assert (
         streamed.json()["detail"][0]["rule"]
         == f"payload of more than {LIMIT} bytes is over the limit of {LIMIT}"
     )
-    assert client.post("/feedback", content=chunks(9)).status_code == 422, "under the limit: read and judged"
+    assert client.post("/feedback", content=chunks(9), headers=JSON).status_code == 422, (
+        "under the limit: read and judged"
+    )
     metrics = client.get("/metrics").text
     assert 'mlpipe_requests_total{endpoint="/feedback",status="413"} 2.0' in metrics
 
 
 def test_feedback_refuses_deep_nesting_and_surrogates_and_keeps_its_old_answers(app):
     client = TestClient(app)
-    deep = client.post("/feedback", content=b"[" * 400 + b"]" * 400)
+    deep = client.post("/feedback", content=b"[" * 400 + b"]" * 400, headers=JSON)
     assert deep.status_code == 400 and "limit: 32" in deep.json()["detail"][0]["rule"]
-    surrogate = client.post("/feedback", content=b'{"request_id": "\\udc80", "labels": [1]}')
+    surrogate = client.post("/feedback", content=b'{"request_id": "\\udc80", "labels": [1]}', headers=JSON)
     assert surrogate.status_code == 422 and surrogate.json()["detail"][0]["field"] == "request_id"
-    assert client.post("/feedback", content=b"{not json").json() == {
+    assert client.post("/feedback", content=b"{not json", headers=JSON).json() == {
         "detail": [{"field": "<body>", "rule": 'expected {"request_id": "...", "labels": [label, ...]}'}]
     }
 
@@ -107,7 +111,7 @@ def test_beyond_max_in_flight_requests_get_503_but_the_probes_still_answer():
             sent.append(message)
 
         await guard({"type": "http", "path": path, "headers": []}, receive, send)
-        return sent[0]["status"]
+        return sent if path == "/predict" and sent[0]["status"] == 503 else sent[0]["status"]
 
     async def story():
         busy = [asyncio.ensure_future(call("/predict")) for _ in range(2)]
@@ -117,7 +121,31 @@ def test_beyond_max_in_flight_requests_get_503_but_the_probes_still_answer():
         return shed, probe, await asyncio.gather(*busy), await call("/predict")
 
     shed, probe, busy, after = asyncio.run(story())
-    assert (shed, probe, busy, after) == (503, 200, [200, 200], 200)
+    assert (shed[0]["status"], probe, busy, after) == (503, 200, [200, 200], 200)
+    headers = dict(shed[0]["headers"])
+    assert headers[b"retry-after"] == b"1"
+    rule = json.loads(shed[1]["body"])["detail"][0]["rule"]
+    assert rule.startswith("2 requests in progress, at the limit of 2 (rule: --max-concurrency")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json"],
+)
+def test_a_body_not_sent_as_json_is_a_415_naming_the_rule(app, content_type):
+    client = TestClient(app)
+    headers = {"content-type": content_type} if content_type else {}
+    for path in ("/predict", "/feedback"):
+        answer = client.post(path, content=b'{"request_id": "x", "labels": [1]}', headers=headers)
+        assert answer.status_code == 415, (path, answer.text)
+        rule = answer.json()["detail"][0]["rule"]
+        assert rule.endswith("(rule: the body must be sent as application/json)"), rule
+    assert (
+        client.post(
+            "/feedback", content=b"{}", headers={"content-type": "Application/JSON; charset=utf-8"}
+        ).status_code
+        == 422
+    ), "application/json with a charset is read (and judged)"
 
 
 def test_requests_are_counted_by_route_not_by_the_path_a_client_made_up(app):

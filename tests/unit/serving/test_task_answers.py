@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import generate_latest
 
-from mlpipe.serving.app import answer_body, feedback_rule
+from mlpipe.serving.feedback import feedback_rule
 from mlpipe.serving.metrics import Metrics, value_buckets
+from mlpipe.serving.predict import answer_body
 from mlpipe.serving.prediction_log import answer_text
 
 
