@@ -92,6 +92,7 @@ def run(
         summary = recorded_state(paths, params, tracking_uri(paths))
         if summary is not None:
             print_summary(summary, as_json)
+            say_if_champion_unservable(paths, params)
             return
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:  # the server boots meanwhile
         # a typo in train.estimator or train.hyperparams is one line now, not the train stage's failure
@@ -114,8 +115,22 @@ def run(
             raise FlowFailed(f"retrain flow {state.name}: {state.message}")
         summary = state.result()
     print_summary(summary, as_json)
+    say_if_champion_unservable(paths, params)
     if summary.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+def say_if_champion_unservable(paths, params) -> None:
+    """One line on stderr when the champion has no judged record that verifies (`mlpipe serve` would refuse
+    it): a version judged before mlpipe signed its records, or a record forged in the registry."""
+    from mlpipe.registry.client import mlflow_client
+    from mlpipe.registry.judged import unjudged_champion
+    from mlpipe.runtime.signing import read_signing_key
+
+    client = mlflow_client(tracking_uri(paths))
+    said = unjudged_champion(client, params.model.name, read_signing_key(paths.root))
+    if said:
+        typer.echo(said, err=True)
 
 
 def print_summary(summary, as_json: bool) -> None:

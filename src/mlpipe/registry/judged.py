@@ -90,3 +90,20 @@ def judged_ref(client, ref: str, key: SigningKey) -> tuple[str, str]:
             "--reason ...)"
         )
     return f"models:/{name}/{version}", sha256
+
+
+def unjudged_champion(client, name: str, key: SigningKey) -> str | None:
+    """One line when `champion` of `name` names a version the service would refuse (no record that verifies:
+    judged before records existed, or its record forged), with how to sign it; None when it would be served
+    or there is no champion."""
+    from mlflow.exceptions import MlflowException
+
+    from mlpipe.registry.aliases import CHAMPION
+
+    try:
+        judged_ref(client, f"models:/{name}@{CHAMPION}", key)
+    except NotJudged as exc:
+        return f"note: champion is not servable: {exc}"
+    except MlflowException:
+        return None  # no champion yet
+    return None
