@@ -254,3 +254,15 @@ def records(frame, columns: list[str]) -> list[dict]:
         }
         for row in frame[columns].to_dict(orient="records")
     ]
+
+
+def post_until_refused(client, body: dict, at_most: int) -> tuple[object, list[str]]:
+    """POST `body` to /predict until an answer is not 200 (at most `at_most` times): (the last response, the
+    request ids of the answered ones)."""
+    answered: list[str] = []
+    for _ in range(at_most):
+        r = client.post("/predict", json=body)
+        if r.status_code != 200:
+            break
+        answered.append(r.json()["request_id"])
+    return r, answered

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 import yaml
-from conftest import start_server, stop, wait_until
+from conftest import post_until_refused, start_server, stop, wait_until
 
 from mlpipe.cli.demo import json_records
 
@@ -229,11 +229,7 @@ def test_a_full_spool_stops_the_answers_until_the_database_returns(project_copy)
     try:
         locker.execute("BEGIN EXCLUSIVE")
         with httpx.Client(base_url=base, timeout=30) as client:
-            for _ in range(500):
-                r = client.post("/predict", json=body)
-                if r.status_code != 200:
-                    break
-                answered.append(r.json()["request_id"])
+            r, answered = post_until_refused(client, body, 500)
             assert r.status_code == 503, r.text
             assert r.json()["detail"][0]["field"] == "<log>" and "spool full" in r.text and "rule:" in r.text
             ready = client.get("/ready")

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import copy_project, start_server, stop, wait_until
+from conftest import copy_project, post_until_refused, start_server, stop, wait_until
 
 pytestmark = pytest.mark.integration
 BURST, WAVES, LIMIT = 300, 8, 64
@@ -188,11 +188,7 @@ def test_the_spool_on_a_full_disk_makes_predict_and_ready_503_naming_the_disk(
     try:
         locker.execute("BEGIN EXCLUSIVE")  # the rows go to the spool
         with httpx.Client(base_url=base, timeout=60) as client:
-            for _ in range(2000):
-                r = client.post("/predict", json=example)
-                if r.status_code != 200:
-                    break
-                answered.append(r.json()["request_id"])
+            r, answered = post_until_refused(client, example, 2000)
             assert r.status_code == 503, r.text
             ready = client.get("/ready")
             assert ready.status_code == 503, ready.text
