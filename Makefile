@@ -36,7 +36,8 @@ run: setup  ## the main job: bootstrap data, dvc repro, record the run in MLflow
 test: lint test-cache browser  ## lint, then the test suite (unit + integration with real git, DVC, MLflow, Prefect), slow tier aside
 	$(VENV_BIN)/pytest
 
-test-slow: test-cache  ## the slow tier (marker `slow`): hog-loaded probes, the locked-environment reproduce, the bundled history
+test-slow: test-cache  ## the slow tier: latency bounds alone (marker `timing`), then hog-loaded probes, locked-environment reproduces, the bundled history (`slow`)
+	$(VENV_BIN)/pytest -m timing -n 0
 	$(VENV_BIN)/pytest -m slow
 
 # The reproduce proof builds a second locked environment (scikit-learn 1.9.0 instead of the lock's) with
