@@ -442,7 +442,7 @@ def _flow_run_name() -> str:
 
 
 @flow(name="retrain", log_prints=True, flow_run_name=_flow_run_name, task_runner=StoppingTaskRunner())
-def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool = False) -> RunSummary:
+def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool = False) -> RunSummary:  # noqa: C901, PLR0915 -- issue 31 splits it into labelled steps
     """One retraining pass over the project at `root`; returns a summary (and a state named
     `Quarantined` when some batch was rejected).
 

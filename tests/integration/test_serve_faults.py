@@ -84,8 +84,8 @@ def service(first_run, tmp_path_factory):
     stop(proc)
 
 
-# A latency bound the issue sets (p99 < 100 ms): measured alone (`make test-slow` runs the `timing` tier first,
-# one test at a time), not beside the suite's other workers on 2 cores, where it measures them instead.
+# A latency bound the issue sets (p99 < 100 ms): measured alone (`make test-slow` runs the `timing` tier
+# first, one test at a time), not beside the suite's other workers on 2 cores, where it measures them.
 @pytest.mark.timing
 def test_probes_answer_within_100_ms_while_bursts_of_300_predictions_are_shed(service, tmp_path):
     base, proc, _, example = service

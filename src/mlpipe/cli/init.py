@@ -275,7 +275,7 @@ def upgrade(root: Annotated[Path, typer.Option("--root", help="The project direc
         typer.echo("nothing changed: the project already pins the running mlpipe")
 
 
-def init(
+def init(  # noqa: PLR0915 -- issue 31 moves scaffolding, git and DVC into a library step
     target: Annotated[str, typer.Option("--target", help="The column to predict.")],
     data: Annotated[
         str | None, typer.Option("--data", help="A CSV or Parquet file, or a glob of them.")

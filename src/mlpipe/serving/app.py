@@ -103,7 +103,7 @@ def probe_response(probe: tuple[int, str, bytes]) -> Response:
     return Response(body, status_code=status, media_type=media_type)
 
 
-def create_app(
+def create_app(  # noqa: C901, PLR0915 -- issue 31: routers and a model holder
     client, params, ref: str, log: PredictionLog, cfg: ServeConfig, watch_alias: str | None = CHAMPION
 ) -> FastAPI:
     """The service; `watch_alias` (when serving an alias) is polled for hot swaps."""

@@ -111,7 +111,7 @@ def small_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return declared is None or declared <= DRAIN_MAX_BYTES
 
 
-def guarded_protocol(
+def guarded_protocol(  # noqa: C901 -- one protocol class: its early answers share state
     limits: ConnectionLimits,
     probes: Mapping[str, Callable[[], tuple[int, str, bytes]]] | None = None,
     admission: Admission | None = None,

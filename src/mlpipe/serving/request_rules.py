@@ -78,7 +78,7 @@ def unseen_flag(i: int, name: str, value: str) -> dict:
     return {"record": i, "field": name, "value": _short(value), "rule": UNSEEN_ACCEPTED}
 
 
-def check_record(i: int, record: object, rules: RequestRules) -> tuple[list[Problem], list[dict]]:
+def check_record(i: int, record: object, rules: RequestRules) -> tuple[list[Problem], list[dict]]:  # noqa: C901 -- one branch per rule of a record, in the order they are reported
     """(problems that refuse the record, flags for accepted out-of-training-range values)."""
     if not isinstance(record, dict):
         return [
