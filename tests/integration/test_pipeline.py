@@ -179,8 +179,11 @@ def test_mlflow_shows_a_model_training_experiment_with_described_runs_and_linked
     assert {"name": "flights-late", "version": str(mv.version)} in json.loads(
         logged.tags["mlflow.modelVersions"]
     )
-    # the same description, with the gate's decision, on the version and the logged model's pages
-    assert mv.description == note == logged.tags["mlflow.note.content"]
+    # the same description, with the gate's decision, on the version and the logged model's pages; the
+    # version's opens with a plain line (the registry's table shows its first line as text)
+    assert note == logged.tags["mlflow.note.content"]
+    assert mv.description == f"Gate: promoted (every check passed)\n\n{note}"
+    assert "`champion`: the version `mlpipe serve` serves" in client.get_registered_model(mv.name).description
     assert run.data.tags["mlflow.source.name"] == logged.tags["mlflow.source.name"] == "mlpipe run"
     assert logged.tags["mlflow.source.git.commit"] == run.data.tags[tag.GIT_COMMIT]  # the project's commit
     assert int(run.data.tags["mlpipe.seed.train_derived"]) == int(run.data.params["seed"]) + 2

@@ -90,9 +90,8 @@ def run(
         from flows.preflight import recorded_state
 
         summary = recorded_state(paths, params, tracking_uri(paths))
-        if summary is not None:
+        if summary is not None:  # answered from files alone: no MLflow import (a second's work)
             print_summary(summary, as_json)
-            say_if_champion_unservable(paths, params)
             return
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:  # the server boots meanwhile
         # a typo in train.estimator or train.hyperparams is one line now, not the train stage's failure

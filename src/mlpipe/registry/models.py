@@ -19,6 +19,19 @@ from mlpipe.runtime.signing import SigningKey, read_signing_key
 PROFILE_ARTIFACT = "mlpipe/validate/profile.json"
 
 
+def registered_description(name: str) -> str:
+    """The registered model's description (its registry page): who registers versions, what the aliases
+    mean, where a version's story is."""
+    return (
+        "Versions are registered by `mlpipe run`, one per new model, each from a committed tree and a "
+        "DVC data hash. `challenger`: the latest version. `champion`: the version `mlpipe serve` serves, "
+        "moved only by the gate or `mlpipe promote` (a version without their signed record is never "
+        "served). A version's description opens with its gate decision; "
+        f"`mlpipe lineage models:/{name}/N` shows its code, data and split, "
+        f"`mlpipe reproduce models:/{name}/N` rebuilds it byte for byte."
+    )
+
+
 def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
     """Register the run's model (once) as a new version aliased `challenger` (the promotion gate moves
     `champion`). A model whose bytes (sha256) and data a version already holds is that version: a run
@@ -32,10 +45,12 @@ def register_model(tracking_uri: str, rec: RunRecord) -> tuple[str, list[str]]:
         if mv.run_id != rec.run_id:
             event("same_model_bytes", model=rec.model_name, version=mv.version, run=rec.run_id)
     else:
+        about = registered_description(rec.model_name)
         try:
-            client.get_registered_model(rec.model_name)
+            if not client.get_registered_model(rec.model_name).description:
+                client.update_registered_model(rec.model_name, description=about)
         except MlflowException:
-            client.create_registered_model(rec.model_name)
+            client.create_registered_model(rec.model_name, description=about)
         # A tracking server accepts a `models:/<model id>` source only with the model id named too.
         model_id = rec.model_uri.removeprefix("models:/") if rec.model_uri.startswith("models:/m-") else None
         mv = client.create_model_version(

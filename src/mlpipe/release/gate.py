@@ -192,6 +192,13 @@ def _metric_key(criterion: str) -> str:
     return "gate." + re.sub(r"[^\w.\-/ ]", "_", criterion)
 
 
+def version_headline(decision: str, checks: list[Check]) -> str:
+    """The first line of a version's description, plain text: `Gate: promoted (every check passed)` or
+    `Gate: kept champion (failed: metric.roc_auc, baseline.log_loss)`."""
+    failed = [c.criterion for c in checks if not c.passed]
+    return f"Gate: {decision} ({'failed: ' + ', '.join(failed) if failed else 'every check passed'})"
+
+
 def record_decision(client, name: str, version: str, run_id: str, checks: list[Check], decision: str) -> None:
     """Every criterion on the challenger's run (metrics + tags) and model version (tags)."""
     for c in checks:
@@ -208,7 +215,8 @@ def record_decision(client, name: str, version: str, run_id: str, checks: list[C
     note = f"{tags.get(tag.MLFLOW_NOTE, '')}\n{line}".strip()
     # one description, with the decision, on the run, its registered version and its logged model
     client.set_tag(run_id, tag.MLFLOW_NOTE, note)
-    client.update_model_version(name, version, description=note)
+    # the registry's versions table shows a description's first line as text: a plain sentence first
+    client.update_model_version(name, version, description=f"{version_headline(decision, checks)}\n\n{note}")
     if (model_uri := tag.read(tags, tag.MODEL_URI, "")).startswith("models:/m-"):
         client.set_logged_model_tags(model_uri.removeprefix("models:/"), {tag.MLFLOW_NOTE: note})
     for key, value in ((tag.GATE_DECISION, decision), (tag.GATE_FAILED, failed)):
