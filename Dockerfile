@@ -1,11 +1,14 @@
 # mlpipe images, built from the same lock and the same make target the tests use (`make setup` runs
-# `uv sync --frozen`), running as a non-root user. Two targets:
+# `uv sync --frozen`, here with --no-dev), running as a non-root user. Two targets:
 #   service: `mlpipe serve`; the model is pulled from the MLflow registry at start (models:/NAME@champion
-#            on $MLFLOW_TRACKING_URI), never baked in; the prediction log goes to $MLPIPE_PREDICTION_LOG_URL.
+#            on $MLFLOW_TRACKING_URI), never baked in; the prediction log goes to $MLPIPE_PREDICTION_LOG_URL;
+#            a version is served only with a judged record signed by $MLPIPE_SIGNING_KEY.
 #   flows:   the retrain deployment on its schedule against a Prefect server ($PREFECT_API_URL), in a clone
 #            of the project's repository made at start ($MLPIPE_GIT_URL at $MLPIPE_GIT_REF), so a flow run is
 #            always a commit, and its data comes from the DVC remote in that commit's .dvc/config.
-# No container engine runs on the development machine: these files are linted (hadolint, `make lint`), not built there.
+# `make image` builds both with buildah, reaching no image registry (scripts/image.sh: the base is pulled
+# where a registry answers, else bootstrapped from Debian's mirror; uv and its cache are mounted from the
+# host, so the build is offline). Elsewhere:
 #   docker build --target service -t mlpipe-service .    docker build --target flows -t mlpipe-flows .
 FROM python:3.11.7-slim-bookworm AS base
 # git: DVC and the lineage need it; make: the project's own setup target
@@ -21,12 +24,16 @@ ENV PYTHONUNBUFFERED=1 \
     UV_PYTHON_DOWNLOADS=never \
     PATH=/app/.venv/bin:$PATH
 WORKDIR /app
-RUN chown 10001:10001 /app
+# The code and the environment belong to root, read-only to the user the containers run as; /app itself is
+# the user's (the service's spool, .mlpipe/). UV_SYNC_FLAGS: `make image` adds --offline (the host's uv cache).
+ARG UV_SYNC_FLAGS=--no-dev
+COPY Makefile pyproject.toml uv.lock README.md ./
+COPY src ./src
+COPY flows ./flows
+RUN UV_LINK_MODE=copy make setup UV_SYNC_FLAGS="$UV_SYNC_FLAGS" \
+    && rm -rf /root/.cache /app/.tools \
+    && chown 10001:10001 /app
 USER 10001:10001
-COPY --chown=10001:10001 Makefile pyproject.toml uv.lock README.md ./
-COPY --chown=10001:10001 src ./src
-COPY --chown=10001:10001 flows ./flows
-RUN make setup UV_SYNC_FLAGS=--no-dev
 
 FROM base AS service
 COPY --chown=10001:10001 params.yaml ./

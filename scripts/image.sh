@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make image`: the Dockerfile's targets (default: service flows) built with buildah from the repository as
+# it is, reaching no image registry. The base comes from scripts/base-image.sh; the environment is
+# `uv sync --frozen --no-dev --offline` with the host's uv (the project's own, from .venv) and the host's uv
+# cache mounted into the build. Each image is labelled with the commit (+"-dirty" for uncommitted changes)
+# and the sha256 of uv.lock. Usage: scripts/image.sh UV [TARGET...]   (images mlpipe-TARGET)
+set -euo pipefail
+uv=$(readlink -f "$1"); shift
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(service flows)
+cd "$(dirname "$0")/.."
+scripts/container-tools.sh
+base=$(scripts/base-image.sh Dockerfile)
+cache=$("$uv" cache dir)
+mkdir -p "$cache"
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+[ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit-dirty"
+lock=$(sha256sum uv.lock | cut -d' ' -f1)
+for target in "${targets[@]}"; do
+    start=$(date +%s)
+    buildah bud --quiet --isolation chroot --ulimit nofile=1024:1024 --format docker --layers --pull=never \
+        --target "$target" -t "mlpipe-$target" \
+        --build-arg UV_SYNC_FLAGS="--no-dev --offline" \
+        -v "$uv:/usr/local/bin/uv:ro" -v "$cache:/root/.cache/uv" \
+        --label org.opencontainers.image.revision="$commit" \
+        --label mlpipe.uv-lock-sha256="$lock" \
+        --label mlpipe.base="$base" . >/dev/null
+    size=$(podman image inspect --format '{{.Size}}' "mlpipe-$target")
+    echo "mlpipe-$target: built in $(( $(date +%s) - start )) s, $(( size / 1000000 )) MB, commit $commit, uv.lock $lock"
+done
