@@ -25,13 +25,14 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/app/.venv/bin:$PATH
 WORKDIR /app
 # The code and the environment belong to root, read-only to the user the containers run as; /app itself is
-# the user's (the service's spool, .mlpipe/). UV_SYNC_FLAGS: `make image` adds --offline (the host's uv cache).
-ARG UV_SYNC_FLAGS=--no-dev
+# the user's (the service's spool, .mlpipe/). UV_SYNC_FLAGS: no cache is left in the image; `make image`
+# passes --offline instead, with the host's uv cache mounted at /root/.cache/uv (never delete under it here).
+ARG UV_SYNC_FLAGS="--no-dev --no-cache"
 COPY Makefile pyproject.toml uv.lock README.md ./
 COPY src ./src
 COPY flows ./flows
 RUN UV_LINK_MODE=copy make setup UV_SYNC_FLAGS="$UV_SYNC_FLAGS" \
-    && rm -rf /root/.cache /app/.tools \
+    && rm -rf /app/.tools \
     && chown 10001:10001 /app
 USER 10001:10001
 

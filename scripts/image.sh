@@ -12,6 +12,16 @@ scripts/container-tools.sh
 base=$(scripts/base-image.sh Dockerfile)
 cache=$("$uv" cache dir)
 mkdir -p "$cache"
+# The lock's packages that only some Python 3.11 patch releases need (e.g. async-timeout below 3.11.3: the
+# base's Debian Python is 3.11.2) go into the cache first, from the index, once; the build itself stays
+# offline and checks every wheel against uv.lock's hashes.
+extra=$("$uv" export --frozen --no-dev --no-hashes --no-emit-project | grep "python_full_version" \
+    | cut -d' ' -f1 || true)
+if [ -n "$extra" ]; then
+    prefetch=$(mktemp -d); trap 'rm -rf "$prefetch"' EXIT
+    # shellcheck disable=SC2086
+    "$uv" pip install --quiet --no-deps --python-version 3.11 --target "$prefetch" $extra
+fi
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 [ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit-dirty"
 lock=$(sha256sum uv.lock | cut -d' ' -f1)

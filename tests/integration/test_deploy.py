@@ -27,12 +27,12 @@ from conftest import REPO, git, mlpipe, sh, start_server, stop, wait_until
 
 from mlpipe.cli.demo import json_records
 from mlpipe.config import load_params
+from mlpipe.model.outputs import scores
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.localserver import free_port
 from mlpipe.runtime.signing import KEY_ENV, SigningKey
 from mlpipe.serving.app import load_served, one_openmp_thread, request_frame
 from mlpipe.serving.request_rules import judge_records
-from mlpipe.model.outputs import scores
 
 pytestmark = [pytest.mark.integration, pytest.mark.deploy]
 IMAGE = os.environ.get("MLPIPE_DEPLOY_IMAGE", "mlpipe-service")
@@ -141,7 +141,9 @@ def in_process_scores(project: Path, rows: list[dict]) -> np.ndarray:
     )
     verdict = judge_records(rows, served.rules)
     assert not verdict.refused, verdict.problems
-    frame = request_frame(verdict.taken(rows), verdict.columns, served.info.get("features") or list(rows[0]), served.rules)
+    frame = request_frame(
+        verdict.taken(rows), verdict.columns, served.info.get("features") or list(rows[0]), served.rules
+    )
     one_openmp_thread()
     return scores(served.model, frame)
 
@@ -210,7 +212,11 @@ def test_the_container_answers_as_the_model_does_and_drains_on_sigterm(project, 
         podman("kill", "--signal", "TERM", name)
         results = [f.exception() or f.result() for f in futures]
     codes = [r.status_code for r in results if isinstance(r, httpx.Response)]
-    answered += sum(r.json()["counts"]["answered"] for r in results if isinstance(r, httpx.Response) and r.status_code == 200)
+    answered += sum(
+        r.json()["counts"]["answered"]
+        for r in results
+        if isinstance(r, httpx.Response) and r.status_code == 200
+    )
     assert codes.count(200) >= 20 and set(codes) <= {200, 503}, set(codes)
     assert podman("wait", name).stdout.strip() == "0", podman("logs", name).stderr[-3000:]
     assert logged_rows(log_url) == answered, "every answered row is in the PostgreSQL log"
@@ -225,12 +231,19 @@ def test_the_image_holds_no_dev_or_test_dependency_and_names_its_commit_and_lock
     assert labels["org.opencontainers.image.revision"].split("-")[0] == git(REPO, "rev-parse", "HEAD")
 
     def names(*flags: str) -> set[str]:
-        out = sh([str(REPO / ".venv" / "bin" / "uv"), "export", "--frozen", "--no-hashes", *flags], REPO).stdout
+        out = sh(
+            [str(REPO / ".venv" / "bin" / "uv"), "export", "--frozen", "--no-hashes", *flags], REPO
+        ).stdout
         return {line.split("==")[0].lower() for line in out.splitlines() if "==" in line}
 
     dev_only = names("--only-dev") - names("--no-dev")
-    listing = "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
-    inside = {n.lower().replace("_", "-") for n in podman("run", "--rm", IMAGE, "python", "-c", listing).stdout.split()}
+    listing = (
+        "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
+    )
+    inside = {
+        n.lower().replace("_", "-")
+        for n in podman("run", "--rm", IMAGE, "python", "-c", listing).stdout.split()
+    }
     assert dev_only and not dev_only & inside, dev_only & inside
     assert "mlflow" in inside and "pytest" not in inside
     user = podman("run", "--rm", IMAGE, "sh", "-c", "id -u; test -e /app/tests && echo tests").stdout.split()
