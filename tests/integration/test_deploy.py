@@ -31,7 +31,8 @@ from mlpipe.model.outputs import scores
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.localserver import free_port
 from mlpipe.runtime.signing import KEY_ENV, SigningKey
-from mlpipe.serving.app import load_served, one_openmp_thread, request_frame
+from mlpipe.model.outputs import labels_from
+from mlpipe.serving.app import answer_body, load_served, one_openmp_thread, request_frame
 from mlpipe.serving.request_rules import judge_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.deploy]
@@ -61,8 +62,7 @@ def project(template_repo, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(KEY_ENV, KEY)
         mlpipe(root, "run")
-    shutil.chown(root / "mlruns", USER_ID, USER_ID)
-    for path in (root / "mlruns").rglob("*"):
+    for path in [root / "mlruns", *(root / "mlruns").rglob("*")]:
         os.chown(path, int(USER_ID), int(USER_ID), follow_symlinks=False)
     return root
 
@@ -132,8 +132,9 @@ def real_rows(project: Path, n: int) -> tuple[list[dict], list[str]]:
     return json_records(frame.sample(n=n, random_state=34), cols), cols
 
 
-def in_process_scores(project: Path, rows: list[dict]) -> np.ndarray:
-    """The champion loaded in this process by the service's own loader, scored on the same rows."""
+def in_process_scores(project: Path, rows: list[dict]) -> tuple[np.ndarray, dict]:
+    """The champion loaded in this process by the service's own loader, scored on the same rows: its
+    scores (full precision) and the answer /predict makes of them."""
     params = load_params(project / "params.yaml")
     client = mlflow_client(f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
     served = load_served(
@@ -141,11 +142,10 @@ def in_process_scores(project: Path, rows: list[dict]) -> np.ndarray:
     )
     verdict = judge_records(rows, served.rules)
     assert not verdict.refused, verdict.problems
-    frame = request_frame(
-        verdict.taken(rows), verdict.columns, served.info.get("features") or list(rows[0]), served.rules
-    )
+    frame = request_frame(verdict.taken(rows), verdict.columns, list(params.features.columns), served.rules)
     one_openmp_thread()
-    return scores(served.model, frame)
+    out = scores(served.model, frame)
+    return out, answer_body(served.task, served.classes, out, labels_from(out, served.classes, params.evaluate.threshold))
 
 
 def malformed(example: dict) -> list[bytes]:
@@ -176,6 +176,18 @@ def logged_rows(log_url: str) -> int:
         engine.dispose()
 
 
+def logged_scores(log_url: str, request_id: str) -> np.ndarray:
+    engine = sa.create_engine(log_url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text("select proba from predictions where request_id = :r order by row"), {"r": request_id}
+            )
+            return np.array([p for (p,) in found], dtype=np.float64)
+    finally:
+        engine.dispose()
+
+
 def test_the_container_answers_as_the_model_does_and_drains_on_sigterm(project, host_service, container):
     base, name, log_url = container
     answered = 0
@@ -197,9 +209,13 @@ def test_the_container_answers_as_the_model_does_and_drains_on_sigterm(project, 
     answered += body["counts"]["answered"]
     taken = [i for i, p in enumerate(body["probabilities"]) if p is not None]
     assert len(taken) >= 450, body["refused"][:5]  # a real row is refused only for a null the rules refuse
-    want = in_process_scores(project, [rows[i] for i in taken])
-    got = np.array([body["probabilities"][i] for i in taken], dtype=np.float64)
-    assert got.tobytes() == want.tobytes(), f"{np.flatnonzero(got != want)[:10]} differ"
+    want, want_body = in_process_scores(project, [rows[i] for i in taken])
+    assert [body["probabilities"][i] for i in taken] == want_body["probabilities"]
+    assert [body["predictions"][i] for i in taken] == want_body["predictions"]
+    got = logged_scores(log_url, body["request_id"])  # the log keeps the full-precision score
+    assert got.tobytes() == want.tobytes(), f"rows {np.flatnonzero(got != want)[:10]}: {got[:3]} != {want[:3]}"
+        f"rows {np.flatnonzero(got != want)[:10]}: {got[:3]} != {want[:3]}"
+    )
 
     # it runs as the unprivileged user
     assert podman("exec", name, "id", "-u").stdout.strip() == USER_ID
