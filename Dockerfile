@@ -41,10 +41,16 @@ COPY --chown=10001:10001 params.yaml ./
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=4)"]
+# What the image was built from (`make image` passes them; build args, so a cached build still gets them)
+ARG REVISION=unknown UV_LOCK_SHA256=unknown
+LABEL org.opencontainers.image.revision=$REVISION mlpipe.uv-lock-sha256=$UV_LOCK_SHA256
 CMD ["mlpipe", "serve", "--host", "0.0.0.0", "--port", "8000"]
 
 FROM base AS flows
 ENV MLPIPE_GIT_URL="" \
     MLPIPE_GIT_REF=main
 WORKDIR /home/mlpipe
+# What the image was built from (`make image` passes them; build args, so a cached build still gets them)
+ARG REVISION=unknown UV_LOCK_SHA256=unknown
+LABEL org.opencontainers.image.revision=$REVISION mlpipe.uv-lock-sha256=$UV_LOCK_SHA256
 CMD ["sh", "-c", "git clone --quiet --branch \"$MLPIPE_GIT_REF\" \"$MLPIPE_GIT_URL\" project && cd project && exec mlpipe schedule"]

@@ -31,8 +31,7 @@ for target in "${targets[@]}"; do
         --target "$target" -t "mlpipe-$target" \
         --build-arg UV_SYNC_FLAGS="--no-dev --offline" \
         -v "$uv:/usr/local/bin/uv:ro" -v "$cache:/root/.cache/uv" \
-        --label org.opencontainers.image.revision="$commit" \
-        --label mlpipe.uv-lock-sha256="$lock" \
+        --build-arg REVISION="$commit" --build-arg UV_LOCK_SHA256="$lock" \
         --label mlpipe.base="$base" . >/dev/null
     size=$(podman image inspect --format '{{.Size}}' "mlpipe-$target")
     echo "mlpipe-$target: built in $(( $(date +%s) - start )) s, $(( size / 1000000 )) MB, commit $commit, uv.lock $lock"

@@ -27,11 +27,10 @@ from conftest import REPO, git, mlpipe, sh, start_server, stop, wait_until
 
 from mlpipe.cli.demo import json_records
 from mlpipe.config import load_params
-from mlpipe.model.outputs import scores
+from mlpipe.model.outputs import labels_from, scores
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.localserver import free_port
 from mlpipe.runtime.signing import KEY_ENV, SigningKey
-from mlpipe.model.outputs import labels_from
 from mlpipe.serving.app import answer_body, load_served, one_openmp_thread, request_frame
 from mlpipe.serving.request_rules import judge_records
 
@@ -145,7 +144,9 @@ def in_process_scores(project: Path, rows: list[dict]) -> tuple[np.ndarray, dict
     frame = request_frame(verdict.taken(rows), verdict.columns, list(params.features.columns), served.rules)
     one_openmp_thread()
     out = scores(served.model, frame)
-    return out, answer_body(served.task, served.classes, out, labels_from(out, served.classes, params.evaluate.threshold))
+    return out, answer_body(
+        served.task, served.classes, out, labels_from(out, served.classes, params.evaluate.threshold)
+    )
 
 
 def malformed(example: dict) -> list[bytes]:
@@ -213,7 +214,7 @@ def test_the_container_answers_as_the_model_does_and_drains_on_sigterm(project, 
     assert [body["probabilities"][i] for i in taken] == want_body["probabilities"]
     assert [body["predictions"][i] for i in taken] == want_body["predictions"]
     got = logged_scores(log_url, body["request_id"])  # the log keeps the full-precision score
-    assert got.tobytes() == want.tobytes(), f"rows {np.flatnonzero(got != want)[:10]}: {got[:3]} != {want[:3]}"
+    assert got.tobytes() == want.tobytes(), (
         f"rows {np.flatnonzero(got != want)[:10]}: {got[:3]} != {want[:3]}"
     )
 
