@@ -38,13 +38,17 @@ USER 10001:10001
 
 FROM base AS service
 COPY --chown=10001:10001 params.yaml ./
+# Configured by environment only: MLPIPE_HOST/MLPIPE_PORT (the health check follows the port),
+# MLFLOW_TRACKING_URI, MLPIPE_PREDICTION_LOG_URL, MLPIPE_SIGNING_KEY.
+ENV MLPIPE_HOST=0.0.0.0 \
+    MLPIPE_PORT=8000
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"MLPIPE_PORT\"]}/ready', timeout=4)"]
 # What the image was built from (`make image` passes them; build args, so a cached build still gets them)
 ARG REVISION=unknown UV_LOCK_SHA256=unknown
 LABEL org.opencontainers.image.revision=$REVISION mlpipe.uv-lock-sha256=$UV_LOCK_SHA256
-CMD ["mlpipe", "serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["sh", "-c", "exec mlpipe serve --host \"$MLPIPE_HOST\" --port \"$MLPIPE_PORT\""]
 
 FROM base AS flows
 ENV MLPIPE_GIT_URL="" \

@@ -89,7 +89,8 @@ def start_container(project: Path, log_url: str, name: str) -> str:
         "-e", f"MLFLOW_TRACKING_URI=sqlite:///{mlruns / 'mlflow.db'}",
         "-e", f"MLPIPE_PREDICTION_LOG_URL={log_url}",
         "-e", f"{KEY_ENV}={KEY}",
-        IMAGE, "mlpipe", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "-e", "MLPIPE_HOST=127.0.0.1", "-e", f"MLPIPE_PORT={port}",
+        IMAGE,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
 
