@@ -31,8 +31,12 @@ for target in "${targets[@]}"; do
         --target "$target" -t "mlpipe-$target" \
         --build-arg UV_SYNC_FLAGS="--no-dev --offline" \
         -v "$uv:/usr/local/bin/uv:ro" -v "$cache:/root/.cache/uv" \
-        --build-arg REVISION="$commit" --build-arg UV_LOCK_SHA256="$lock" \
-        --label mlpipe.base="$base" . >/dev/null
+        --build-arg REVISION="$commit" --build-arg UV_LOCK_SHA256="$lock" . >/dev/null
+    # the labels once more on top: a build served from buildah's layer cache keeps the cached ones
+    ctr=$(buildah from --pull-never "mlpipe-$target")
+    buildah config --label org.opencontainers.image.revision="$commit" --label mlpipe.uv-lock-sha256="$lock" \
+        --label mlpipe.base="$base" "$ctr"
+    buildah commit --quiet --format docker --rm "$ctr" "mlpipe-$target" >/dev/null
     size=$(podman image inspect --format '{{.Size}}' "mlpipe-$target")
     echo "mlpipe-$target: built in $(( $(date +%s) - start )) s, $(( size / 1000000 )) MB, commit $commit, uv.lock $lock"
 done
