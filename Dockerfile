@@ -28,7 +28,11 @@ WORKDIR /app
 # the user's (the service's spool, .mlpipe/). UV_SYNC_FLAGS: no cache is left in the image; `make image`
 # passes --offline instead, with the host's uv cache mounted at /root/.cache/uv (never delete under it here).
 ARG UV_SYNC_FLAGS="--no-dev --no-cache"
-COPY Makefile pyproject.toml uv.lock README.md ./
+# The locked dependencies first (a layer that changes only with the lock), then the project itself.
+COPY Makefile pyproject.toml uv.lock ./
+RUN UV_LINK_MODE=copy make setup UV_SYNC_FLAGS="$UV_SYNC_FLAGS --no-install-project" \
+    && rm -rf /app/.tools
+COPY README.md ./
 COPY src ./src
 COPY flows ./flows
 RUN UV_LINK_MODE=copy make setup UV_SYNC_FLAGS="$UV_SYNC_FLAGS" \
