@@ -1,11 +1,14 @@
 # mlpipe images, built from the same lock and the same make target the tests use (`make setup` runs
-# `uv sync --frozen`), running as a non-root user. Two targets:
+# `uv sync --frozen`, here with --no-dev), running as a non-root user. Two targets:
 #   service: `mlpipe serve`; the model is pulled from the MLflow registry at start (models:/NAME@champion
-#            on $MLFLOW_TRACKING_URI), never baked in; the prediction log goes to $MLPIPE_PREDICTION_LOG_URL.
+#            on $MLFLOW_TRACKING_URI), never baked in; the prediction log goes to $MLPIPE_PREDICTION_LOG_URL;
+#            a version is served only with a judged record signed by $MLPIPE_SIGNING_KEY.
 #   flows:   the retrain deployment on its schedule against a Prefect server ($PREFECT_API_URL), in a clone
 #            of the project's repository made at start ($MLPIPE_GIT_URL at $MLPIPE_GIT_REF), so a flow run is
 #            always a commit, and its data comes from the DVC remote in that commit's .dvc/config.
-# No container engine runs on the development machine: these files are linted (hadolint, `make lint`), not built there.
+# `make image` builds both with buildah, reaching no image registry (scripts/image.sh: the base is pulled
+# where a registry answers, else bootstrapped from Debian's mirror; uv and its cache are mounted from the
+# host, so the build is offline). Elsewhere:
 #   docker build --target service -t mlpipe-service .    docker build --target flows -t mlpipe-flows .
 FROM python:3.11.7-slim-bookworm AS base
 # git: DVC and the lineage need it; make: the project's own setup target
@@ -21,22 +24,41 @@ ENV PYTHONUNBUFFERED=1 \
     UV_PYTHON_DOWNLOADS=never \
     PATH=/app/.venv/bin:$PATH
 WORKDIR /app
-RUN chown 10001:10001 /app
+# The code and the environment belong to root, read-only to the user the containers run as; /app itself is
+# the user's (the service's spool, .mlpipe/). UV_SYNC_FLAGS: no cache is left in the image; `make image`
+# passes --offline instead, with the host's uv cache mounted at /root/.cache/uv (never delete under it here).
+ARG UV_SYNC_FLAGS="--no-dev --no-cache"
+# The locked dependencies first (a layer that changes only with the lock), then the project itself.
+COPY Makefile pyproject.toml uv.lock ./
+RUN UV_LINK_MODE=copy make setup UV_SYNC_FLAGS="$UV_SYNC_FLAGS --no-install-project" \
+    && rm -rf /app/.tools
+COPY README.md ./
+COPY src ./src
+COPY flows ./flows
+RUN UV_LINK_MODE=copy make setup UV_SYNC_FLAGS="$UV_SYNC_FLAGS" \
+    && rm -rf /app/.tools \
+    && chown 10001:10001 /app
 USER 10001:10001
-COPY --chown=10001:10001 Makefile pyproject.toml uv.lock README.md ./
-COPY --chown=10001:10001 src ./src
-COPY --chown=10001:10001 flows ./flows
-RUN make setup UV_SYNC_FLAGS=--no-dev
 
 FROM base AS service
 COPY --chown=10001:10001 params.yaml ./
+# Configured by environment only: MLPIPE_HOST/MLPIPE_PORT (the health check follows the port),
+# MLFLOW_TRACKING_URI, MLPIPE_PREDICTION_LOG_URL, MLPIPE_SIGNING_KEY.
+ENV MLPIPE_HOST=0.0.0.0 \
+    MLPIPE_PORT=8000
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=4)"]
-CMD ["mlpipe", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"MLPIPE_PORT\"]}/ready', timeout=4)"]
+# What the image was built from (`make image` passes them; build args, so a cached build still gets them)
+ARG REVISION=unknown UV_LOCK_SHA256=unknown
+LABEL org.opencontainers.image.revision=$REVISION mlpipe.uv-lock-sha256=$UV_LOCK_SHA256
+CMD ["sh", "-c", "exec mlpipe serve --host \"$MLPIPE_HOST\" --port \"$MLPIPE_PORT\""]
 
 FROM base AS flows
 ENV MLPIPE_GIT_URL="" \
     MLPIPE_GIT_REF=main
 WORKDIR /home/mlpipe
+# What the image was built from (`make image` passes them; build args, so a cached build still gets them)
+ARG REVISION=unknown UV_LOCK_SHA256=unknown
+LABEL org.opencontainers.image.revision=$REVISION mlpipe.uv-lock-sha256=$UV_LOCK_SHA256
 CMD ["sh", "-c", "git clone --quiet --branch \"$MLPIPE_GIT_REF\" \"$MLPIPE_GIT_URL\" project && cd project && exec mlpipe schedule"]

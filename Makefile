@@ -18,7 +18,7 @@ export UV_COMPILE_BYTECODE := 1
 VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help setup run test test-slow test-crash test-cache coverage test-unit bench lint clean browser ui-check ui-shots
+.PHONY: help setup image test-deploy run test test-slow test-crash test-cache coverage test-unit bench lint clean browser ui-check ui-shots
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -29,6 +29,14 @@ $(CURDIR)/.tools/bin/uv:
 UV_SYNC_FLAGS ?=
 setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen; the images add --no-dev)
 	$(UV) sync --frozen $(UV_SYNC_FLAGS)
+
+image: setup  ## the Dockerfile's images (mlpipe-service, mlpipe-flows) with buildah, reaching no image registry
+	scripts/image.sh $(VENV_BIN)/uv
+
+# Not part of `make test`: builds the service image, then runs it with podman against a project's MLflow
+# store and a prediction log in PostgreSQL on 127.0.0.1:5432 (README, Containers).
+test-deploy: image  ## the deployment test: the container answers as the model does (marker `deploy`)
+	$(VENV_BIN)/pytest tests/integration/test_deploy.py -m deploy -n 0 -p no:cacheprovider
 
 run: setup  ## the main job: bootstrap data, dvc repro, record the run in MLflow, register the model
 	$(VENV_BIN)/mlpipe run
