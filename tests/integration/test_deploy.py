@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -135,6 +136,9 @@ def real_rows(project: Path, n: int) -> tuple[list[dict], list[str]]:
     return json_records(frame.sample(n=n, random_state=34), cols), cols
 
 
+JSON_TYPE = {"content-type": "application/json"}  # the service answers any other media type 415
+
+
 def in_process_scores(project: Path, rows: list[dict]) -> tuple[np.ndarray, dict]:
     """The champion loaded in this process by the service's own loader, scored on the same rows: its
     scores (full precision) and the answer /predict makes of them."""
@@ -200,8 +204,8 @@ def test_the_container_answers_as_the_model_does_and_drains_on_sigterm(project, 
     # the same malformed bodies: the same status and the same details as `mlpipe serve` on the host
     example = httpx.get(f"{base}/model").json()["input_example"]["records"][0]
     for body in malformed(example):
-        got = httpx.post(f"{base}/predict", content=body, timeout=60)
-        want = httpx.post(f"{host_service}/predict", content=body, timeout=60)
+        got = httpx.post(f"{base}/predict", content=body, headers=JSON_TYPE, timeout=60)
+        want = httpx.post(f"{host_service}/predict", content=body, headers=JSON_TYPE, timeout=60)
         assert 400 <= got.status_code < 500 and got.status_code == want.status_code, body[:120]
         assert got.json().get("detail") == want.json().get("detail"), body[:120]
         answered += got.json()["counts"]["answered"] if got.status_code == 200 else 0
@@ -229,7 +233,8 @@ def test_the_container_answers_as_the_model_does_and_drains_on_sigterm(project, 
     # a burst, then SIGTERM at once: every answered row is in the log and the exit code is 0
     one = json.dumps({"records": rows[:10]}).encode()
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(httpx.post, f"{base}/predict", content=one, timeout=60) for _ in range(200)]
+        post = partial(httpx.post, f"{base}/predict", content=one, headers=JSON_TYPE, timeout=60)
+        futures = [pool.submit(post) for _ in range(200)]
         wait_until(lambda: sum(f.done() for f in futures) >= 20, timeout_s=60, every_s=0.05)
         podman("kill", "--signal", "TERM", name)
         results = [f.exception() or f.result() for f in futures]
