@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -25,6 +25,17 @@ from flows.common import (
     setup,
 )
 from flows.preflight import remember_run
+from flows.retrain_results import (
+    UNREGISTERED,
+    BatchesTaken,
+    IngestResult,
+    Judgement,
+    Recorded,
+    Registration,
+    StagesResult,
+    not_registered,
+    verdict_text,
+)
 from flows.runner import StoppingTaskRunner
 from mlpipe.config import params_hash
 from mlpipe.data import landing, recorded
@@ -51,6 +62,10 @@ from mlpipe.runtime.lock import project_lock
 from mlpipe.runtime.lockfiles import dvc_file_md5
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.run_marker import clear_run_marker, mark_run_writing, restore_interrupted_run
+
+if TYPE_CHECKING:  # MLflow's neighbours (~3 s to import): the tasks import them when they run
+    from mlpipe.registry.tracking import RunRecord
+    from mlpipe.release.gate import GateDecision
 
 STAGES = tuple(layout.STAGES)  # the pipeline's stages, in order (pipeline.layout: the one list)
 PIPELINE_OUTPUTS = ["dvc.lock", "metrics.json"]
@@ -107,7 +122,7 @@ def _batch_task_name() -> str:
 
 
 @task(name="validate_batch", timeout_seconds=900, task_run_name=_batch_task_name)
-def validate_batch(root: str, path: str) -> dict:
+def validate_batch(root: str, path: str) -> landing.BatchVerdict:
     """Check one landed batch against the retrain limits, data/'s column types, the schema, the training
     profile and the rows already in data/, a chunk at a time (landing.check_landed)."""
     paths, params = setup(root)
@@ -127,13 +142,12 @@ def validate_batch(root: str, path: str) -> dict:
         flagged=len(verdict.flagged),
         warnings=len(verdict.warnings),
     )
-    return verdict.as_dict()
+    return verdict
 
 
 @task(name="quarantine", timeout_seconds=120)
-def quarantine_batch(root: str, verdict: dict) -> str:
+def quarantine_batch(root: str, v: landing.BatchVerdict) -> str:
     paths, params = setup(root)
-    v = landing.BatchVerdict.from_dict(verdict)
     dest = landing.quarantine(v.path, paths.root / params.retrain.quarantine_dir, v)
     event(
         "quarantined",
@@ -146,7 +160,7 @@ def quarantine_batch(root: str, verdict: dict) -> str:
 
 
 @task(name="snapshot", timeout_seconds=1800, **TRANSIENT)
-def snapshot_task(root: str, accepted: list[dict]) -> dict:
+def snapshot_task(root: str, verdicts: list[landing.BatchVerdict]) -> BatchesTaken:
     """Append accepted batches (validate_batch's verdicts) to data/ under names no other batch holds, their
     rows set aside to quarantine/, dvc add + push, commit data.dvc naming what went in; only then consume
     the landing files whose rows are proven in the commit, and move out of quarantine/ the copies of batches
@@ -154,7 +168,6 @@ def snapshot_task(root: str, accepted: list[dict]) -> dict:
     paths, params = setup(root)
     qdir = paths.root / params.retrain.quarantine_dir
     before = dvc_file_md5(paths.root / snap.DATA_DVC)
-    verdicts = [landing.BatchVerdict.from_dict(v) for v in accepted]
     taken = landing.take_batches(verdicts, params, paths.data, qdir)
     notes = []
     for verdict, batch in zip(verdicts, taken, strict=True):
@@ -164,14 +177,14 @@ def snapshot_task(root: str, accepted: list[dict]) -> dict:
     after = snap.snapshot_data(paths)
     commit = git_commit_paths(paths.root, [snap.DATA_DVC, ".gitignore"], snap.added_message(taken, after))
     notes += recorded.consume_landed(paths, params, taken, after)  # only rows proven in the commit
-    return {
-        "before": before,
-        "after": after,
-        "commit": commit,
-        "batches": [t.data_file.name for t in taken if not t.same_as],
-        "notes": notes,
-        "rows": sum(t.rows for t in taken if not t.same_as),
-    }
+    return BatchesTaken(
+        before=before,
+        after=after,
+        commit=commit,
+        batches=[t.data_file.name for t in taken if not t.same_as],
+        notes=notes,
+        rows=sum(t.rows for t in taken if not t.same_as),
+    )
 
 
 @task(name="stage", timeout_seconds=3600, task_run_name="stage-{name}")
@@ -198,11 +211,11 @@ def commit_outputs(root: str, data_md5: str) -> str | None:
 
 
 @task(name="track", timeout_seconds=900, **TRANSIENT)
-def track(root: str, tracking_uri: str, experiment: bool = False) -> dict:
+def track(root: str, tracking_uri: str, experiment: bool = False) -> RunRecord:
     from mlpipe.registry.tracking import track_run
 
     paths, params = setup(root)
-    return asdict(track_run(paths, params, tracking_uri, experiment))
+    return track_run(paths, params, tracking_uri, experiment)
 
 
 # Submitted tasks run in worker threads, where Prefect's timeout cannot interrupt them (it only warns):
@@ -333,13 +346,12 @@ def champion(tracking_uri: str, model_name: str) -> list | None:
 
 
 @task(name="register", timeout_seconds=300, **TRANSIENT)
-def register(tracking_uri: str, record: dict) -> dict:
+def register(tracking_uri: str, record: RunRecord) -> Registration:
     from mlpipe.registry.models import register_model
-    from mlpipe.registry.tracking import RunRecord
 
-    version, aliases = register_model(tracking_uri, RunRecord(**record))
-    event("registered", model=record["model_name"], version=version, aliases=",".join(aliases))
-    return {"version": version, "aliases": aliases}
+    version, aliases = register_model(tracking_uri, record)
+    event("registered", model=record.model_name, version=version, aliases=",".join(aliases))
+    return Registration(version, aliases)
 
 
 @task(name="precheck", timeout_seconds=120)
@@ -387,14 +399,16 @@ class EarlyProbe:
 
 # No cache key: `early` is a handle on a running task, not a value (the gate is never served from cache).
 @task(name="gate", timeout_seconds=900, cache_policy=NO_CACHE, **TRANSIENT)
-def gate(root: str, tracking_uri: str, record: dict, version: str, early: EarlyProbe | None = None) -> dict:
+def gate(
+    root: str, tracking_uri: str, record: RunRecord, version: str, early: EarlyProbe | None = None
+) -> GateDecision:
     """Infra check, champion comparison on the same rows, differential test; promote or keep. `early`: the
     probe task submitted after training, whose figures the gate uses when they are this model's."""
     from mlpipe.release.gate import run_gate
 
     paths, params = setup(root)
     return run_gate(
-        paths, params, tracking_uri, record["run_id"], version, record["model_sha256"], early or EarlyProbe()
+        paths, params, tracking_uri, record.run_id, version, record.model_sha256, early or EarlyProbe()
     )
 
 
@@ -441,8 +455,181 @@ def _flow_run_name() -> str:
     return f"retrain-{trigger}-{when}" + (f"-{waiting}-batches" if waiting else "")
 
 
+class Beside:
+    """The tasks the flow submits to run beside its steps (2 cores), each waited for within its bound: the
+    champion fetched first (its MLflow import and store set-up overlap the data and training steps), the
+    plots template beside everything, the drift report once the split is there, and the gate's early probe
+    once a model is trained."""
+
+    def __init__(self, root: str, uri: str, paths, model_name: str):
+        self.root, self.uri, self.paths, self.model_name = root, uri, paths, model_name
+        self._champion = champion.submit(uri, model_name)
+        self._template = self._drift = None
+        self.probe = EarlyProbe()
+
+    def start_plots_template(self) -> None:
+        self._template = plots_template.submit(self.root)  # git-ignored files only: beside everything after
+
+    def champion_version(self) -> str | None:
+        """The champion before this run (waits for the prefetch)."""
+        champ = self._champion.result(timeout=SUBMITTED_WAIT_S["champion"])
+        return champ[0] if champ else None
+
+    def after_stage(self, name: str, outcome: str, newest: Path | None, experiment: bool) -> None:
+        if name == "split" and newest:  # drift needs only the split: it runs beside training (2 cores)
+            self._drift = drift.submit(
+                self.root, sha256_file(self.paths.train_split), str(newest), sha256_file(newest)
+            )
+        if name == "train" and outcome == "ran" and not experiment:
+            # A freshly trained model will be judged: the gate's infra probe (a process pinned to
+            # deploy.cores) measures it beside evaluate and the MLflow logging instead of after them.
+            # A rerun without training leaves the probe to the gate, which mostly finds its decision made;
+            # so does a retrain of bytes a judged version holds (a new commit, the same model).
+            self.probe = early_probe(
+                self.root, self.uri, self.paths, self.model_name, self.champion_version()
+            )
+
+    def drift_summary(self, run_id: str) -> dict:
+        return logged_drift(self.uri, run_id, self._drift)
+
+    def end_probe(self) -> None:
+        """The probe's process is not left running (a gate that found its decision made did not wait)."""
+        self.probe()
+
+    def wait(self) -> None:
+        wait_plots_template(self._template)
+
+
+def ingest(root: str, paths, params, experiment: bool, beside: Beside) -> IngestResult:
+    """data/ restored or bootstrapped, then the landed batches validated: the bad quarantined, the good
+    snapshot (DVC + git). An experiment takes in no batch."""
+    initial = bootstrap_task(root) if snap.needs_bootstrap(paths) else []
+    restored = recorded.keep_as_recorded(paths, params)  # or refuse: data/ changes only through batches
+    restored += recorded.consume_taken_before(paths, params)  # an interrupted run's committed batches
+    beside.start_plots_template()
+    verdicts = [] if experiment else [validate_batch(root, p) for p in collect(root)]
+    accepted = [v for v in verdicts if v.accepted]
+    quarantined = [quarantine_batch(root, v) for v in verdicts if not v.accepted]
+    before = dvc_file_md5(paths.root / snap.DATA_DVC)
+    taken = snapshot_task(root, accepted) if accepted else BatchesTaken()
+    after = dvc_file_md5(paths.root / snap.DATA_DVC)
+    newest = batch_to_compare(paths.data, taken.batches, initial)  # None: no batch drift
+    return IngestResult(initial, restored, accepted, quarantined, taken, before, after, newest)
+
+
+def run_stages(root: str, newest: Path | None, experiment: bool, beside: Beside) -> StagesResult:
+    """Every stage through DVC, in order, drift and the early probe started as soon as they can be; then the
+    deploy budget, every run (a model that failed it before must not slip through on a rerun)."""
+    outcomes = {}
+    for name in STAGES:
+        outcomes[name] = stage_task(root, name)
+        beside.after_stage(name, outcomes[name], newest, experiment)
+    precheck_task(root)
+    return StagesResult(outcomes)
+
+
+def record_run(
+    root: str, uri: str, paths, data_md5: str | None, experiment: bool, beside: Beside
+) -> Recorded:
+    """The outputs committed (unless an experiment), then the MLflow run and its drift report."""
+    if not experiment:
+        commit_outputs(root, data_md5)
+        clear_run_marker(paths.root)
+    champion_before = beside.champion_version()  # before track: one thread sets up the MLflow store
+    record = track(root, uri, experiment)
+    return Recorded(record, beside.drift_summary(record.run_id), champion_before)
+
+
+def judge(root: str, uri: str, record: RunRecord, experiment: bool, beside: Beside) -> Judgement:
+    """A reproducible run registered and gated (promote or keep), its lineage logged; an unreproducible one
+    gets no version."""
+    from mlpipe.release.gate import GateDecision
+
+    if why := not_registered(record, experiment):
+        beside.end_probe()
+        return Judgement(UNREGISTERED, GateDecision(f"not registered: {why}"))
+    reg = register(uri, record)
+    decision = gate(root, uri, record, reg.version, beside.probe)
+    beside.end_probe()
+    aliases = aliases_of(mlflow_client(uri), record.model_name, reg.version)
+    lineage(uri, record.run_id)
+    return Judgement(Registration(reg.version, aliases), decision)
+
+
+def summarise(
+    paths,
+    params,
+    uri: str,
+    experiment: bool,
+    data: IngestResult,
+    stages: StagesResult,
+    run: Recorded,
+    judged: Judgement,
+) -> RunSummary:
+    """The run summary: batches, data hashes, stages, the MLflow run, the version and the gate."""
+    record, decision, reg = run.record, judged.gate, judged.registration
+    quarantined, qdir = data.quarantined, params.retrain.quarantine_dir
+    return RunSummary(
+        verdict=verdict_text(
+            stages, record.already_recorded, len(quarantined), data.set_aside_rows, qdir, experiment
+        ),
+        accepted=[v.path.name for v in data.accepted],
+        quarantined=[Path(q).name for q in quarantined],
+        quarantine_reports=[f"{q}.report.md" for q in quarantined],
+        rows_accepted=data.taken.rows,
+        data_before=data.before,
+        data_after=data.after,
+        commit=record.git_commit,
+        git_dirty=record.git_dirty,
+        stages_run=stages.ran,
+        trained=stages.trained,
+        run_id=record.run_id,
+        already_recorded=record.already_recorded,
+        run_link=run_link(uri, record.experiment_id, record.run_id),
+        runs_link=runs_link(uri, record.experiment_id),
+        model_name=record.model_name,
+        model_version=reg.version,
+        aliases=reg.aliases,
+        model_sha256=record.model_sha256,
+        metrics=record.metrics,
+        drift_share=run.drift.get("drift_share"),
+        drift_note=run.drift.get("note", ""),
+        champion_before=run.champion_before,
+        metric_rows=metric_rows(record.metrics, decision.champion_metrics_same_rows),
+        tracking_uri=uri,
+        gate_decision=decision.decision,
+        gate_failed=decision.failed,
+        gate_checks=decision.checks,
+        champion=decision.champion,
+        batch_notes=data.taken.notes,
+        data_notes=data.restored,
+        positive_class=params.dataset.positive_class,
+        estimator=selection_line(read_selection(paths.selection)),
+    )
+
+
+def publish(paths, s: RunSummary, experiment: bool):
+    """The summary remembered (the next `mlpipe run` answers a no-op from it, without a flow) and shown as
+    Prefect artifacts; a run that quarantined a batch ends in a state named `Quarantined`."""
+    if not experiment:
+        remember_run(paths, s)
+    create_markdown_artifact(render_markdown(s), key="retrain-summary", description="What this retrain did")
+    create_table_artifact(s.metric_rows, key="retrain-metrics", description="Test metrics vs the champion")
+    if s.gate_checks:
+        create_table_artifact(s.gate_checks, key="promotion-gate", description=f"Gate: {s.gate_decision}")
+    if not s.quarantined:
+        return s
+    create_markdown_artifact(
+        "\n\n".join(Path(r).read_text() for r in s.quarantine_reports),
+        key="quarantined-batches",
+        description="Batches rejected by validation",
+    )
+    get_run_logger().warning("event=retrain_quarantined batches=%s", ",".join(s.quarantined))
+    return Completed(message=s.verdict, name="Quarantined", data=s)
+
+
 @flow(name="retrain", log_prints=True, flow_run_name=_flow_run_name, task_runner=StoppingTaskRunner())
-def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool = False) -> RunSummary:  # noqa: C901, PLR0915 -- issue 31 splits it into labelled steps
+def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool = False) -> RunSummary:
     """One retraining pass over the project at `root`; returns a summary (and a state named
     `Quarantined` when some batch was rejected).
 
@@ -453,129 +640,17 @@ def retrain(root: str = ".", tracking_uri: str | None = None, experiment: bool =
     restore_interrupted_run(paths.root, paths.lock_file)  # what a run that did not finish left uncommitted
     if not experiment:
         require_clean_tree(paths.root)
-    root = str(paths.root)
-    uri = tracking_uri or paths.tracking_uri
+    root, uri = str(paths.root), tracking_uri or paths.tracking_uri
     if uri == paths.tracking_uri:
         paths.mlruns.mkdir(exist_ok=True)
-    logger = get_run_logger()
     with project_lock(paths.lock_file, params.retrain.lock_timeout_s):
         if not experiment:
             mark_run_writing(paths.root, RUN_WRITES)  # before any of them is written
-        champion_before = champion.submit(uri, params.model.name)
-        initial = bootstrap_task(root) if snap.needs_bootstrap(paths) else []
-        restored = recorded.keep_as_recorded(paths, params)  # or refuse: data/ changes only through batches
-        restored += recorded.consume_taken_before(paths, params)  # an interrupted run's committed batches
-        template = plots_template.submit(root)  # git-ignored files only: beside everything that follows
-        verdicts = [] if experiment else [validate_batch(root, p) for p in collect(root)]
-        accepted = [v for v in verdicts if not v["violations"]]
-        rejected = [v for v in verdicts if v["violations"]]
-        quarantined = [quarantine_batch(root, v) for v in rejected]
-        before, taken = dvc_file_md5(paths.root / snap.DATA_DVC), {"notes": [], "rows": 0, "batches": []}
-        if accepted:
-            taken = snapshot_task(root, accepted)
-        after = dvc_file_md5(paths.root / snap.DATA_DVC)
-        newest = batch_to_compare(paths.data, taken["batches"], initial)  # None: no batch drift
-        outcomes, report, early = {}, None, EarlyProbe()
-        for name in STAGES:
-            outcomes[name] = stage_task(root, name)
-            if name == "split" and newest:  # drift needs only the split: it runs beside training (2 cores)
-                report = drift.submit(root, sha256_file(paths.train_split), str(newest), sha256_file(newest))
-            if name == "train" and outcomes[name] == "ran" and not experiment:
-                # A freshly trained model will be judged: the gate's infra probe (a process pinned to
-                # deploy.cores) measures it beside evaluate and the MLflow logging instead of after them.
-                # A rerun without training leaves the probe to the gate, which mostly finds its decision made;
-                # so does a retrain of bytes a judged version holds (a new commit, the same model).
-                champ = champion_before.result(timeout=SUBMITTED_WAIT_S["champion"])
-                early = early_probe(root, uri, paths, params.model.name, champ[0] if champ else None)
-        ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
-        precheck_task(root)  # every run: a model that failed it before must not slip through on a rerun
-        if not experiment:
-            commit_outputs(root, after)
-            clear_run_marker(paths.root)
-        # before track: one thread sets up the MLflow store
-        champ = champion_before.result(timeout=SUBMITTED_WAIT_S["champion"])
-        record = track(root, uri, experiment)
-        summary = logged_drift(uri, record["run_id"], report)
-        if experiment or record["git_dirty"] or record["unpinned"]:  # nothing unreproducible gets a version
-            early()  # its process is not left running
-            reg = {"version": "unregistered", "aliases": []}
-            why = record["unpinned"] or "trained from uncommitted changes (an experiment)"
-            decision = {"decision": f"not registered: {why}"}
-        else:
-            reg = register(uri, record)
-            decision = gate(root, uri, record, reg["version"], early)
-            early()  # a gate that found its decision made did not wait for it: its process ends first
-            reg["aliases"] = aliases_of(mlflow_client(uri), record["model_name"], reg["version"])
-            lineage(uri, record["run_id"])
-        wait_plots_template(template)
-
-    trained = "train" in ran
-    if trained:
-        verdict = "trained a new model"
-    elif outcomes["train"] == "restored":  # e.g. trained by a run interrupted after train
-        verdict = f"model restored from DVC's run-cache, trained before (reran {', '.join(ran) or 'nothing'})"
-    elif ran:
-        verdict = f"model unchanged (reran {', '.join(ran)}; the training inputs are identical)"
-    elif record["already_recorded"]:
-        verdict = "nothing to train (no new data, no code or param change)"
-    else:  # the outputs were up to date but never recorded: say so, not "nothing to train"
-        verdict = (
-            "no stage reran; recorded the model that was built but not yet recorded "
-            "(by `dvc repro`, or by a run that was interrupted)"
-        )
-    if quarantined:
-        verdict += f"; {len(quarantined)} batch(es) quarantined"
-    if set_aside := sum(v["set_aside_rows"] for v in accepted):
-        verdict += f"; {set_aside} row(s) set aside in {params.retrain.quarantine_dir}/"
-    if experiment:
-        verdict = f"experiment: {verdict} (uncommitted changes: recorded in MLflow, never registered)"
-    s = RunSummary(
-        verdict=verdict,
-        accepted=[Path(v["path"]).name for v in accepted],
-        quarantined=[Path(q).name for q in quarantined],
-        quarantine_reports=[f"{q}.report.md" for q in quarantined],
-        rows_accepted=taken["rows"],
-        data_before=before,
-        data_after=after,
-        commit=record["git_commit"],
-        git_dirty=record["git_dirty"],
-        stages_run=ran,
-        trained=trained,
-        run_id=record["run_id"],
-        already_recorded=record["already_recorded"],
-        run_link=run_link(uri, record["experiment_id"], record["run_id"]),
-        runs_link=runs_link(uri, record["experiment_id"]),
-        model_name=record["model_name"],
-        model_version=reg["version"],
-        aliases=reg["aliases"],
-        model_sha256=record["model_sha256"],
-        metrics=record["metrics"],
-        drift_share=summary.get("drift_share"),
-        drift_note=summary.get("note", ""),
-        champion_before=champ[0] if champ else None,
-        metric_rows=metric_rows(record["metrics"], decision.get("champion_metrics_same_rows")),
-        tracking_uri=uri,
-        gate_decision=decision["decision"],
-        gate_failed=decision.get("failed", []),
-        gate_checks=decision.get("checks", []),
-        champion=decision.get("champion"),
-        batch_notes=taken["notes"],
-        data_notes=restored,
-        positive_class=params.dataset.positive_class,
-        estimator=selection_line(read_selection(paths.selection)),
-    )
-    if not experiment:
-        remember_run(paths, s)  # the next `mlpipe run` answers a no-op from this, without a flow
-    create_markdown_artifact(render_markdown(s), key="retrain-summary", description="What this retrain did")
-    create_table_artifact(s.metric_rows, key="retrain-metrics", description="Test metrics vs the champion")
-    if s.gate_checks:
-        create_table_artifact(s.gate_checks, key="promotion-gate", description=f"Gate: {s.gate_decision}")
-    if quarantined:
-        create_markdown_artifact(
-            "\n\n".join(Path(r).read_text() for r in s.quarantine_reports),
-            key="quarantined-batches",
-            description="Batches rejected by validation",
-        )
-        logger.warning("event=retrain_quarantined batches=%s", ",".join(s.quarantined))
-        return Completed(message=verdict, name="Quarantined", data=s)
-    return s
+        beside = Beside(root, uri, paths, params.model.name)
+        data = ingest(root, paths, params, experiment, beside)
+        stages = run_stages(root, data.newest, experiment, beside)
+        run = record_run(root, uri, paths, data.after, experiment, beside)
+        judged = judge(root, uri, run.record, experiment, beside)
+        beside.wait()
+    summary = summarise(paths, params, uri, experiment, data, stages, run, judged)
+    return publish(paths, summary, experiment)

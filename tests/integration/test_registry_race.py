@@ -67,10 +67,8 @@ def test_a_gate_whose_champion_was_rolled_back_while_it_judged_keeps_it_and_says
 
     sha256 = tag.read(client.get_run(run_id).data.tags, tag.MODEL_SHA256)
     d = run_gate(paths, params, uri, run_id, "3", sha256, early=rollback_meanwhile)
-    assert d["failed"] == [] and (d["champion_before"], d["champion"]) == ("2", "1"), d["decision"]
-    assert d["decision"].startswith(
-        "kept champion: the champion moved from 2 to 1 while version 3 was judged"
-    )
+    assert d.failed == [] and (d.champion_before, d.champion) == ("2", "1"), d.decision
+    assert d.decision.startswith("kept champion: the champion moved from 2 to 1 while version 3 was judged")
     assert alias_version(client, MODEL, CHAMPION) == "1", "the gate promoted on a stale view"
-    assert client.get_model_version(MODEL, "3").tags[tag.GATE_DECISION] == d["decision"]
-    assert d["decision"] in client.get_model_version(MODEL, "3").description
+    assert client.get_model_version(MODEL, "3").tags[tag.GATE_DECISION] == d.decision
+    assert d.decision in client.get_model_version(MODEL, "3").description

@@ -16,7 +16,7 @@ import getpass
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlpipe.config import GateCfg, Params, ProjectPaths, lower_is_better
@@ -378,6 +378,24 @@ def _early_checks(
     return [Check(**c) for c in early["checks"]], early["figures"]
 
 
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's answer for one registered version: the decision line, the criteria that failed, every
+    check (plain rows, as the run summary and the Prefect table show them), the champion after it, and the
+    figures it measured (`details`: infra, the champion on the same rows, an unloadable champion's refusal).
+    `already_decided`: the version was judged before; its decision stands and nothing was measured."""
+
+    decision: str
+    already_decided: bool = False
+    failed: list[str] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+    champion: str | None = None
+    champion_before: str | None = None
+    previous: str | None = None
+    champion_metrics_same_rows: dict | None = None
+    details: dict = field(default_factory=dict)
+
+
 def run_gate(
     paths: ProjectPaths,
     params: Params,
@@ -386,7 +404,7 @@ def run_gate(
     version: str,
     model_sha256: str,
     early: Callable[[], dict | None] | None = None,
-) -> dict:
+) -> GateDecision:
     """Judge registered `version` (trained in this project, run `run_id`); promote or keep; record all.
     `early`: gives early_infra_check's answer for this run (waiting for it), used instead of probing again
     when it measured the same bytes beside the same champion."""
@@ -394,12 +412,7 @@ def run_gate(
     name = params.model.name
     done = client.get_model_version(name, version).tags.get(tag.GATE_DECISION)
     if done:
-        return {
-            "decision": done,
-            "already_decided": True,
-            "checks": [],
-            "champion": alias_version(client, name, CHAMPION),
-        }
+        return GateDecision(done, already_decided=True, champion=alias_version(client, name, CHAMPION))
     # (a) the validate stage stops the flow on any violation, so a registered model's data passed it
     checks = [Check("data_validation", "passed", "no rule broken", True)]
     record = record_check(client.get_run(run_id).data.tags)
@@ -407,13 +420,12 @@ def run_gate(
         kept = kept_decision(alias_version(client, name, CHAMPION))
         record_decision(client, name, version, run_id, [*checks, record], kept)
         event("gate", model=name, version=version, decision=kept, failed=record.criterion)
-        return {
-            "decision": kept,
-            "failed": [record.criterion],
-            "checks": checks_as_dicts([*checks, record]),
-            "champion": alias_version(client, name, CHAMPION),
-            "already_decided": False,
-        }
+        return GateDecision(
+            kept,
+            failed=[record.criterion],
+            checks=checks_as_dicts([*checks, record]),
+            champion=alias_version(client, name, CHAMPION),
+        )
     checks.append(record)
     checks += baseline_checks(client.get_run(run_id).data.metrics, params.baseline_metrics)
     champion = alias_version(client, name, CHAMPION)
@@ -472,16 +484,16 @@ def run_gate(
         failed=",".join(failed) or "none",
         champion_before=champion,
     )
-    return {
-        "decision": decision,
-        "failed": failed,
-        "checks": checks_as_dicts(checks),
-        "champion_before": champion,
-        "champion": alias_version(client, name, CHAMPION),
-        "previous": replaced or alias_version(client, name, PREVIOUS),
-        "already_decided": False,
-        **extra,
-    }
+    return GateDecision(
+        decision,
+        failed=failed,
+        checks=checks_as_dicts(checks),
+        champion=alias_version(client, name, CHAMPION),
+        champion_before=champion,
+        previous=replaced or alias_version(client, name, PREVIOUS),
+        champion_metrics_same_rows=extra.get("champion_metrics_same_rows"),
+        details=extra,
+    )
 
 
 def manual_promote(
