@@ -46,7 +46,9 @@ class PauseAtLine(logging.Handler):
         if not fnmatch.fnmatchcase(line, f"*{self.text}*"):
             return False
         self.done = True
-        (self.directory / "paused").write_text(f"{os.getpid()}\n{line}\n")
+        # written aside, then renamed: a test that sees `paused` reads it whole, even after a kill -9
+        (self.directory / "paused.tmp").write_text(f"{os.getpid()}\n{line}\n")
+        (self.directory / "paused.tmp").replace(self.directory / "paused")
         while not (self.directory / "resume").exists():
             time.sleep(POLL_S)  # a signal's handler runs here (the main thread) and unwinds from this line
         return True
