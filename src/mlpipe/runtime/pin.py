@@ -87,7 +87,22 @@ def source_tree_code_sha256(root: Path) -> str:
 def running_mlpipe() -> MlpipeId:
     """The version and code hash of the mlpipe this process runs."""
     files = [f for package in CODE_PACKAGES for f in package_files(package)]
-    return MlpipeId(importlib.metadata.version("mlpipe"), code_digest(files))
+    return MlpipeId(running_version(), code_digest(files))
+
+
+def running_version() -> str:
+    """mlpipe's version as installed, or, when it runs from a source tree on the import path without being
+    installed (a commit's locked environment of the bundled project: `uv sync --no-install-project`), as
+    that tree's pyproject.toml names it."""
+    try:
+        return importlib.metadata.version("mlpipe")
+    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec("mlpipe")
+        origin = Path(spec.origin) if spec and spec.origin else None
+        pyproject = origin.parents[2] / PYPROJECT if origin is not None else None
+        if pyproject is not None and pyproject.is_file():
+            return tomllib.loads(pyproject.read_text()).get("project", {}).get("version", "unknown")
+        return "unknown"
 
 
 def pin_table(pin: MlpipeId) -> str:

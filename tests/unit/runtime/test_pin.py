@@ -101,3 +101,18 @@ def test_a_verdict_that_is_not_identical_names_the_cause_in_its_first_words():
         and "(differ: model_sha256)" in line
     )
     assert verdict_line(Verdict("m", "r", "c", "d", rows[1:2])) == "verdict: IDENTICAL"
+
+
+def test_an_mlpipe_run_from_its_source_tree_without_being_installed_reads_its_version_there(monkeypatch):
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    from mlpipe.runtime.pin import running_version
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    assert running_version() == tomllib.loads(pyproject.read_text())["project"]["version"]
