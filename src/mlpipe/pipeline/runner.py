@@ -1,17 +1,26 @@
 """Run one dvc.yaml stage through DVC's own reproduce logic (change detection, run-cache restore,
 output removal, cache commit, dvc.lock), but execute mlpipe's stage bodies in this process instead
 of a fresh `python -m mlpipe.pipeline.stages.<name>` each: the flow then imports pandas/scikit-learn once
-rather than once per stage. Any other command in dvc.yaml still runs as DVC would run it."""
+rather than once per stage. Any other command in dvc.yaml still runs as DVC would run it.
+
+The seam is DVC's `dvc.stage.run.cmd_run(stage, dry, run_env)`, the one function that turns a stage into a
+process. DVC has no public hook for it, so the shortcut is taken only where its contract is known to hold:
+a DVC major version it was written for and that exact signature (`in_process_supported`), pinned by the
+contract tests in tests/unit/pipeline/test_runner.py, which run a real stage through the seam. Anywhere
+else, or with MLPIPE_STAGES_IN_PROCESS=0, DVC runs `python -m ...` itself: the same stage bodies, the same
+outputs and dvc.lock, ~2-3 s more per stage for a fresh interpreter's imports (measured in the note of
+issue 31)."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
+import os
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, load_params
 from mlpipe.errors import StageFailed
@@ -19,7 +28,25 @@ from mlpipe.pipeline.layout import STAGE_PACKAGE, STAGES
 from mlpipe.runtime.logs import event, timed
 
 # stage name -> (module, body); dvc.yaml runs `python -m <module>`, whose main() calls the same body.
-_DVC_LOCK = threading.Lock()  # the patched runner is process-wide: one stage at a time
+_DVC_LOCK = threading.Lock()  # the seam is process-wide: one stage at a time
+DVC_MAJOR = 3  # the DVC the seam was written for (the lock pins 3.x)
+SEAM_PARAMETERS = ("stage", "dry", "run_env")
+IN_PROCESS_ENV = "MLPIPE_STAGES_IN_PROCESS"  # "0": every stage runs as DVC runs it, in its own process
+
+
+def in_process_supported() -> bool:
+    """True when the installed DVC has the seam this module replaces, as the contract tests pin it; an
+    unknown DVC, or MLPIPE_STAGES_IN_PROCESS=0, leaves every command to DVC (slower, same results)."""
+    import dvc
+    import dvc.stage.run as dvc_run
+
+    if os.environ.get(IN_PROCESS_ENV, "1") == "0":
+        return False
+    major = dvc.__version__.split(".", 1)[0]
+    seam = getattr(dvc_run, "cmd_run", None)
+    if major != str(DVC_MAJOR) or not callable(seam):
+        return False
+    return tuple(inspect.signature(seam).parameters) == SEAM_PARAMETERS
 
 
 def in_process_body(cmd: str | list[str]) -> tuple[str, Callable[[Params, ProjectPaths], None]] | None:
@@ -34,14 +61,62 @@ def in_process_body(cmd: str | list[str]) -> tuple[str, Callable[[Params, Projec
 
 
 @contextmanager
+def _quiet_dvc():
+    """DVC's info lines go to stdout (the stage_outcome event says it); "Process ... had been killed. Auto
+    removed it from the lock file", twice per output after an interrupted run: the run's own
+    interrupted_run_restored event says it once."""
+    loggers = [(logging.getLogger("dvc"), logging.WARNING), (logging.getLogger("dvc.rwlock"), logging.ERROR)]
+    levels = [logger.level for logger, _ in loggers]
+    for logger, level in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for (logger, _), level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+@contextmanager
+def _stages_report_to(executed: list[str]):
+    """Stages DVC runs in their own processes append their names to a file (RAN_FILE_ENV, inherited through
+    DVC's run environment); read into `executed` at the end."""
+    import tempfile
+
+    from mlpipe.pipeline.stages import RAN_FILE_ENV
+
+    with tempfile.TemporaryDirectory(prefix="mlpipe-stages-") as tmp:
+        ran = Path(tmp) / "ran"
+        before = os.environ.get(RAN_FILE_ENV)
+        os.environ[RAN_FILE_ENV] = str(ran)
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(RAN_FILE_ENV, None)
+            else:
+                os.environ[RAN_FILE_ENV] = before
+            executed.extend(ran.read_text().split() if ran.exists() else [])
+
+
+@contextmanager
 def _in_process_commands(root: Path, executed: list[str]):
+    """Within the block, DVC's seam runs mlpipe's stage commands as their bodies in this process (appending
+    the name of each stage that ran to `executed`); where the seam is not supported, DVC runs every command
+    itself and mlpipe's stages report that they ran through a file (another command's run then reads as
+    restored in the stage_outcome event)."""
     import dvc.stage.run as dvc_run
 
+    if not in_process_supported():
+        with _quiet_dvc(), _stages_report_to(executed):
+            yield
+        return
     original = dvc_run.cmd_run
 
     def cmd_run(stage, dry=False, run_env=None):
         found = in_process_body(stage.cmd)
         if found is None or dry:
+            if not dry:
+                executed.append(stage.addressing)  # any other command: DVC runs it, and it ran
             return original(stage, dry=dry, run_env=run_env)
         name, body = found
         executed.append(name)
@@ -51,20 +126,12 @@ def _in_process_commands(root: Path, executed: list[str]):
             except Exception as exc:
                 raise StageFailed(f"stage {name} failed: {exc}") from exc
 
-    dvc_logger = logging.getLogger("dvc")
-    level = dvc_logger.level
-    dvc_logger.setLevel(logging.WARNING)  # DVC's info lines go to stdout; the stage_outcome event says it
-    # "Process ... had been killed. Auto removed it from the lock file", twice per output after an interrupted
-    # run: the run's own interrupted_run_restored event says it once.
-    rwlock_logger = logging.getLogger("dvc.rwlock")
-    rwlock_level = rwlock_logger.level
-    rwlock_logger.setLevel(logging.ERROR)
+    dvc_run.cmd_run = cmd_run  # run_stage looks it up at call time (a module global): the seam
     try:
-        with mock.patch.object(dvc_run, "cmd_run", cmd_run):
+        with _quiet_dvc():
             yield
     finally:
-        dvc_logger.setLevel(level)
-        rwlock_logger.setLevel(rwlock_level)
+        dvc_run.cmd_run = original
 
 
 DVC_LOCK_WAIT_S = 600.0  # a `dvc repro` started by hand between two flow stages: wait this long for it

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from mlpipe.errors import ModelRefused
+from mlpipe.errors import ModelRefused, Refused
 from mlpipe.model.loading import MANIFEST_FILE, LoadedModel, load_model_dir
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHALLENGER, CHAMPION, REGISTRY_WAIT_S, aliases_of, registry_lock, rollback
@@ -142,7 +142,10 @@ def load_registered(
     project's `project_trusted` types (train.trusted_types) beside mlpipe's. Without `dest` the files go to a
     temporary folder that is removed once the model is in memory (every service start used to leave one
     behind); the returned path then no longer exists."""
-    run_id = resolve_run_id(client, ref)
+    try:
+        run_id = resolve_run_id(client, ref)
+    except Refused as exc:  # a version naming a run that is not there is refused like a bad file
+        raise ModelRefused(str(exc)) from None
     recorded = tag.read(client.get_run(run_id).data.tags, tag.MODEL_SHA256)
     if not recorded:
         raise ModelRefused(

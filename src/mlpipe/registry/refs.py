@@ -17,14 +17,22 @@ def resolve_run_id(client, ref: str) -> str:
     m = MODEL_REF.match(ref)
     try:
         if m and m["version"]:
-            return client.get_model_version(m["name"], m["version"]).run_id
-        if m:
-            return client.get_model_version_by_alias(m["name"], m["alias"]).run_id
-        if RUN_ID.match(ref):
+            run_id = client.get_model_version(m["name"], m["version"]).run_id
+        elif m:
+            run_id = client.get_model_version_by_alias(m["name"], m["alias"]).run_id
+        elif RUN_ID.match(ref):
             return client.get_run(ref).info.run_id
+        else:
+            raise Refused(f"{ref}: not a run id (32 hex digits), models:/NAME/VERSION or models:/NAME@ALIAS")
     except MlflowException as exc:
         raise Refused(f"{ref}: not found in the tracking store ({exc.message.splitlines()[0]})") from exc
-    raise Refused(f"{ref}: not a run id (32 hex digits), models:/NAME/VERSION or models:/NAME@ALIAS")
+    try:  # a registry writer can register a version naming any run id: its run must be there
+        return client.get_run(run_id).info.run_id
+    except MlflowException as exc:
+        raise Refused(
+            f"{ref}: its run {run_id} is not in the tracking store "
+            "(rule: only a version whose training run is recorded is loaded)"
+        ) from exc
 
 
 def versions_of_run(client, run_id: str, name: str | None = None) -> list:

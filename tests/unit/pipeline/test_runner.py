@@ -73,3 +73,60 @@ def test_a_stage_says_where_it_stands_among_the_pipelines_stages():
     names = list(STAGES)
     assert [stage_step(n) for n in names] == [f"{i}/{len(names)}" for i in range(1, len(names) + 1)]
     assert stage_step("nope") == "?"
+
+
+def test_the_locked_dvc_has_the_seam_the_runner_replaces(monkeypatch):
+    """The contract the in-process shortcut relies on: the pinned DVC's `dvc.stage.run.cmd_run(stage, dry,
+    run_env)`, looked up by `run_stage` at call time. A DVC upgrade that changes it fails here (and the runner
+    falls back to DVC's own processes)."""
+    import inspect
+
+    import dvc.stage.run as dvc_run
+
+    from mlpipe.pipeline.runner import IN_PROCESS_ENV, SEAM_PARAMETERS, in_process_supported
+
+    assert tuple(inspect.signature(dvc_run.cmd_run).parameters) == SEAM_PARAMETERS
+    assert "cmd_run" in inspect.getsource(dvc_run.run_stage)
+    assert in_process_supported()
+    monkeypatch.setenv(IN_PROCESS_ENV, "0")
+    assert not in_process_supported()
+
+
+@pytest.mark.parametrize("in_process", ["1", "0"])
+def test_a_command_dvc_runs_is_reported_ran_then_skipped_then_restored(tmp_path, monkeypatch, in_process):
+    """Through the seam or through DVC's own processes: a stage that ran says so, an unchanged one is
+    skipped, and one whose outputs come back from DVC's run-cache is restored (the seam is put back after)."""
+    import dvc.stage.run as dvc_run
+
+    from mlpipe.pipeline.runner import IN_PROCESS_ENV
+
+    monkeypatch.setenv(IN_PROCESS_ENV, in_process)
+    seam = dvc_run.cmd_run
+    root = _dvc_project(tmp_path, monkeypatch)
+    (root / "in.txt").write_text("hi\n")  # DVC's run-cache keeps only stages with deps
+    (root / "dvc.yaml").write_text(
+        "stages:\n  hello:\n    cmd: cp in.txt out.txt\n    deps:\n      - in.txt\n    outs:\n      - out.txt\n"
+    )
+    # DVC's own processes: only mlpipe's stages report that they ran (see runner._in_process_commands)
+    assert reproduce_stage(root, "hello") == ("ran" if in_process == "1" else "restored")
+    assert reproduce_stage(root, "hello") == "skipped"
+    (root / "out.txt").unlink()
+    assert reproduce_stage(root, "hello") == "restored"
+    assert dvc_run.cmd_run is seam
+
+
+def test_a_stage_dvc_runs_in_its_own_process_reports_that_it_ran(tmp_path, monkeypatch):
+    """Without the seam, DVC runs `python -m mlpipe.pipeline.stages.<name>`: its main appends the stage's
+    name to the runner's file, so the flow still tells "ran" from "restored"; a failing body reports
+    nothing."""
+    import shutil
+
+    from mlpipe.pipeline.stages import RAN_FILE_ENV, stage_main
+
+    shutil.copy(Path(__file__).parents[3] / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    ran = tmp_path / "ran"
+    monkeypatch.setenv(RAN_FILE_ENV, str(ran))
+    assert stage_main("train", lambda params, paths: None) == 0
+    assert stage_main("evaluate", lambda params, paths: 1 / 0) == 1
+    assert ran.read_text().split() == ["train"]
