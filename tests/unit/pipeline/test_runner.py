@@ -105,7 +105,8 @@ def test_a_command_dvc_runs_is_reported_ran_then_skipped_then_restored(tmp_path,
     root = _dvc_project(tmp_path, monkeypatch)
     (root / "in.txt").write_text("hi\n")  # DVC's run-cache keeps only stages with deps
     (root / "dvc.yaml").write_text(
-        "stages:\n  hello:\n    cmd: cp in.txt out.txt\n    deps:\n      - in.txt\n    outs:\n      - out.txt\n"
+        "stages:\n  hello:\n    cmd: cp in.txt out.txt\n"
+        "    deps:\n      - in.txt\n    outs:\n      - out.txt\n"
     )
     # DVC's own processes: only mlpipe's stages report that they ran (see runner._in_process_commands)
     assert reproduce_stage(root, "hello") == ("ran" if in_process == "1" else "restored")
