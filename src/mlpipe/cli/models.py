@@ -41,8 +41,8 @@ def reproduce(
     hash in an isolated worktree, in the commit's own locked environment, and compare model bytes,
     predictions, metrics and stage outputs; says which environment it used.
     Exit 0 when identical, 4 when not, 2 when it cannot be reproduced (the message says why)."""
-    from mlpipe.registry.reproduce import render_table
     from mlpipe.registry.reproduce import reproduce as run_reproduction
+    from mlpipe.registry.reproduce.report import render_table
 
     paths = project(root)
     try:

@@ -46,7 +46,7 @@ def load_champion(client, name: str, project_trusted: list[str] | tuple[str, ...
 def training_split(paths: ProjectPaths, run) -> Path:
     """The champion's own train split from the DVC cache by its recorded md5; the project's as a fallback."""
     from mlpipe.registry import tags as tag
-    from mlpipe.registry.reproduce import cached_output
+    from mlpipe.registry.reproduce.record import cached_output
 
     return cached_output(paths.root, tag.read(run.data.tags, tag.TRAINSET_MD5), paths.train_split)
 

@@ -8,7 +8,7 @@ from mlpipe.config import headline_of
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.refs import resolve_run_id, versions_of_run
-from mlpipe.registry.reproduce import read_record
+from mlpipe.registry.reproduce.record import read_record
 
 
 def model_lineage(client, ref: str) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from mlpipe.registry.reproduce import KEEP_FILE, OWNER_FILE, remove_orphan_worktrees
+from mlpipe.registry.reproduce.checkout import KEEP_FILE, OWNER_FILE, remove_orphan_worktrees
 
 
 def _git(root: Path, *args: str) -> str:

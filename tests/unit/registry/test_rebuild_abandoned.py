@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlpipe.errors import ToolError
-from mlpipe.registry.reproduce import rerun_stages
+from mlpipe.registry.reproduce.rebuild import rerun_stages
 from mlpipe.runtime.guard import group_running
 
 # A stand-in for `dvc repro --force` with a stage process of its own: writes the stage's pid, then waits.

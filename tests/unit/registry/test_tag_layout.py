@@ -17,7 +17,7 @@ from mlpipe.errors import ModelRefused
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.models import PROFILE_ARTIFACT, load_profile, logged_model_uri, versions_holding
-from mlpipe.registry.reproduce import read_record
+from mlpipe.registry.reproduce.record import read_record
 from mlpipe.registry.tracking import IDENTITY_KEYS, find_recorded_run, lineage_tags
 
 OUTPUTS = {

@@ -11,15 +11,9 @@ import pytest
 
 from mlpipe.errors import Refused
 from mlpipe.registry.refs import MODEL_REF
-from mlpipe.registry.reproduce import (
-    Recorded,
-    Row,
-    Verdict,
-    compare,
-    recorded_from_run,
-    refusal,
-    render_table,
-)
+from mlpipe.registry.reproduce.compare import Row, compare
+from mlpipe.registry.reproduce.record import Recorded, recorded_from_run, refusal
+from mlpipe.registry.reproduce.report import Verdict, render_table
 from mlpipe.release.diff import compare_models, render_diff
 
 # A run logged before lineage/dvc_outputs.json: one tag per stage output (test_tag_layout: the new layout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mlpipe.registry.reproduce import python_major_minor
+from mlpipe.registry.reproduce.rebuild import python_major_minor
 from mlpipe.runtime.environments import (
     choose_environment,
     differences,

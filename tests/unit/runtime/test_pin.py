@@ -10,7 +10,8 @@ import pytest
 
 from mlpipe.errors import Refused
 from mlpipe.pipeline.layout import with_locked_stages
-from mlpipe.registry.reproduce import Row, Verdict, verdict_line
+from mlpipe.registry.reproduce.compare import Row
+from mlpipe.registry.reproduce.report import Verdict, verdict_line
 from mlpipe.runtime.pin import (
     MlpipeId,
     code_digest,
