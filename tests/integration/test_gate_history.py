@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from mlpipe.config import load_params
-from mlpipe.data.frames import split_by_time
 from mlpipe.data.sources import get_source
+from mlpipe.pipeline.split import split_by_time
 from mlpipe.pipeline.train import fit_model
 from mlpipe.release.gate import compare_on_rows, gate_verdict
 

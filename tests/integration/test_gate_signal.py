@@ -21,10 +21,11 @@ import pytest
 
 from mlpipe.config import load_params
 from mlpipe.data.adapters.nycflights13 import load_period
-from mlpipe.data.frames import split_by_time, write_frame
+from mlpipe.data.frames import write_frame
 from mlpipe.model.artifact import dump_model
 from mlpipe.model.manifest import build_manifest
 from mlpipe.pipeline.features import select_features, target_vector
+from mlpipe.pipeline.split import split_by_time
 from mlpipe.pipeline.train import fit_model
 from mlpipe.release.infra import infra_check
 from mlpipe.release.probe import probe_cpus

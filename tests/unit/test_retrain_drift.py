@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from flows.retrain import drift
-from mlpipe.data.frames import time_split_positions
+from mlpipe.pipeline.split import time_split_positions
 from mlpipe.runtime.hashing import sha256_file
 
 

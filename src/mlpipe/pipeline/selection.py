@@ -18,12 +18,12 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from mlpipe.config import LOWER_IS_BETTER, FeaturesCfg, Params, Task, TrainCfg
-from mlpipe.data.frames import split_by_time, split_random
 from mlpipe.errors import SweepRefused
 from mlpipe.model.outputs import classes_of, scores
 from mlpipe.pipeline.estimators import auto_candidates, resolve_estimator
 from mlpipe.pipeline.evaluate import metrics_for
 from mlpipe.pipeline.features import select_features, target_vector
+from mlpipe.pipeline.split import split_by_time, split_random
 from mlpipe.pipeline.train import fit_model
 
 

@@ -16,15 +16,12 @@ from mlpipe.data.frames import (
     materialise_period,
     partition_by_period,
     period_label,
-    random_split_positions,
     read_data_dir,
     read_frame,
-    split_by_time,
-    split_random,
-    time_split_positions,
     write_frame,
     write_table,
 )
+from mlpipe.pipeline.split import random_split_positions, split_by_time, split_random, time_split_positions
 from mlpipe.runtime.hashing import sha256_file
 
 

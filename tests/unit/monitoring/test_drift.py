@@ -92,7 +92,7 @@ def test_a_run_compares_the_newest_batch_it_took_in_or_nothing(tmp_path):
 
 def _time_split(frame, test_fraction: float = 0.2):
     """The split stage's time split of `frame` (its train part)."""
-    from mlpipe.data.frames import time_split_positions
+    from mlpipe.pipeline.split import time_split_positions
 
     train_pos, _ = time_split_positions(frame["time_hour"].to_numpy(), test_fraction)
     return frame.iloc[train_pos].reset_index(drop=True)

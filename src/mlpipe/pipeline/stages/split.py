@@ -9,14 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlpipe.config import Params, ProjectPaths
-from mlpipe.data.frames import (
-    random_split_positions,
-    read_data_table,
-    require_times,
-    time_split_positions,
-    write_table,
-)
+from mlpipe.data.frames import read_data_table, require_times, write_table
 from mlpipe.errors import DataError
+from mlpipe.pipeline.split import random_split_positions, time_split_positions
 from mlpipe.pipeline.stages import stage_main, write_json
 from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.lockfiles import dvc_file_md5
