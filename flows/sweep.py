@@ -17,6 +17,8 @@ import logging
 import os
 import socket
 import time
+from dataclasses import replace
+from typing import Any
 from urllib.parse import urlparse
 
 from prefect import flow, get_run_logger, task
@@ -28,19 +30,26 @@ from flows.common import setup
 from mlpipe.config import PARAMS_FILE, FeaturesCfg, Params, ProjectPaths, TrainCfg
 from mlpipe.errors import SnapshotMismatch, SweepRefused
 from mlpipe.pipeline.sweep import (
+    SweepResult,
     candidate_seed,
     candidate_train_cfg,
     check_grid,
+    choose,
     expand_grid,
-    pick_winner,
     read_verified_train,
     score_candidate,
     scoring_identity,
     training_frames,
     write_hyperparams,
 )
-from mlpipe.registry import tags as tag
 from mlpipe.registry.client import local_store, mlflow_client
+from mlpipe.registry.sweep_runs import (
+    open_sweep,
+    record_applied,
+    record_candidates,
+    record_choice,
+    sweep_tags,
+)
 from mlpipe.runtime.git import git_commit, git_commit_paths, git_dirty
 from mlpipe.runtime.lock import project_lock
 from mlpipe.runtime.logs import event
@@ -177,61 +186,6 @@ def dask_runner(workers: int, address: str | None):
     )
 
 
-def _candidate_row(i: int, hp: dict, grid: dict, result: dict, metric: str) -> dict:
-    row = {"candidate": i, **{k: hp[k] for k in grid}}
-    if "error" in result:
-        return row | {f"val_{metric}": None, "fit_s": None, "worker": None, "error": result["error"]}
-    return row | {
-        f"val_{metric}": result["metrics"][metric],
-        "fit_s": result["fit_s"],
-        "worker": result["worker"],
-    }
-
-
-def _record_candidates(
-    client,
-    exp_id: str,
-    parent_id: str,
-    candidates: list[dict],
-    results: list[dict],
-    base_tags: dict[str, str],
-) -> list[str]:
-    """One child run per candidate (tag mlflow.parentRunId), with its hyperparams and validation metrics."""
-    from mlflow.entities import Metric, Param
-
-    run_ids = []
-    for hp, res in zip(candidates, results, strict=True):
-        i = res["index"]
-        now = int(time.time() * 1000)
-        child = client.create_run(
-            exp_id,
-            run_name=f"candidate-{i:02d}",
-            start_time=res.get("start_ms", now),
-            tags={
-                **base_tags,
-                tag.MLFLOW_PARENT_RUN: parent_id,
-                tag.KIND: "sweep-candidate",
-                tag.SWEEP: parent_id,
-                tag.SWEEP_INDEX: str(i),
-                tag.SWEEP_WORKER: res.get("worker") or "",
-                **({tag.SWEEP_ERROR: res["error"][:5000]} if "error" in res else {}),
-            },
-        )
-        run_id = child.info.run_id
-        params = [Param(f"train.hyperparams.{k}", str(v)) for k, v in hp.items()]
-        metrics = [
-            Metric("val_rows" if k == "n_test" else f"val_{k}", float(v), now, 0)
-            for k, v in res.get("metrics", {}).items()
-        ]
-        metrics += [Metric("fit_s", float(res["fit_s"]), now, 0)] if "fit_s" in res else []
-        client.log_batch(run_id, metrics=metrics, params=params)
-        client.set_terminated(
-            run_id, "FAILED" if "error" in res else "FINISHED", end_time=res.get("end_ms", now)
-        )
-        run_ids.append(run_id)
-    return run_ids
-
-
 def check_ready(paths: ProjectPaths, params: Params, apply: bool) -> dict[str, str]:
     """Refusals before anything runs or is recorded: no grid, a grid the estimator cannot take, batches
     waiting to be ingested (the winner would be trained on other data), a split DVC did not record for
@@ -252,6 +206,36 @@ def check_ready(paths: ProjectPaths, params: Params, apply: bool) -> dict[str, s
     return read_verified_train(paths)[1]
 
 
+def sweep_plan(params: Params, workers: int | None, dask_address: str | None) -> dict[str, Any]:
+    """The sweep's settings as the parent run's params (pure): the grid, metric, seeds, where it runs."""
+    cfg = params.sweep
+    where = dask_address or f"LocalCluster(n_workers={workers}, threads_per_worker=1, processes=True)"
+    return {
+        "sweep.grid": json.dumps(cfg.grid),
+        "sweep.metric": params.sweep_metric,
+        "sweep.candidates": len(expand_grid(params.train.hyperparams, cfg.grid)),
+        "sweep.validation_fraction": cfg.validation_fraction,
+        "sweep.workers": workers if not dask_address else "",
+        "sweep.dask": where,
+        "seed": params.seed,
+        "sweep.train_seed": candidate_seed(params),
+        "sweep.validation_seed": params.seed_for("validation"),
+        "sweep.split_method": params.split.method,
+        "train.estimator": params.train.estimator,
+    }
+
+
+def sweep_experiment(paths: ProjectPaths, params: Params, uri: str):
+    """(client, experiment id) of the project's experiment in the store at `uri`."""
+    from mlpipe.registry.tracking import ensure_experiment
+
+    if uri == paths.tracking_uri:
+        paths.mlruns.mkdir(exist_ok=True)
+    client = mlflow_client(uri)
+    artifact_root = paths.artifact_root if local_store(uri) else None
+    return client, ensure_experiment(client, params.model.experiment, artifact_root, params.task)
+
+
 @flow(name="sweep", log_prints=True)
 def sweep(
     root: str = ".",
@@ -259,157 +243,80 @@ def sweep(
     workers: int | None = None,
     dask_address: str | None = None,
     apply: bool = True,
-) -> dict:
+) -> SweepResult:
     """Grid search over params.yaml `sweep`, candidates on Dask; with `apply`, the winner goes to
-    train.hyperparams (committed) and through the retrain flow. Returns a summary."""
-    import mlflow
-
-    from mlpipe.registry.tracking import ensure_experiment
-
+    train.hyperparams (committed) and through the retrain flow."""
     paths, params = setup(root)
-    root, uri = str(paths.root), tracking_uri or paths.tracking_uri
-    logger = get_run_logger()
-    identity = check_ready(paths, params, apply)
-    cfg = params.sweep
-    metric = params.sweep_metric
-    params_text = (paths.root / PARAMS_FILE).read_bytes()
-    candidates = expand_grid(params.train.hyperparams, cfg.grid)
-    workers = workers or cfg.workers
-    where = dask_address or f"LocalCluster(n_workers={workers}, threads_per_worker=1, processes=True)"
-
-    if uri == paths.tracking_uri:
-        paths.mlruns.mkdir(exist_ok=True)
-    client = mlflow_client(uri)
-    exp_id = ensure_experiment(
-        client, params.model.experiment, paths.artifact_root if local_store(uri) else None, params.task
-    )
+    uri = tracking_uri or paths.tracking_uri
+    identity = check_ready(paths, params, apply)  # the train split's hashes, checked again on the workers
+    params_text = (paths.root / PARAMS_FILE).read_bytes()  # the winner is written to these params only
+    grid, metric = params.sweep.grid, params.sweep_metric
+    candidates = expand_grid(params.train.hyperparams, grid)
+    workers = workers or params.sweep.workers
+    plan = sweep_plan(params, workers, dask_address)
+    client, exp_id = sweep_experiment(paths, params, uri)
     commit = git_commit(paths.root) or ""
-    base_tags = {
-        tag.GIT_COMMIT: commit,
-        tag.GIT_DIRTY: str(git_dirty(paths.root)).lower(),
-        tag.DATA_MD5: identity["data_md5"],
-        tag.SWEEP_TRAIN_MD5: identity["train_md5"],
-        tag.SEED: str(candidate_seed(params)),
-    }
-    parent = client.create_run(
-        exp_id,
-        run_name=f"sweep-{identity['data_md5'][:8]}-{commit[:8] or 'nogit'}",
-        tags={**base_tags, tag.KIND: "sweep"},
-    )
-    parent_id = parent.info.run_id
-    event("sweep_start", run_id=parent_id, candidates=len(candidates), dask=where)
+    tags = sweep_tags(commit, git_dirty(paths.root), identity, candidate_seed(params))
+    name = f"sweep-{identity['data_md5'][:8]}-{commit[:8] or 'nogit'}"
+    parent_id = open_sweep(client, exp_id, name, tags, plan)
+    event("sweep_start", run_id=parent_id, candidates=len(candidates), dask=plan["sweep.dask"])
     try:
-        client.log_batch(
-            parent_id,
-            params=[
-                mlflow.entities.Param(k, str(v))
-                for k, v in {
-                    "sweep.grid": json.dumps(cfg.grid),
-                    "sweep.metric": metric,
-                    "sweep.candidates": len(candidates),
-                    "sweep.validation_fraction": cfg.validation_fraction,
-                    "sweep.workers": workers if not dask_address else "",
-                    "sweep.dask": where,
-                    "seed": params.seed,
-                    "sweep.train_seed": candidate_seed(params),
-                    "sweep.validation_seed": params.seed_for("validation"),
-                    "sweep.split_method": params.split.method,
-                    "train.estimator": params.train.estimator,
-                }.items()
-            ],
+        runner = dask_runner(workers, dask_address)
+        scored = score_grid.with_options(task_runner=runner)(
+            str(paths.root), candidates, params.sweep.validation_fraction, identity["train_sha256"]
         )
-        scored = score_grid.with_options(task_runner=dask_runner(workers, dask_address))(
-            root, candidates, cfg.validation_fraction, identity["train_sha256"]
-        )
-        results = sorted(scored["results"], key=lambda r: r["index"])
-        child_ids = _record_candidates(client, exp_id, parent_id, candidates, results, base_tags)
-        values = [r["metrics"][metric] if "metrics" in r else None for r in results]
-        best = pick_winner(values, metric)
-        winner = {k: candidates[best][k] for k in cfg.grid}
-        rows = [
-            _candidate_row(i, hp, cfg.grid, r, metric)
-            for i, (hp, r) in enumerate(zip(candidates, results, strict=True))
-        ]
-        fit_total = sum(r.get("fit_s", 0) for r in results)
-        now = int(time.time() * 1000)
-        metrics = [
-            mlflow.entities.Metric(f"val_{metric}", float(v), now, i)
-            for i, v in enumerate(values)
-            if v is not None
-        ]
-        metrics += [
-            mlflow.entities.Metric(k, float(v), now, 0)
-            for k, v in {
-                f"best_val_{metric}": values[best],
-                "candidates_wall_s": scored["wall_s"],
-                "fit_s_total": fit_total,
-                "candidates_span_s": scored["span_s"],
-                "rows_fit": scored["rows_fit"],
-                "rows_validation": scored["rows_validation"],
-            }.items()
-        ]
-        client.log_batch(parent_id, metrics=metrics)
-        client.log_dict(
-            parent_id,
-            {
-                "metric": metric,
-                "grid": cfg.grid,
-                "winner": best,
-                "candidates": rows,
-                "child_runs": child_ids,
-            },
-            "sweep/candidates.json",
-        )
-        client.set_tag(parent_id, tag.SWEEP_WINNER, json.dumps(winner, sort_keys=True))
-        client.set_tag(parent_id, tag.SWEEP_WINNER_RUN, child_ids[best])
-        event("sweep_winner", candidate=best, **winner, **{f"val_{metric}": values[best]})
-        create_table_artifact(
-            rows, key="sweep-candidates", description=f"Validation {metric} per candidate; winner {best}"
-        )
-
-        summary = {
-            "run_id": parent_id,
-            "candidates": rows,
-            "winner": best,
-            "winner_hyperparams": winner,
-            "winner_run_id": child_ids[best],
-            "metric": metric,
-            "best_value": values[best],
+        results = sorted(scored.pop("results"), key=lambda r: r["index"])
+        choice = choose(candidates, grid, results, metric)
+        child_ids = record_candidates(client, exp_id, parent_id, candidates, results, tags)
+        fit_total = round(sum(r.get("fit_s", 0) for r in results), 3)
+        figures = {
             "candidates_wall_s": scored["wall_s"],
+            "fit_s_total": fit_total,
             "candidates_span_s": scored["span_s"],
-            "fit_s_total": round(fit_total, 3),
-            "dask": where,
-            "workers": None if dask_address else workers,
-            "applied": False,
-            "params_changed": False,
-            "commit": None,
-            "pipeline": None,
+            "rows_fit": scored["rows_fit"],
+            "rows_validation": scored["rows_validation"],
         }
+        record_choice(client, parent_id, choice, metric, figures, grid, child_ids)
+        event(
+            "sweep_winner",
+            candidate=choice.best,
+            **choice.winner,
+            **{f"val_{metric}": choice.values[choice.best]},
+        )
+        create_table_artifact(
+            choice.rows,
+            key="sweep-candidates",
+            description=f"Validation {metric} per candidate; winner {choice.best}",
+        )
+        result = SweepResult(
+            run_id=parent_id,
+            candidates=choice.rows,
+            winner=choice.best,
+            winner_hyperparams=choice.winner,
+            winner_run_id=child_ids[choice.best],
+            metric=metric,
+            best_value=choice.values[choice.best],
+            candidates_wall_s=scored["wall_s"],
+            candidates_span_s=scored["span_s"],
+            fit_s_total=fit_total,
+            dask=plan["sweep.dask"],
+            workers=None if dask_address else workers,
+        )
         if apply:
-            summary |= _apply(
-                paths,
-                params,
-                uri,
-                client,
-                parent_id,
-                winner,
-                (params_text, identity),
-                metric,
-                values[best],
-            )
+            result = _apply(paths, params, uri, client, result, (params_text, identity))
         client.set_terminated(parent_id, "FINISHED")
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise
-    logger.info(
+    get_run_logger().info(
         "sweep %s: winner candidate %s %s (validation %s %s)",
         parent_id,
-        best,
-        winner,
+        choice.best,
+        choice.winner,
         metric,
-        values[best],
+        choice.values[choice.best],
     )
-    return summary
+    return result
 
 
 def _apply(
@@ -417,12 +324,9 @@ def _apply(
     params: Params,
     uri: str,
     client,
-    parent_id: str,
-    winner: dict,
+    result: SweepResult,
     started_with: tuple[bytes, dict],
-    metric: str,
-    value: float,
-) -> dict:
+) -> SweepResult:
     """Winner -> params.yaml (in place, comments kept) -> git commit -> the retrain flow (DVC stages,
     MLflow run, registry, gate). The params edit waits for any running retrain (project lock)."""
     from flows.retrain import retrain
@@ -440,40 +344,32 @@ def _apply(
                 f"{paths.train_split}: a run changed the split while the sweep ran (rule: the winner "
                 "is trained on the data it was chosen on); run the sweep again"
             )
-        changed = write_hyperparams(params_file, winner)
+        changed = write_hyperparams(params_file, result.winner_hyperparams)
         commit = git_commit_paths(
             paths.root,
             [PARAMS_FILE],
-            f"sweep: train.hyperparams {json.dumps(winner, sort_keys=True)} "
-            f"(best validation {metric} {value}; MLflow run {parent_id})",
+            f"sweep: train.hyperparams {json.dumps(result.winner_hyperparams, sort_keys=True)} "
+            f"(best validation {result.metric} {result.best_value}; MLflow run {result.run_id})",
         )
     event("sweep_applied", params_changed=changed, commit=commit)
-    result = retrain(root=str(paths.root), tracking_uri=uri)
-    client.set_tag(parent_id, tag.SWEEP_PIPELINE_RUN, result.run_id)
-    client.set_tag(parent_id, tag.SWEEP_MODEL_VERSION, str(result.model_version))
-    if commit:
-        client.set_tag(parent_id, tag.SWEEP_PARAMS_COMMIT, commit)
-    client.set_tag(result.run_id, tag.SWEEP, parent_id)
-    return {
-        "applied": True,
-        "params_changed": changed,
-        "commit": commit,
-        "pipeline": {
-            k: getattr(result, k)
-            for k in (
-                "run_id",
-                "model_version",
-                "aliases",
-                "model_sha256",
-                "metrics",
-                "stages_run",
-                "commit",
-                "git_dirty",
-                "gate_decision",
-                "verdict",
-            )
-        },
-    }
+    run = retrain(root=str(paths.root), tracking_uri=uri)
+    record_applied(client, result.run_id, run.run_id, run.model_version, commit)
+    pipeline = {k: getattr(run, k) for k in PIPELINE_FIELDS}
+    return replace(result, applied=True, params_changed=changed, commit=commit, pipeline=pipeline)
+
+
+PIPELINE_FIELDS = (
+    "run_id",
+    "model_version",
+    "aliases",
+    "model_sha256",
+    "metrics",
+    "stages_run",
+    "commit",
+    "git_dirty",
+    "gate_decision",
+    "verdict",
+)
 
 
 @contextlib.contextmanager

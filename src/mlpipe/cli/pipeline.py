@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -305,30 +306,36 @@ def sweep(
             )
         if state.is_failed() or state.is_crashed():
             raise FlowFailed(f"sweep flow {state.name}: {state.message}")
-        s = state.result()
+        result = state.result()
     if as_json:
-        echo_json(s)
+        echo_json(asdict(result))
         return
-    metric = f"val_{s['metric']}"
+    typer.echo(sweep_summary(result))
+
+
+def sweep_summary(s) -> str:
+    """What `mlpipe sweep` prints of a SweepResult: every candidate (the winner starred), the winner, and
+    with apply the params commit and the pipeline run."""
+    metric = f"val_{s.metric}"
     lines = [
-        f"mlpipe sweep: {len(s['candidates'])} candidates on {s['dask']} in {s['candidates_wall_s']} s "
-        f"(fits {s['fit_s_total']} s); MLflow run {s['run_id']}"
+        f"mlpipe sweep: {len(s.candidates)} candidates on {s.dask} in {s.candidates_wall_s} s "
+        f"(fits {s.fit_s_total} s); MLflow run {s.run_id}"
     ]
     lines += [
-        f"  {'*' if r['candidate'] == s['winner'] else ' '} "
+        f"  {'*' if r['candidate'] == s.winner else ' '} "
         + " ".join(f"{k}={v}" for k, v in r.items() if k != "worker")
-        for r in s["candidates"]
+        for r in s.candidates
     ]
-    lines.append(f"  winner: candidate {s['winner']} {s['winner_hyperparams']} ({metric} {s['best_value']})")
-    if s["pipeline"]:
-        p = s["pipeline"]
+    lines.append(f"  winner: candidate {s.winner} {s.winner_hyperparams} ({metric} {s.best_value})")
+    if s.pipeline:
+        p = s.pipeline
         lines.append(
-            f"  params.yaml: {'updated' if s['params_changed'] else 'already had the winner'}"
-            + (f"; committed {s['commit'][:8]}" if s["commit"] else "")
+            f"  params.yaml: {'updated' if s.params_changed else 'already had the winner'}"
+            + (f"; committed {s.commit[:8]}" if s.commit else "")
         )
         lines.append(
             f"  pipeline run: {p['run_id']} model version {p['model_version']} "
             f"[{', '.join(p['aliases']) or 'no alias'}]"
-            f" test {s['metric']}={p['metrics'].get(s['metric'])}; gate: {p['gate_decision']}"
+            f" test {s.metric}={p['metrics'].get(s.metric)}; gate: {p['gate_decision']}"
         )
-    typer.echo("\n".join(lines))
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,63 @@ def write_hyperparams(params_file: Path, values: dict[str, Any]) -> bool:
         return False
     params_file.write_text(set_hyperparams_text(text, values), encoding="utf-8")
     return True
+
+
+# ---- the outcome ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepChoice:
+    """What the candidates' scores decide (pure): each candidate's validation value (None when it failed),
+    the winner's index and hyperparams (the grid's keys), and one table row per candidate."""
+
+    values: list[float | None]
+    best: int
+    winner: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def candidate_row(i: int, hp: dict, grid: dict, result: dict, metric: str) -> dict:
+    """One candidate as the summary and the Prefect table show it: grid values, score, fit time, worker."""
+    row = {"candidate": i, **{k: hp[k] for k in grid}}
+    if "error" in result:
+        return row | {f"val_{metric}": None, "fit_s": None, "worker": None, "error": result["error"]}
+    return row | {
+        f"val_{metric}": result["metrics"][metric],
+        "fit_s": result["fit_s"],
+        "worker": result["worker"],
+    }
+
+
+def choose(candidates: list[dict], grid: dict, results: list[dict], metric: str) -> SweepChoice:
+    """The winner of `results` (in candidate order) by `metric`; SweepRefused when none scored."""
+    values = [r["metrics"][metric] if "metrics" in r else None for r in results]
+    best = pick_winner(values, metric)
+    rows = [
+        candidate_row(i, hp, grid, r, metric)
+        for i, (hp, r) in enumerate(zip(candidates, results, strict=True))
+    ]
+    return SweepChoice(values, best, {k: candidates[best][k] for k in grid}, rows)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What `mlpipe sweep` reports (and prints with --json): the parent MLflow run, every candidate, the
+    winner, the timings, and with apply the params commit and the pipeline run that produced the winner."""
+
+    run_id: str
+    candidates: list[dict[str, Any]]
+    winner: int
+    winner_hyperparams: dict[str, Any]
+    winner_run_id: str
+    metric: str
+    best_value: float
+    candidates_wall_s: float
+    candidates_span_s: float
+    fit_s_total: float
+    dask: str
+    workers: int | None
+    applied: bool = False
+    params_changed: bool = False
+    commit: str | None = None
+    pipeline: dict[str, Any] | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.cli.init import GITIGNORE
+from mlpipe.pipeline.scaffold import GITIGNORE
 
 REPO = Path(__file__).resolve().parents[3]
 # What the tools write into a project, one file each: DVC (plots page, cache store, tracked data), MLflow

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from mlpipe.config import Params, ProjectPaths, load_params
-from mlpipe.errors import SnapshotMismatch
+from mlpipe.errors import SnapshotMismatch, SweepRefused
 from mlpipe.pipeline.sweep import (
     candidate_seed,
     candidate_train_cfg,
@@ -260,3 +260,26 @@ def test_a_worker_proves_it_scores_with_the_same_packages_and_code():
     ident = scoring_identity()
     assert ident == scoring_identity() and len(ident["mlpipe_code"]) == 64
     assert {"scikit-learn", "numpy", "pandas", "skops", "python"} <= set(ident)
+
+
+def test_the_choice_names_the_best_scored_candidate_and_keeps_failed_ones_as_rows():
+    from mlpipe.pipeline.sweep import choose
+
+    candidates = [{"max_depth": d, "learning_rate": 0.1} for d in (2, 4, 8)]
+    results = [
+        {"index": 0, "metrics": {"log_loss": 0.5}, "fit_s": 1.0, "worker": "w:1"},
+        {"index": 1, "error": "ValueError: no"},
+        {"index": 2, "metrics": {"log_loss": 0.4}, "fit_s": 2.0, "worker": "w:2"},
+    ]
+    choice = choose(candidates, {"max_depth": [2, 4, 8]}, results, "log_loss")
+    assert (choice.best, choice.winner, choice.values) == (2, {"max_depth": 8}, [0.5, None, 0.4])
+    assert choice.rows[1] == {
+        "candidate": 1,
+        "max_depth": 4,
+        "val_log_loss": None,
+        "fit_s": None,
+        "worker": None,
+        "error": "ValueError: no",
+    }
+    with pytest.raises(SweepRefused, match="no candidate has a log_loss value"):
+        choose(candidates[:1], {"max_depth": [2]}, results[1:2], "log_loss")
