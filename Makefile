@@ -39,7 +39,7 @@ image: setup  ## the Dockerfile's images (mlpipe-service, mlpipe-flows) with bui
 	scripts/image.sh $(VENV_BIN)/uv
 
 # Not part of `make test`: builds the service image, then runs it with podman against a project's MLflow
-# store and a prediction log in PostgreSQL on 127.0.0.1:5432 (README, Containers).
+# store and a prediction log in PostgreSQL on 127.0.0.1:5432 (docs/how-to/containers.md).
 test-deploy: image  ## the deployment test: the container answers as the model does (marker `deploy`)
 	$(VENV_BIN)/pytest tests/integration/test_deploy.py -m deploy -n 0 -p no:cacheprovider
 
@@ -94,7 +94,7 @@ browser:  ## Debian's Chromium for the browser check, installed when missing
 ui-check: setup browser  ## every page a person is pointed at, in headless Chromium after a real run; screenshots in .ui-check/
 	$(VENV_BIN)/pytest tests/integration/test_ui_check.py -n 0
 
-ui-shots:  ## the browser check, also writing the README's small screenshots to docs/screenshots/
+ui-shots:  ## the browser check, also writing the small screenshots of the README and docs to docs/screenshots/
 	UI_CHECK_README_SHOTS=$(CURDIR)/docs/screenshots $(MAKE) ui-check
 
 # Not part of `make test` (about an hour on 2 cores): every moment of a run x SIGINT, SIGTERM, SIGKILL, each

@@ -7,7 +7,7 @@ the run's Evidently report and the DVC plots (`mlpipe plots`); the docs site (`m
 
 A page fails when it shows too little text or not what it is for (blank), when it asks for anything beyond
 127.0.0.1, file:, data: or blob: (refused, recorded), or when it throws a JavaScript error. Screenshots go
-to `.ui-check/` (git-ignored); `make ui-shots` also writes the README's small copies to docs/screenshots/."""
+to `.ui-check/` (git-ignored); `make ui-shots` also writes small copies to docs/screenshots/ (the README's and the docs site's pictures)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from mlpipe.runtime.shell import stop_process_group, tool_env
 pytestmark = pytest.mark.integration
 
 SHOTS = REPO / ".ui-check"
-# one picture per tool for the README (`make ui-shots`)
+# one picture per tool for the README and the docs site (`make ui-shots`)
 README_PAGES = (
     "mlflow-run",
     "mlflow-model",
