@@ -7,7 +7,8 @@ the run's Evidently report and the DVC plots (`mlpipe plots`); the docs site (`m
 
 A page fails when it shows too little text or not what it is for (blank), when it asks for anything beyond
 127.0.0.1, file:, data: or blob: (refused, recorded), or when it throws a JavaScript error. Screenshots go
-to `.ui-check/` (git-ignored); `make ui-shots` also writes small copies to docs/screenshots/ (the README's and the docs site's pictures)."""
+to `.ui-check/` (git-ignored); `make ui-shots` also writes small copies to docs/screenshots/ (the README's
+and the docs site's pictures)."""
 
 from __future__ import annotations
 
