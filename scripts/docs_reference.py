@@ -12,6 +12,7 @@ import ast
 import enum
 import inspect
 import io
+import re
 import sys
 import textwrap
 import tokenize
@@ -26,6 +27,8 @@ PARAMS_PAGE = "reference/params.md"
 ERRORS_PAGE = "reference/errors.md"
 LAYERS_MARK = "<!-- generated: layers -->"
 STAGES_MARK = "<!-- generated: stages -->"
+# front matter of a page that is one wide table: the theme's table of contents would only narrow it
+NO_TOC = ("---", "hide:", "  - toc", "---", "")
 # a placeholder for the keys of a mapping whose keys are the user's (a column, a metric, a hyperparameter)
 MAP_KEY = "<name>"
 
@@ -267,23 +270,79 @@ def params_keys(model: Any = None, prefix: str = "") -> list[KeyDoc]:
     return out
 
 
-def params_markdown(keys: list[KeyDoc] | None = None) -> str:
+YAML_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w.-]*):(?P<rest>.*)$")
+
+
+def yaml_comments(text: str) -> dict[str, str]:
+    """{dotted key: the comment written beside it} of a params.yaml in the block style the project writes
+    (two-space indents; a comment-only line right below a key's line continues its comment)."""
+    stack: list[tuple[int, str]] = []
+    out: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            if last and line.startswith(" " * 20):  # a continuation, aligned under the comment above
+                out[last] = f"{out[last]} {stripped.lstrip('#').strip()}".strip()
+            continue
+        match = YAML_KEY.match(line)
+        if not match:
+            last = ""
+            continue
+        indent = len(match["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match["key"]))
+        last = ".".join(k for _, k in stack)
+        _, hash_, comment = match["rest"].partition(" #")
+        out[last] = comment.strip() if hash_ else ""
+    return {k: v for k, v in out.items() if v}
+
+
+def _bundled_value(values: dict, key: str) -> str:
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return ""
+        node = node[part]
+    return str(node)
+
+
+def params_markdown(keys: list[KeyDoc] | None = None, params_yaml: Path | None = None) -> str:
+    """The params page: each key from the model; beside it the bundled project's value and the comment its
+    params.yaml writes there, when `params_yaml` is given."""
+    import yaml
+
     keys = params_keys() if keys is None else keys
+    text = params_yaml.read_text() if params_yaml is not None else ""
+    values = yaml.safe_load(text) or {} if text else {}
+    comments = yaml_comments(text)
     lines = [
+        *NO_TOC,
         "# params.yaml reference",
         "",
         "Generated from `mlpipe.config.Params` (the pydantic model every reader of params.yaml goes",
         "through) at every docs build (`scripts/docs_reference.py`): each key, its type, default and bounds,",
-        "and the comment or docstring beside it in the code. Unknown keys are refused (`extra=forbid`);",
-        f"`{MAP_KEY}` stands for a key of your own (a column, a metric, a hyperparameter).",
+        "and the comment or docstring beside it in the code; then the bundled project's value and the",
+        "comment beside it in its `params.yaml`. Unknown keys are refused (`extra=forbid`), with a",
+        f"did-you-mean; `{MAP_KEY}` stands for a key of your own (a column, a metric, a hyperparameter).",
         "",
-        "| key | type | default | bounds | what |",
-        "|---|---|---|---|---|",
+        "| key | type | default | bounds | what | bundled project |",
+        "|---|---|---|---|---|---|",
     ]
     for k in keys:
         shown = f"**`{k.key}`**" if k.section else f"`{k.key}`"
+        bundled = "" if k.section else _bundled_value(values, k.key)
+        note = comments.get(k.key, "")
+        if bundled and note:
+            bundled = f"`{bundled}`: {note}"
+        elif bundled:
+            bundled = f"`{bundled}`"
+        else:
+            bundled = note
         lines.append(
-            f"| {shown} | {_cell(k.type_)} | {_cell(k.default)} | {_cell(k.bounds)} | {_cell(k.help)} |"
+            f"| {shown} | {_cell(k.type_)} | {_cell(k.default)} | {_cell(k.bounds)} | {_cell(k.help)} "
+            f"| {_cell(bundled)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -307,6 +366,7 @@ def errors_markdown() -> str:
         if name.startswith("EXIT_") and hasattr(errors, name)
     ]
     lines = [
+        *NO_TOC,
         "# Errors and exit codes",
         "",
         "Generated from `mlpipe.errors` at every docs build. A known refusal prints one line",
@@ -416,7 +476,7 @@ def on_files(files: Any, config: Any) -> Any:
         sys.path.insert(0, str(root / "src"))
     pages = {
         CLI_PAGE: cli_markdown(),
-        PARAMS_PAGE: params_markdown(),
+        PARAMS_PAGE: params_markdown(params_yaml=root / "params.yaml"),
         ERRORS_PAGE: errors_markdown(),
         "benchmarks/table.md": bench_table_markdown(root / "bench" / "README.md"),
         "benchmarks/results.md": bench_results_markdown(root / "bench" / "results"),
@@ -441,4 +501,5 @@ if __name__ == "__main__":
     page = sys.argv[1] if len(sys.argv) > 1 else ""
     if page not in ("cli", "params"):
         sys.exit("usage: python scripts/docs_reference.py cli|params")
-    sys.stdout.write(cli_markdown() if page == "cli" else params_markdown())
+    here = Path(__file__).resolve().parents[1]
+    sys.stdout.write(cli_markdown() if page == "cli" else params_markdown(params_yaml=here / "params.yaml"))

@@ -173,3 +173,19 @@ def test_mkdocs_build_strict_passes_and_every_page_is_offline(built_site):
     arch = (built_site / "architecture.html").read_text()
     assert "generated: layers" not in arch and "mlpipe.pipeline.stages.train" in arch
     assert (built_site / "search" / "search_index.json").exists()
+
+
+def test_params_yaml_comments_are_read_beside_their_keys():
+    text = (
+        "a:                      # a section\n"
+        "  b: 1                  # one\n"
+        "                        # and more\n"
+        "  # a block comment is no key's\n"
+        "  c: [x, y]\n"
+        'd: "0 3 * * *"          # a value with stars\n'
+    )
+    assert docs_reference.yaml_comments(text) == {
+        "a": "a section",
+        "a.b": "one and more",
+        "d": "a value with stars",
+    }
