@@ -27,6 +27,7 @@ PARAMS_PAGE = "reference/params.md"
 ERRORS_PAGE = "reference/errors.md"
 LAYERS_MARK = "<!-- generated: layers -->"
 STAGES_MARK = "<!-- generated: stages -->"
+MODULES_MARK = "<!-- generated: modules -->"
 # front matter of a page that is one wide table: the theme's table of contents would only narrow it
 NO_TOC = ("---", "hide:", "  - toc", "---", "")
 # a placeholder for the keys of a mapping whose keys are the user's (a column, a metric, a hyperparameter)
@@ -388,28 +389,55 @@ def errors_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _package_doc(name: str) -> str:
-    import importlib
+def _module_file(root: Path, module: str) -> Path | None:
+    """The file of `module` in this repository (src/ layout for mlpipe, flows/ at the root)."""
+    base = root / "src" if module.split(".")[0] == "mlpipe" else root
+    path = base.joinpath(*module.split("."))
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.exists():
+            return candidate
+    return None
 
-    try:
-        doc = importlib.import_module(name).__doc__ or ""
-    except ImportError:
+
+def _docstring(path: Path | None, first_sentence: bool = False) -> str:
+    """A module's docstring, read from its source (nothing imported)."""
+    if path is None:
         return ""
-    return " ".join(doc.split())
+    doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
+    if first_sentence:
+        match = re.match(r"(.+?\.)(\s|$)", doc)
+        doc = match[1] if match else doc
+        if len(doc) > 240:  # a first sentence that runs on: its start, cut at a word
+            doc = doc[:240].rsplit(" ", 1)[0] + " ..."
+    return doc
 
 
-def layers_markdown(pyproject: Path) -> str:
+def modules_markdown(root: Path) -> str:
+    """Every module of mlpipe and flows with the first sentence of its docstring, package by package."""
+    lines = ["| module | what it is for |", "|---|---|"]
+    files = sorted((root / "src" / "mlpipe").rglob("*.py")) + sorted((root / "flows").glob("*.py"))
+    for path in files:
+        if path.name == "__init__.py" or "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(root / "src" if "src" in path.relative_to(root).parts[:1] else root)
+        module = ".".join(rel.with_suffix("").parts)
+        lines.append(f"| `{module}` | {_cell(_docstring(path, first_sentence=True))} |")
+    return "\n".join(lines) + "\n"
+
+
+def layers_markdown(root: Path) -> str:
     """The import contracts of pyproject.toml: the layers (highest first) and the other rules."""
     import tomllib
 
-    contracts = tomllib.loads(pyproject.read_text())["tool"]["importlinter"]["contracts"]
+    contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     lines = ["| layer (highest first) | package | what it holds |", "|---|---|---|"]
     for contract in contracts:
         if contract["type"] != "layers":
             continue
         for depth, layer in enumerate(contract["layers"], 1):
             for module in (m.strip() for m in layer.split("|")):
-                lines.append(f"| {depth} | `{module}` | {_cell(_package_doc(module))} |")
+                doc = _docstring(_module_file(root, module))
+                lines.append(f"| {depth} | `{module}` | {_cell(doc)} |")
     lines += ["", "The other contracts:", ""]
     lines += [f"- {c['name']}" for c in contracts if c["type"] != "layers"]
     return "\n".join(lines) + "\n"
@@ -491,7 +519,9 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     dvc.yaml)."""
     root = Path(config["config_file_path"]).parent
     if LAYERS_MARK in markdown:
-        markdown = markdown.replace(LAYERS_MARK, layers_markdown(root / "pyproject.toml"))
+        markdown = markdown.replace(LAYERS_MARK, layers_markdown(root))
+    if MODULES_MARK in markdown:
+        markdown = markdown.replace(MODULES_MARK, modules_markdown(root))
     if STAGES_MARK in markdown:
         markdown = markdown.replace(STAGES_MARK, stages_markdown(root / "dvc.yaml"))
     return markdown

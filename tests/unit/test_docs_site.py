@@ -171,7 +171,13 @@ def test_mkdocs_build_strict_passes_and_every_page_is_offline(built_site):
     loads_outside = [(p.name, m) for p in pages for m in OUTSIDE.findall(p.read_text())]
     assert loads_outside == []
     arch = (built_site / "architecture.html").read_text()
-    assert "generated: layers" not in arch and "mlpipe.pipeline.stages.train" in arch
+    assert "<!-- generated:" not in arch and "mlpipe.pipeline.stages.train" in arch
+    modules = [
+        ".".join(p.relative_to(REPO / "src").with_suffix("").parts)
+        for p in (REPO / "src" / "mlpipe").rglob("*.py")
+        if p.name != "__init__.py"
+    ]
+    assert modules and [m for m in modules if f"<code>{m}</code>" not in arch] == []
     assert (built_site / "search" / "search_index.json").exists()
 
 
