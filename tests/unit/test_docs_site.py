@@ -151,6 +151,9 @@ def built_site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("docs") / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     mkdocs = Path(sys.executable).parent / "mkdocs"
+    assert mkdocs.exists(), (
+        "mkdocs is not installed: `make setup` installs the docs group (uv sync --group docs)"
+    )
     proc = subprocess.run(
         [str(mkdocs), "build", "--strict", "--site-dir", str(site)],
         cwd=REPO,
