@@ -15,10 +15,12 @@ export DO_NOT_TRACK := 1
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export UV_COMPILE_BYTECODE := 1
+export NO_MKDOCS_2_WARNING := 1
 VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help setup image test-deploy run test test-slow test-crash test-cache coverage test-unit bench lint clean browser ui-check ui-shots
+# docs site: built offline from docs/ + the code (mkdocs.yml; CLI and params reference generated at build)
+.PHONY: help setup docs docs-build image test-deploy run test test-slow test-crash test-cache coverage test-unit bench lint clean browser ui-check ui-shots
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -27,14 +29,17 @@ $(CURDIR)/.tools/bin/uv:
 	$(CURDIR)/.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 UV_SYNC_FLAGS ?=
-setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen; the images add --no-dev)
-	$(UV) sync --frozen $(UV_SYNC_FLAGS)
+# The docs group (mkdocs, mkdocs-material) comes with the dev group: a developer's and CI's setup builds the
+# docs site; the images (--no-dev) get neither.
+SYNC_GROUPS = $(if $(findstring --no-dev,$(UV_SYNC_FLAGS)),,--group docs)
+setup: $(UV)  ## install the locked environment into .venv (uv sync --frozen, dev + docs groups; the images add --no-dev)
+	$(UV) sync --frozen $(SYNC_GROUPS) $(UV_SYNC_FLAGS)
 
 image: setup  ## the Dockerfile's images (mlpipe-service, mlpipe-flows) with buildah, reaching no image registry
 	scripts/image.sh $(VENV_BIN)/uv
 
 # Not part of `make test`: builds the service image, then runs it with podman against a project's MLflow
-# store and a prediction log in PostgreSQL on 127.0.0.1:5432 (README, Containers).
+# store and a prediction log in PostgreSQL on 127.0.0.1:5432 (docs/how-to/containers.md).
 test-deploy: image  ## the deployment test: the container answers as the model does (marker `deploy`)
 	$(VENV_BIN)/pytest tests/integration/test_deploy.py -m deploy -n 0 -p no:cacheprovider
 
@@ -64,11 +69,21 @@ THIN_FLOORS := flows src/mlpipe/cli src/mlpipe/serving
 THIN_RULES := --select C901,PLR0915 --config 'lint.mccabe.max-complexity = 15' --config 'lint.pylint.max-statements = 60'
 
 lint: setup  ## ruff (rules, format, line length 110), thin top floors, import contracts (layers), hadolint
-	$(VENV_BIN)/ruff check src flows tests bench
+	$(VENV_BIN)/ruff check src flows tests bench scripts
 	$(VENV_BIN)/ruff check $(THIN_RULES) $(THIN_FLOORS)
-	$(VENV_BIN)/ruff format --check src flows tests bench
+	$(VENV_BIN)/ruff format --check src flows tests bench scripts
 	$(VENV_BIN)/lint-imports
 	$(VENV_BIN)/hadolint Dockerfile
+
+# The docs site, built offline (no fonts, scripts or styles from a CDN: the theme's own files), strict: a broken
+# link or a page left out of the nav fails the build. `make docs` then serves site/ on 127.0.0.1 (a free
+# port, printed); DOCS_PORT=N picks one. `make docs-build` only builds.
+docs-build: setup  ## build the docs site into site/ (mkdocs build --strict; the CLI and params reference generated from the code)
+	$(VENV_BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
+
+DOCS_PORT ?= 0
+docs: docs-build  ## build the docs site, then serve site/ on 127.0.0.1 (a free port, printed; Ctrl-C stops it)
+	$(VENV_BIN)/python scripts/serve_docs.py $(CURDIR)/site --port $(DOCS_PORT)
 
 # The browser check drives Debian's Chromium (Playwright never downloads a browser of its own here).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -79,7 +94,7 @@ browser:  ## Debian's Chromium for the browser check, installed when missing
 ui-check: setup browser  ## every page a person is pointed at, in headless Chromium after a real run; screenshots in .ui-check/
 	$(VENV_BIN)/pytest tests/integration/test_ui_check.py -n 0
 
-ui-shots:  ## the browser check, also writing the README's small screenshots to docs/screenshots/
+ui-shots:  ## the browser check, also writing the small screenshots of the README and docs to docs/screenshots/
 	UI_CHECK_README_SHOTS=$(CURDIR)/docs/screenshots $(MAKE) ui-check
 
 # Not part of `make test` (about an hour on 2 cores): every moment of a run x SIGINT, SIGTERM, SIGKILL, each

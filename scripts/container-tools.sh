@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the container tools this machine kind builds and runs images with (docs: README "Containers"):
+# Installs the container tools this machine kind builds and runs images with (docs/how-to/containers.md):
 # buildah (chroot isolation), podman run by runc with cgroupfs, debootstrap for the base when no registry
 # answers. Idempotent: installs only what is missing; apt-get as root, else through sudo.
 set -euo pipefail
