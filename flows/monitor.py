@@ -13,8 +13,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
 from flows.common import setup
-from mlpipe.registry import tags as tag
+from mlpipe.monitoring.summary import summary_markdown
 from mlpipe.registry.client import mlflow_client
+from mlpipe.registry.monitor_runs import record_monitoring
 from mlpipe.runtime.logs import event
 
 
@@ -28,7 +29,7 @@ def check(root: str, tracking_uri: str, log_url: str) -> dict:
     client = mlflow_client(tracking_uri)
     champion = load_champion(client, params.model.name, params.train.trusted_types)
     result, files = judge_log(paths, params, champion, log_url)
-    result["monitoring_run_id"] = _log_monitoring_run(client, champion.run, result, files)
+    result["monitoring_run_id"] = record_monitoring(client, champion.run, result, files)
     event(
         "monitor",
         rows=result["rows_in_window"],
@@ -51,66 +52,6 @@ def new_data(root: str, log_url: str, wanted: str) -> dict:
     return found.as_dict() | {"line": found.line(wanted)}
 
 
-def _log_monitoring_run(client, champion_run, result: dict, files: list[str]) -> str:
-    run = client.create_run(
-        champion_run.info.experiment_id,
-        run_name=f"monitor-{champion_run.info.run_id[:8]}",
-        tags={
-            tag.KIND: "monitoring",
-            tag.MONITORS: champion_run.info.run_id,
-            tag.MONITOR_RETRAIN: str(result["retrain"]).lower(),
-            tag.MONITOR_RETIRE: str(result["retire"]).lower(),
-            tag.MONITOR_REASONS: "; ".join(result["reasons"])[:5000],
-        },
-    )
-    rid = run.info.run_id
-    client.log_metric(rid, "rows_in_window", result["rows_in_window"])
-    client.log_metric(rid, "champion_rows", result["champion_rows"])
-    for version, figures in result["versions"].items():  # the other versions' own rows: information
-        client.log_metric(rid, f"v{version}_rows", figures["rows"])
-        if figures["input_drift_share"] is not None:
-            client.log_metric(rid, f"v{version}_input_drift_share", figures["input_drift_share"])
-        for name, value in (figures["live_metrics"] or {}).items():
-            client.log_metric(rid, f"v{version}_live_{name}", float(value))
-    if result["input_drift"]:
-        client.log_metric(rid, "input_drift_share", result["input_drift"]["drift_share"])
-        client.log_metric(rid, "prediction_drifted", float(bool(result["prediction_drift"]["drift_share"])))
-    for name, value in (result["live_metrics"] or {}).items():
-        client.log_metric(rid, f"live_{name}", float(value))
-    for f in files:
-        client.log_artifact(rid, f, "monitor")
-    client.log_dict(rid, result, "monitor/decision.json")
-    client.set_terminated(rid, "FINISHED")
-    return rid
-
-
-def _verdict(r: dict) -> str:
-    if not r["judged"]:
-        return "no verdict yet"
-    return "RETIRE" if r["retire"] else ("retrain" if r["retrain"] else "healthy")
-
-
-def _markdown(r: dict) -> str:
-    lines = [
-        f"# Monitor: {_verdict(r)}",
-        "",
-        f"- champion run: {r['champion_run_id']}",
-        f"- {r['champion']}",
-        f"- rows in window: {r['rows_in_window']} (the champion's checked {r['rows_checked']}, read in "
-        f"{r['read_s']} s)",
-        f"- input drift share: {(r['input_drift'] or {}).get('drift_share')}",
-        f"- prediction drifted: {bool((r['prediction_drift'] or {}).get('drift_share'))}",
-        f"- live {r['metric']}: {(r['live_metrics'] or {}).get(r['metric'])} on {r['labels']} labels "
-        f"(training {r['training_metric']})",
-        f"- MLflow monitoring run: {r['monitoring_run_id']}",
-        "",
-    ]
-    lines += [f"- reason: {x}" for x in r["reasons"]] or ["- no reason to act"]
-    lines += [f"- {x}" for x in r["version_lines"]]
-    lines += [f"- {r['new_data']['line']}"] if r.get("new_data") else []
-    return "\n".join(lines) + "\n"
-
-
 @flow(name="monitor", log_prints=True)
 def monitor(
     root: str = ".", tracking_uri: str | None = None, log_url: str | None = None, trigger: bool = True
@@ -126,7 +67,7 @@ def monitor(
         result["new_data"] = new_data(str(paths.root), url, "; ".join(result["reasons"]))
         event("monitor_new_data", line=result["new_data"]["line"])
     create_markdown_artifact(
-        _markdown(result), key="monitor-summary", description="What the monitor saw and decided"
+        summary_markdown(result), key="monitor-summary", description="What the monitor saw and decided"
     )
     if result.get("new_data", {}).get("batches"):  # a retrain with nothing new would train nothing
         from flows.retrain import retrain

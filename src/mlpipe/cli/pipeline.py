@@ -239,25 +239,9 @@ def monitor(
     if as_json:
         echo_json(result)
     else:
-        verdict = "RETIRE" if result["retire"] else ("retrain" if result["retrain"] else "healthy")
-        if not result["judged"]:
-            verdict = "no verdict yet"
-        elif not result["retire"] and result.get("new_data") and not result["new_data"]["batches"]:
-            verdict = "retrain wanted, nothing new to train on"
-        typer.echo(
-            f"mlpipe monitor: {verdict}; {result['rows_in_window']} rows in window, input drift share "
-            f"{(result['input_drift'] or {}).get('drift_share')}, live {result['metric']} "
-            f"{(result['live_metrics'] or {}).get(result['metric'])} on {result['labels']} labels"
-        )
-        typer.echo(f"  {result['champion']}")
-        for reason in result["reasons"]:
-            typer.echo(f"  reason: {reason}")
-        for line in result["version_lines"]:
-            typer.echo(f"  {line}")
-        if result.get("new_data"):
-            typer.echo(f"  {result['new_data']['line']}")
-        if "retrain_run" in result:
-            typer.echo(f"  retrain flow: {result['retrain_run']['state']}")
+        from mlpipe.monitoring.summary import summary_lines
+
+        typer.echo("\n".join(summary_lines(result)))
     if result["retire"]:
         raise typer.Exit(EXIT_RETIRE)
 
