@@ -10,7 +10,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import commit_all, dvc, edit_params, free_port, git, mlpipe, run_id_of, sh, tracking_client
+from conftest import (
+    commit_all,
+    dvc,
+    edit_params,
+    free_port,
+    git,
+    mlpipe,
+    run_id_of,
+    sh,
+    tracking_client,
+    wait_until,
+)
 
 from mlpipe.data.frames import read_data_dir
 from mlpipe.registry import tags as tag
@@ -358,10 +369,14 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
         with urllib.request.urlopen(f"{base}/", timeout=10) as r:
             assert b"MLflow" in r.read()
         # the address it prints opens the run table in the model-training view with mlpipe's metric columns
-        assert (
+        # ... printed once the server answers (polled every 0.25 s), never before
+        printed = (
             f"MLflow UI on {base}/#/experiments/1/runs?workflowType=machine_learning"
             "&viewStateShareKey=mlpipe-headline "
-        ) in proc.log_path.read_text()
+        )
+        wait_until(lambda: printed in proc.log_path.read_text(), 30)
+        log = proc.log_path.read_text()
+        assert log.index("starting the MLflow UI at") < log.index(printed)
     finally:
         stop_process_group(proc)
 

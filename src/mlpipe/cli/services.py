@@ -206,8 +206,10 @@ def ui(
         use_project_prefect(paths)
         paths.prefect_home.mkdir(parents=True, exist_ok=True)
         cmd = prefect_server_command(host, port)
-        typer.echo(f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)")
-        raise typer.Exit(serve_until_stopped(cmd, paths.root, prefect_server_env(host, port)))
+        url = f"http://{host}:{port}"
+        ready = (f"{url}/api/health", f"Prefect UI on {url} (Ctrl-C stops it)")
+        typer.echo(f"starting the Prefect UI at {url}; its address follows once it answers")
+        raise typer.Exit(serve_until_stopped(cmd, paths.root, prefect_server_env(host, port), ready))
     uri = tracking_uri(paths)
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),
@@ -224,15 +226,17 @@ def ui(
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", paths.artifact_root.as_uri()]
     page = mlflow_start_page(uri, project_params(paths).model.experiment)
-    typer.echo(
-        f"MLflow UI on http://{host}:{port}/{page} "
-        "(the model-training view, headline metrics as columns; Ctrl-C stops it)"
+    url = f"http://{host}:{port}"
+    ready = (
+        f"{url}/health",
+        f"MLflow UI on {url}/{page} (the model-training view, headline metrics as columns; Ctrl-C stops it)",
     )
+    typer.echo(f"starting the MLflow UI at {url}; its address follows once it answers")
     # MLflow's job runner (7 huey consumer processes, ~200 MB each) serves GenAI jobs this project has
     # none of: off unless the environment asks for it.
     env = tool_env()
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    raise typer.Exit(serve_until_stopped(cmd, paths.root, env))
+    raise typer.Exit(serve_until_stopped(cmd, paths.root, env, ready))
 
 
 def mlflow_start_page(uri: str, experiment: str) -> str:
@@ -262,16 +266,45 @@ def plots(
     typer.echo(page.as_uri())
 
 
-def serve_until_stopped(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
+READY_WAIT_S = 300.0  # how long `mlpipe ui` waits for the server to answer before saying it does not yet
+
+
+def serve_until_stopped(
+    cmd: list[str], cwd: Path, env: dict[str, str], ready: tuple[str, str] | None = None
+) -> int:
     """Run a server, its output on this terminal, until it exits (its exit code) or this command is
     stopped (Ctrl-C, SIGTERM, SIGHUP; one line). It is guarded (runtime.guard), in a process group of its
-    own: the terminal's Ctrl-C reaches this process alone, which stops the server's whole group."""
+    own: the terminal's Ctrl-C reaches this process alone, which stops the server's whole group. With
+    `ready` (a health URL, the line to print), the line is printed once the URL answers, not before: a
+    person who opens the address at once finds the page."""
     from mlpipe.runtime.guard import guarded_popen
     from mlpipe.runtime.shell import stop_process_group
 
     with stops_on_signals():
         proc = guarded_popen(cmd, cwd=cwd, env=env, new_session=False)
         try:
+            if ready is not None:
+                announce_when_answering(proc, *ready)
             return proc.wait()
         finally:
             stop_process_group(proc, grace_s=10)
+
+
+def announce_when_answering(proc, health_url: str, line: str, wait_s: float = READY_WAIT_S) -> None:
+    """Print `line` once `health_url` answers 200 (polled while `proc` runs, at most `wait_s`); past that,
+    say it does not answer yet and where to look."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + wait_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(health_url, timeout=2) as reply:  # noqa: S310 - our own loopback URL
+                if reply.status == 200:
+                    typer.echo(line)
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    if proc.poll() is None:
+        typer.echo(f"{line.split(' (')[0]}: not answering after {wait_s:.0f} s (its output above says why)")
