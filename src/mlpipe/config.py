@@ -397,6 +397,19 @@ class Params(_Frozen):
         # A misspelt column in a rule would silently switch the rule off.
         known = {*self.features.columns, self.dataset.target, self.dataset.time_column} - {None}
         unknown = sorted((set(self.validate_.ranges) | set(self.validate_.required_not_null)) - known)
+        leaked = [c for c in unknown if c in self.features.leakage]
+        if leaked:  # moved to leakage (as init proposes): say which rule to drop, not "unknown"
+            where = [
+                f"validate.{key}.{c}" if key == "ranges" else f"validate.required_not_null[{c}]"
+                for c in leaked
+                for key in ("ranges", "required_not_null")
+                if c in getattr(self.validate_, key)
+            ]
+            raise ValueError(
+                f"validate: {', '.join(where)} apply to {leaked}, now under features.leakage (rule: a "
+                "leakage column is not an input, so no rule checks it); remove those rules or keep the "
+                "column a feature"
+            )
         if unknown:
             raise ValueError(
                 f"validate: rules name unknown columns {unknown} (rule: a rule applies to a feature, "

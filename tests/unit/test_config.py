@@ -56,6 +56,16 @@ def test_feature_listed_as_leakage_is_refused_with_its_name(params_dict):
     assert "leakage" in message
 
 
+def test_a_column_moved_to_leakage_names_the_rules_still_checking_it(params_dict):
+    """Moving a feature to features.leakage (as init proposes for a column known only afterwards) while a
+    validate rule still names it: the refusal says which rules and why, not "unknown columns"."""
+    params_dict["features"]["numerical"].remove("distance")
+    params_dict["features"]["leakage"].append("distance")
+    message = _refusal(params_dict)
+    assert "validate.ranges.distance, validate.required_not_null[distance]" in message
+    assert "now under features.leakage" in message and "unknown columns" not in message
+
+
 def test_leaky_params_file_is_refused_when_loaded(tmp_path, params_dict):
     params_dict["features"]["categorical"].append("tailnum")
     path = tmp_path / "params.yaml"
