@@ -94,6 +94,7 @@ def run(
         if summary is not None:  # answered from files alone: no MLflow import (a second's work)
             print_summary(summary, as_json)
             return
+    say_run_starts(paths, params, flow, experiment)  # a first line within a second, before the server boots
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:  # the server boots meanwhile
         # a typo in train.estimator or train.hyperparams is one line now, not the train stage's failure
         # after the data steps
@@ -118,6 +119,22 @@ def run(
     say_if_champion_unservable(paths, params)
     if summary.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+def say_run_starts(paths, params, forced: bool, experiment: bool) -> None:
+    """The run's first line (stderr, like every event), before the seconds Prefect's local server and
+    MLflow's import take: what it will work on."""
+    from mlpipe.data.zone import landed_batches
+    from mlpipe.runtime.logs import event
+
+    waiting = landed_batches(paths.root / params.retrain.landing_dir)
+    reason = "--experiment" if experiment else "--flow" if forced else "changes since the recorded run"
+    event(
+        "run_start",
+        reason=reason,
+        batches_waiting=len(waiting),
+        next="Prefect's local server and the tracking store, then the stages",
+    )
 
 
 def say_if_champion_unservable(paths, params) -> None:
