@@ -23,6 +23,22 @@ class LogAck(StrEnum):
     queued = "queued"
 
 
+def check_servable(client, params, ref: str, key) -> None:
+    """Refuse in one line (Refused, a non-zero exit) a `--model` ref the service could not load: no such
+    version or alias, no judged record, a model failing the safe loader's checks. Without `--model` the
+    service starts anyway and waits for `champion` (it may be set later)."""
+    from mlflow.exceptions import MlflowException
+
+    from mlpipe.errors import MlpipeError, Refused
+    from mlpipe.serving.app import load_served
+
+    try:
+        load_served(client, params, ref, key)
+    except (MlpipeError, MlflowException, OSError) as exc:
+        reason = " ".join(str(getattr(exc, "message", None) or exc).split())[:400]
+        raise Refused(f"serve: cannot serve {ref}: {reason}") from None
+
+
 def serve(
     root: ROOT_OPTION = Path("."),
     host: str = "127.0.0.1",
@@ -137,6 +153,8 @@ def serve(
     params = project_params(paths)
     ref = model or f"models:/{params.model.name}@{CHAMPION}"
     url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL") or default_log_url(paths.root)
+    if model is not None:  # a ref asked for by name is served or refused, never waited for
+        check_servable(mlflow_client(tracking_uri(paths)), params, ref, read_signing_key(paths.root))
     cfg = ServeConfig(
         max_records=max_records,
         max_bytes=max_bytes,
