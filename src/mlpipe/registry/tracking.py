@@ -147,9 +147,21 @@ def model_params(raw: dict, keys: tuple[str, ...]) -> dict[str, str]:
             return ", ".join(str(v) for v in value)
         return str(value)
 
-    flat = flatten(raw)
+    flat = flatten(ranges_as_values(raw))
     wanted = {k: v for k, v in flat.items() if any(k == key or k.startswith(f"{key}.") for key in keys)}
     return {k: shown(v)[:MAX_PARAM_LEN] for k, v in wanted.items()}
+
+
+def ranges_as_values(mapping: dict) -> dict:
+    """`{min: 1, max: 6000}` anywhere in `mapping` as the one value `1..6000` (`..6000` without a min): a
+    range reads as one param, not two (pure)."""
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value and set(value) <= {"min", "max"}:
+            out[key] = f"{value.get('min', '')}..{value.get('max', '')}"
+        else:
+            out[key] = ranges_as_values(value) if isinstance(value, dict) else value
+    return out
 
 
 def param_changes(now: dict[str, str], before: dict[str, str] | None, shown: int = 3) -> list[str]:

@@ -47,6 +47,20 @@ def test_only_the_params_the_stages_read_are_mlflow_params_and_a_list_reads_as_o
     assert not [k for k in logged if k.split(".")[0] in {"retrain", "deploy", "sweep", "monitor", "gate"}]
 
 
+def test_a_range_is_one_param():
+    raw = {
+        "validate": {
+            "ranges": {"distance": {"min": 1, "max": 6000}, "late": {"max": 1}},
+            "max_null_rate": 0.6,
+        }
+    }
+    assert model_params(raw, ("validate",)) == {
+        "validate.ranges.distance": "1..6000",
+        "validate.ranges.late": "..1",
+        "validate.max_null_rate": "0.6",
+    }
+
+
 def test_the_stages_params_come_from_dvc_yaml_and_without_one_the_model_sections(tmp_path):
     dvc_yaml = tmp_path / "dvc.yaml"
     dvc_yaml.write_text(
