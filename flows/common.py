@@ -95,10 +95,13 @@ def metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
     return rows
 
 
+NOT_A_SCORE = {"n_test"}  # a count of rows: neither better nor worse
+
+
 def direction(metric: str, change: float | None) -> str:
     """`better`, `worse` or `same` for a change of `metric` against the champion, by the metric's own sense
     (log_loss, rmse: lower is better), or "" without a comparison (pure)."""
-    if change is None:
+    if change is None or metric in NOT_A_SCORE:
         return ""
     if change == 0:
         return "same"
@@ -193,7 +196,8 @@ def vs_baseline(metrics: dict) -> list[str]:
 def vs_champion(rows: list[dict]) -> list[str]:
     """The change of each headline metric against the champion on the same rows, when it was compared."""
     shown = [
-        f"{r['metric']} {r['change']:+} ({r.get('direction') or direction(r['metric'], r['change'])})"
+        f"{r['metric']} {r['change']:+}"
+        + (f" ({way})" if (way := direction(r["metric"], r["change"])) else "")
         for r in rows
         if r["change"] is not None
     ]
@@ -205,6 +209,8 @@ def change_cell(row: dict) -> str:
     if row["change"] is None:
         return "-"
     way = row.get("direction") or direction(row["metric"], row["change"])
+    if not way:
+        return f"{row['change']:+}"
     sense = "lower is better" if lower_is_better(row["metric"]) else "higher is better"
     return f"{row['change']:+} ({way}: {sense})"
 

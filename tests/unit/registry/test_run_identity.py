@@ -182,6 +182,7 @@ def test_a_change_reads_better_or_worse_by_the_metrics_own_sense():
         == "  vs champion:   roc_auc -0.02 (worse), log_loss -0.01 (better) (the gate's rows)"
     )
     assert direction("rmse", 0.0) == "same" and direction("rmse", None) == ""
+    assert direction("n_test", 5) == "" and change_cell({"metric": "n_test", "change": 0}) == "+0"
 
 
 def test_links_in_the_prefect_artifact_are_markdown_links():
