@@ -522,8 +522,12 @@ def describe_run(
     names = [b.name for b in batches]
     shown = ", ".join(names if len(names) <= 6 else [*names[:3], "...", *names[-2:]])
     commit = tags[tag.GIT_COMMIT] or "no commit"
+    # a run that is never registered is never gated: its description opens with that, where a registered
+    # run's opens with the gate's decision (release.gate.record_decision)
+    never = [f"**Not registered, never gated: {tags[tag.EXPERIMENT]}**", ""] if tag.EXPERIMENT in tags else []
     return "\n".join(
         [
+            *never,
             f"**{params.task}** model of `{params.dataset.target}` ({params.train.estimator}), "
             f"trained by `mlpipe run`.",
             "",
