@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from browser import Browser, Visit, outside_requests, readme_shots_dir
-from conftest import REPO, copy_project, mlpipe, start_server, stop, tracking_client
+from conftest import REPO, copy_project, mlpipe, start_server, stop, tracking_client, wait_until
 
 from flows.common import run_link
 from mlpipe.runtime.localserver import free_port, launch, wait_answering
@@ -69,6 +69,8 @@ def mlflow_ui(looked_at):
     proc = launch([sys.executable, "-m", "mlpipe.cli", "ui", "--port", str(port)], root, env, root / "ui.log")
     try:
         wait_answering(proc, f"http://127.0.0.1:{port}/health", 180)
+        # the address is printed once the server answers (polled every 0.5 s), never before
+        wait_until(lambda: "MLflow UI on " in (root / "ui.log").read_text(), 30)
         printed = re.search(r"MLflow UI on (\S+)", (root / "ui.log").read_text())
         assert printed, (root / "ui.log").read_text()[-2000:]
         yield f"http://127.0.0.1:{port}", printed[1]

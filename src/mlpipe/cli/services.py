@@ -224,8 +224,12 @@ def ui(
         use_project_prefect(paths)
         paths.prefect_home.mkdir(parents=True, exist_ok=True)
         cmd = prefect_server_command(host, port)
-        typer.echo(f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)")
-        raise typer.Exit(serve_until_stopped(cmd, paths.root, prefect_server_env(host, port)))
+        typer.echo(f"starting the Prefect UI on port {port}; its address follows once it answers")
+        when_up = (
+            answer_url(host, port, "api/health"),
+            f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)",
+        )
+        raise typer.Exit(serve_until_stopped(cmd, paths.root, prefect_server_env(host, port), when_up))
     uri = tracking_uri(paths)
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),
@@ -242,15 +246,49 @@ def ui(
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", paths.artifact_root.as_uri()]
     page = mlflow_start_page(uri, project_params(paths).model.experiment)
-    typer.echo(
+    typer.echo(f"starting the MLflow UI on port {port}; its address follows once it answers")
+    when_up = (
+        answer_url(host, port, "health"),
         f"MLflow UI on http://{host}:{port}/{page} "
-        "(the model-training view, headline metrics as columns; Ctrl-C stops it)"
+        "(the model-training view, headline metrics as columns; Ctrl-C stops it)",
     )
     # MLflow's job runner (7 huey consumer processes, ~200 MB each) serves GenAI jobs this project has
     # none of: off unless the environment asks for it.
     env = tool_env()
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    raise typer.Exit(serve_until_stopped(cmd, paths.root, env))
+    raise typer.Exit(serve_until_stopped(cmd, paths.root, env, when_up))
+
+
+def answer_url(host: str, port: int, path: str) -> str:
+    """The address polled to know a server answers (a wildcard host is asked on the loopback)."""
+    asked = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{asked}:{port}/{path}"
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers at `url` (any status)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def announce_when_up(proc, url: str, line: str, every_s: float = 0.5) -> None:
+    """Print `line` once `url` answers (a link printed before that opens an error page), unless `proc`
+    ends first."""
+    import time
+
+    while proc.poll() is None:
+        if answers(url):
+            typer.echo(line)
+            return
+        time.sleep(every_s)
 
 
 def mlflow_start_page(uri: str, experiment: str) -> str:
@@ -280,15 +318,22 @@ def plots(
     typer.echo(page.as_uri())
 
 
-def serve_until_stopped(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
+def serve_until_stopped(
+    cmd: list[str], cwd: Path, env: dict[str, str], when_up: tuple[str, str] | None = None
+) -> int:
     """Run a server, its output on this terminal, until it exits (its exit code) or this command is
     stopped (Ctrl-C, SIGTERM, SIGHUP; one line). It is guarded (runtime.guard), in a process group of its
-    own: the terminal's Ctrl-C reaches this process alone, which stops the server's whole group."""
+    own: the terminal's Ctrl-C reaches this process alone, which stops the server's whole group.
+    `when_up`: (url, line): the line printed once the url answers."""
+    import threading
+
     from mlpipe.runtime.guard import guarded_popen
     from mlpipe.runtime.shell import stop_process_group
 
     with stops_on_signals():
         proc = guarded_popen(cmd, cwd=cwd, env=env, new_session=False)
+        if when_up is not None:
+            threading.Thread(target=announce_when_up, args=(proc, *when_up), daemon=True).start()
         try:
             return proc.wait()
         finally:

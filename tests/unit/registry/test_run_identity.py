@@ -88,8 +88,11 @@ def test_the_run_name_says_the_version_the_period_and_the_param_that_changed():
 
 def test_a_first_run_and_a_run_that_changed_only_data_or_code_say_so():
     assert run_name("1", "2013-01-01..2013-03-31", [], None) == "v1 · 2013-01-01..2013-03-31 · first run"
-    assert run_name("2", "2013-01-01..2013-04-30", [], {"data_changed": True}).endswith("· same params")
-    assert run_name("2", "p", [], {"data_changed": False}).endswith("· same params, same data")
+    assert run_name("2", "2013-01-01..2013-04-30", [], {"data_changed": True}).endswith(
+        "..2013-04-30 · new data"
+    )
+    assert run_name("2", "p", ["lr 1→2"], {"data_changed": True}) == "v2 · p · lr 1→2 · new data"
+    assert run_name("2", "p", [], {"data_changed": False}) == "v2 · p · same params and data"
     assert run_name(None, "p", [], None) == "p · first run"
 
 
