@@ -33,7 +33,7 @@ from mlpipe.registry.aliases import (
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.judged import PASSED, PROMOTED, write_judged
 from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
-from mlpipe.release.infra import Check, checks_as_dicts, failed_lines, infra_check
+from mlpipe.release.infra import Check, checks_as_dicts, failed_brief, failed_lines, infra_check
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.signing import signing_key_for_writing
 
@@ -203,19 +203,21 @@ def _cell(value: object) -> str:
 
 
 def gate_note(decision: str, version: str, checks: list[Check]) -> str:
-    """The gate's section of the run description (Markdown, pure): the decision in bold, then every
-    criterion's value, bound and verdict as a table (read on the run page without hovering a tag), then,
-    for each failed one, how to accept it anyway."""
+    """The gate's section of the run description (Markdown, pure): the decision in bold; the failed
+    criteria in numbers on the next line (the UI's collapsed description shows the first lines only); every
+    criterion's value, bound and verdict as a table, the failed first (read on the run page without
+    hovering a tag); then, for each failed one, how to accept it anyway."""
     failed = [c for c in checks if not c.passed]
     lines = [
         f"**{version_headline(decision, checks)}** (version {version})",
+        *([f"Failed: {failed_brief(checks_as_dicts(failed))}"] if failed else []),
         "",
         "| criterion | value | bound | verdict |",
         "|---|---|---|---|",
         *(
             f"| {_cell(c.criterion)} | {_cell(c.value)} | {_cell(c.bound)} | "
             f"{'pass' if c.passed else '**FAIL**'} {_cell(c.detail)} |"
-            for c in checks
+            for c in [*failed, *(c for c in checks if c.passed)]
         ),
     ]
     if failed:

@@ -133,8 +133,16 @@ CHECKS = [
 
 def test_the_description_opens_with_the_decision_and_a_table_of_every_criterion():
     note = with_gate_note("**binary** model of `late`.", gate_note("kept champion", "4", CHECKS))
-    first, *rest = note.splitlines()
+    first, second, *rest = note.splitlines()
     assert first == "**Gate: kept champion (failed: metric.roc_auc, diff.changed_share)** (version 4)"
+    # the deciding facts in numbers where the collapsed description still shows them
+    assert second == "Failed: metric.roc_auc 0.63 (bound 0.64); diff.changed_share 0.136 (bound 0.1)"
+    table = [line for line in rest if line.startswith("| ") and "criterion" not in line]
+    assert [row.split(" | ")[0] for row in table] == [
+        "| metric.roc_auc",
+        "| diff.changed_share",
+        "| data_validation",
+    ]
     assert "| criterion | value | bound | verdict |" in rest
     assert "| diff.changed_share | 0.136 | 0.1 | **FAIL** a\\|b |" in rest  # a pipe in a cell stays a cell
     assert "| data_validation | passed | no rule broken | pass  |" in rest
