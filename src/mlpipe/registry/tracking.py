@@ -199,15 +199,17 @@ def run_name(version: str | None, period: str, changes: list[str], previous: dic
 
 
 def previous_training_run(client, experiment_id: str):
-    """The newest finished training run of the experiment (not a reproduction, monitor or sweep run), or
-    None."""
+    """The newest finished training run of the experiment that was meant to be registered (not a
+    reproduction, monitor or sweep run, nor an experiment from uncommitted changes), or None: what a new
+    run's name says it changed from."""
     runs = client.search_runs(
         [experiment_id],
         filter_string="attributes.status = 'FINISHED'",
         max_results=50,
         order_by=["attributes.start_time DESC"],
     )
-    return next((r for r in runs if tag.KIND not in r.data.tags and tag.REPRODUCES not in r.data.tags), None)
+    skip = (tag.KIND, tag.REPRODUCES, tag.EXPERIMENT)
+    return next((r for r in runs if not any(k in r.data.tags for k in skip)), None)
 
 
 def expected_version(client, name: str, sha256: str, data_md5: str) -> str:
