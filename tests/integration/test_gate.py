@@ -51,7 +51,7 @@ def test_a_worse_challenger_is_kept_out_with_the_metric_named(gated):
     row = next(line for line in note.splitlines() if line.startswith("| metric.roc_auc |"))
     value, bound = (float(cell) for cell in row.split("|")[2:4])
     assert value < bound and "**FAIL**" in row
-    assert run.info.run_name.startswith("v2 · ") and "max_iter 40→1" in run.info.run_name, run.info.run_name
+    assert run.info.run_name.startswith("v2 · max_iter 40→1 · "), run.info.run_name
     # the flow run's state says the outcome, not a bare Completed
     logged = proc.stdout + proc.stderr
     state = next(line for line in logged.splitlines() if "Flow run 'retrain-" in line and "Finished" in line)

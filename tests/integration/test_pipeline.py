@@ -192,8 +192,8 @@ def test_mlflow_shows_a_model_training_experiment_with_described_runs_and_linked
     assert first == f"**Gate: promoted (every check passed)** (version {mv.version})"
     assert "| criterion | value | bound | verdict |" in note and "| infra.load_s | " in note
     assert not [k for k in run.data.metrics if k.startswith("gate.")]  # a bound is no measurement
-    assert run.info.run_name == f"v{mv.version} · 2013-01-01..2013-01-14 · first run", run.info.run_name
-    assert run.data.tags["mlpipe.champion"] == f"champion (v{mv.version})"
+    assert run.info.run_name == f"v{mv.version} · first run · 2013-01-01..2013-01-14", run.info.run_name
+    assert run.data.tags["mlpipe.champion"] == "champion"
     assert logged.name == f"flights-late-v{mv.version}"
     assert {"name": "flights-late", "version": str(mv.version)} in json.loads(
         logged.tags["mlflow.modelVersions"]

@@ -187,15 +187,16 @@ def data_period(frames: dict[str, pd.DataFrame], time_col: str | None) -> str:
 
 
 def run_name(version: str | None, period: str, changes: list[str], previous: dict | None) -> str:
-    """The run's name, from what tells it apart (pure): the version it registers as, the data's period and
-    the params changed since the previous run and whether its data did (`v3 · 2013-01-01..2013-05-31 ·
-    learning_rate 0.1→0.05`, `... · new data`); `first run` with none before, `same params and data` when
-    only the code changed."""
+    """The run's name, from what tells it apart (pure): the version it registers as, the params changed
+    since the previous run and whether its data did, then the data's period (`v3 · learning_rate 0.1→0.05 ·
+    2013-01-01..2013-05-31`, `v4 · new data · ...`); `first run` with none before, `same params and data`
+    when only the code changed."""
     if previous is None:
         what = ["first run"]
     else:
         what = [*changes, *(["new data"] if previous.get("data_changed") else [])] or ["same params and data"]
-    return " · ".join([*([f"v{version}"] if version else []), period, *what])
+    # what changed before the period: the runs table cuts a long name at its end
+    return " · ".join([*([f"v{version}"] if version else []), *what, period])
 
 
 def previous_training_run(client, experiment_id: str):

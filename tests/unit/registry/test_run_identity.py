@@ -81,19 +81,17 @@ def test_the_run_name_says_the_version_the_period_and_the_param_that_changed():
     changes = param_changes(now, before)
     assert changes == ["learning_rate 0.05→0.1"]
     name = run_name("3", "2013-01-01..2013-04-30", changes, {"data_changed": False})
-    assert name == "v3 · 2013-01-01..2013-04-30 · learning_rate 0.05→0.1"
+    assert name == "v3 · learning_rate 0.05→0.1 · 2013-01-01..2013-04-30"
     # the run before it differed only in hex; now two runs with different params have different names
     assert name != run_name("3", "2013-01-01..2013-04-30", param_changes(now, now), {"data_changed": False})
 
 
 def test_a_first_run_and_a_run_that_changed_only_data_or_code_say_so():
-    assert run_name("1", "2013-01-01..2013-03-31", [], None) == "v1 · 2013-01-01..2013-03-31 · first run"
-    assert run_name("2", "2013-01-01..2013-04-30", [], {"data_changed": True}).endswith(
-        "..2013-04-30 · new data"
-    )
-    assert run_name("2", "p", ["lr 1→2"], {"data_changed": True}) == "v2 · p · lr 1→2 · new data"
-    assert run_name("2", "p", [], {"data_changed": False}) == "v2 · p · same params and data"
-    assert run_name(None, "p", [], None) == "p · first run"
+    assert run_name("1", "2013-01-01..2013-03-31", [], None) == "v1 · first run · 2013-01-01..2013-03-31"
+    assert run_name("2", "p", [], {"data_changed": True}) == "v2 · new data · p"
+    assert run_name("2", "p", ["lr 1→2"], {"data_changed": True}) == "v2 · lr 1→2 · new data · p"
+    assert run_name("2", "p", [], {"data_changed": False}) == "v2 · same params and data · p"
+    assert run_name(None, "p", [], None) == "first run · p"
 
 
 def test_many_changes_are_cut_to_three_and_a_count_and_keys_new_since_are_not_compared():
@@ -115,9 +113,9 @@ def test_the_data_period_is_the_rows_dates_or_their_count_without_a_time_column(
 @pytest.mark.parametrize(
     ("name", "version", "expected"),
     [
-        ("v3 · p · first run", "3", None),
-        ("v3 · p · first run", "4", "v4 · p · first run"),
-        ("p · first run", "2", "v2 · p · first run"),
+        ("v3 · first run · p", "3", None),
+        ("v3 · first run · p", "4", "v4 · first run · p"),
+        ("first run · p", "2", "v2 · first run · p"),
     ],
 )
 def test_a_run_named_for_a_version_it_did_not_get_is_renamed(name, version, expected):
