@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, headline_of, load_params
+from mlpipe.config import PARAMS_FILE, Params, ProjectPaths, headline_of, load_params, lower_is_better
 from mlpipe.registry import views
 from mlpipe.release.infra import failed_lines
 
@@ -64,6 +64,7 @@ class RunSummary:
     # files of data/ put back as data.dvc records them (deleted or edited by hand), landing files an
     # interrupted run had committed: one line each
     data_notes: list[str] = field(default_factory=list)
+    gate_already_decided: bool = False  # the version was judged before: its decision stands
 
     @property
     def drift_line(self) -> str:
@@ -82,8 +83,29 @@ def metric_rows(metrics: dict, champion: dict | None) -> list[dict]:
     for name in headline_of(metrics):
         champ = champion.get(name) if champion else None
         change = round(metrics[name] - champ, 6) if champ is not None else None
-        rows.append({"metric": name, "value": metrics[name], "champion": champ, "change": change})
+        rows.append(
+            {
+                "metric": name,
+                "value": metrics[name],
+                "champion": champ,
+                "change": change,
+                "direction": direction(name, change),
+            }
+        )
     return rows
+
+
+NOT_A_SCORE = {"n_test"}  # a count of rows: neither better nor worse
+
+
+def direction(metric: str, change: float | None) -> str:
+    """`better`, `worse` or `same` for a change of `metric` against the champion, by the metric's own sense
+    (log_loss, rmse: lower is better), or "" without a comparison (pure)."""
+    if change is None or metric in NOT_A_SCORE:
+        return ""
+    if change == 0:
+        return "same"
+    return "better" if (change < 0) == lower_is_better(metric) else "worse"
 
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
@@ -97,10 +119,25 @@ def runs_link(tracking_uri: str, experiment_id: str) -> str:
     return ui_link(tracking_uri, views.runs_page(experiment_id))
 
 
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlpipe ui` serves the MLflow UI unless told another port
+LOCAL_LINK = "`mlpipe ui`, then /"
+
+
 def ui_link(tracking_uri: str, page: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"{tracking_uri.rstrip('/')}/{page}"
-    return f"`mlpipe ui`, then /{page}"
+    return f"{LOCAL_LINK}{page}"
+
+
+def markdown_link(label: str, link: str) -> str:
+    """A link of the summary as Markdown a page makes clickable: the tracking server's address, or, for a
+    local store, the address `mlpipe ui` serves by default (it answers while `mlpipe ui` runs) (pure)."""
+    if link.startswith(LOCAL_LINK):
+        page = link.removeprefix(LOCAL_LINK)
+        return f"[{label}]({LOCAL_UI}/{page}) (while `mlpipe ui` runs; on another port, the same path)"
+    if link.startswith(("http://", "https://")):
+        return f"[{label}]({link})"
+    return link
 
 
 def render_text(s: RunSummary) -> str:
@@ -158,8 +195,24 @@ def vs_baseline(metrics: dict) -> list[str]:
 
 def vs_champion(rows: list[dict]) -> list[str]:
     """The change of each headline metric against the champion on the same rows, when it was compared."""
-    shown = [f"{r['metric']} {r['change']:+}" for r in rows if r["change"] is not None]
+    shown = [
+        f"{r['metric']} {r['change']:+}"
+        + (f" ({way})" if (way := direction(r["metric"], r["change"])) else "")
+        for r in rows
+        if r["change"] is not None
+    ]
     return [f"  vs champion:   {', '.join(shown)} (the gate's rows)"] if shown else []
+
+
+def change_cell(row: dict) -> str:
+    """A change against the champion with its sense: `-0.012 (better: lower is better)` (pure)."""
+    if row["change"] is None:
+        return "-"
+    way = row.get("direction") or direction(row["metric"], row["change"])
+    if not way:
+        return f"{row['change']:+}"
+    sense = "lower is better" if lower_is_better(row["metric"]) else "higher is better"
+    return f"{row['change']:+} ({way}: {sense})"
 
 
 def render_markdown(s: RunSummary) -> str:
@@ -174,8 +227,8 @@ def render_markdown(s: RunSummary) -> str:
         f"- data md5: {s.data_before} -> {s.data_after}",
         f"- commit: {s.commit}{' (dirty tree)' if s.git_dirty else ''}",
         f"- stages run: {', '.join(s.stages_run) or 'none (DVC: everything up to date)'}",
-        f"- MLflow run: {s.run_link}",
-        *([f"- MLflow runs, headline metrics as columns: {s.runs_link}"] if s.runs_link else []),
+        f"- MLflow run: {markdown_link('the run page', s.run_link)}",
+        *([f"- MLflow runs: {markdown_link('the runs table', s.runs_link)}"] if s.runs_link else []),
         f"- model: {s.model_name} version {s.model_version} ({', '.join(s.aliases) or 'no alias'})",
         *([f"- estimator: {s.estimator}"] if s.estimator else []),
         f"- drift share: {s.drift_line}",
@@ -186,7 +239,7 @@ def render_markdown(s: RunSummary) -> str:
         "| metric | this run | champion (same rows as the gate) | change |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {r['metric']} | {r['value']} | {r['champion']} | {r['change']} |" for r in s.metric_rows]
+    lines += [f"| {r['metric']} | {r['value']} | {r['champion']} | {change_cell(r)} |" for r in s.metric_rows]
     if s.gate_checks:
         lines += ["", "| criterion | value | bound | verdict |", "|---|---|---|---|"]
         lines += [

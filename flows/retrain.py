@@ -34,6 +34,7 @@ from flows.retrain_results import (
     Registration,
     StagesResult,
     not_registered,
+    outcome_state,
     verdict_text,
 )
 from flows.runner import StoppingTaskRunner
@@ -56,6 +57,7 @@ from mlpipe.pipeline import layout
 from mlpipe.pipeline.selection import read_selection, selection_line
 from mlpipe.registry.aliases import aliases_of
 from mlpipe.registry.client import mlflow_client
+from mlpipe.release.infra import failed_brief
 from mlpipe.runtime.git import git_changed_paths, git_commit_paths, require_clean_tree
 from mlpipe.runtime.hashing import sha256_file
 from mlpipe.runtime.lock import project_lock
@@ -211,11 +213,12 @@ def commit_outputs(root: str, data_md5: str) -> str | None:
 
 
 @task(name="track", timeout_seconds=900, **TRANSIENT)
-def track(root: str, tracking_uri: str, experiment: bool = False) -> RunRecord:
+def track(root: str, tracking_uri: str, experiment: bool = False, started_ms: int | None = None) -> RunRecord:
+    """The MLflow run of the pipeline, started when the flow started (its duration is the pipeline's)."""
     from mlpipe.registry.tracking import track_run
 
     paths, params = setup(root)
-    return track_run(paths, params, tracking_uri, experiment)
+    return track_run(paths, params, tracking_uri, experiment, started_ms)
 
 
 # Submitted tasks run in worker threads, where Prefect's timeout cannot interrupt them (it only warns):
@@ -348,10 +351,22 @@ def champion(tracking_uri: str, model_name: str) -> list | None:
 @task(name="register", timeout_seconds=300, **TRANSIENT)
 def register(tracking_uri: str, record: RunRecord) -> Registration:
     from mlpipe.registry.models import register_model
+    from mlpipe.registry.tracking import name_version
 
     version, aliases = register_model(tracking_uri, record)
+    if not record.already_recorded:  # the run's name said the version it expected: the one it got
+        name_version(mlflow_client(tracking_uri), record.run_id, version)
     event("registered", model=record.model_name, version=version, aliases=",".join(aliases))
     return Registration(version, aliases)
+
+
+@task(name="close_run", timeout_seconds=120, **TRANSIENT)
+def close_run(tracking_uri: str, run_id: str) -> None:
+    """The run's end moved to the pipeline's end (after the gate and lineage): its duration in the MLflow UI
+    is the whole pipeline's, not the logging step's."""
+    from mlpipe.registry.tracking import end_run_now
+
+    end_run_now(mlflow_client(tracking_uri), run_id)
 
 
 @task(name="precheck", timeout_seconds=120)
@@ -463,6 +478,7 @@ class Beside:
 
     def __init__(self, root: str, uri: str, paths, model_name: str):
         self.root, self.uri, self.paths, self.model_name = root, uri, paths, model_name
+        self.started_ms = int(time.time() * 1000)  # the pipeline's start: the MLflow run's
         self._champion = champion.submit(uri, model_name)
         self._template = self._drift = None
         self.probe = EarlyProbe()
@@ -531,12 +547,13 @@ def run_stages(root: str, newest: Path | None, experiment: bool, beside: Beside)
 def record_run(
     root: str, uri: str, paths, data_md5: str | None, experiment: bool, beside: Beside
 ) -> Recorded:
-    """The outputs committed (unless an experiment), then the MLflow run and its drift report."""
+    """The outputs committed (unless an experiment), then the MLflow run (started when the flow started)
+    and its drift report."""
     if not experiment:
         commit_outputs(root, data_md5)
         clear_run_marker(paths.root)
     champion_before = beside.champion_version()  # before track: one thread sets up the MLflow store
-    record = track(root, uri, experiment)
+    record = track(root, uri, experiment, beside.started_ms)
     return Recorded(record, beside.drift_summary(record.run_id), champion_before)
 
 
@@ -547,12 +564,16 @@ def judge(root: str, uri: str, record: RunRecord, experiment: bool, beside: Besi
 
     if why := not_registered(record, experiment):
         beside.end_probe()
+        if not record.already_recorded:
+            close_run(uri, record.run_id)
         return Judgement(UNREGISTERED, GateDecision(f"not registered: {why}"))
     reg = register(uri, record)
     decision = gate(root, uri, record, reg.version, beside.probe)
     beside.end_probe()
     aliases = aliases_of(mlflow_client(uri), record.model_name, reg.version)
     lineage(uri, record.run_id)
+    if not record.already_recorded:
+        close_run(uri, record.run_id)
     return Judgement(Registration(reg.version, aliases), decision)
 
 
@@ -605,27 +626,35 @@ def summarise(
         data_notes=data.restored,
         positive_class=params.dataset.positive_class,
         estimator=selection_line(read_selection(paths.selection)),
+        gate_already_decided=decision.already_decided,
     )
 
 
 def publish(paths, s: RunSummary, experiment: bool):
     """The summary remembered (the next `mlpipe run` answers a no-op from it, without a flow) and shown as
-    Prefect artifacts; a run that quarantined a batch ends in a state named `Quarantined`."""
+    Prefect artifacts; the flow run ends in a Completed state named after the outcome (`Promoted`, `Kept
+    champion`, `Quarantined`..., retrain_results.outcome_state), its message saying why."""
     if not experiment:
         remember_run(paths, s)
     create_markdown_artifact(render_markdown(s), key="retrain-summary", description="What this retrain did")
     create_table_artifact(s.metric_rows, key="retrain-metrics", description="Test metrics vs the champion")
     if s.gate_checks:
         create_table_artifact(s.gate_checks, key="promotion-gate", description=f"Gate: {s.gate_decision}")
-    if not s.quarantined:
-        return s
-    create_markdown_artifact(
-        "\n\n".join(Path(r).read_text() for r in s.quarantine_reports),
-        key="quarantined-batches",
-        description="Batches rejected by validation",
+    name, message = outcome_state(
+        s.gate_decision,
+        s.model_version,
+        failed_brief(s.gate_checks),
+        len(s.quarantined),
+        s.gate_already_decided,
     )
-    get_run_logger().warning("event=retrain_quarantined batches=%s", ",".join(s.quarantined))
-    return Completed(message=s.verdict, name="Quarantined", data=s)
+    if s.quarantined:
+        create_markdown_artifact(
+            "\n\n".join(Path(r).read_text() for r in s.quarantine_reports),
+            key="quarantined-batches",
+            description="Batches rejected by validation",
+        )
+        get_run_logger().warning("event=retrain_quarantined batches=%s", ",".join(s.quarantined))
+    return Completed(message=message[:2000], name=name, data=s)
 
 
 @flow(name="retrain", log_prints=True, flow_run_name=_flow_run_name, task_runner=StoppingTaskRunner())

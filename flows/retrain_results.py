@@ -128,3 +128,36 @@ def verdict_text(
     if experiment:
         verdict = f"experiment: {verdict} (uncommitted changes: recorded in MLflow, never registered)"
     return verdict
+
+
+def outcome_state(
+    decision: str | None,
+    version: str,
+    failed: str = "",
+    quarantined: int = 0,
+    already_decided: bool = False,
+) -> tuple[str, str]:
+    """(name, message) of the flow run's final Completed state (pure): the Prefect UI shows the name on the
+    run's badge, so a promotion and a kept champion differ at a glance, and the message says why (`failed`:
+    the failed criteria in numbers, infra.failed_brief). A run that quarantined a batch is `Quarantined`
+    whatever the gate said: the batch needs a person first."""
+    decision = decision or "not judged"
+    if quarantined:
+        name = "Quarantined"
+    elif already_decided:
+        name = "Judged before"
+    elif decision.startswith("promoted"):
+        name = "Promoted"
+    elif decision.startswith("kept champion"):
+        name = "Kept champion"
+    elif decision.startswith("not registered"):
+        name = "Not registered"
+    else:
+        name = "Not promoted"
+    about = f"version {version}: {decision}" if version != UNREGISTERED.version else decision
+    if already_decided:
+        about = f"version {version} was judged before: {decision}"
+    message = about + (f"; failed {failed}" if failed else "")
+    if quarantined:
+        message += f"; {quarantined} batch(es) quarantined"
+    return name, message

@@ -44,7 +44,19 @@ def test_a_worse_challenger_is_kept_out_with_the_metric_named(gated):
     assert alias(root, "champion") == "1" and tags_of(root, "2")["mlpipe.gate.decision"] == "kept champion"
     run = tracking_client(root).get_run(run_id_of(proc))
     assert run.data.tags["mlpipe.gate.metric.roc_auc"].startswith("metric.roc_auc: FAIL")
-    assert run.data.metrics["gate.metric.roc_auc"] < run.data.metrics["gate.metric.roc_auc.bound"]
+    # bounds and verdicts are no metrics: a table opening the run's description, read without a hover
+    assert not [k for k in run.data.metrics if k.startswith("gate.")], sorted(run.data.metrics)
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith("**Gate: kept champion (failed: "), note[:200]
+    row = next(line for line in note.splitlines() if line.startswith("| metric.roc_auc |"))
+    value, bound = (float(cell) for cell in row.split("|")[2:4])
+    assert value < bound and "**FAIL**" in row
+    assert run.info.run_name.startswith("v2 · max_iter 40→1 · "), run.info.run_name
+    # the flow run's state says the outcome, not a bare Completed
+    logged = proc.stdout + proc.stderr
+    state = next(line for line in logged.splitlines() if "Flow run 'retrain-" in line and "Finished" in line)
+    assert "Finished in state Kept champion('version 2: kept champion; failed " in state, state
+    assert "metric.roc_auc " in state and "(bound " in state, state
     assert run.data.tags["mlpipe.gate.infra.p99_latency_ms"].startswith("infra.p99_latency_ms: pass")
     # one truth for "better than the champion": the summary's change is the gate's, on the gate's rows
     champ = run.data.metrics["champion_same_rows.roc_auc"]

@@ -101,6 +101,15 @@ def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run, t
     assert tags["mlpipe.version.scikit-learn"] and tags["mlpipe.user"] and tags["mlpipe.host"]
     assert params["seed"] == "42" and params["train.hyperparams.max_iter"] == "40"
     assert params["dataset.initial_period.start"] == "2013-01-01"
+    # operations settings are no MLflow params: they are in the run's params.yaml artifact, every value
+    assert not [k for k in params if k.split(".")[0] in {"retrain", "deploy", "monitor", "sweep", "gate"}]
+    assert params["features.categorical"] == "carrier, origin, dest"  # a list on one line
+    logged_yaml = client.download_artifacts(run.info.run_id, "mlpipe/params.yaml", str(tmp_path))
+    assert Path(logged_yaml).read_text() == (root / "params.yaml").read_text()
+    # the run spans the pipeline, not its logging step: it starts before the outputs' commit (made after the
+    # stages, before tracking) and ends after its gate
+    outputs_committed = int(git(root, "log", "-1", "--format=%ct", "--grep", "pipeline: outputs"))
+    assert run.info.start_time // 1000 <= outputs_committed
     on_disk = json.loads((root / "metrics.json").read_text())
     assert metrics["roc_auc"] == pytest.approx(on_disk["roc_auc"]) and 0.5 < metrics["roc_auc"] <= 1
 
@@ -118,6 +127,9 @@ def test_mlflow_run_carries_lineage_params_metrics_inputs_and_model(first_run, t
     model_id = version.source.removeprefix("models:/")  # the logged model holds the one copy
     logged = {a.path for a in client.list_logged_model_artifacts(model_id)}
     assert {"model.skops", "manifest.json", "MLmodel"} <= logged, logged
+    # the test metrics are the logged model's too, measured on the test split: its "datasets used"
+    linked = {(m.key, m.dataset_name, m.dataset_digest) for m in client.get_logged_model(model_id).metrics}
+    assert ("roc_auc", "test", split_md5["artifacts/split/test.parquet"]) in linked
     validate_art = {a.path for a in client.list_artifacts(run.info.run_id, "mlpipe/validate")}
     assert {"mlpipe/validate/profile.json", "mlpipe/validate/report.md"} <= validate_art
 
@@ -183,17 +195,24 @@ def test_mlflow_shows_a_model_training_experiment_with_described_runs_and_linked
         json.loads(view["state"])["selectedColumns"]
     )
     note = run.data.tags["mlflow.note.content"]
+    logged = client.get_logged_model(run.data.tags["mlpipe.model"].removeprefix("models:/"))
     assert run.data.tags["mlpipe.data_md5"] in note and run.data.tags[tag.GIT_COMMIT] in note
     assert f"mlpipe reproduce {run.info.run_id}" in note and "train /" in note
-    assert f"- gate: **promoted** for version {mv.version}" in note
-    logged = client.get_logged_model(run.data.tags["mlpipe.model"].removeprefix("models:/"))
+    # the description opens with the decision and every criterion's value, bound and verdict as a table
+    first = note.splitlines()[0]
+    assert first == f"**Gate: promoted (every check passed)** (version {mv.version})"
+    assert "| criterion | value | bound | verdict |" in note and "| infra.load_s | " in note
+    assert not [k for k in run.data.metrics if k.startswith("gate.")]  # a bound is no measurement
+    assert run.info.run_name == f"v{mv.version} · first run · 2013-01-01..2013-01-14", run.info.run_name
+    assert run.data.tags["mlpipe.champion"] == "champion"
+    assert logged.name == f"flights-late-v{mv.version}"
     assert {"name": "flights-late", "version": str(mv.version)} in json.loads(
         logged.tags["mlflow.modelVersions"]
     )
     # the same description, with the gate's decision, on the version and the logged model's pages; the
     # version's opens with a plain line (the registry's table shows its first line as text)
     assert note == logged.tags["mlflow.note.content"]
-    assert mv.description == f"Gate: promoted (every check passed)\n\n{note}"
+    assert mv.description == f"Gate: promoted (every check passed)\n\n{note.split(chr(10), 1)[1].lstrip()}"
     assert "`champion`: the version `mlpipe serve` serves" in client.get_registered_model(mv.name).description
     assert run.data.tags["mlflow.source.name"] == logged.tags["mlflow.source.name"] == "mlpipe run"
     assert logged.tags["mlflow.source.git.commit"] == run.data.tags[tag.GIT_COMMIT]  # the project's commit
@@ -369,14 +388,14 @@ def test_mlpipe_ui_shows_the_run_and_model_on_loopback(first_run):
         with urllib.request.urlopen(f"{base}/", timeout=10) as r:
             assert b"MLflow" in r.read()
         # the address it prints opens the run table in the model-training view with mlpipe's metric columns
-        # ... printed once the server answers (polled every 0.25 s), never before
+        # ... printed once the server answers, never before
         printed = (
             f"MLflow UI on {base}/#/experiments/1/runs?workflowType=machine_learning"
             "&viewStateShareKey=mlpipe-headline "
         )
         wait_until(lambda: printed in proc.log_path.read_text(), 30)
         log = proc.log_path.read_text()
-        assert log.index("starting the MLflow UI at") < log.index(printed)
+        assert log.index("starting the MLflow UI (port") < log.index(printed)
     finally:
         stop_process_group(proc)
 

@@ -23,6 +23,22 @@ class LogAck(StrEnum):
     queued = "queued"
 
 
+def check_servable(client, params, ref: str, key) -> None:
+    """Refuse in one line (Refused, a non-zero exit) a `--model` ref the service could not load: no such
+    version or alias, no judged record, a model failing the safe loader's checks. Without `--model` the
+    service starts anyway and waits for `champion` (it may be set later)."""
+    from mlflow.exceptions import MlflowException
+
+    from mlpipe.errors import MlpipeError, Refused
+    from mlpipe.serving.app import load_served
+
+    try:
+        load_served(client, params, ref, key)
+    except (MlpipeError, MlflowException, OSError) as exc:
+        reason = " ".join(str(getattr(exc, "message", None) or exc).split())[:400]
+        raise Refused(f"serve: cannot serve {ref}: {reason}") from None
+
+
 def serve(
     root: ROOT_OPTION = Path("."),
     host: str = "127.0.0.1",
@@ -137,6 +153,8 @@ def serve(
     params = project_params(paths)
     ref = model or f"models:/{params.model.name}@{CHAMPION}"
     url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL") or default_log_url(paths.root)
+    if model is not None:  # a ref asked for by name is served or refused, never waited for
+        check_servable(mlflow_client(tracking_uri(paths)), params, ref, read_signing_key(paths.root))
     cfg = ServeConfig(
         max_records=max_records,
         max_bytes=max_bytes,
@@ -206,10 +224,12 @@ def ui(
         use_project_prefect(paths)
         paths.prefect_home.mkdir(parents=True, exist_ok=True)
         cmd = prefect_server_command(host, port)
-        url = f"http://{host}:{port}"
-        ready = (f"{url}/api/health", f"Prefect UI on {url} (Ctrl-C stops it)")
-        typer.echo(f"starting the Prefect UI at {url}; its address follows once it answers")
-        raise typer.Exit(serve_until_stopped(cmd, paths.root, prefect_server_env(host, port), ready))
+        typer.echo(f"starting the Prefect UI (port {port}); its address follows once it answers")
+        when_up = (
+            answer_url(host, port, "api/health"),
+            f"Prefect UI on http://{host}:{port} (Ctrl-C stops it)",
+        )
+        raise typer.Exit(serve_until_stopped(cmd, paths.root, prefect_server_env(host, port), when_up))
     uri = tracking_uri(paths)
     cmd = [
         str(Path(sys.executable).parent / "mlflow"),
@@ -226,17 +246,50 @@ def ui(
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", paths.artifact_root.as_uri()]
     page = mlflow_start_page(uri, project_params(paths).model.experiment)
-    url = f"http://{host}:{port}"
-    ready = (
-        f"{url}/health",
-        f"MLflow UI on {url}/{page} (the model-training view, headline metrics as columns; Ctrl-C stops it)",
+    typer.echo(f"starting the MLflow UI (port {port}); its address follows once it answers")
+    when_up = (
+        answer_url(host, port, "health"),
+        f"MLflow UI on http://{host}:{port}/{page} "
+        "(the model-training view, headline metrics as columns; Ctrl-C stops it)",
     )
-    typer.echo(f"starting the MLflow UI at {url}; its address follows once it answers")
     # MLflow's job runner (7 huey consumer processes, ~200 MB each) serves GenAI jobs this project has
     # none of: off unless the environment asks for it.
     env = tool_env()
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    raise typer.Exit(serve_until_stopped(cmd, paths.root, env, ready))
+    raise typer.Exit(serve_until_stopped(cmd, paths.root, env, when_up))
+
+
+def answer_url(host: str, port: int, path: str) -> str:
+    """The address polled to know a server answers (a wildcard host is asked on the loopback)."""
+    asked = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{asked}:{port}/{path}"
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers at `url` (any status)."""
+    import urllib.error
+    import urllib.request
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local server: never a proxy
+    try:
+        with direct.open(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def announce_when_up(proc, url: str, line: str, every_s: float = 0.5) -> None:
+    """Print `line` once `url` answers (a link printed before that opens an error page), unless `proc`
+    ends first."""
+    import time
+
+    while proc.poll() is None:
+        if answers(url):
+            typer.echo(line)
+            return
+        time.sleep(every_s)
 
 
 def mlflow_start_page(uri: str, experiment: str) -> str:
@@ -266,45 +319,23 @@ def plots(
     typer.echo(page.as_uri())
 
 
-READY_WAIT_S = 300.0  # how long `mlpipe ui` waits for the server to answer before saying it does not yet
-
-
 def serve_until_stopped(
-    cmd: list[str], cwd: Path, env: dict[str, str], ready: tuple[str, str] | None = None
+    cmd: list[str], cwd: Path, env: dict[str, str], when_up: tuple[str, str] | None = None
 ) -> int:
     """Run a server, its output on this terminal, until it exits (its exit code) or this command is
     stopped (Ctrl-C, SIGTERM, SIGHUP; one line). It is guarded (runtime.guard), in a process group of its
-    own: the terminal's Ctrl-C reaches this process alone, which stops the server's whole group. With
-    `ready` (a health URL, the line to print), the line is printed once the URL answers, not before: a
-    person who opens the address at once finds the page."""
+    own: the terminal's Ctrl-C reaches this process alone, which stops the server's whole group.
+    `when_up`: (url, line): the line printed once the url answers."""
+    import threading
+
     from mlpipe.runtime.guard import guarded_popen
     from mlpipe.runtime.shell import stop_process_group
 
     with stops_on_signals():
         proc = guarded_popen(cmd, cwd=cwd, env=env, new_session=False)
+        if when_up is not None:
+            threading.Thread(target=announce_when_up, args=(proc, *when_up), daemon=True).start()
         try:
-            if ready is not None:
-                announce_when_answering(proc, *ready)
             return proc.wait()
         finally:
             stop_process_group(proc, grace_s=10)
-
-
-def announce_when_answering(proc, health_url: str, line: str, wait_s: float = READY_WAIT_S) -> None:
-    """Print `line` once `health_url` answers 200 (polled while `proc` runs, at most `wait_s`); past that,
-    say it does not answer yet and where to look."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + wait_s
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(health_url, timeout=2) as reply:  # noqa: S310 - our own loopback URL
-                if reply.status == 200:
-                    typer.echo(line)
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    if proc.poll() is None:
-        typer.echo(f"{line.split(' (')[0]}: not answering after {wait_s:.0f} s (its output above says why)")

@@ -71,7 +71,22 @@ def move_champion(client, name: str, version: str) -> str | None:
     if old is not None:
         client.set_registered_model_alias(name, PREVIOUS, old)
     client.set_registered_model_alias(name, CHAMPION, version)
+    mark_champion_run(client, name, version, old)
     return old
+
+
+def mark_champion_run(client, name: str, new: str, old: str | None) -> None:
+    """The champion marker of the runs table (tag CHAMPION_RUN) moved with the alias: onto the run of
+    version `new`, off the run of `old`. A marker only: serving and the gate read the alias itself."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if old is not None and (old_run := client.get_model_version(name, old).run_id):
+            client.delete_tag(old_run, tag.CHAMPION_RUN)
+    except MlflowException:  # the old run never had it (a champion moved before this marker)
+        pass
+    if new_run := client.get_model_version(name, new).run_id:
+        client.set_tag(new_run, tag.CHAMPION_RUN, "champion")  # short: a column of the runs table
 
 
 def rollback(client, name: str, reason: str, verify: Callable[[str], None]) -> tuple[str, str]:
@@ -86,6 +101,7 @@ def rollback(client, name: str, reason: str, verify: Callable[[str], None]) -> t
     verify(prev)
     client.set_registered_model_alias(name, CHAMPION, prev)
     client.delete_registered_model_alias(name, PREVIOUS)
+    mark_champion_run(client, name, prev, cur)
     if cur is not None:
         client.set_model_version_tag(
             name, cur, tag.ROLLED_BACK, f"by {getpass.getuser()}: {reason or 'no reason given'}"

@@ -64,13 +64,15 @@ def model_lineage(client, ref: str) -> dict:
 
 
 def render_lineage(d: dict) -> str:
-    """The checklist as text, one line per link of the chain."""
-    reg = (
-        "; ".join(
-            f"{v['name']} v{v['version']} [{', '.join(v['aliases']) or 'no alias'}]" for v in d["registry"]
-        )
-        or "not registered"
-    )
+    """The checklist as text, one line per link of the chain (a version's aliases when `d` holds them: read
+    when shown, see frozen_lineage)."""
+
+    def version(v: dict) -> str:
+        if "aliases" not in v:
+            return f"{v['name']} v{v['version']} (aliases move: `mlpipe lineage` reads them when run)"
+        return f"{v['name']} v{v['version']} [{', '.join(v['aliases']) or 'no alias'}]"
+
+    reg = "; ".join(version(v) for v in d["registry"]) or "not registered"
     lines = [
         f"registry:        {reg}",
         (
@@ -110,9 +112,16 @@ def render_lineage(d: dict) -> str:
     return "\n".join(lines)
 
 
+def frozen_lineage(d: dict) -> dict:
+    """The checklist without what changes after it is written (pure): the versions' aliases, which the gate,
+    `mlpipe promote` and rollback move; an artifact holding them would say `challenger` long after."""
+    return d | {"registry": [{k: v for k, v in mv.items() if k != "aliases"} for mv in d["registry"]]}
+
+
 def log_lineage(client, run_id: str) -> dict:
-    """Write lineage.json and lineage.txt as artifacts of the training run."""
+    """Write lineage.json and lineage.txt as artifacts of the training run (without aliases:
+    frozen_lineage); returns the checklist as read now."""
     d = model_lineage(client, run_id)
-    client.log_dict(run_id, d, "lineage/lineage.json")
-    client.log_text(run_id, render_lineage(d), "lineage/lineage.txt")
+    client.log_dict(run_id, frozen_lineage(d), "lineage/lineage.json")
+    client.log_text(run_id, render_lineage(frozen_lineage(d)), "lineage/lineage.txt")
     return d

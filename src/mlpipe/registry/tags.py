@@ -62,6 +62,8 @@ GATE_PREFIX = "mlpipe.gate."  # + criterion: its verdict line
 GATE_DECISION = "mlpipe.gate.decision"
 GATE_FAILED = "mlpipe.gate.failed"
 ROLLED_BACK = "mlpipe.rolled_back"
+# on the run of the version `champion` names ("champion"), moved with the alias: the runs table's marker
+CHAMPION_RUN = "mlpipe.champion"
 # on a model version: "<verdict>:<HMAC-SHA256>" (registry.judged), written before `champion` may move to it
 JUDGED = "mlpipe.judged"
 

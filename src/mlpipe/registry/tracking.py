@@ -26,6 +26,7 @@ from mlpipe.model.manifest import MODEL_PACKAGES, installed_versions
 from mlpipe.pipeline.features import select_features
 from mlpipe.pipeline.selection import read_selection, selection_line
 from mlpipe.registry import tags as tag
+from mlpipe.registry import views
 from mlpipe.registry.client import local_store, mlflow_client
 from mlpipe.registry.views import ensure_run_table_view
 from mlpipe.runtime.git import git_commit, git_dirty, git_last_trailers
@@ -118,8 +119,118 @@ def lineage_tags(paths: ProjectPaths, manifest: dict, trainer: MlpipeId | None =
     return tags
 
 
-def _params_for_mlflow(raw: dict) -> dict[str, str]:
-    return {k: str(v)[:MAX_PARAM_LEN] for k, v in flatten(raw).items()}
+# What the stages read when dvc.yaml cannot say (a project without one): the params that shape the model.
+MODEL_SECTIONS = ("seed", "task", "dataset", "features", "validate", "split", "train", "evaluate")
+PARAMS_ARTIFACT = "mlpipe/params.yaml"  # every value, operations settings included (retrain, deploy, ...)
+
+
+def stage_param_keys(dvc_yaml: Path) -> tuple[str, ...]:
+    """The params.yaml keys the DVC stages name (`params:` of each stage in dvc.yaml): what shapes the model
+    and its metrics. Without a readable dvc.yaml, MODEL_SECTIONS."""
+    import yaml
+
+    try:
+        stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    except (OSError, yaml.YAMLError):
+        return MODEL_SECTIONS
+    keys = [k for body in stages.values() for k in (body or {}).get("params", []) if isinstance(k, str)]
+    return tuple(dict.fromkeys(keys)) or MODEL_SECTIONS
+
+
+def model_params(raw: dict, keys: tuple[str, ...]) -> dict[str, str]:
+    """MLflow params of the run (pure): the flattened values under `keys` (the stages' params), a list as
+    its items joined by ", " (one line in the UI, not a tall JSON block). Operations settings (retrain,
+    deploy, monitor, sweep, gate) stay out: they are in the run's artifact PARAMS_ARTIFACT."""
+
+    def shown(value) -> str:
+        if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+            return ", ".join(str(v) for v in value)
+        return str(value)
+
+    flat = flatten(ranges_as_values(raw))
+    wanted = {k: v for k, v in flat.items() if any(k == key or k.startswith(f"{key}.") for key in keys)}
+    return {k: shown(v)[:MAX_PARAM_LEN] for k, v in wanted.items()}
+
+
+def ranges_as_values(mapping: dict) -> dict:
+    """`{min: 1, max: 6000}` anywhere in `mapping` as the one value `1..6000` (`..6000` without a min): a
+    range reads as one param, not two (pure)."""
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value and set(value) <= {"min", "max"}:
+            out[key] = f"{value.get('min', '')}..{value.get('max', '')}"
+        else:
+            out[key] = ranges_as_values(value) if isinstance(value, dict) else value
+    return out
+
+
+def param_changes(now: dict[str, str], before: dict[str, str] | None, shown: int = 3) -> list[str]:
+    """What differs from the previous run's params (pure), as `name old→new` with the key's last part
+    (`learning_rate 0.1→0.05`); keys the previous run did not record are not compared. At most `shown`,
+    then `+N more`."""
+    if not before:
+        return []
+    changed = [
+        f"{key.rsplit('.', 1)[-1]} {before[key]}→{value}"
+        for key, value in sorted(now.items())
+        if key in before and before[key] != value and not key.startswith("train.estimator_")
+    ]
+    return changed[:shown] + ([f"+{len(changed) - shown} more"] if len(changed) > shown else [])
+
+
+def data_period(frames: dict[str, pd.DataFrame], time_col: str | None) -> str:
+    """The rows' time span as dates (`2013-01-01..2013-04-30`), or their count without a time column."""
+    if time_col and time_col in frames["train"].columns:
+        both = pd.concat([frames[k][time_col] for k in ("train", "test")])
+        return f"{str(both.min())[:10]}..{str(both.max())[:10]}"
+    return f"{sum(len(f) for f in frames.values())} rows"
+
+
+def run_name(version: str | None, period: str, changes: list[str], previous: dict | None) -> str:
+    """The run's name, from what tells it apart (pure): the version it registers as, the params changed
+    since the previous run and whether its data did, then the data's period (`v3 · learning_rate 0.1→0.05 ·
+    2013-01-01..2013-05-31`, `v4 · new data · ...`); `first run` with none before, `same params and data`
+    when only the code changed."""
+    if previous is None:
+        what = ["first run"]
+    else:
+        what = [*changes, *(["new data"] if previous.get("data_changed") else [])] or ["same params and data"]
+    # what changed before the period: the runs table cuts a long name at its end
+    return " · ".join([*([f"v{version}"] if version else []), *what, period])
+
+
+def previous_training_run(client, experiment_id: str):
+    """The newest finished training run of the experiment that was meant to be registered (not a
+    reproduction, monitor or sweep run, nor an experiment from uncommitted changes), or None: what a new
+    run's name says it changed from."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string="attributes.status = 'FINISHED'",
+        max_results=50,
+        order_by=["attributes.start_time DESC"],
+    )
+    skip = (tag.KIND, tag.REPRODUCES, tag.EXPERIMENT)
+    return next((r for r in runs if not any(k in r.data.tags for k in skip)), None)
+
+
+def expected_version(client, name: str, sha256: str, data_md5: str) -> str:
+    """The version registration will give this model (registry.models.register_model): the one holding the
+    same bytes and data, else the next number. Read before registration, for names that cannot change
+    afterwards (the logged model's); a registration by another project in between makes it one off."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return "1"
+    same = [
+        v
+        for v in found
+        if (v.tags or {}).get(tag.MODEL_SHA256) == sha256 and (v.tags or {}).get(tag.DATA_MD5, "") == data_md5
+    ]
+    if same:
+        return str(max(int(v.version) for v in same))
+    return str(max((int(v.version) for v in found), default=0) + 1)
 
 
 def selection_fields(
@@ -195,8 +306,15 @@ def ensure_experiment(client, name: str, artifact_root: Path | None, task: str) 
     return exp.experiment_id
 
 
-def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment: bool = False) -> RunRecord:
-    """Log the finished pipeline's outputs as one MLflow run (not yet registered).
+def track_run(
+    paths: ProjectPaths,
+    params: Params,
+    tracking_uri: str,
+    experiment: bool = False,
+    started_ms: int | None = None,
+) -> RunRecord:
+    """Log the finished pipeline's outputs as one MLflow run (not yet registered), started at `started_ms`
+    (the pipeline's start: the run's duration is the pipeline's, not this step's).
 
     A clean tree whose commit, data and model were already recorded returns that run instead. An
     `experiment` (trained from uncommitted changes) is tagged unreproducible and is never registered.
@@ -228,7 +346,8 @@ def track_run(paths: ProjectPaths, params: Params, tracking_uri: str, experiment
             # MLflow warns that a file URI matches its local-file source twice, and about integer
             # outputs in the signature; neither is actionable here.
             warnings.simplefilter("ignore", UserWarning)
-            run_id, model_uri = _log_run(mlflow, exp_id, tags, paths, params, metrics, manifest)
+            logged = Logging(exp_id, tags, metrics, manifest, started_ms)
+            run_id, model_uri = _log_run(mlflow, client, logged, paths, params)
     return RunRecord(
         run_id=run_id,
         experiment_id=exp_id,
@@ -264,18 +383,44 @@ def model_requirements(root: Path) -> dict[str, str]:
     return installed_versions(MODEL_REQUIREMENTS)
 
 
-def _log_run(
-    mlflow,
-    exp_id: str,
-    tags: dict[str, str],
-    paths: ProjectPaths,
-    params: Params,
-    metrics: dict,
-    manifest: dict,
-) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Logging:
+    """What a new run is written from: the experiment, the lineage tags, metrics.json, the model's manifest
+    and when the pipeline started (epoch ms; None: now)."""
+
+    exp_id: str
+    tags: dict[str, str]
+    metrics: dict
+    manifest: dict
+    started_ms: int | None = None
+
+
+def _naming(client, logging_: Logging, params: Params, frames, logged_params: dict[str, str]):
+    """(run name, logged model name) of a new run: what tells it apart from the previous one."""
+    tags = logging_.tags
+    previous = previous_training_run(client, logging_.exp_id)
+    before = None
+    if previous is not None:
+        before = {"data_changed": tag.read(previous.data.tags, tag.DATA_MD5, "") != tags[tag.DATA_MD5]}
+    registrable = tag.EXPERIMENT not in tags
+    version = (
+        expected_version(client, params.model.name, tags[tag.MODEL_SHA256], tags[tag.DATA_MD5])
+        if registrable
+        else None
+    )
+    changes = param_changes(logged_params, previous.data.params if previous else None)
+    name = run_name(version, data_period(frames, params.dataset.time_column), changes, before)
+    if not registrable:
+        name = f"experiment · {name}"
+    model_name = f"{params.model.name}-v{version}" if version else f"{params.model.name}-experiment"
+    return name, model_name
+
+
+def _log_run(mlflow, client, logging_: Logging, paths: ProjectPaths, params: Params) -> tuple[str, str]:
     """Write the run (tags, params, metrics, inputs, model, artifacts); return (run id, model uri)."""
     from mlflow.models import Model, infer_signature
 
+    exp_id, tags, metrics, manifest = logging_.exp_id, logging_.tags, logging_.metrics, logging_.manifest
     commit = tags[tag.GIT_COMMIT]
     outputs = stage_output_hashes(paths.root / "dvc.lock")
     split_hashes = outputs.get("split", {})
@@ -284,31 +429,37 @@ def _log_run(
     frames = {name: read_frame(path) for name, (path, _) in parts.items()}
     X_example = select_features(frames["train"].head(5), params.features)
     requirements = [f"{n}=={v}" for n, v in model_requirements(paths.root).items()]
-    run_name = f"train-{(tags[tag.DATA_MD5] or 'nodata')[:8]}-{commit[:8] or 'nogit'}"
+    raw_params = read_params_dict(paths.root / PARAMS_FILE)
+    logged_params = model_params(raw_params, stage_param_keys(paths.root / "dvc.yaml"))
     logging.getLogger("mlflow.utils.environment").addFilter(NO_PIP_IN_THE_VENV)  # once: the same object
     # "Detected uv project: found uv.lock and pyproject.toml in ...": MLflow's note on every Model.log; the
     # run records the lock's hash itself (mlpipe.uv_lock)
     logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)
     selection = read_selection(paths.selection)
     chosen_params, chosen_metrics = selection_fields(selection, _fit_seconds(paths), manifest["model_sha256"])
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
+    logged_params |= chosen_params
+    name, model_name = _naming(client, logging_, params, frames, logged_params)
+    started = client.create_run(exp_id, start_time=logging_.started_ms, run_name=name)
+    with mlflow.start_run(run_id=started.info.run_id) as run:
         note = describe_run(
             run.info.run_id, tags, frames, params, data_files(paths.data), selection_line(selection)
         )
         source = {tag.MLFLOW_SOURCE_NAME: tag.SOURCE_NAME}
         mlflow.set_tags(tags | source | {tag.PID: str(os.getpid()), tag.MLFLOW_NOTE: note})
-        mlflow.log_params(_params_for_mlflow(read_params_dict(paths.root / PARAMS_FILE)) | chosen_params)
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()} | chosen_metrics)
-        for name, (path, context) in parts.items():
+        mlflow.log_params(logged_params)
+        datasets = {}
+        for part, (path, context) in parts.items():
             rel = str(path.relative_to(paths.root))
             md5 = split_hashes.get(rel, "")
-            dataset = _dataset_input(mlflow, frames[name], path, md5, commit, name, params.dataset.target)
+            datasets[part] = _dataset_input(
+                mlflow, frames[part], path, md5, commit, part, params.dataset.target
+            )
             mlflow.log_input(
-                dataset, context=context, tags={"path": rel, "git_commit": commit, "dvc_md5": md5}
+                datasets[part], context=context, tags={"path": rel, "git_commit": commit, "dvc_md5": md5}
             )
         info = Model.log(
             artifact_path=None,
-            name="model",
+            name=model_name,
             flavor=trained_file_flavor(paths.model.parent),
             sk_model=model,
             serialization_format="skops",
@@ -322,6 +473,15 @@ def _log_run(
             # the model page's "Logged from" (else the commit of mlpipe's own code) and description
             tags=source | {tag.MLFLOW_GIT_COMMIT: commit, tag.MLFLOW_NOTE: note},
         )
+        # The test metrics linked to the logged model and the rows they were measured on: the model's page
+        # lists its datasets and metrics (the training split is the run's input beside them).
+        mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items()}, model_id=info.model_id, dataset=datasets["test"]
+        )
+        mlflow.log_metrics(chosen_metrics)
+        mlflow.log_text(
+            (paths.root / PARAMS_FILE).read_text(encoding="utf-8"), PARAMS_ARTIFACT
+        )  # every setting as written
         for directory, dest in (
             (paths.profile.parent, "mlpipe/validate"),
             (paths.plots, "mlpipe/plots"),
@@ -336,7 +496,15 @@ def _log_run(
         if selection:
             mlflow.log_artifact(str(paths.selection), "mlpipe")
         mlflow.set_tag(tag.MODEL_URI, info.model_uri)
+    refresh_run_table_view(client, exp_id, params.task)
     return run.info.run_id, info.model_uri
+
+
+def refresh_run_table_view(client, experiment_id: str, task: str) -> None:
+    """The saved run-table view with a column per hyperparameter that now varies between the runs."""
+    runs = client.search_runs([experiment_id], max_results=500, order_by=["attributes.start_time DESC"])
+    varying = views.varying_params([r.data.params for r in runs if tag.KIND not in r.data.tags])
+    ensure_run_table_view(client, experiment_id, task, client.get_experiment(experiment_id).tags, varying)
 
 
 def describe_run(
@@ -358,8 +526,12 @@ def describe_run(
     names = [b.name for b in batches]
     shown = ", ".join(names if len(names) <= 6 else [*names[:3], "...", *names[-2:]])
     commit = tags[tag.GIT_COMMIT] or "no commit"
+    # a run that is never registered is never gated: its description opens with that, where a registered
+    # run's opens with the gate's decision (release.gate.record_decision)
+    never = [f"**Not registered, never gated: {tags[tag.EXPERIMENT]}**", ""] if tag.EXPERIMENT in tags else []
     return "\n".join(
         [
+            *never,
             f"**{params.task}** model of `{params.dataset.target}` ({params.train.estimator}), "
             f"trained by `mlpipe run`.",
             "",
@@ -433,3 +605,29 @@ def find_recorded_run(client, experiment_id: str, tags: dict[str, str]):
         if runs:
             return runs[0]
     return None
+
+
+def renamed_for_version(name: str, version: str) -> str | None:
+    """The run name `name` with the version it was registered as (`v3 · ...`), or None when it says so
+    already (pure)."""
+    head, sep, rest = name.partition(" · ")
+    if head == f"v{version}":
+        return None
+    if head.startswith("v") and head[1:].isdigit():
+        return f"v{version}{sep}{rest}"
+    return f"v{version} · {name}"
+
+
+def name_version(client, run_id: str, version: str) -> None:
+    """The run's name corrected to the version it got, when registration gave another than expected (a
+    version registered meanwhile by another project)."""
+    if (new := renamed_for_version(client.get_run(run_id).info.run_name or "", version)) is not None:
+        client.update_run(run_id, name=new)
+
+
+def end_run_now(client, run_id: str) -> None:
+    """The finished run's end set to now: its duration spans the pipeline, from the flow's start (the run's
+    start_time) to the gate's decision and lineage."""
+    import time
+
+    client.set_terminated(run_id, "FINISHED", end_time=int(time.time() * 1000))

@@ -6,7 +6,10 @@
   choice in the browser (localStorage) and, for a saved view, in an experiment tag
   `mlflow.sharedViewState.<id>` whose value is {name, createdAt, updatedAt, state: JSON of the table's
   state}; a link with `viewStateShareKey=<id>` opens that view, and the "Views" menu lists it. mlpipe
-  saves one such view with the task's headline metrics as columns and its links open it.
+  saves one such view with the task's headline metrics as columns and its links open it, beside what tells
+  runs apart: the gate's decision, the champion marker, the champion's figures on each run's own test rows
+  (`champion_same_rows.*`: the comparable ones, the headline metrics being each on its own test window), the
+  estimator and the hyperparameters that vary between runs.
 """
 
 from __future__ import annotations
@@ -29,14 +32,32 @@ DEFAULT_COLUMNS = ("attributes.`Source`", "attributes.`Models`", "attributes.`Da
 LEADING_COLUMNS = ("attributes.`Run Name`", "runDateAndNestInfo")
 
 
-def run_table_state(task: str) -> dict:
-    """The run table's state in mlpipe's view: the default columns plus the task's headline metrics,
-    which come right after the run's name and date (pure)."""
-    metrics = [f"metrics.`{m}`" for m in TASK_HEADLINE[task] if m != "n_test"][:TABLE_METRICS]
-    return {
-        "selectedColumns": [*DEFAULT_COLUMNS, *metrics],
-        "columnOrder": [*LEADING_COLUMNS, *metrics],
-    }
+ESTIMATOR_PARAMS = ("train.estimator", "train.estimator_chosen")
+HYPERPARAMS = "train.hyperparams."
+
+
+def run_table_state(task: str, varying: tuple[str, ...] = ()) -> dict:
+    """The run table's state in mlpipe's view (pure): right after the run's name and date, the gate's
+    decision and the champion marker, the task's headline metrics, the champion's on the same rows, the
+    estimator and the params in `varying` (those that differ between the experiment's runs)."""
+    headline = [m for m in TASK_HEADLINE[task] if m != "n_test"][:TABLE_METRICS]
+    metrics = [f"metrics.`{m}`" for m in headline]
+    same_rows = [f"metrics.`champion_same_rows.{m}`" for m in headline]
+    marks = [f"tags.`{tag.GATE_DECISION}`", f"tags.`{tag.CHAMPION_RUN}`"]
+    params = [f"params.`{p}`" for p in dict.fromkeys([*ESTIMATOR_PARAMS, *varying])]
+    shown = [*marks, *metrics, *same_rows, *params]
+    return {"selectedColumns": [*DEFAULT_COLUMNS, *shown], "columnOrder": [*LEADING_COLUMNS, *shown]}
+
+
+def varying_params(runs_params: list[dict[str, str]], prefix: str = HYPERPARAMS) -> tuple[str, ...]:
+    """The params under `prefix` whose value is not the same in every run that has them (pure), sorted: the
+    hyperparameters a person changed, worth a column."""
+    values: dict[str, set[str]] = {}
+    for params in runs_params:
+        for key, value in params.items():
+            if key.startswith(prefix):
+                values.setdefault(key, set()).add(value)
+    return tuple(sorted(k for k, v in values.items() if len(v) > 1))
 
 
 def saved_view(state: dict, now_ms: int, name: str = RUN_TABLE_VIEW_NAME) -> str:
@@ -44,15 +65,30 @@ def saved_view(state: dict, now_ms: int, name: str = RUN_TABLE_VIEW_NAME) -> str
     return json.dumps({"name": name, "createdAt": now_ms, "updatedAt": now_ms, "state": json.dumps(state)})
 
 
-def ensure_run_table_view(client, experiment_id: str, task: str, tags: dict[str, str]) -> None:
-    """Save mlpipe's view of the experiment's run table (`tags`: the experiment's tags now) unless it is
-    saved already with this task's columns."""
-    state = run_table_state(task)
+def saved_state(tags: dict[str, str]) -> dict | None:
+    """The table state of mlpipe's saved view in the experiment's `tags`, or None."""
     try:
-        if json.loads(json.loads(tags[RUN_TABLE_VIEW_TAG])["state"]) == state:
-            return
+        state = json.loads(json.loads(tags[RUN_TABLE_VIEW_TAG])["state"])
     except (KeyError, TypeError, ValueError):
-        pass
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def saved_varying(tags: dict[str, str]) -> tuple[str, ...]:
+    """The hyperparameter columns the saved view shows now (kept when the view is checked, not refreshed)."""
+    columns = (saved_state(tags) or {}).get("selectedColumns", [])
+    found = [c[len("params.`") : -1] for c in columns if isinstance(c, str) and c.startswith("params.`")]
+    return tuple(p for p in found if p.startswith(HYPERPARAMS))
+
+
+def ensure_run_table_view(
+    client, experiment_id: str, task: str, tags: dict[str, str], varying: tuple[str, ...] | None = None
+) -> None:
+    """Save mlpipe's view of the experiment's run table (`tags`: the experiment's tags now) unless it is
+    saved already with these columns; `varying`: the hyperparameter columns (None: those saved)."""
+    state = run_table_state(task, saved_varying(tags) if varying is None else varying)
+    if saved_state(tags) == state:
+        return
     client.set_experiment_tag(experiment_id, RUN_TABLE_VIEW_TAG, saved_view(state, int(time.time() * 1000)))
 
 

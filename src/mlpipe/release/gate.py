@@ -13,7 +13,6 @@ model's registry lock and only while `champion` still names the version the chal
 from __future__ import annotations
 
 import getpass
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,7 +33,7 @@ from mlpipe.registry.aliases import (
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.judged import PASSED, PROMOTED, write_judged
 from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
-from mlpipe.release.infra import Check, checks_as_dicts, failed_lines, infra_check
+from mlpipe.release.infra import Check, checks_as_dicts, failed_brief, failed_lines, infra_check
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.signing import signing_key_for_writing
 
@@ -188,8 +187,8 @@ def move_decision(name: str, version: str, judged_against: str | None, now: str 
 # ---- the registry (I/O) ---------------------------------------------------------------------------
 
 
-def _metric_key(criterion: str) -> str:
-    return "gate." + re.sub(r"[^\w.\-/ ]", "_", criterion)
+GATE_TABLE_ARTIFACT = "gate/checks.json"  # the gate's criteria as a table (MLflow's table artifact)
+GATE_NOTE_END = "\n\n---\n\n"  # between the gate's section of a run description and the run's own
 
 
 def version_headline(decision: str, checks: list[Check]) -> str:
@@ -199,24 +198,70 @@ def version_headline(decision: str, checks: list[Check]) -> str:
     return f"Gate: {decision} ({'failed: ' + ', '.join(failed) if failed else 'every check passed'})"
 
 
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def gate_note(decision: str, version: str, checks: list[Check]) -> str:
+    """The gate's section of the run description (Markdown, pure): the decision in bold; the failed
+    criteria in numbers on the next line (the UI's collapsed description shows the first lines only); every
+    criterion's value, bound and verdict as a table, the failed first (read on the run page without
+    hovering a tag); then, for each failed one, how to accept it anyway."""
+    failed = [c for c in checks if not c.passed]
+    lines = [
+        f"**{version_headline(decision, checks)}** (version {version})",
+        *([f"Failed: {failed_brief(checks_as_dicts(failed))}"] if failed else []),
+        "",
+        "| criterion | value | bound | verdict |",
+        "|---|---|---|---|",
+        *(
+            f"| {_cell(c.criterion)} | {_cell(c.value)} | {_cell(c.bound)} | "
+            f"{'pass' if c.passed else '**FAIL**'} {_cell(c.detail)} |"
+            for c in [*failed, *(c for c in checks if c.passed)]
+        ),
+    ]
+    if failed:
+        lines += ["", *(f"- {line}" for line in failed_lines(checks_as_dicts(failed)))]
+    return "\n".join(lines)
+
+
+def with_gate_note(note: str, gate: str) -> str:
+    """The run description opening with the gate's section `gate`, replacing one written before (a manual
+    promotion after the run's gate) (pure)."""
+    if note.startswith("**Gate: ") and GATE_NOTE_END in note:
+        note = note.split(GATE_NOTE_END, 1)[1]
+    return f"{gate}{GATE_NOTE_END}{note}".rstrip()
+
+
+def gate_table(checks: list[Check]) -> dict[str, list]:
+    """The criteria as MLflow's table artifact, column by column (pure)."""
+    return {
+        "criterion": [c.criterion for c in checks],
+        "value": [str(c.value) for c in checks],
+        "bound": [str(c.bound) for c in checks],
+        "verdict": ["pass" if c.passed else "FAIL" for c in checks],
+        "detail": [c.detail for c in checks],
+    }
+
+
 def record_decision(client, name: str, version: str, run_id: str, checks: list[Check], decision: str) -> None:
-    """Every criterion on the challenger's run (metrics + tags) and model version (tags)."""
+    """Every criterion on the challenger's run (the description's table, a table artifact, tags) and model
+    version (tags). Values and bounds are no metrics: a bound is a setting, not a measurement."""
     for c in checks:
-        if isinstance(c.value, int | float) and not isinstance(c.value, bool):
-            client.log_metric(run_id, _metric_key(c.criterion), float(c.value))
-        if isinstance(c.bound, int | float) and not isinstance(c.bound, bool):
-            client.log_metric(run_id, _metric_key(c.criterion) + ".bound", float(c.bound))
         client.set_tag(run_id, tag.gate_tag(c.criterion), c.line()[:5000])
+    if checks:
+        client.log_table(run_id, gate_table(checks), GATE_TABLE_ARTIFACT)
     failed = ",".join(c.criterion for c in checks if not c.passed)
     tags = client.get_run(run_id).data.tags
-    line = "\n  - ".join(
-        [f"- gate: **{decision}** for version {version}", *failed_lines(checks_as_dicts(checks))]
-    )
-    note = f"{tags.get(tag.MLFLOW_NOTE, '')}\n{line}".strip()
-    # one description, with the decision, on the run, its registered version and its logged model
+    note = with_gate_note(tags.get(tag.MLFLOW_NOTE, ""), gate_note(decision, version, checks))
+    # one description, opening with the decision, on the run, its registered version and its logged model
     client.set_tag(run_id, tag.MLFLOW_NOTE, note)
     # the registry's versions table shows a description's first line as text: a plain sentence first
-    client.update_model_version(name, version, description=f"{version_headline(decision, checks)}\n\n{note}")
+    # (its bold copy, the note's first line, left out)
+    table_on = note.split("\n", 1)[1].lstrip()
+    client.update_model_version(
+        name, version, description=f"{version_headline(decision, checks)}\n\n{table_on}"
+    )
     if (model_uri := tag.read(tags, tag.MODEL_URI, "")).startswith("models:/m-"):
         client.set_logged_model_tags(model_uri.removeprefix("models:/"), {tag.MLFLOW_NOTE: note})
     for key, value in ((tag.GATE_DECISION, decision), (tag.GATE_FAILED, failed)):

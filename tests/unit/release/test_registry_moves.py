@@ -86,3 +86,23 @@ def test_a_rollback_whose_version_fails_verification_moves_nothing(registry):
     with pytest.raises(PromotionRefused, match=f"models:/{name}/2 fails its checks"):
         rollback(client, name, "latency", refuse)
     assert (alias_version(client, name, CHAMPION), alias_version(client, name, PREVIOUS)) == ("3", "2")
+
+
+def test_the_champion_marker_of_the_runs_table_moves_with_the_alias(store, tmp_path):
+    from mlpipe.registry import tags as tag
+
+    name = f"{MODEL}-marker"
+    store.create_registered_model(name)
+    exp = store.create_experiment("marker")
+    runs = [store.create_run(exp).info.run_id for _ in range(3)]
+    for run_id in runs:
+        store.create_model_version(name, source=str(tmp_path / "model"), run_id=run_id)
+
+    def marked() -> list[str]:
+        return [store.get_run(r).data.tags.get(tag.CHAMPION_RUN, "") for r in runs]
+
+    move_champion(store, name, "1")
+    move_champion(store, name, "2")
+    assert marked() == ["", "champion", ""]
+    rollback(store, name, "latency", lambda version: None)  # champion 2 -> 1
+    assert marked() == ["champion", "", ""]
