@@ -55,10 +55,11 @@ AIMS = {
 def fit_reference(params, work: Path):
     """The project's model on the initial period's train split (time split, seeded fit); both written
     to `work` for the measuring processes. Returns the model."""
-    from mlpipe.data.frames import split_by_time, write_frame
+    from mlpipe.data.frames import write_frame
     from mlpipe.data.sources import get_source
     from mlpipe.model.artifact import dump_model
     from mlpipe.pipeline.features import select_features, target_vector
+    from mlpipe.pipeline.split import split_by_time
     from mlpipe.pipeline.train import fit_model
 
     period = params.dataset.initial_period

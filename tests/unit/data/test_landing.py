@@ -160,8 +160,9 @@ def _land(path, data, params, profile):
 
 
 def test_batches_with_mismatched_types_never_break_the_stages_after_them(make_frame, params, tmp_path):
-    from mlpipe.data.frames import data_files, read_data_table, read_frame, time_split_positions
+    from mlpipe.data.frames import data_files, read_data_table, read_frame
     from mlpipe.data.validation import validate_frame
+    from mlpipe.pipeline.split import time_split_positions
 
     data, landing = tmp_path / "data", tmp_path / "landing"
     landing.mkdir()
