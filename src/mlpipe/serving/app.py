@@ -69,8 +69,12 @@ def load_served(client, params, ref: str, key: SigningKey) -> Served:
 
     task, classes = task_of(loaded.model), classes_of(loaded.model)
     info |= {"task": task, "classes": classes}
+    from mlpipe.serving.fast_scores import compile_scorer
+
     rules = rules_from(profile, params)
-    return Served(loaded.model, name, version, run_id, info, rules, profile, task, classes)
+    scorer = compile_scorer(loaded.model, rules)
+    info["fast_scores"] = scorer is not None
+    return Served(loaded.model, name, version, run_id, info, rules, profile, task, classes, scorer)
 
 
 def health_of(client, served: Served) -> dict:

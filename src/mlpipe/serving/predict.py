@@ -56,6 +56,25 @@ def request_frame(
     return frame
 
 
+def columns_of(records: list[dict], rules: RequestRules) -> dict:
+    """The checked records a field at a time, as `request_frame` takes them (numerical: float64, NaN for
+    null)."""
+    columns: dict = {c: [r.get(c) for r in records] for c in rules.categorical}
+    for c in rules.numerical:
+        columns[c] = np.array([r.get(c) for r in records], dtype=np.float64)
+    return columns
+
+
+def model_scores(served: Served, records: list, columns: dict | None, features: list[str]) -> np.ndarray:
+    """The model's scores of the answered records: from their columns by the compiled scorer when the model
+    has one (serving.fast_scores), else through the pipeline on the request's frame."""
+    if served.scorer is not None:
+        return served.scorer(
+            columns if columns is not None else columns_of(records, served.rules), len(records)
+        )
+    return scores(served.model, request_frame(records, columns, features, served.rules))
+
+
 def answer_body(task: str, classes: list, out: np.ndarray, answers: np.ndarray) -> dict:
     """What /predict answers per task: the class and P(positive) (binary), the class and one probability
     per class (multiclass), the value (regression)."""
@@ -133,10 +152,9 @@ def score_request(
     if not verdict.answered or (whole and verdict.refused):
         return JSONResponse(status_code=422, content={"detail": verdict.problems})
     records = verdict.taken(records)
-    frame = request_frame(records, verdict.columns, cfg.features, served.rules)
     inputs = encoder.submit(inputs_json, records) if len(records) >= ENCODE_BESIDE_MIN_RECORDS else None
     one_openmp_thread()
-    out = scores(served.model, frame)
+    out = model_scores(served, records, verdict.columns, cfg.features)
     answers = labels_from(out, served.classes, cfg.threshold)
     summary = summary_score(out)
     request_id = uuid.uuid4().hex

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlpipe.runtime.signing import SigningKey
@@ -21,6 +22,9 @@ class Served:
     profile: dict
     task: str = "binary"  # read off the model (model.outputs.task_of)
     classes: list = field(default_factory=list)  # the labels a classifier answers with
+    # scores from the checked columns without a DataFrame (serving.fast_scores), when the pipeline's steps
+    # replay bit for bit; None: through the pipeline
+    scorer: Callable | None = None
 
 
 @dataclass
