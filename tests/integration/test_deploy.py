@@ -277,6 +277,20 @@ def test_the_container_answers_as_the_model_does_and_drains_on_sigterm(project, 
     assert logged_rows(log_url) == answered, "every answered row is in the PostgreSQL log"
 
 
+LEFT_OUT_OF_SERVICE = {
+    "evidently", "plotly", "statsmodels", "nltk", "litestar", "polyfactory", "faker", "vl-convert-python"
+}  # fmt: skip
+
+
+def installed(image: str) -> set[str]:
+    """The distributions installed in `image`'s environment, by normalised name."""
+    listing = (
+        "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
+    )
+    found = podman("run", "--rm", *LIMITS, image, "python", "-c", listing).stdout.split()
+    return {n.lower().replace("_", "-") for n in found}
+
+
 def test_the_image_holds_no_dev_or_test_dependency_and_names_its_commit_and_lock():
     labels = json.loads(podman("image", "inspect", "--format", "{{json .Labels}}", IMAGE).stdout)
     lock = (REPO / "uv.lock").read_bytes()
@@ -292,15 +306,13 @@ def test_the_image_holds_no_dev_or_test_dependency_and_names_its_commit_and_lock
         return {line.split("==")[0].lower() for line in out.splitlines() if "==" in line}
 
     dev_only = names("--only-dev") - names("--no-dev")
-    listing = (
-        "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
-    )
-    inside = {
-        n.lower().replace("_", "-")
-        for n in podman("run", "--rm", *LIMITS, IMAGE, "python", "-c", listing).stdout.split()
-    }
+    inside = installed(IMAGE)
     assert dev_only and not dev_only & inside, dev_only & inside
     assert "mlflow" in inside and "pytest" not in inside
+    # what the service never imports is left out of its image (Dockerfile, SERVICE_LEAVES_OUT), not of flows'
+    assert not LEFT_OUT_OF_SERVICE & inside, LEFT_OUT_OF_SERVICE & inside
+    in_flows = installed(FLOWS_IMAGE)
+    assert LEFT_OUT_OF_SERVICE <= in_flows and not dev_only & in_flows, LEFT_OUT_OF_SERVICE - in_flows
     user = podman(
         "run", "--rm", *LIMITS, IMAGE, "sh", "-c", "id -u; test -e /app/tests && echo tests; true"
     ).stdout.split()
