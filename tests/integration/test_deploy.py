@@ -70,6 +70,17 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+def remove_container(name: str) -> None:
+    """`podman rm -f`, again while the container is still there (a removal that raced the container's own
+    exit once left a stopped flows container behind)."""
+    for _ in range(5):
+        podman("rm", "-f", "-t", "10", name, check=False)
+        if podman("container", "exists", name, check=False).returncode != 0:
+            return
+        time.sleep(2)
+    raise AssertionError(f"container {name} could not be removed: podman rm -f {name}")
+
+
 def require_image(image: str) -> None:
     if shutil.which("podman") is None or podman("image", "exists", image, check=False).returncode:
         pytest.fail(f"no image {image}: `make test-deploy` builds it (make image)")
@@ -151,7 +162,7 @@ def container(project, tmp_path_factory):
     try:
         yield start_container(project, log_url, name), name, log_url
     finally:
-        podman("rm", "-f", "-t", "5", name, check=False)
+        remove_container(name)
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE "{db}" WITH (FORCE)'))
         admin.dispose()
@@ -409,7 +420,7 @@ def test_the_flows_container_serves_the_retrain_deployment_and_completes_a_run_o
         assert podman("exec", name, "id", "-u").stdout.strip() == USER_ID
     finally:
         logs = podman("logs", name, check=False).stderr
-        podman("rm", "-f", "-t", "10", name, check=False)
+        remove_container(name)
     total = time.monotonic() - started
     print(f"flows container: deployment served after {served_after:.0f} s, run final after {total:.0f} s")
     assert run["state_name"] == "Completed", (run["state_name"], logs[-3000:])
