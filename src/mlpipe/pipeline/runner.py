@@ -150,7 +150,8 @@ def reproduce_stage(root: Path, name: str, lock_wait_s: float = DVC_LOCK_WAIT_S)
     waited = False
     while True:
         try:
-            outcome = _reproduce_once(root, name)
+            with heartbeat(name):
+                outcome = _reproduce_once(root, name)
         except LockError as exc:
             if time.monotonic() >= deadline:
                 raise StageFailed(
@@ -170,6 +171,35 @@ def reproduce_stage(root: Path, name: str, lock_wait_s: float = DVC_LOCK_WAIT_S)
             duration_s=round(time.monotonic() - started, 1),
         )
         return outcome
+
+
+HEARTBEAT_S = 15.0  # a long stage says it is still at work this often (a person sees it has not hung)
+
+
+@contextmanager
+def heartbeat(name: str, every_s: float = HEARTBEAT_S):
+    """While the block runs, one `stage_running` event every `every_s` seconds naming the stage, its place
+    and the time so far; nothing for a stage that ends sooner."""
+    import time
+
+    started, done = time.monotonic(), threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every_s):
+            event(
+                "stage_running",
+                step=stage_step(name),
+                stage=name,
+                elapsed_s=round(time.monotonic() - started),
+            )
+
+    beater = threading.Thread(target=beat, name=f"mlpipe-heartbeat-{name}", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        done.set()
+        beater.join()
 
 
 def stage_step(name: str) -> str:

@@ -131,3 +131,19 @@ def test_a_stage_dvc_runs_in_its_own_process_reports_that_it_ran(tmp_path, monke
     assert stage_main("train", lambda params, paths: None) == 0
     assert stage_main("evaluate", lambda params, paths: 1 / 0) == 1
     assert ran.read_text().split() == ["train"]
+
+
+def test_a_long_stage_says_it_is_still_at_work_and_a_short_one_says_nothing(caplog):
+    import logging
+    import time
+
+    from mlpipe.pipeline.runner import heartbeat
+
+    with caplog.at_level(logging.INFO, logger="mlpipe"), heartbeat("train", every_s=0.2):
+        time.sleep(0.5)
+    beats = [r.getMessage() for r in caplog.records if "stage_running" in r.getMessage()]
+    assert len(beats) >= 2 and "stage=train" in beats[0] and "step=3/4" in beats[0], beats
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mlpipe"), heartbeat("split", every_s=5):
+        pass
+    assert not [r for r in caplog.records if "stage_running" in r.getMessage()]
