@@ -423,7 +423,11 @@ def test_the_flows_container_serves_the_retrain_deployment_and_completes_a_run_o
         remove_container(name)
     total = time.monotonic() - started
     print(f"flows container: deployment served after {served_after:.0f} s, run final after {total:.0f} s")
-    assert run["state_name"] == "Completed", (run["state_name"], logs[-3000:])
+    # Completed, named after the gate's outcome (the first model of a clone: Promoted)
+    assert (run["state_type"], run["state_name"]) == ("COMPLETED", "Promoted"), (
+        run["state_name"],
+        logs[-3000:],
+    )
     assert deployment["name"] == "project" and deployment["schedules"][0]["schedule"]["cron"] == CRON
     # the run is a commit of the container's clone: data and pipeline outputs committed, nothing left
     clone = home / "project"

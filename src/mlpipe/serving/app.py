@@ -8,33 +8,28 @@ alias moves, the new version is loaded and checked in the background and swapped
 
 from __future__ import annotations
 
-import gc
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from functools import partial
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
 
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHAMPION
 from mlpipe.registry.refs import MODEL_REF, versions_of_run
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.signing import SigningKey
-from mlpipe.serving import replies
-from mlpipe.serving.champion import ChampionWatch, poll_champion
-from mlpipe.serving.feedback import answer_feedback, feedback_budget_s, store_refusal
 from mlpipe.serving.guard import Admission, GuardRequests
+from mlpipe.serving.holder import ModelHolder
 from mlpipe.serving.metrics import CountRequests, Metrics
-from mlpipe.serving.openapi import input_example, service_openapi
+from mlpipe.serving.openapi import service_openapi
 from mlpipe.serving.pages import add_pages, home_html
-from mlpipe.serving.predict import answer_when_logged, score_request
 from mlpipe.serving.prediction_log import PredictionLog
 from mlpipe.serving.probes import probe_answers
+from mlpipe.serving.routes import model_router, probe_router, scoring_router
 from mlpipe.serving.served import ServeConfig, Served
-from mlpipe.serving.workers import in_thread, start_workers
+from mlpipe.serving.workers import start_workers
 
 
 def load_served(client, params, ref: str, key: SigningKey) -> Served:
@@ -102,70 +97,32 @@ def served_alias(ref: str, watch_alias: str | None) -> str:
 JSON_ROUTES = frozenset({"/predict", "/feedback"})  # their bodies must be sent as application/json
 
 
-def probe_response(probe: tuple[int, str, bytes]) -> Response:
-    status, media_type, body = probe
-    return Response(body, status_code=status, media_type=media_type)
-
-
-def create_app(  # noqa: C901, PLR0915 -- issue 31: routers and a model holder
+def create_app(
     client, params, ref: str, log: PredictionLog, cfg: ServeConfig, watch_alias: str | None = CHAMPION
 ) -> FastAPI:
-    """The service; `watch_alias` (when serving an alias) is polled for hot swaps."""
-    name = params.model.name
-    state: dict = {"served": None, "load_error": None}
+    """The service: the model holder (`watch_alias`, when serving an alias, is polled for hot swaps), the
+    request guards and counters, the OpenAPI document of the served model, the pages, the routers."""
     metrics = Metrics()
-    stop = threading.Event()
+    holder = ModelHolder(
+        params.model.name,
+        partial(load_served, client, params, key=cfg.signing_key),
+        watch_alias,
+        cfg.poll_s,
+        metrics.swaps,
+    )
     # encodes a batch's log inputs while the model predicts (its trees run without the GIL): ~1-1.5 ms per
     # 1k rows off the wait for the log
     encoder = ThreadPoolExecutor(1, thread_name_prefix="log-inputs")
     workers = start_workers()  # the model and the database calls, off the event loop (serving.workers)
 
-    def load(target: str) -> None:
-        try:
-            state["served"] = load_served(client, params, target, cfg.signing_key)  # one assignment: atomic
-            state["load_error"] = None
-            # The model's objects (and the imports') out of the cyclic collector's reach: its full passes no
-            # longer walk them in the middle of a request (p99 of single rows)
-            gc.collect()
-            gc.freeze()
-            event("model_loaded", model=name, version=state["served"].version)
-        except Exception as exc:  # noqa: BLE001 - the reason is reported, never served
-            state["load_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            event("model_refused", model=name, ref=target, error=state["load_error"], level=40)
-
-    champion = ChampionWatch()
-
-    def watch() -> None:
-        def fetch(ref: str) -> Served:
-            return load_served(client, params, ref, cfg.signing_key)
-
-        while not stop.wait(cfg.poll_s):
-            found = poll_champion(champion, client, name, watch_alias, state["served"], fetch, metrics.swaps)
-            if found is not None:
-                state["served"] = found  # one assignment: the swap is atomic
-
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        load(ref)
-        watcher = threading.Thread(target=watch, name="champion-watch", daemon=True) if watch_alias else None
-        if watcher:
-            watcher.start()
+        holder.start(ref, client)
         yield
-        stop.set()
+        holder.stop()
         encoder.shutdown()
         workers.shutdown()
-        log.close()
-        event(
-            "prediction_log_closed",
-            written=log.written,
-            spooled=log.spooled,
-            replayed=log.replayed,
-            refused=log.refused,
-            left_in_spool=log.spool.rows if log.spool is not None else 0,
-            errors=len(log.errors),
-        )
+        close_log(log)
 
     app = FastAPI(
         title="mlpipe model service",
@@ -174,27 +131,55 @@ def create_app(  # noqa: C901, PLR0915 -- issue 31: routers and a model holder
         docs_url=None,  # pages.add_pages: the same pages with their assets served from here, not a CDN
         redoc_url=None,
     )
-    app.state.mlpipe = state
+    app.state.holder, app.state.log = holder, log
     alias = served_alias(ref, watch_alias)
-    app.state.log = log
+    probes = app.state.probes = probe_answers(holder, log, metrics.registry, holder.champion.said)
+    routers = [
+        probe_router(probes),
+        model_router(holder, partial(health_of, client), cfg, alias),
+        scoring_router(holder, cfg, log, workers, encoder, metrics),
+    ]
+    guard_and_count(app, cfg, metrics, log, holder, alias, routers)
+    app.openapi = openapi_of(app, holder, cfg)
+    add_pages(app, lambda: home_html(app.title, holder.served, alias, cfg.features, holder.load_error))
+    for router in routers:
+        app.include_router(router)
+    return app
 
-    # The connection protocol sheds by the same count, before the application (serving.connections);
-    # GuardRequests inside CountRequests: its 413s, 415s, 503s and 500s are counted too
+
+def route_paths(app: FastAPI, routers: list[APIRouter]) -> list[str]:
+    """Every path the service answers: its routers' (FastAPI 0.150 keeps an included router as one entry
+    of app.routes) and those added to the app itself (the pages)."""
+    own = [r.path for r in app.routes if isinstance(getattr(r, "path", None), str)]
+    return own + [r.path for router in routers for r in router.routes]
+
+
+def guard_and_count(
+    app: FastAPI, cfg: ServeConfig, metrics: Metrics, log, holder: ModelHolder, alias: str, routers: list
+):
+    """The request guards (size, media type, in-flight admission) inside the counters, and what /metrics
+    watches: the log, the refusal reason, the served model. The connection protocol sheds by the same
+    admission count, before the application (serving.connections); GuardRequests inside CountRequests: its
+    413s, 415s, 503s and 500s are counted too."""
     app.state.admission = Admission(cfg.max_in_flight, on_shed=partial(metrics.count_shed, JSON_ROUTES))
     app.add_middleware(
         GuardRequests, max_bytes=cfg.max_bytes, json_paths=JSON_ROUTES, admission=app.state.admission
     )
-    app.add_middleware(CountRequests, metrics=metrics, route_paths=lambda: [r.path for r in app.routes])
+    app.add_middleware(CountRequests, metrics=metrics, route_paths=lambda: route_paths(app, routers))
     metrics.watch_log(log)
-    metrics.watch_refusal(lambda: champion.reason or (None if state["served"] else state["load_error"]))
+    metrics.watch_refusal(holder.refusal)
     metrics.watch_model(
-        lambda: (s.name, s.version, alias, s.run_id) if (s := state["served"]) is not None else None
+        lambda: (s.name, s.version, alias, s.run_id) if (s := holder.served) is not None else None
     )
+
+
+def openapi_of(app: FastAPI, holder: ModelHolder, cfg: ServeConfig):
+    """FastAPI's document with /predict and /feedback described from the model served now (cached per
+    served version)."""
     cached: dict = {}
 
     def openapi() -> dict:
-        """FastAPI's document with /predict and /feedback described from the model served now."""
-        served = state["served"]
+        served = holder.served
         key = None if served is None else (served.version, served.run_id)
         if cached.get("key") != key or "doc" not in cached:
             base = get_openapi(
@@ -205,70 +190,18 @@ def create_app(  # noqa: C901, PLR0915 -- issue 31: routers and a model holder
             )
         return cached["doc"]
 
-    app.openapi = openapi
-    add_pages(app, lambda: home_html(app.title, state["served"], alias, cfg.features, state["load_error"]))
+    return openapi
 
-    # The probes are coroutines that read state: answered on the event loop at once, never behind a thread
-    # pool; `mlpipe serve` answers them in the connection protocol, before the application (serving.probes)
-    probes = app.state.probes = probe_answers(state, log, metrics.registry, champion.said)
 
-    @app.get("/health")
-    async def health():
-        return probe_response(probes["/health"]())
-
-    @app.get("/ready")
-    async def ready():
-        return probe_response(probes["/ready"]())
-
-    @app.get("/model")
-    def model_info():
-        served = state["served"]
-        if served is None:
-            return JSONResponse(
-                status_code=503, content={"ready": False, "reason": state["load_error"] or "loading"}
-            )
-        return {
-            **served.info,
-            **health_of(client, served),
-            "threshold": cfg.threshold,
-            "alias": alias,
-            "features": cfg.features,
-            "input_example": input_example(served.profile, cfg.features),
-            "max_records": cfg.max_records,
-        }
-
-    @app.get("/metrics")
-    async def prometheus():
-        return probe_response(probes["/metrics"]())
-
-    @app.post("/predict")
-    async def predict(request: Request):
-        t0 = time.perf_counter()
-        served = state["served"]
-        if served is None:
-            return replies.model_refusal(state["load_error"])
-        if log.full:  # refused before the model runs: its answer could not be logged
-            return replies.log_refusal(log.full)
-        body, whole = await request.body(), request.query_params.get("all_or_nothing")
-        scored = await in_thread(
-            workers.predict, score_request, body, whole, served, cfg, log, encoder, metrics, t0
-        )
-        return await answer_when_logged(scored, cfg.durable_log, metrics)
-
-    @app.post("/feedback")
-    async def feedback(request: Request):
-        body, budget_s = await request.body(), feedback_budget_s(log)
-        try:
-            return await in_thread(
-                workers.store,
-                answer_feedback,
-                body,
-                state["served"],
-                state["load_error"],
-                log,
-                timeout_s=budget_s,
-            )
-        except TimeoutError:
-            return store_refusal(f"no answer from the log database within {budget_s} s")
-
-    return app
+def close_log(log: PredictionLog) -> None:
+    """Close the prediction log at shutdown and say what it did."""
+    log.close()
+    event(
+        "prediction_log_closed",
+        written=log.written,
+        spooled=log.spooled,
+        replayed=log.replayed,
+        refused=log.refused,
+        left_in_spool=log.spool.rows if log.spool is not None else 0,
+        errors=len(log.errors),
+    )

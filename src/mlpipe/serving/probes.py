@@ -31,14 +31,13 @@ def ready_content(served, load_error: str | None, logged: dict, said: dict | Non
     return 200, {"ready": True, "model_version": served.version, **logged, **(said or {})}
 
 
-def probe_answers(
-    state: dict, log, registry, said: Callable[[], dict] = dict
-) -> dict[str, Callable[[], Probe]]:
-    """path -> the probe's answer now (`state`: the app's {"served", "load_error"}; `log`: the prediction
-    log; `registry`: the Prometheus registry /metrics exports; `said`: the champion watch's word)."""
+def probe_answers(holder, log, registry, said: Callable[[], dict] = dict) -> dict[str, Callable[[], Probe]]:
+    """path -> the probe's answer now (`holder`: the served model and why none is, serving.holder; `log`:
+    the prediction log; `registry`: the Prometheus registry /metrics exports; `said`: the champion watch's
+    word)."""
 
     def ready() -> Probe:
-        status, content = ready_content(state["served"], state["load_error"], log.health(), said())
+        status, content = ready_content(holder.served, holder.load_error, log.health(), said())
         return status, JSON, orjson.dumps(content)
 
     def metrics() -> Probe:

@@ -96,8 +96,8 @@ def test_feedback_while_the_database_is_locked_is_a_503_naming_the_lock(tmp_path
 def test_ready_is_503_with_the_reason_while_the_spool_cannot_keep_answers(tmp_path):
     log = PredictionLog(f"sqlite:///{tmp_path / 'p.db'}", spool_dir=tmp_path / "spool")
     try:
-        state = {"served": SimpleNamespace(version="3"), "load_error": None}
-        ready = probe_answers(state, log, None)["/ready"]
+        holder = SimpleNamespace(served=SimpleNamespace(version="3"), load_error=None)
+        ready = probe_answers(holder, log, None)["/ready"]
         assert ready()[0] == 200
         log.full, log.db_error = "spool unwritable: No space left on device (ENOSPC) in /x", "locked"
         status, _, body = ready()

@@ -1,0 +1,96 @@
+"""The service's routes on APIRouters, each a thin adapter: the probes answer from what they read at once;
+/model describes the served model; /predict and /feedback hand the body to their module (serving.predict,
+serving.feedback) on the service's worker threads. The served model comes from the ModelHolder dependency."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from mlpipe.serving import replies
+from mlpipe.serving.feedback import answer_feedback, feedback_budget_s, store_refusal
+from mlpipe.serving.holder import ModelHolder
+from mlpipe.serving.openapi import input_example
+from mlpipe.serving.predict import answer_when_logged, score_request
+from mlpipe.serving.served import ServeConfig, Served
+from mlpipe.serving.workers import in_thread
+
+
+def probe_response(probe: tuple[int, str, bytes]) -> Response:
+    status, media_type, body = probe
+    return Response(body, status_code=status, media_type=media_type)
+
+
+def probe_router(probes: dict) -> APIRouter:
+    """/health, /ready, /metrics: coroutines answered on the event loop at once, never behind a thread pool
+    (`mlpipe serve` answers them in the connection protocol, before the application: serving.probes)."""
+    router = APIRouter()
+
+    @router.get("/health")
+    async def health():
+        return probe_response(probes["/health"]())
+
+    @router.get("/ready")
+    async def ready():
+        return probe_response(probes["/ready"]())
+
+    @router.get("/metrics")
+    async def prometheus():
+        return probe_response(probes["/metrics"]())
+
+    return router
+
+
+def model_router(holder: ModelHolder, describe, cfg: ServeConfig, alias: str) -> APIRouter:
+    """/model: the served model's record (`describe(served)` adds its health), or 503 with why none is."""
+    router = APIRouter()
+
+    @router.get("/model")
+    def model_info(served: Served | None = Depends(holder.current)):
+        if served is None:
+            reason = holder.load_error or "loading"
+            return JSONResponse(status_code=503, content={"ready": False, "reason": reason})
+        return {
+            **served.info,
+            **describe(served),
+            "threshold": cfg.threshold,
+            "alias": alias,
+            "features": cfg.features,
+            "input_example": input_example(served.profile, cfg.features),
+            "max_records": cfg.max_records,
+        }
+
+    return router
+
+
+def scoring_router(holder: ModelHolder, cfg: ServeConfig, log, workers, encoder, metrics) -> APIRouter:
+    """/predict (checked, scored, logged before the answer when the log is durable) and /feedback (labels
+    joined to logged predictions), each on its own worker pool (serving.workers)."""
+    router = APIRouter()
+
+    @router.post("/predict")
+    async def predict(request: Request, served: Served | None = Depends(holder.current)):
+        t0 = time.perf_counter()
+        if served is None:
+            return replies.model_refusal(holder.load_error)
+        if log.full:  # refused before the model runs: its answer could not be logged
+            return replies.log_refusal(log.full)
+        body, whole = await request.body(), request.query_params.get("all_or_nothing")
+        scored = await in_thread(
+            workers.predict, score_request, body, whole, served, cfg, log, encoder, metrics, t0
+        )
+        return await answer_when_logged(scored, cfg.durable_log, metrics)
+
+    @router.post("/feedback")
+    async def feedback(request: Request, served: Served | None = Depends(holder.current)):
+        body, budget_s = await request.body(), feedback_budget_s(log)
+        try:
+            return await in_thread(
+                workers.store, answer_feedback, body, served, holder.load_error, log, timeout_s=budget_s
+            )
+        except TimeoutError:
+            return store_refusal(f"no answer from the log database within {budget_s} s")
+
+    return router
