@@ -14,6 +14,7 @@ import typer
 from mlpipe.cli.common import ROOT_OPTION, project, project_params, stops_on_signals, use_project_prefect
 from mlpipe.registry.client import tracking_uri
 from mlpipe.runtime.shell import tool_env
+from mlpipe.serving.settings import SERVE, ServeSettings, env_name
 
 
 class LogAck(StrEnum):
@@ -39,10 +40,24 @@ def check_servable(client, params, ref: str, key) -> None:
         raise Refused(f"serve: cannot serve {ref}: {reason}") from None
 
 
+def serve_option(name: str):
+    """The option of ServeSettings field `name`: its flag, bounds and help from the settings (the one place
+    defaults live), and its environment variable (MLPIPE_<NAME>, as a container is configured)."""
+    info = ServeSettings.model_fields[name]
+    bounds = {k: getattr(m, k) for m in info.metadata for k in ("ge", "le") if hasattr(m, k)}
+    return typer.Option(
+        f"--{name.replace('_', '-')}",
+        help=info.description,
+        envvar=env_name(name),
+        min=bounds.get("ge"),
+        max=bounds.get("le"),
+    )
+
+
 def serve(
     root: ROOT_OPTION = Path("."),
-    host: str = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    host: Annotated[str, serve_option("host")] = SERVE.host,
+    port: Annotated[int, serve_option("port")] = SERVE.port,
     model: Annotated[
         str | None, typer.Option("--model", help="Serve this ref instead of models:/NAME@champion.")
     ] = None,
@@ -62,22 +77,8 @@ def serve(
             "(replayed in order when it is back, also by the next start; default: .mlpipe/spool/).",
         ),
     ] = None,
-    spool_max_mb: Annotated[
-        float,
-        typer.Option(
-            "--spool-max-mb",
-            min=0.001,
-            help="The spool's bound; when full, /ready is false and /predict answers 503.",
-        ),
-    ] = 512.0,
-    log_timeout_s: Annotated[
-        float,
-        typer.Option(
-            "--log-timeout-s",
-            min=0.1,
-            help="A log write waiting longer than this (lock, statement, connect) goes to the spool.",
-        ),
-    ] = 2.0,
+    spool_max_mb: Annotated[float, serve_option("spool_max_mb")] = SERVE.spool_max_mb,
+    log_timeout_s: Annotated[float, serve_option("log_timeout_s")] = SERVE.log_timeout_s,
     log_ack: Annotated[
         LogAck,
         typer.Option(
@@ -87,53 +88,13 @@ def serve(
             "the last ~0.2 s).",
         ),
     ] = LogAck.durable,
-    max_records: Annotated[
-        int, typer.Option("--max-records", min=1, help="Records per /predict request; more is a 413.")
-    ] = 1000,
-    poll_s: Annotated[
-        float, typer.Option("--poll-s", min=0.1, help="Seconds between polls of the champion alias.")
-    ] = 5.0,
-    max_concurrency: Annotated[
-        int,
-        typer.Option(
-            "--max-concurrency",
-            min=1,
-            help="Requests at once beyond which new ones get 503 at once (naming the rule, Retry-After: 1), "
-            "so a burst cannot pile up (/health, /ready and /metrics always answer, ahead of the queue; idle "
-            "connections do not count).",
-        ),
-    ] = 64,
-    max_bytes: Annotated[
-        int,
-        typer.Option(
-            "--max-bytes", min=1, help="Body size limit of every request (413 above it, also when streamed)."
-        ),
-    ] = 1 << 20,
-    idle_timeout_s: Annotated[
-        float,
-        typer.Option(
-            "--idle-timeout-s",
-            min=0.1,
-            help="A connection with no request in progress is closed after this (also before its first).",
-        ),
-    ] = 5.0,
-    request_timeout_s: Annotated[
-        float,
-        typer.Option(
-            "--request-timeout-s",
-            min=0.1,
-            help="A request's headers and body must all arrive within this (408 and closed otherwise).",
-        ),
-    ] = 30.0,
-    max_connections: Annotated[
-        int,
-        typer.Option(
-            "--max-connections",
-            min=1,
-            help="Open connections beyond this close the one idle longest (or the new one); lowered, with a "
-            "log line, to what the open files limit (ulimit -n) leaves room for.",
-        ),
-    ] = 1000,
+    max_records: Annotated[int, serve_option("max_records")] = SERVE.max_records,
+    poll_s: Annotated[float, serve_option("poll_s")] = SERVE.poll_s,
+    max_concurrency: Annotated[int, serve_option("max_concurrency")] = SERVE.max_concurrency,
+    max_bytes: Annotated[int, serve_option("max_bytes")] = SERVE.max_bytes,
+    idle_timeout_s: Annotated[float, serve_option("idle_timeout_s")] = SERVE.idle_timeout_s,
+    request_timeout_s: Annotated[float, serve_option("request_timeout_s")] = SERVE.request_timeout_s,
+    max_connections: Annotated[int, serve_option("max_connections")] = SERVE.max_connections,
 ) -> None:
     """The REST service: POST /predict, /feedback; GET /health, /ready, /model, /metrics, /docs."""
     import logging
@@ -149,6 +110,19 @@ def serve(
     from mlpipe.serving.prediction_log import PredictionLog, default_log_url
     from mlpipe.serving.workers import SWITCH_INTERVAL_S
 
+    settings = ServeSettings(  # the options override the defaults; the rest of serve reads settings
+        host=host,
+        port=port,
+        spool_max_mb=spool_max_mb,
+        log_timeout_s=log_timeout_s,
+        max_records=max_records,
+        poll_s=poll_s,
+        max_concurrency=max_concurrency,
+        max_bytes=max_bytes,
+        idle_timeout_s=idle_timeout_s,
+        request_timeout_s=request_timeout_s,
+        max_connections=max_connections,
+    )
     paths = project(root)
     params = project_params(paths)
     ref = model or f"models:/{params.model.name}@{CHAMPION}"
@@ -156,11 +130,11 @@ def serve(
     if model is not None:  # a ref asked for by name is served or refused, never waited for
         check_servable(mlflow_client(tracking_uri(paths)), params, ref, read_signing_key(paths.root))
     cfg = ServeConfig(
-        max_records=max_records,
-        max_bytes=max_bytes,
-        max_in_flight=max_concurrency,
+        max_records=settings.max_records,
+        max_bytes=settings.max_bytes,
+        max_in_flight=settings.max_concurrency,
         threshold=params.evaluate.threshold,
-        poll_s=poll_s,
+        poll_s=settings.poll_s,
         features=list(params.features.columns),
         durable_log=log_ack is LogAck.durable,
         signing_key=read_signing_key(paths.root),  # judged records verify under it (registry.judged)
@@ -173,17 +147,20 @@ def serve(
             url,
             flush_s=0.0 if log_ack is LogAck.durable else 0.2,  # queued: rows wait 0.2 s for company
             spool_dir=spool_dir or paths.root / ".mlpipe" / "spool",
-            spool_max_bytes=int(spool_max_mb * (1 << 20)),
-            timeout_s=log_timeout_s,
+            spool_max_bytes=settings.spool_max_bytes,
+            timeout_s=settings.log_timeout_s,
         ),
         cfg,
         watch_alias=CHAMPION if model is None else None,
     )
-    typer.echo(f"serving {ref} on http://{host}:{port} (docs: /docs; prediction log: {url.split('@')[-1]})")
-    bound, lowered = connection_bound(max_connections)
+    where = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"serving {ref} on {where} (docs: /docs; prediction log: {url.split('@')[-1]})")
+    bound, lowered = connection_bound(settings.max_connections)
     if lowered:
         event("connection_limit_lowered", level=logging.WARNING, max_connections=bound, reason=lowered)
-    limits = ConnectionLimits(idle_s=idle_timeout_s, request_s=request_timeout_s, max_connections=bound)
+    limits = ConnectionLimits(
+        idle_s=settings.idle_timeout_s, request_s=settings.request_timeout_s, max_connections=bound
+    )
     sys.setswitchinterval(
         SWITCH_INTERVAL_S
     )  # the event loop (probes) waits less for the GIL: serving.workers
@@ -191,11 +168,11 @@ def serve(
     # them. The in-flight limit is GuardRequests'; idle and slow connections are cut by guarded_protocol.
     uvicorn.run(
         service,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         log_level="warning",
         http=guarded_protocol(limits, probes=service.state.probes, admission=service.state.admission),
-        timeout_keep_alive=idle_timeout_s,
+        timeout_keep_alive=settings.idle_timeout_s,
     )
 
 

@@ -27,11 +27,12 @@ import orjson
 import sqlalchemy as sa
 
 from mlpipe.runtime.logs import event
+from mlpipe.serving.settings import SERVE
 from mlpipe.serving.spool import Spool, SpoolFull, SpoolUnwritable, read_segment, spool_key
 
-DB_TIMEOUT_S = 2.0  # a write slower than this (lock wait, statement, connect) sends its batch to the spool
+DB_TIMEOUT_S = SERVE.log_timeout_s  # a write slower than this (lock, statement, connect): to the spool
 RETRY_S = 1.0  # the replayer's pause between attempts while the database is away
-SPOOL_MAX_BYTES = 512 << 20  # ~1.3M single-row requests of the flights model (~400 bytes a row)
+SPOOL_MAX_BYTES = SERVE.spool_max_bytes  # ~1.3M single-row requests of the flights model (~400 B a row)
 
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(

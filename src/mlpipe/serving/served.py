@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from mlpipe.runtime.signing import SigningKey
 from mlpipe.serving.request_rules import RequestRules
+from mlpipe.serving.settings import SERVE
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,13 @@ class Served:
 
 @dataclass
 class ServeConfig:
-    max_records: int = 1000
-    max_bytes: int = 1 << 20  # every request body, streamed or not (serving.guard)
+    """What the app reads of the settings (serving.settings) and of the project."""
+
+    max_records: int = SERVE.max_records
+    max_bytes: int = SERVE.max_bytes  # every request body, streamed or not (serving.guard)
     max_in_flight: int | None = None  # requests at once beyond which the non-probe ones get 503
     threshold: float = 0.5
-    poll_s: float = 5.0
+    poll_s: float = SERVE.poll_s
     features: list[str] = field(default_factory=list)
     # True: answer once the rows are committed or spooled (kill -9 loses nothing answered); False: answer at
     # once, the rows queued (kill -9 can lose what queued during the last write, ~ one group commit)
