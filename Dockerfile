@@ -40,7 +40,6 @@ RUN UV_LINK_MODE=copy make setup UV_SYNC_FLAGS="$UV_SYNC_FLAGS $SERVICE_LEAVES_O
     && rm -rf /app/.tools
 COPY README.md ./
 COPY src ./src
-COPY flows ./flows
 RUN UV_LINK_MODE=copy make setup UV_SYNC_FLAGS="$UV_SYNC_FLAGS $SERVICE_LEAVES_OUT" \
     && rm -rf /app/.tools \
     && chown 10001:10001 /app

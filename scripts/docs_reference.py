@@ -390,9 +390,8 @@ def errors_markdown() -> str:
 
 
 def _module_file(root: Path, module: str) -> Path | None:
-    """The file of `module` in this repository (src/ layout for mlpipe, flows/ at the root)."""
-    base = root / "src" if module.split(".")[0] == "mlpipe" else root
-    path = base.joinpath(*module.split("."))
+    """The file of `module` in this repository (src/ layout)."""
+    path = (root / "src").joinpath(*module.split("."))
     for candidate in (path / "__init__.py", path.with_suffix(".py")):
         if candidate.exists():
             return candidate
@@ -413,13 +412,13 @@ def _docstring(path: Path | None, first_sentence: bool = False) -> str:
 
 
 def modules_markdown(root: Path) -> str:
-    """Every module of mlpipe and flows with the first sentence of its docstring, package by package."""
+    """Every module of mlpipe (its flows included) with the first sentence of its docstring, package by
+    package."""
     lines = ["| module | what it is for |", "|---|---|"]
-    files = sorted((root / "src" / "mlpipe").rglob("*.py")) + sorted((root / "flows").glob("*.py"))
-    for path in files:
+    for path in sorted((root / "src" / "mlpipe").rglob("*.py")):
         if path.name == "__init__.py" or "__pycache__" in path.parts:
             continue
-        rel = path.relative_to(root / "src" if "src" in path.relative_to(root).parts[:1] else root)
+        rel = path.relative_to(root / "src")
         module = ".".join(rel.with_suffix("").parts)
         lines.append(f"| `{module}` | {_cell(_docstring(path, first_sentence=True))} |")
     return "\n".join(lines) + "\n"

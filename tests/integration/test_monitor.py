@@ -95,7 +95,7 @@ def test_healthy_then_drifted_traffic_retrained_on_its_labels_then_judged_per_ve
     assert new["feedback"] == ["feedback-1-2000.parquet"] and new["period"] == "batch-2013-01-15.parquet"
     assert new["line"].startswith("retrain (input drift share") and "feedback-1-2000.parquet" in new["line"]
     run = d["retrain_run"]
-    # the retrain's state is named after its gate's outcome (a Completed state: flows.retrain_results)
+    # the retrain's state is named after its gate's outcome (a Completed state: mlpipe.flows.retrain_results)
     assert run["state"] in {"Promoted", "Kept champion", "Not promoted"}, run
     s = run["summary"]
     assert s["accepted"] == ["batch-2013-01-15.parquet", "feedback-1-2000.parquet"] and s["trained"], s

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, git
 
 from mlpipe.runtime.shell import tool_env
-from tests.integration.conftest import REPO, git
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

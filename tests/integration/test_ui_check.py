@@ -20,7 +20,7 @@ import pytest
 from browser import Browser, Visit, outside_requests, readme_shots_dir
 from conftest import REPO, copy_project, mlpipe, start_server, stop, tracking_client, wait_until
 
-from flows.common import run_link
+from mlpipe.flows.common import run_link
 from mlpipe.runtime.localserver import free_port, launch, wait_answering
 from mlpipe.runtime.shell import stop_process_group, tool_env
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from prefect.exceptions import TerminationSignal
 
-from flows.runner import StoppingTaskRunner, running_call, stopped_by
+from mlpipe.flows.runner import StoppingTaskRunner, running_call, stopped_by
 from mlpipe.runtime.guard import Interrupted
 
 

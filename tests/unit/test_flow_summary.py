@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.common import metric_rows, run_link, runs_link, vs_champion
+from mlpipe.flows.common import metric_rows, run_link, runs_link, vs_champion
 
 
 def test_the_run_link_follows_the_tracking_server_and_names_no_fixed_port_for_a_local_store():
@@ -39,8 +39,9 @@ def test_the_change_is_against_the_champion_on_the_same_rows_or_not_shown():
 def test_the_printed_summary_points_at_the_run_page_and_run_table_on_no_fixed_port():
     from dataclasses import replace
 
-    from flows.common import render_text
-    from tests.unit.test_last_run import summary
+    from test_last_run import summary
+
+    from mlpipe.flows.common import render_text
 
     uri = "sqlite:////p/mlruns/mlflow.db"
     local = replace(
@@ -56,8 +57,9 @@ def test_the_printed_summary_points_at_the_run_page_and_run_table_on_no_fixed_po
 def test_the_printed_metrics_name_the_positive_class_they_are_about():
     from dataclasses import replace
 
-    from flows.common import render_text
-    from tests.unit.test_last_run import summary
+    from test_last_run import summary
+
+    from mlpipe.flows.common import render_text
 
     line = next(
         x for x in render_text(replace(summary(), positive_class="Yes")).splitlines() if "metrics:" in x
@@ -69,8 +71,9 @@ def test_the_printed_metrics_name_the_positive_class_they_are_about():
 def test_a_run_without_a_batch_says_it_has_no_batch_drift_and_a_run_with_one_what_it_compared():
     from dataclasses import replace
 
-    from flows.common import NO_BATCH_DRIFT, RunSummary, render_markdown, render_text
-    from tests.unit.test_last_run import summary
+    from test_last_run import summary
+
+    from mlpipe.flows.common import NO_BATCH_DRIFT, RunSummary, render_markdown, render_text
 
     none = replace(summary(), drift_share=None, drift_note=NO_BATCH_DRIFT)
     assert "  drift share:   None (no new batch: no batch drift)\n" in render_text(none)

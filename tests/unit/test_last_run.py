@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from flows.common import RunSummary
-from flows.preflight import _read_record, forget_run, remember_run
 from mlpipe.config import ProjectPaths
+from mlpipe.flows.common import RunSummary
+from mlpipe.flows.preflight import _read_record, forget_run, remember_run
 
 
 def summary(**changes) -> RunSummary:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from flows.retrain import drift
+from mlpipe.flows.retrain import drift
 from mlpipe.pipeline.split import time_split_positions
 from mlpipe.runtime.hashing import sha256_file
 

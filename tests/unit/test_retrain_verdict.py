@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from flows.retrain_results import StagesResult, not_registered, verdict_text
+from mlpipe.flows.retrain_results import StagesResult, not_registered, verdict_text
 
 STAGES = ("validate", "split", "train", "evaluate")
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from flows.retrain import TRANSIENT, retry_only_transient
 from mlpipe.errors import ConfigError, DataError, MissingInput, ModelRefused, ToolError
+from mlpipe.flows.retrain import TRANSIENT, retry_only_transient
 
 
 @pytest.mark.parametrize(

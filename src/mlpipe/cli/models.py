@@ -129,7 +129,7 @@ def promote(
     wait: WAIT_OPTION = REGISTRY_WAIT_S,
 ) -> None:
     """Make REF (models:/NAME/VERSION or a run id) the champion by hand; the infra check still runs."""
-    from flows.preflight import forget_run
+    from mlpipe.flows.preflight import forget_run
     from mlpipe.release.gate import manual_promote
 
     paths = project(root)
@@ -149,7 +149,7 @@ def rollback(
     """champion <- previous (the version the last promotion replaced), once it loads and verifies as the
     service would load it (sha256, versions, allowlist); a version that fails is refused. Waits up to
     --wait seconds for a registry move in progress (a run's gate promoting), then refuses in one line."""
-    from flows.preflight import forget_run
+    from mlpipe.flows.preflight import forget_run
     from mlpipe.registry.models import rollback_champion
 
     paths = project(root)

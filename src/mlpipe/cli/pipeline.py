@@ -88,7 +88,7 @@ def run(
         require_clean_tree(paths.root)
     name_files_not_taken_in(paths, params)
     if not flow and not experiment:
-        from flows.preflight import recorded_state
+        from mlpipe.flows.preflight import recorded_state
 
         summary = recorded_state(paths, params, tracking_uri(paths))
         if summary is not None:  # answered from files alone: no MLflow import (a second's work)
@@ -99,7 +99,7 @@ def run(
         # a typo in train.estimator or train.hyperparams is one line now, not the train stage's failure
         # after the data steps
         check_estimator(params.train.estimator, params.task, params.train.hyperparams)
-        from flows.retrain import retrain
+        from mlpipe.flows.retrain import retrain
 
         hand_logging_to_prefect()
         install_pause_hook()  # tests only: inert unless MLPIPE_PAUSE_AT is set
@@ -152,7 +152,7 @@ def say_if_champion_unservable(paths, params) -> None:
 
 def print_summary(summary, as_json: bool) -> None:
     """The run's summary on stdout: the text a person reads, or with --json its fields (RunSummary)."""
-    from flows.common import render_text
+    from mlpipe.flows.common import render_text
 
     if as_json:
         echo_json(summary.as_dict())
@@ -200,7 +200,7 @@ def schedule(
             os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
             typer.echo(f"Prefect server and UI on http://127.0.0.1:{port}")
         try:
-            from flows.retrain import retrain
+            from mlpipe.flows.retrain import retrain
 
             mark_crashed_flow_runs(socket.gethostname())
             when = {"interval": interval} if interval else {"cron": params.retrain.cron}
@@ -237,7 +237,7 @@ def monitor(
     monitor.floor (retire)."""
     paths = project(root)
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:
-        from flows.monitor import monitor as monitor_flow
+        from mlpipe.flows.monitor import monitor as monitor_flow
 
         hand_logging_to_prefect()
         url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL")
@@ -297,7 +297,7 @@ def sweep(
     paths = project(root)
     require_pinned_mlpipe(paths.root)  # its winner is trained through the pipeline
     with stops_on_signals(), project_prefect_api(paths) as prefect_ready:
-        from flows.sweep import run_sweep
+        from mlpipe.flows.sweep import run_sweep
 
         hand_logging_to_prefect()
         prefect_ready()

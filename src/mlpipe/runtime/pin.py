@@ -3,8 +3,8 @@
 A project made by `mlpipe init` carries mlpipe's wheel (DVC-tracked under vendor/), names it in its
 pyproject.toml and uv.lock, and records in `[tool.mlpipe]` the version and the code hash of that wheel. The
 code hash is the sha256 over the sorted (path, sha256 of content) of every file of the packages mlpipe ships
-(`mlpipe/`, `flows/`): the same figure whether read from a wheel or from the running package's folders, so
-an edit that is in no release still changes it."""
+(`mlpipe/`; a wheel made before the flows moved into it also ships `flows/`): the same figure whether read
+from a wheel or from the running package's folders, so an edit that is in no release still changes it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ PYPROJECT = "pyproject.toml"
 LOCK_FILE = "uv.lock"
 VENDOR = "vendor"  # mlpipe's wheel, DVC-tracked: `dvc pull` brings it back on another machine
 VENDOR_DVC = "vendor.dvc"
-CODE_PACKAGES = ("mlpipe", "flows")  # the top-level packages mlpipe's wheel ships
+CODE_PACKAGES = ("mlpipe",)  # the top-level package mlpipe's wheel ships
+# what a wheel or source tree of any mlpipe ships: the flows were a top-level package before mlpipe.flows,
+# and an older pinned wheel's code hash must read the same as it did
+SHIPPED_PACKAGES = ("mlpipe", "flows")
 UPGRADE = "mlpipe upgrade"
 
 
@@ -48,7 +51,7 @@ def code_digest(files: Iterable[tuple[str, bytes]]) -> str:
 
 def _shipped(path: str) -> bool:
     top, _, rest = path.partition("/")
-    return top in CODE_PACKAGES and bool(rest) and "__pycache__" not in path and not path.endswith(".pyc")
+    return top in SHIPPED_PACKAGES and bool(rest) and "__pycache__" not in path and not path.endswith(".pyc")
 
 
 def wheel_code_sha256(wheel: Path) -> str:
@@ -78,7 +81,8 @@ def folder_files(folder: Path, package: str) -> list[tuple[str, bytes]]:
 
 
 def source_tree_code_sha256(root: Path) -> str:
-    """The code hash of mlpipe's source tree at `root` (src/mlpipe and flows/, as its wheel ships them)."""
+    """The code hash of mlpipe's source tree at `root` (src/mlpipe, and flows/ at the root in a tree from
+    before mlpipe.flows, as its wheel ships them)."""
     return code_digest(
         [*folder_files(root / "src" / "mlpipe", "mlpipe"), *folder_files(root / "flows", "flows")]
     )

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from flows.common import RunSummary, render_markdown, render_text
 from mlpipe.config import Params, ProjectPaths
 from mlpipe.errors import ConfigError, SweepRefused
+from mlpipe.flows.common import RunSummary, render_markdown, render_text
 from mlpipe.pipeline.estimators import check_estimator, resolve_estimator
 from mlpipe.pipeline.layout import check_selection_tracked, project_pipeline
 from mlpipe.pipeline.selection import (

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-SOURCE_ROOTS = (ROOT / "src", ROOT)  # mlpipe lives under src/, flows/ at the root
-PROJECT_PACKAGES = ("mlpipe", "flows")
+SOURCE_ROOTS = (ROOT / "src",)  # mlpipe (with mlpipe.flows) lives under src/
+PROJECT_PACKAGES = ("mlpipe",)
 
 
 def module_file(name: str) -> Path | None:

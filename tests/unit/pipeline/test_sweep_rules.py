@@ -243,7 +243,7 @@ def test_a_split_of_other_data_or_other_bytes_or_other_params_is_refused(tmp_pat
 def test_workers_on_another_machine_without_a_shared_prefect_server_are_refused():
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.sweep import workers_reach_prefect
+    from mlpipe.flows.sweep import workers_reach_prefect
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         with (

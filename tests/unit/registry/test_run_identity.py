@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from flows.common import change_cell, direction, markdown_link, metric_rows, run_link, vs_champion
-from flows.retrain_results import outcome_state
+from mlpipe.flows.common import change_cell, direction, markdown_link, metric_rows, run_link, vs_champion
+from mlpipe.flows.retrain_results import outcome_state
 from mlpipe.registry import views
 from mlpipe.registry.lineage import frozen_lineage, render_lineage
 from mlpipe.registry.tracking import (

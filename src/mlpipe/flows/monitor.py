@@ -12,7 +12,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
-from flows.common import setup
+from mlpipe.flows.common import setup
 from mlpipe.monitoring.summary import summary_markdown
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.monitor_runs import record_monitoring
@@ -70,7 +70,7 @@ def monitor(
         summary_markdown(result), key="monitor-summary", description="What the monitor saw and decided"
     )
     if result.get("new_data", {}).get("batches"):  # a retrain with nothing new would train nothing
-        from flows.retrain import retrain
+        from mlpipe.flows.retrain import retrain
 
         event("monitor_triggers_retrain", reasons="; ".join(result["reasons"]))
         state = retrain(root=str(paths.root), tracking_uri=uri, return_state=True)

@@ -15,29 +15,6 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
-from flows.common import (
-    NO_BATCH_DRIFT,
-    RunSummary,
-    metric_rows,
-    render_markdown,
-    run_link,
-    runs_link,
-    setup,
-)
-from flows.preflight import remember_run
-from flows.retrain_results import (
-    UNREGISTERED,
-    BatchesTaken,
-    IngestResult,
-    Judgement,
-    Recorded,
-    Registration,
-    StagesResult,
-    not_registered,
-    outcome_state,
-    verdict_text,
-)
-from flows.runner import StoppingTaskRunner
 from mlpipe.config import params_hash
 from mlpipe.data import landing, recorded
 from mlpipe.data import snapshot as snap
@@ -52,6 +29,29 @@ from mlpipe.errors import (
     PromotionRefused,
     StageFailed,
 )
+from mlpipe.flows.common import (
+    NO_BATCH_DRIFT,
+    RunSummary,
+    metric_rows,
+    render_markdown,
+    run_link,
+    runs_link,
+    setup,
+)
+from mlpipe.flows.preflight import remember_run
+from mlpipe.flows.retrain_results import (
+    UNREGISTERED,
+    BatchesTaken,
+    IngestResult,
+    Judgement,
+    Recorded,
+    Registration,
+    StagesResult,
+    not_registered,
+    outcome_state,
+    verdict_text,
+)
+from mlpipe.flows.runner import StoppingTaskRunner
 from mlpipe.monitoring.drift import batch_to_compare
 from mlpipe.pipeline import layout
 from mlpipe.pipeline.selection import read_selection, selection_line

@@ -26,9 +26,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.context import FlowRunContext
 
-from flows.common import setup
 from mlpipe.config import PARAMS_FILE, FeaturesCfg, Params, ProjectPaths, TrainCfg
 from mlpipe.errors import SnapshotMismatch, SweepRefused
+from mlpipe.flows.common import setup
 from mlpipe.pipeline.sweep import (
     SweepResult,
     candidate_seed,
@@ -329,7 +329,7 @@ def _apply(
 ) -> SweepResult:
     """Winner -> params.yaml (in place, comments kept) -> git commit -> the retrain flow (DVC stages,
     MLflow run, registry, gate). The params edit waits for any running retrain (project lock)."""
-    from flows.retrain import retrain
+    from mlpipe.flows.retrain import retrain
 
     params_file = paths.root / PARAMS_FILE
     params_text, identity = started_with

@@ -13,10 +13,10 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from flows.common import NO_BATCH_DRIFT, RunSummary
 from mlpipe.config import Params, ProjectPaths
 from mlpipe.data.zone import landed_batches
 from mlpipe.errors import LockBusy
+from mlpipe.flows.common import NO_BATCH_DRIFT, RunSummary
 from mlpipe.registry.client import sqlite_store_missing
 from mlpipe.runtime.git import git_commit, git_dirty
 from mlpipe.runtime.lock import project_lock
