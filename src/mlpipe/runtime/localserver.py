@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Collection, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from mlpipe.errors import ToolError
@@ -272,6 +273,7 @@ def capture_template(db: Path, template: Path) -> bool:
     partial = template.with_name(f"{template.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(template)
         source = sqlite3.connect(db, timeout=5)
         try:
             copy = sqlite3.connect(partial)
@@ -290,6 +292,17 @@ def capture_template(db: Path, template: Path) -> bool:
         pass
     partial.unlink(missing_ok=True)
     return False
+
+
+STALE_PARTIAL_S = 600  # a capture takes milliseconds: a partial copy this old was left by a killed process
+
+
+def remove_stale_partials(template: Path) -> None:
+    """Remove the partial copies of `template` that processes killed mid-capture left behind."""
+    for stale in template.parent.glob(f"{template.name}.*.partial"):
+        with suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_PARTIAL_S:
+                stale.unlink()
 
 
 def capture_when_answering(proc: subprocess.Popen, health_url: str, db: Path, template: Path) -> None:

@@ -72,6 +72,21 @@ def test_capture_keeps_an_empty_database_and_refuses_a_used_one(tmp_path, cache)
     db.close()
 
 
+def test_capture_removes_partial_copies_a_killed_process_left(tmp_path, cache):
+    import os
+    import time
+
+    template = prefect_template_path()
+    template.parent.mkdir(parents=True)
+    old, recent = (template.with_name(f"{template.name}.{n}.1.partial") for n in (1, 2))
+    for partial in (old, recent):
+        partial.write_bytes(b"half a copy")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    make_db(tmp_path / "empty.db")
+    assert capture_template(tmp_path / "empty.db", template)
+    assert not old.exists() and recent.exists(), "a recent one may be another process's capture"
+
+
 def test_seed_copies_the_template_into_a_new_home_only(tmp_path, cache):
     home, project = tmp_path / "home", tmp_path / "project"
     home.mkdir()
