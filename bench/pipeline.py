@@ -5,15 +5,20 @@ bench/results/pipeline.json (or pipeline-full.json with --full: the whole bundle
 The no-op rerun is measured three ways: `mlpipe run` (answered before any flow starts), the flow
 itself (`mlpipe run --flow`) with Prefect's temporary server, and the flow against a running
 `prefect server` (what a scheduled deployment sees).
-Usage: python bench/pipeline.py [--repeat N] [--fresh N] [--full]
+A fresh copy's Prefect database is seeded from the template in the user's cache when there is one
+(runtime.localserver: migrated once per Prefect version); each pair says whether it was, and the load.
+--no-prefect-template turns that off (MLPIPE_PREFECT_TEMPLATE=0): every fresh run migrates a new database.
+Usage: python bench/pipeline.py [--repeat N] [--fresh N] [--full] [--no-prefect-template]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,6 +42,7 @@ PROJECT_FILES = [
     "metrics.json",
 ]
 sys.path.insert(0, str(REPO / "src"))
+from mlpipe.runtime.localserver import prefect_template_path  # noqa: E402
 from mlpipe.runtime.shell import tool_env  # noqa: E402
 
 
@@ -75,13 +81,24 @@ def timed(args: list[str], cwd: Path) -> tuple[float, str, str]:
     return elapsed, out, log
 
 
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's ended and waited-for descendants so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+LAST_CPU_S = [0.0]  # the CPU seconds of the last command timed_at ran (its whole process tree)
+
+
 def timed_at(args: list[str], cwd: Path) -> tuple[float, str, str, float]:
-    """(wall seconds, stdout, stderr, start as time.time()) of one command."""
+    """(wall seconds, stdout, stderr, start as time.time()) of one command; its CPU seconds (the whole
+    tree's, a figure the other workers of a shared machine move far less than the clock) in LAST_CPU_S."""
     env = tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)
-    started, t0 = time.time(), time.perf_counter()
+    cpu0, started, t0 = children_cpu_s(), time.time(), time.perf_counter()
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
+    LAST_CPU_S[0] = children_cpu_s() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"{args} failed:\n{proc.stderr[-3000:]}")
     return elapsed, proc.stdout, proc.stderr, started
@@ -113,8 +130,6 @@ def make_project(dest: Path, full: bool) -> Path:
 
 def noop_with_server(cmd: list[str], root: Path, repeat: int) -> list[float]:
     """No-op `mlpipe run` times against a running local Prefect server (started and stopped here)."""
-    import os
-
     from mlpipe.runtime.localserver import free_port, start_prefect_server
     from mlpipe.runtime.shell import stop_process_group
 
@@ -144,7 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="fresh runs, each in a new copy of the project and followed by a bare fit (median ratio)",
     )
+    parser.add_argument(
+        "--no-prefect-template",
+        action="store_true",
+        help="every fresh run migrates a new Prefect database (no copy of the template)",
+    )
     args = parser.parse_args(argv)
+    if args.no_prefect_template:
+        os.environ["MLPIPE_PREFECT_TEMPLATE"] = "0"  # read by the runs through tool_env's copy of it
     py = sys.executable
     mlpipe_cmd = [py, "-m", "mlpipe.cli", "run"]
     dvc = str(Path(py).parent / "dvc")
@@ -155,9 +177,14 @@ def main(argv: list[str] | None = None) -> int:
         fresh, pairs = [], []
         for i in range(args.fresh):
             root = make_project(Path(tmp) / f"project-{i}", args.full)
+            template = prefect_template_path()
+            had_template = template is not None and template.exists()  # None: turned off
+            load_before = os.getloadavg()[0]
             elapsed, out, log, started = timed_at(mlpipe_cmd, root)
+            fresh_cpu = LAST_CPU_S[0]
             bare_pair = timed([*bare_cmd, str(root)], root)[0]
             pinned_pair = timed([*bare_cmd, str(root), "--pinned"], root)[0]
+            pinned_cpu = LAST_CPU_S[0]
             fresh.append((elapsed, out, log, started))
             pairs.append(
                 {
@@ -167,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
                     "bare_pinned_s": round(pinned_pair, 3),
                     "ratio_pinned": round(elapsed / pinned_pair, 2),
                     "before_flow_s": before_flow(log, started),
+                    # CPU seconds of each process tree: what the run costs, whatever else the cores ran
+                    "fresh_cpu_s": round(fresh_cpu, 2),
+                    "bare_pinned_cpu_s": round(pinned_cpu, 2),
+                    "ratio_pinned_cpu": round(fresh_cpu / pinned_cpu, 2),
+                    # a copy of the migrated Prefect database was there to seed the project's (issue 33)
+                    "prefect_template": had_template,
+                    # the machine's 1-minute load average before and after the run (others share it)
+                    "load_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
                 }
             )
             if i < args.fresh - 1:
@@ -188,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         split = json.loads((root / "artifacts/split/split.json").read_text())
         rows = {k: v["rows"] for k, v in split["parts"].items()}
     figures = {
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "bare_train_s": round(bare_s, 3),
         "bare_fit_after_imports_s": round(bare_fit_s, 3),
         "bare_roc_auc": bare_auc,
@@ -197,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_fresh_run_vs_bare_median_pair": statistics.median(p["ratio"] for p in pairs),
         # the bare fit with the thread count mlpipe's train stage uses (params train.n_jobs)
         "ratio_fresh_run_vs_bare_pinned_median_pair": statistics.median(p["ratio_pinned"] for p in pairs),
+        "ratio_fresh_run_vs_bare_pinned_cpu_median_pair": statistics.median(
+            p["ratio_pinned_cpu"] for p in pairs
+        ),
         "mlpipe_run_stages": stages_full,
         "mlpipe_run_fresh_before_flow_s": before_flow(log, started),
         "mlpipe_run_fresh_steps_s": durations(log),
