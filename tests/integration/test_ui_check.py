@@ -2,16 +2,19 @@
 Debian's packages after a real `mlpipe run`, as a data scientist would look at it: the MLflow runs table, run
 page, logged model and registered version (`mlpipe ui` on a free port), the Prefect flow-run page (a server
 on a port other than 4200), the service's `/docs` with the example sent from "Try it out", `/redoc` and `/`,
-the run's Evidently report and the DVC plots (`mlpipe plots`).
+the run's Evidently report and the DVC plots (`mlpipe plots`); the docs site (`make docs`: built with
+`mkdocs build --strict`, served on 127.0.0.1), its search included.
 
 A page fails when it shows too little text or not what it is for (blank), when it asks for anything beyond
 127.0.0.1, file:, data: or blob: (refused, recorded), or when it throws a JavaScript error. Screenshots go
-to `.ui-check/` (git-ignored); `make ui-shots` also writes the README's small copies to docs/screenshots/."""
+to `.ui-check/` (git-ignored); `make ui-shots` also writes small copies to docs/screenshots/ (the README's
+and the docs site's pictures)."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -27,7 +30,7 @@ from mlpipe.runtime.shell import stop_process_group, tool_env
 pytestmark = pytest.mark.integration
 
 SHOTS = REPO / ".ui-check"
-# one picture per tool for the README (`make ui-shots`)
+# one picture per tool for the README and the docs site (`make ui-shots`)
 README_PAGES = (
     "mlflow-run",
     "mlflow-model",
@@ -104,11 +107,18 @@ def test_mlflow_runs_run_and_model_pages_render_offline(browser, looked_at, mlfl
         # the logged model knows its registered version (not "Not registered")
         ("mlflow-logged-model", f"{experiment_page}/models/{model_id}?{view}", "v1"),
         ("mlflow-model", f"{mlflow_ui}/#/models/flights-late/versions/1?{view}", "champion"),
+        # the registered model says what its versions are and how they move
+        ("mlflow-registered-model", f"{mlflow_ui}/#/models/flights-late", "Versions are registered by"),
     ]
     visits = [browser.visit(name, url, expect, act=close_assistant) for name, url, expect in pages]
     for visit in visits:
         assert_seen(visit)
     assert "Not registered" not in visits[2].text
+    # the run is named after what it is, and its gate table is on the page, not behind a hover
+    assert run.info.run_name.startswith("v1 · first run"), run.info.run_name
+    assert {"criterion", "bound", "verdict"} <= set(visits[1].text.split()), (
+        "the gate table in the description"
+    )
     assert "Model training" in visits[0].text  # the view's toggle is shown, set to model training
     assert {"roc_auc", "average_precision"} <= set(visits[0].text.split()), "headline metric columns"
 
@@ -204,6 +214,67 @@ def test_evidently_report_and_dvc_plots_render_from_files(browser, looked_at):
     plots = browser.visit("dvc-plots", page, "ROC on the test split")
     assert_seen(plots)
     assert "Confusion matrix on the test split" in plots.text
+
+
+@pytest.fixture(scope="module")
+def docs_site(tmp_path_factory):
+    """The docs site as `make docs` makes it: `mkdocs build --strict` into a folder, then
+    scripts/serve_docs.py on a free loopback port."""
+    site = tmp_path_factory.mktemp("docs") / "site"
+    env = {**tool_env(), "NO_MKDOCS_2_WARNING": "1"}
+    built = subprocess.run(
+        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    port = free_port()
+    cmd = [sys.executable, str(REPO / "scripts" / "serve_docs.py"), str(site), "--port", str(port)]
+    proc = launch(cmd, REPO, env, site.parent / "serve.log")
+    try:
+        wait_answering(proc, f"http://127.0.0.1:{port}/index.html", 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process_group(proc, grace_s=5)
+
+
+def search_for(words: str):
+    """Type `words` into the site's search box, as a reader does, and wait for the results (the search index
+    and its worker script are the site's own files)."""
+
+    def act(page) -> None:
+        box = page.locator("input.md-search__input")
+        box.click()  # on a wide window the box is in the header (a narrow one shows a button instead)
+        box.press_sequentially(words, delay=30)  # key by key: the theme searches on keyboard events
+        page.locator(".md-search-result__item").first.wait_for(timeout=20_000)
+
+    return act
+
+
+def test_docs_site_renders_offline_with_its_search_and_generated_reference(browser, docs_site):
+    home = browser.visit(
+        "docs-home", f"{docs_site}/index.html", "Everything runs offline", act=search_for("champion")
+    )
+    assert_seen(home)
+    assert "make run" in home.text and "make test" in home.text  # the quick start's two commands
+    assert "Getting started" in home.text  # the navigation drawn by the theme
+    assert "matching documents" in home.text  # the search answered from the site's own index
+    assert any("search_index.json" in u for u in home.requests), home.requests
+    cli = browser.visit("docs-cli", f"{docs_site}/reference/cli.html", "--max-concurrency")
+    assert_seen(cli)
+    assert "mlpipe serve" in cli.text and "mlpipe data accept" in cli.text  # generated from the Typer app
+    params = browser.visit("docs-params", f"{docs_site}/reference/params.html", "gate.max_net_negative_flips")
+    assert_seen(params)
+    arch = browser.visit(
+        "docs-architecture", f"{docs_site}/architecture.html", "mlpipe.pipeline.stages.train"
+    )
+    assert_seen(arch)
+    assert "mlpipe.serving" in arch.text  # the layers table, generated from the import contracts
+    every = home.requests + cli.requests + params.requests + arch.requests
+    assert all(u.startswith((docs_site, "data:", "blob:")) for u in every), outside_requests(every) or every
 
 
 # The check itself: each kind of broken page is caught (a check that cannot fail checks nothing).
