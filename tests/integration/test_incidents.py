@@ -13,6 +13,7 @@ import yaml
 from conftest import (
     commit_all,
     edit_params,
+    free_port,
     git,
     mlpipe,
     registered_model_file,
@@ -66,7 +67,12 @@ def test_a_tampered_champion_is_judged_absent_refused_by_rollback_and_by_reprodu
         "mlpipe/validate/profile.json"
     )
     profile.write_text(profile.read_text() + "\n")  # still valid JSON, not the trained bytes
-    base, server = start_server(root, "--model", f"models:/{MODEL}/2", wait_ready=False)
+    # asked for by name, it is refused before the service starts (one line, exit 2) ...
+    named = mlpipe(root, "serve", "--model", f"models:/{MODEL}/2", "--port", str(free_port()), check=False)
+    assert named.returncode == 2 and "\n" not in named.stderr.strip(), named.stderr[-1500:]
+    assert "profile.json: md5" in named.stderr and "recorded at training" in named.stderr, named.stderr
+    # ... and as the champion the service watches, it is not served and /ready says why
+    base, server = start_server(root, wait_ready=False)
     try:
         reason = httpx.get(f"{base}/ready").json()["reason"]
         assert "mlpipe/validate/profile.json: md5" in reason and "recorded at training" in reason, reason
