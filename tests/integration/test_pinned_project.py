@@ -52,7 +52,7 @@ def ok(proc: subprocess.CompletedProcess) -> str:
 
 def mlpipe_copy(dest: Path) -> Path:
     """mlpipe's source as it is now (uncommitted edits included) in a git repository of its own."""
-    for name in ("src", "flows"):
+    for name in ("src",):  # the flows are mlpipe.flows, under src
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "uv.lock", "README.md", ".gitignore"):
         shutil.copy2(REPO / name, dest / name)
