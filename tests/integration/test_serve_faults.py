@@ -12,11 +12,9 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,45 +24,33 @@ import sqlalchemy as sa
 from conftest import copy_project, post_until_refused, start_server, stop, wait_until
 
 pytestmark = pytest.mark.integration
-BURST, WAVES, LIMIT = 300, 8, 64
+# 24 waves: ~200 probes, so that the p99 the issue bounds is a p99 (with fewer than 100 probes it is the
+# slowest probe: one wave's start, when the event loop takes in 300 requests at once, decided it alone)
+BURST, WAVES, LIMIT = 300, 24, 64
 PROBE_BOUND_MS = 100
 
 
-def probe_ms(port: int, path: str) -> tuple[float, int]:
-    """(milliseconds, status) of one GET on a new connection, as a load balancer's probe does it."""
-    t0 = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    return (time.perf_counter() - t0) * 1000, int(data.split(b" ", 2)[1])
-
-
 class Prober:
-    """Probes /health, /ready and /metrics in turn every 20 ms on a thread until stopped."""
+    """Probes /health, /ready and /metrics in turn every 20 ms from a process of its own (prober.py) until
+    the block ends: the test process's pauses are not the service's."""
 
     def __init__(self, port: int):
         self.port, self.times, self.statuses = port, [], []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        paths, k = ("/health", "/ready", "/metrics"), 0
-        while not self._stop.is_set():
-            ms, status = probe_ms(self.port, paths[k % 3])
-            self.times.append(ms)
-            self.statuses.append(status)
-            k += 1
-            self._stop.wait(0.02)
 
     def __enter__(self) -> Prober:
-        self._thread.start()
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("prober.py")), str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(60)
+        out, _ = self._proc.communicate("", timeout=60)
+        assert self._proc.returncode == 0, f"the prober failed (exit {self._proc.returncode})"
+        seen = json.loads(out)
+        self.times, self.statuses = [ms for ms, _ in seen], [status for _, status in seen]
 
     def p99(self) -> float:
         ranked = sorted(self.times)
@@ -109,7 +95,7 @@ def test_probes_answer_within_100_ms_while_bursts_of_300_predictions_are_shed(se
     assert set(codes) <= {"200", "503"}, codes
     assert codes.get("503", 0) >= WAVES * (BURST - 2 * LIMIT), f"the limit sheds: {codes}"
     assert shed["retry-after"] == "1" and "(rule: --max-concurrency sheds" in shed["rule"], shed
-    assert set(prober.statuses) == {200} and len(prober.times) > 30
+    assert set(prober.statuses) == {200} and len(prober.times) >= 100, len(prober.times)
     assert prober.p99() < PROBE_BOUND_MS, sorted(prober.times)[-10:]
     assert proc.poll() is None
 

@@ -1,6 +1,7 @@
 """The served model behind the routes: loaded once at start, watched for a new champion, swapped in one
-assignment, with the reason it is not served when it is not. Routes read it through `current` (a FastAPI
-dependency) and never hold on to a model past their request."""
+assignment, with the reason it is not served when it is not. /model reads it through `current` (a FastAPI
+dependency); /predict and /feedback, plain routes (`serving.routes.plain_routes`), read `served` once at
+their start. None holds on to a model past its request."""
 
 from __future__ import annotations
 
