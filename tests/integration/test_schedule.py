@@ -53,6 +53,10 @@ def test_served_deployment_with_a_near_term_schedule_creates_and_runs_a_flow_run
         )
         deployments = _post(f"{api}/deployments/filter", {})
         assert deployments[0]["name"] == project_copy.name
+        assert (
+            deployments[0]["description"].startswith("Retrain ")
+            and "the gate" in deployments[0]["description"]
+        )
         assert deployments[0]["schedules"], "the deployment carries its schedule"
     finally:
         stop_process_group(proc, grace_s=30)

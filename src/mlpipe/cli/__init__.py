@@ -8,6 +8,7 @@ import os
 import typer
 
 from mlpipe.cli import data, demo, init, models, pipeline, services
+from mlpipe.cli.common import short_help
 from mlpipe.errors import MlpipeError
 from mlpipe.runtime.logs import configure_logging
 from mlpipe.runtime.shell import OFFLINE_ENV
@@ -57,7 +58,7 @@ for command in (
     pipeline.monitor,
     pipeline.sweep,
 ):
-    app.command()(command)
+    app.command(short_help=short_help(command))(command)
 app.add_typer(data.data_app, name="data")
 
 

@@ -3,8 +3,10 @@ and how it ends on a signal (nothing left behind)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +24,13 @@ from mlpipe.runtime.shell import pid_alive
 
 ROOT_OPTION = Annotated[Path, typer.Option("--root", help="Project root (holds params.yaml and dvc.yaml).")]
 JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def short_help(command: Callable) -> str:
+    """A command's line in `mlpipe --help`: its docstring's first sentence on one line (Typer's rich help
+    keeps a docstring's line breaks there, and the list read as broken lines)."""
+    first = " ".join((inspect.getdoc(command) or "").split("\n\n")[0].split())
+    return re.split(r"(?<=[.:;])\s", first)[0].rstrip(".:;")
 
 
 def project(root: Path) -> ProjectPaths:
