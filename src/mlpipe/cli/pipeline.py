@@ -210,8 +210,9 @@ def schedule(
                 parameters={"root": str(paths.root), "tracking_uri": tracking_uri(paths)},
                 tags=["mlpipe"],
                 description=(
-                    f"Retrain {params.model.name} in {paths.root} ({when}): take in landed batches, validate, "
-                    "train, judge at the gate, register; the champion changes only when the gate promotes"
+                    f"Retrain {params.model.name} in {paths.root} ({when}): take in landed batches, "
+                    "validate, train, judge at the gate, register; the champion changes only when the gate "
+                    "promotes"
                 ),
                 **when,
                 print_starting_message=False,
