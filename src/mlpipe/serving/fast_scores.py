@@ -193,21 +193,65 @@ def compile_scorer(model, rules: RequestRules) -> Scorer | None:
     if task == "binary":
         column = np.asarray(model.classes_).tolist().index(classes_of(model)[1])
 
+    predict = _boosted_trees(estimator, task) or _public_predict(estimator, task)
+
     def scorer(columns: Columns, n: int) -> np.ndarray:
         parts = [block(columns, n) for block in blocks]
         x = parts[0] if len(parts) == 1 else np.hstack(parts)
         if fortran:
             x = np.asfortranarray(x)
-        if task == "regression":
-            return np.asarray(estimator.predict(x), dtype=np.float64)
-        proba = estimator.predict_proba(x)
-        return proba if column is None else proba[:, column]
+        out = predict(x)
+        return out if column is None else out[:, column]
 
     try:
         same = _same_scores(model, scorer, rules)
     except Exception:  # noqa: BLE001 - a replay that fails is not used: the pipeline predicts
         return None
     return scorer if same else None
+
+
+def _public_predict(estimator, task: str) -> Callable[[np.ndarray], np.ndarray]:
+    if task == "regression":
+        return lambda x: np.asarray(estimator.predict(x), dtype=np.float64)
+    return estimator.predict_proba
+
+
+def _boosted_trees(estimator, task: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A HistGradientBoosting model's predict on a float64 matrix by the same compiled tree walk and the
+    same sums as its own `_raw_predict`, without what its public predict repeats per call (input
+    validation, the known-categories bitsets rebuilt, a closure and an array per tree): the trees of a single
+    flights row (200 of them) took 1.2 ms instead of 2.9 (measured apart from the category recoding). Private scikit-learn API, pinned by the lock: any
+    difference raises or changes a bit, and the compile check then keeps the public predict. None for other
+    estimators."""
+    try:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+        from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
+
+        if type(estimator) not in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
+            return None
+        remap = estimator._preprocessor  # its own recoding of native categories, as its predict applies it
+        known, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
+        baseline, trees = estimator._baseline_prediction, estimator._predictors
+        k, loss = estimator.n_trees_per_iteration_, estimator._loss
+    except (ImportError, AttributeError):
+        return None
+
+    def raw(x: np.ndarray) -> np.ndarray:
+        if remap is not None:
+            x = remap.transform(x)
+        n = x.shape[0]
+        out = np.zeros((n, k), dtype=baseline.dtype, order="F")
+        out += baseline
+        leaf = np.empty(n, dtype=np.float64)
+        for iteration in trees:  # in order: the float sums are the model's own
+            for j, tree in enumerate(iteration):
+                _predict_from_raw_data(tree.nodes, x, tree.raw_left_cat_bitsets, known, f_idx_map, 1, leaf)
+                out[:, j] += leaf
+        return out
+
+    if task == "regression":
+        return lambda x: np.asarray(loss.link.inverse(raw(x).ravel()), dtype=np.float64)
+    return lambda x: loss.predict_proba(raw(x))
 
 
 def probe_columns(rules: RequestRules, n: int = 64) -> dict[str, list | np.ndarray]:

@@ -119,3 +119,29 @@ def test_probe_rows_hold_every_category_an_unseen_one_nulls_and_the_range_edges(
         values = columns[name]
         assert np.isnan(values).any()
         assert np.nanmin(values) < lo and np.nanmax(values) > hi
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        HistGradientBoostingClassifier(categorical_features=[0, 1], max_iter=20, random_state=0),
+        HistGradientBoostingRegressor(categorical_features=[0, 1], max_iter=20, random_state=0),
+    ],
+)
+@pytest.mark.parametrize("classes", [2, 3])
+def test_boosted_trees_are_walked_as_the_model_walks_them_bit_for_bit(estimator, classes):
+    from mlpipe.serving.fast_scores import _boosted_trees
+
+    frame, y = training_frame()
+    if isinstance(estimator, HistGradientBoostingRegressor):
+        y, task = frame["distance"] / 100 + frame["wind"], "regression"
+    else:
+        y, task = pd.Series(np.arange(len(frame)) % classes).where(y == "late", 0), "classification"
+    model = Pipeline([("preprocess", preprocessing("native", FEATURES)), ("model", estimator)]).fit(frame, y)
+    walk = _boosted_trees(model.steps[1][1], task)
+    assert walk is not None, "a HistGradientBoosting model fitted on arrays is walked directly"
+    probe = probe_columns(RULES, 64)
+    x = model.steps[0][1].transform(pd.DataFrame({c: probe[c] for c in model.steps[0][1].feature_names_in_}))
+    for rows in (slice(0, 64), slice(5, 6)):
+        public = estimator.predict(x[rows]) if task == "regression" else estimator.predict_proba(x[rows])
+        assert np.array_equal(walk(x[rows]), public, equal_nan=True)
