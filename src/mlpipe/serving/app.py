@@ -44,9 +44,9 @@ def load_served(client, params, ref: str, key: SigningKey) -> Served:
     name = params.model.name
     pinned, sha256 = judged_ref(client, ref, key)
     trusted = params.train.trusted_types
-    loaded, run_id = load_registered(client, pinned, project_trusted=trusted, expected_sha256=sha256)
-    profile = load_profile(client, run_id)
-    run = client.get_run(run_id)
+    loaded, resolved = load_registered(client, pinned, project_trusted=trusted, expected_sha256=sha256)
+    run, run_id = resolved.run, resolved.run_id  # read once, by load_registered
+    profile = load_profile(client, run)
     versions = versions_of_run(client, run_id, name)
     version = str(versions[0].version) if versions else "unregistered"
     tags = run.data.tags
