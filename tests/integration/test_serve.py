@@ -176,6 +176,19 @@ def test_no_input_reaches_a_5xx(server):
         assert 200 <= status < 500, body[:200]
 
 
+def test_a_version_asked_for_by_name_is_served_as_checked(project_copy):
+    # `serve --model` loads the version to refuse it before the service starts; the service serves that
+    # load (a version, not the alias: nothing is watched)
+    base, proc = start_server(project_copy, "--model", f"models:/{MODEL}/1")
+    try:
+        assert httpx.get(f"{base}/ready").json()["model_version"] == "1"
+        info = httpx.get(f"{base}/model").json()
+        assert info["version"] == "1" and info["ref"] == f"models:/{MODEL}/1"
+        assert httpx.post(f"{base}/predict", json=info["input_example"]).status_code == 200
+    finally:
+        stop(proc)
+
+
 def test_hot_swap_follows_the_champion_alias_and_refuses_a_tampered_model(server):
     base, _, root = server
     import mlflow

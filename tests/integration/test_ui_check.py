@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from browser import Browser, Visit, outside_requests, readme_shots_dir
 from conftest import REPO, copy_project, mlpipe, start_server, stop, tracking_client, wait_until
+from docs_build import build_docs_site
 
 from mlpipe.flows.common import run_link
 from mlpipe.runtime.localserver import free_port, launch, wait_answering
@@ -221,16 +221,8 @@ def docs_site(tmp_path_factory):
     """The docs site as `make docs` makes it: `mkdocs build --strict` into a folder, then
     scripts/serve_docs.py on a free loopback port."""
     site = tmp_path_factory.mktemp("docs") / "site"
-    env = {**tool_env(), "NO_MKDOCS_2_WARNING": "1"}
-    built = subprocess.run(
-        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir", str(site)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    env = tool_env()
+    build_docs_site(site, env)
     port = free_port()
     cmd = [sys.executable, str(REPO / "scripts" / "serve_docs.py"), str(site), "--port", str(port)]
     proc = launch(cmd, REPO, env, site.parent / "serve.log")

@@ -7,13 +7,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from docs_build import build_docs_site
 from pydantic import BaseModel, Field
 
 from mlpipe import errors
@@ -149,20 +149,7 @@ OUTSIDE = re.compile(r"""<(?:script|link|img)[^>]+(?:src|href)=["'](?:https?:)?/
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("docs") / "site"
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    mkdocs = Path(sys.executable).parent / "mkdocs"
-    assert mkdocs.exists(), (
-        "mkdocs is not installed: `make setup` installs the docs group (uv sync --group docs)"
-    )
-    proc = subprocess.run(
-        [str(mkdocs), "build", "--strict", "--site-dir", str(site)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    build_docs_site(site, dict(os.environ))
     return site
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from mlpipe.cli.common import ROOT_OPTION, project, project_params, stops_on_sig
 from mlpipe.registry.client import tracking_uri
 from mlpipe.runtime.shell import tool_env
 from mlpipe.serving.settings import SERVE, ServeSettings, env_name
+
+if TYPE_CHECKING:  # for the annotation only: `mlpipe serve` imports the serving modules when it runs
+    from mlpipe.serving.served import Served
 
 
 class LogAck(StrEnum):
@@ -24,17 +27,18 @@ class LogAck(StrEnum):
     queued = "queued"
 
 
-def check_servable(client, params, ref: str, key) -> None:
-    """Refuse in one line (Refused, a non-zero exit) a `--model` ref the service could not load: no such
-    version or alias, no judged record, a model failing the safe loader's checks. Without `--model` the
-    service starts anyway and waits for `champion` (it may be set later)."""
+def check_servable(client, params, ref: str, key) -> Served:
+    """`ref` loaded as the service serves it (handed to the service: loaded once), or refused in one line
+    (Refused, a non-zero exit) when the service could not load it: no such version or alias, no judged
+    record, a model failing the safe loader's checks. Without `--model` the service starts anyway and waits
+    for `champion` (it may be set later)."""
     from mlflow.exceptions import MlflowException
 
     from mlpipe.errors import MlpipeError, Refused
     from mlpipe.serving.app import load_served
 
     try:
-        load_served(client, params, ref, key)
+        return load_served(client, params, ref, key)
     except (MlpipeError, MlflowException, OSError) as exc:
         reason = " ".join(str(getattr(exc, "message", None) or exc).split())[:400]
         raise Refused(f"serve: cannot serve {ref}: {reason}") from None
@@ -127,8 +131,9 @@ def serve(
     params = project_params(paths)
     ref = model or f"models:/{params.model.name}@{CHAMPION}"
     url = log_url or os.environ.get("MLPIPE_PREDICTION_LOG_URL") or default_log_url(paths.root)
+    loaded = None
     if model is not None:  # a ref asked for by name is served or refused, never waited for
-        check_servable(mlflow_client(tracking_uri(paths)), params, ref, read_signing_key(paths.root))
+        loaded = check_servable(mlflow_client(tracking_uri(paths)), params, ref, read_signing_key(paths.root))
     cfg = ServeConfig(
         max_records=settings.max_records,
         max_bytes=settings.max_bytes,
@@ -152,6 +157,7 @@ def serve(
         ),
         cfg,
         watch_alias=CHAMPION if model is None else None,
+        loaded=loaded,
     )
     where = f"http://{settings.host}:{settings.port}"
     typer.echo(f"serving {ref} on {where} (docs: /docs; prediction log: {url.split('@')[-1]})")

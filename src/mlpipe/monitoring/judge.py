@@ -39,8 +39,8 @@ def load_champion(client, name: str, project_trusted: list[str] | tuple[str, ...
 
     version = alias_version(client, name, CHAMPION)
     ref = f"models:/{name}/{version}" if version else f"models:/{name}@{CHAMPION}"  # refused, naming why
-    loaded, run_id = load_registered(client, ref, project_trusted=project_trusted)
-    return Champion(str(version), client.get_run(run_id), loaded.model)
+    loaded, resolved = load_registered(client, ref, project_trusted=project_trusted)
+    return Champion(str(version), resolved.run, loaded.model)
 
 
 def training_split(paths: ProjectPaths, run) -> Path:

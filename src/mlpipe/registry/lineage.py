@@ -7,14 +7,14 @@ from __future__ import annotations
 from mlpipe.config import headline_of
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import aliases_of
-from mlpipe.registry.refs import resolve_run_id, versions_of_run
+from mlpipe.registry.refs import resolve_run, versions_of_run
 from mlpipe.registry.reproduce.record import read_record
 
 
 def model_lineage(client, ref: str) -> dict:
     """The checklist as a dict (the `--json` form)."""
-    run_id = resolve_run_id(client, ref)
-    run = client.get_run(run_id)
+    run = resolve_run(client, ref).run
+    run_id = run.info.run_id
     rec = read_record(client, run_id)
     tags = run.data.tags
     versions = []

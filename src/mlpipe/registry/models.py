@@ -11,7 +11,7 @@ from mlpipe.model.loading import MANIFEST_FILE, LoadedModel, load_model_dir
 from mlpipe.registry import tags as tag
 from mlpipe.registry.aliases import CHALLENGER, CHAMPION, REGISTRY_WAIT_S, aliases_of, registry_lock, rollback
 from mlpipe.registry.client import mlflow_client
-from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
+from mlpipe.registry.refs import Resolved, resolve_run, versions_of_run
 from mlpipe.registry.tracking import MODEL_ARTIFACTS, RunRecord
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.signing import SigningKey, read_signing_key
@@ -135,18 +135,19 @@ def load_registered(
     dest: Path | None = None,
     project_trusted: list[str] | tuple[str, ...] = (),
     expected_sha256: str | None = None,
-) -> tuple[LoadedModel, str]:
-    """(verified model, run id) for a run id or models:/ reference: the files of the logged model the
-    version (or the run) names, the one copy `mlflow models serve` serves too, checked against the run's
-    recorded sha256 (and `expected_sha256`, the one a judged record names, when given), loaded with the
-    project's `project_trusted` types (train.trusted_types) beside mlpipe's. Without `dest` the files go to a
-    temporary folder that is removed once the model is in memory (every service start used to leave one
-    behind); the returned path then no longer exists."""
+) -> tuple[LoadedModel, Resolved]:
+    """(verified model, what `ref` resolved to: its run, read once) for a run id or models:/ reference: the
+    files of the logged model the version (or the run) names, the one copy `mlflow models serve` serves too,
+    checked against the run's recorded sha256 (and `expected_sha256`, the one a judged record names, when
+    given), loaded with the project's `project_trusted` types (train.trusted_types) beside mlpipe's. Without
+    `dest` the files go to a temporary folder that is removed once the model is in memory (every service
+    start used to leave one behind); the returned path then no longer exists."""
     try:
-        run_id = resolve_run_id(client, ref)
+        resolved = resolve_run(client, ref)
     except Refused as exc:  # a version naming a run that is not there is refused like a bad file
         raise ModelRefused(str(exc)) from None
-    recorded = tag.read(client.get_run(run_id).data.tags, tag.MODEL_SHA256)
+    run_id = resolved.run_id
+    recorded = tag.read(resolved.run.data.tags, tag.MODEL_SHA256)
     if not recorded:
         raise ModelRefused(
             f"{ref}: run {run_id} records no {tag.MODEL_SHA256} (rule: only mlpipe models are loaded)"
@@ -159,26 +160,24 @@ def load_registered(
     args = (recorded, allow_version_mismatch, project_trusted)
     if dest is None:
         with tempfile.TemporaryDirectory(prefix="mlpipe-model-") as tmp:
-            return load_model_dir(download_model(client, ref, run_id, Path(tmp)), *args), run_id
-    return load_model_dir(download_model(client, ref, run_id, dest), *args), run_id
+            return load_model_dir(download_model(client, resolved, Path(tmp)), *args), resolved
+    return load_model_dir(download_model(client, resolved, dest), *args), resolved
 
 
-def logged_model_uri(client, ref: str, run_id: str) -> str:
-    """The logged model behind `ref`: a version's source, else the model URI its run recorded."""
-    m = MODEL_REF.match(ref)
-    if m and m["version"]:
-        return client.get_model_version(m["name"], m["version"]).source
-    if m:
-        return client.get_model_version_by_alias(m["name"], m["alias"]).source
-    return tag.read(client.get_run(run_id).data.tags, tag.MODEL_URI, "") or ""
+def logged_model_uri(resolved: Resolved) -> str:
+    """The logged model behind a resolved reference (pure): a version's source, else the model URI its run
+    recorded."""
+    if resolved.source is not None:
+        return resolved.source
+    return tag.read(resolved.run.data.tags, tag.MODEL_URI, "") or ""
 
 
-def download_model(client, ref: str, run_id: str, dest: Path) -> Path:
-    """The model directory (model file + manifest) of `ref` under `dest`: the logged model's own files.
-    Runs logged before the logged model held the trained file are read from the run's copy."""
+def download_model(client, resolved: Resolved, dest: Path) -> Path:
+    """The model directory (model file + manifest) of a resolved reference under `dest`: the logged model's
+    own files. Runs logged before the logged model held the trained file are read from the run's copy."""
     import mlflow.artifacts
 
-    uri = logged_model_uri(client, ref, run_id)
+    uri = logged_model_uri(resolved)
     if uri.startswith("models:/m-"):
         location = client.get_logged_model(uri.removeprefix("models:/")).artifact_location
         model_dir = Path(
@@ -188,18 +187,19 @@ def download_model(client, ref: str, run_id: str, dest: Path) -> Path:
         )
         if (model_dir / MANIFEST_FILE).exists():
             return model_dir
-    return Path(client.download_artifacts(run_id, MODEL_ARTIFACTS, str(dest)))
+    return Path(client.download_artifacts(resolved.run_id, MODEL_ARTIFACTS, str(dest)))
 
 
-def load_profile(client, run_id: str) -> dict:
-    """The training profile run `run_id` logged, checked against the md5 its record holds for the
-    validate stage's output (the service builds its request rules from it: a changed file is refused
-    naming file, expected and found)."""
+def load_profile(client, run) -> dict:
+    """The training profile `run` (an MLflow Run, as read by resolve_run) logged, checked against the md5 its
+    record holds for the validate stage's output (the service builds its request rules from it: a changed
+    file is refused naming file, expected and found)."""
     import hashlib
     import json
 
+    run_id = run.info.run_id
     # the md5 of the stage output it is a copy of (tag.DVC_OUTPUT_TAGS): a tag, no download at start-up
-    expected = tag.read(client.get_run(run_id).data.tags, tag.PROFILE_MD5)
+    expected = tag.read(run.data.tags, tag.PROFILE_MD5)
     with tempfile.TemporaryDirectory(prefix="mlpipe-profile-") as tmp:
         path = Path(client.download_artifacts(run_id, PROFILE_ARTIFACT, tmp))
         raw = path.read_bytes()

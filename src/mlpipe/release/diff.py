@@ -160,8 +160,8 @@ def load_registered_model(
     from mlpipe.registry.models import load_registered
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-diff-") as tmp:
-        loaded, run_id = load_registered(client, ref, dest=Path(tmp), project_trusted=project_trusted)
-        return loaded.model, run_id
+        loaded, resolved = load_registered(client, ref, dest=Path(tmp), project_trusted=project_trusted)
+        return loaded.model, resolved.run_id
 
 
 def diff(

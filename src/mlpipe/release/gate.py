@@ -32,7 +32,7 @@ from mlpipe.registry.aliases import (
 )
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.judged import PASSED, PROMOTED, write_judged
-from mlpipe.registry.refs import MODEL_REF, resolve_run_id, versions_of_run
+from mlpipe.registry.refs import MODEL_REF, resolve_run, versions_of_run
 from mlpipe.release.infra import Check, checks_as_dicts, failed_brief, failed_lines, infra_check
 from mlpipe.runtime.logs import event
 from mlpipe.runtime.signing import signing_key_for_writing
@@ -560,7 +560,7 @@ def manual_promote(
     client = mlflow_client(tracking_uri)
     name = params.model.name
     m = MODEL_REF.match(ref)
-    run_id = resolve_run_id(client, ref)
+    run_id = resolve_run(client, ref).run_id
     version = m["version"] if m and m["version"] else None
     if version is None:
         found = versions_of_run(client, run_id, name)

@@ -44,9 +44,9 @@ def load_served(client, params, ref: str, key: SigningKey) -> Served:
     name = params.model.name
     pinned, sha256 = judged_ref(client, ref, key)
     trusted = params.train.trusted_types
-    loaded, run_id = load_registered(client, pinned, project_trusted=trusted, expected_sha256=sha256)
-    profile = load_profile(client, run_id)
-    run = client.get_run(run_id)
+    loaded, resolved = load_registered(client, pinned, project_trusted=trusted, expected_sha256=sha256)
+    run, run_id = resolved.run, resolved.run_id  # read once, by load_registered
+    profile = load_profile(client, run)
     versions = versions_of_run(client, run_id, name)
     version = str(versions[0].version) if versions else "unregistered"
     tags = run.data.tags
@@ -99,10 +99,17 @@ JSON_ROUTES = frozenset({"/predict", "/feedback"})  # their bodies must be sent 
 
 
 def create_app(
-    client, params, ref: str, log: PredictionLog, cfg: ServeConfig, watch_alias: str | None = CHAMPION
+    client,
+    params,
+    ref: str,
+    log: PredictionLog,
+    cfg: ServeConfig,
+    watch_alias: str | None = CHAMPION,
+    loaded: Served | None = None,
 ) -> FastAPI:
-    """The service: the model holder (`watch_alias`, when serving an alias, is polled for hot swaps), the
-    request guards and counters, the OpenAPI document of the served model, the pages, the routers."""
+    """The service: the model holder (`watch_alias`, when serving an alias, is polled for hot swaps; `loaded`,
+    when given, is `ref` as load_served loaded it already, served without loading it again), the request
+    guards and counters, the OpenAPI document of the served model, the pages, the routers."""
     metrics = Metrics()
     holder = ModelHolder(
         params.model.name,
@@ -118,7 +125,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        holder.start(ref, client)
+        holder.start(ref, client, loaded)
         yield
         holder.stop()
         encoder.shutdown()

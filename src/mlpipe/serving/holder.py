@@ -49,20 +49,28 @@ class ModelHolder:
     def load(self, ref: str) -> None:
         """Load `ref`; a refusal is kept as the reason (reported by /ready and /model), never served."""
         try:
-            self.served = self.fetch(ref)  # one assignment: atomic
-            self.load_error = None
-            # The model's objects (and the imports') out of the cyclic collector's reach: its full passes no
-            # longer walk them in the middle of a request (p99 of single rows)
-            gc.collect()
-            gc.freeze()
-            event("model_loaded", model=self.name, version=self.served.version)
+            self.serve(self.fetch(ref))
         except Exception as exc:  # noqa: BLE001 - the reason is reported, never served
             self.load_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             event("model_refused", model=self.name, ref=ref, error=self.load_error, level=40)
 
-    def start(self, ref: str, client) -> None:
-        """Load `ref`, then (serving an alias) watch it in a daemon thread until `stop`."""
-        self.load(ref)
+    def serve(self, served: Served) -> None:
+        """Serve `served`, a model `fetch` loaded (here, or before the service started)."""
+        self.served = served  # one assignment: atomic
+        self.load_error = None
+        # The model's objects (and the imports') out of the cyclic collector's reach: its full passes no
+        # longer walk them in the middle of a request (p99 of single rows)
+        gc.collect()
+        gc.freeze()
+        event("model_loaded", model=self.name, version=served.version)
+
+    def start(self, ref: str, client, loaded: Served | None = None) -> None:
+        """Load `ref` (or serve `loaded`, `ref` fetched already: `mlpipe serve --model` loads it to check it
+        before the service starts), then (serving an alias) watch it in a daemon thread until `stop`."""
+        if loaded is None:
+            self.load(ref)
+        else:
+            self.serve(loaded)
         if self.watch_alias:
             threading.Thread(target=self._watch, args=(client,), name="champion-watch", daemon=True).start()
 

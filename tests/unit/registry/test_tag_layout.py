@@ -17,6 +17,7 @@ from mlpipe.errors import ModelRefused
 from mlpipe.registry import tags as tag
 from mlpipe.registry.client import mlflow_client
 from mlpipe.registry.models import PROFILE_ARTIFACT, load_profile, logged_model_uri, versions_holding
+from mlpipe.registry.refs import resolve_run
 from mlpipe.registry.reproduce.record import read_record
 from mlpipe.registry.tracking import IDENTITY_KEYS, find_recorded_run, lineage_tags
 
@@ -91,6 +92,11 @@ def logged_run(client, exp, tags, profile: bytes | None = None, outputs: dict | 
     return run_id
 
 
+def logged(client, exp, tags, profile: bytes | None = None):
+    """The run logged_run logs, as read from the store (what load_profile is given)."""
+    return client.get_run(logged_run(client, exp, tags, profile))
+
+
 def test_the_service_checks_the_profile_by_the_short_tag_or_an_old_runs_long_one(store):
     import hashlib
 
@@ -98,11 +104,11 @@ def test_the_service_checks_the_profile_by_the_short_tag_or_an_old_runs_long_one
     profile = json.dumps({"columns": {}}).encode()
     md5 = hashlib.md5(profile).hexdigest()
     old_key = tag.LEGACY_KEYS[tag.PROFILE_MD5]
-    assert load_profile(client, logged_run(client, exp, {tag.PROFILE_MD5: md5}, profile)) == {"columns": {}}
-    assert load_profile(client, logged_run(client, exp, {old_key: md5}, profile)) == {"columns": {}}
+    assert load_profile(client, logged(client, exp, {tag.PROFILE_MD5: md5}, profile)) == {"columns": {}}
+    assert load_profile(client, logged(client, exp, {old_key: md5}, profile)) == {"columns": {}}
     for key in (tag.PROFILE_MD5, old_key):  # the recorded md5 is really compared, under either key
         with pytest.raises(ModelRefused, match="recorded at training"):
-            load_profile(client, logged_run(client, exp, {key: "0" * 32}, profile))
+            load_profile(client, logged(client, exp, {key: "0" * 32}, profile))
 
 
 def test_reproduce_and_lineage_read_every_output_from_the_artifact_or_an_old_runs_tags(store):
@@ -119,8 +125,8 @@ def test_the_logged_model_of_an_old_run_is_found_by_its_old_key(store):
     client, exp = store
     old = logged_run(client, exp, {"mlpipe.model_uri": "models:/m-old"})
     new = logged_run(client, exp, {tag.MODEL_URI: "models:/m-new"})
-    assert logged_model_uri(client, old, old) == "models:/m-old"
-    assert logged_model_uri(client, new, new) == "models:/m-new"
+    assert logged_model_uri(resolve_run(client, old)) == "models:/m-old"
+    assert logged_model_uri(resolve_run(client, new)) == "models:/m-new"
 
 
 def test_an_old_runs_long_identity_keys_are_read_and_searched(store):

@@ -16,7 +16,7 @@ from pathlib import Path
 from mlpipe.config import PARAMS_FILE, load_params
 from mlpipe.errors import Refused
 from mlpipe.registry.client import mlflow_client
-from mlpipe.registry.refs import resolve_run_id
+from mlpipe.registry.refs import resolve_run
 from mlpipe.registry.reproduce.checkout import (
     commit_exists,
     isolated_checkout,
@@ -39,7 +39,7 @@ def reproduce(root: Path, ref: str, tracking_uri: str, keep: bool = False, env_m
     from the commit's uv.lock; current: the running one regardless), compare, and log the verdict as its
     own MLflow run (tagged on the original run and its model versions)."""
     client = mlflow_client(tracking_uri)
-    run_id = resolve_run_id(client, ref)
+    run_id = resolve_run(client, ref).run_id
     rec = read_record(client, run_id)
     trusted = load_params(root / PARAMS_FILE).train.trusted_types  # the project's, never the model's
     why = refusal(rec, commit_exists(root, rec.commit) if rec.commit else False)
