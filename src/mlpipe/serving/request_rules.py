@@ -144,9 +144,8 @@ def _number_problem(i: int, name: str, value: object, rules: RequestRules) -> Pr
     """The first rule a numerical field's (non-null) value breaks, or None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return Problem(i, name, _short(value), "wrong type: expected a number", "wrong_type")
-    if isinstance(value, float) and not math.isfinite(
-        value
-    ):  # an int always is (and may be too big for a float)
+    # an int is always finite (and may be too big for a float)
+    if isinstance(value, float) and not math.isfinite(value):
         return Problem(i, name, str(value), "not a finite number (NaN/Infinity)", "not_finite")
     lo, hi = rules.physical.get(name, (None, None))
     if lo is not None and value < lo:
