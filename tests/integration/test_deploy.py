@@ -41,8 +41,8 @@ from conftest import (
     wait_until,
 )
 
-from mlpipe.cli.demo import json_records
 from mlpipe.config import load_params
+from mlpipe.flows.demo import json_records
 from mlpipe.model.outputs import labels_from, scores
 from mlpipe.registry.client import mlflow_client
 from mlpipe.runtime.localserver import free_port, start_prefect_server

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 import yaml
 from conftest import post_until_refused, start_server, stop, wait_until
 
-from mlpipe.cli.demo import json_records
+from mlpipe.flows.demo import json_records
 
 pytestmark = pytest.mark.integration
 CLIENTS = 4

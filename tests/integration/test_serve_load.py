@@ -22,7 +22,7 @@ from conftest import copy_project, start_server, stop, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlpipe.cli.demo import json_records
+from mlpipe.flows.demo import json_records
 
 pytestmark = pytest.mark.integration
 # --max-concurrency of the service under test: requests in progress (serving.guard; idle connections and

@@ -258,13 +258,15 @@ def monitor(
         if state.name != "Retire" and (state.is_failed() or state.is_crashed()):
             raise FlowFailed(f"monitor flow {state.name}: {state.message}")
         result = state.result(raise_on_failure=False)
-    if as_json:
-        echo_json(result)
-    else:
-        from mlpipe.monitoring.summary import summary_lines
+    from mlpipe.monitoring.summary import MonitorResult, summary_lines
 
+    if isinstance(result, dict):  # the Retire state's data: the result as a dict
+        result = MonitorResult.from_dict(result)
+    if as_json:
+        echo_json(result.as_dict())
+    else:
         typer.echo("\n".join(summary_lines(result)))
-    if result["retire"]:
+    if result.retire:
         raise typer.Exit(EXIT_RETIRE)
 
 

@@ -101,18 +101,11 @@ def serve(
     max_connections: Annotated[int, serve_option("max_connections")] = SERVE.max_connections,
 ) -> None:
     """The REST service: POST /predict, /feedback; GET /health, /ready, /model, /metrics, /docs."""
-    import logging
-
-    import uvicorn
-
     from mlpipe.registry.aliases import CHAMPION
     from mlpipe.registry.client import mlflow_client
-    from mlpipe.runtime.logs import event
     from mlpipe.runtime.signing import read_signing_key
     from mlpipe.serving.app import ServeConfig, create_app
-    from mlpipe.serving.connections import ConnectionLimits, connection_bound, guarded_protocol
     from mlpipe.serving.prediction_log import PredictionLog, default_log_url
-    from mlpipe.serving.workers import SWITCH_INTERVAL_S
 
     settings = ServeSettings(  # the options override the defaults; the rest of serve reads settings
         host=host,
@@ -161,6 +154,20 @@ def serve(
     )
     where = f"http://{settings.host}:{settings.port}"
     typer.echo(f"serving {ref} on {where} (docs: /docs; prediction log: {url.split('@')[-1]})")
+    _listen(service, settings)
+
+
+def _listen(service, settings: ServeSettings) -> None:
+    """Serve `service` with uvicorn until stopped, behind the connection guard (idle, slow and too many
+    connections cut: serving.connections)."""
+    import logging
+
+    import uvicorn
+
+    from mlpipe.runtime.logs import event
+    from mlpipe.serving.connections import ConnectionLimits, connection_bound, guarded_protocol
+    from mlpipe.serving.workers import SWITCH_INTERVAL_S
+
     bound, lowered = connection_bound(settings.max_connections)
     if lowered:
         event("connection_limit_lowered", level=logging.WARNING, max_connections=bound, reason=lowered)

@@ -265,42 +265,9 @@ def sweep(
         scored = score_grid.with_options(task_runner=runner)(
             str(paths.root), candidates, params.sweep.validation_fraction, identity["train_sha256"]
         )
-        results = sorted(scored.pop("results"), key=lambda r: r["index"])
-        choice = choose(candidates, grid, results, metric)
-        child_ids = record_candidates(client, exp_id, parent_id, candidates, results, tags)
-        fit_total = round(sum(r.get("fit_s", 0) for r in results), 3)
-        figures = {
-            "candidates_wall_s": scored["wall_s"],
-            "fit_s_total": fit_total,
-            "candidates_span_s": scored["span_s"],
-            "rows_fit": scored["rows_fit"],
-            "rows_validation": scored["rows_validation"],
-        }
-        record_choice(client, parent_id, choice, metric, figures, grid, child_ids)
-        event(
-            "sweep_winner",
-            candidate=choice.best,
-            **choice.winner,
-            **{f"val_{metric}": choice.values[choice.best]},
-        )
-        create_table_artifact(
-            choice.rows,
-            key="sweep-candidates",
-            description=f"Validation {metric} per candidate; winner {choice.best}",
-        )
-        result = SweepResult(
-            run_id=parent_id,
-            candidates=choice.rows,
-            winner=choice.best,
-            winner_hyperparams=choice.winner,
-            winner_run_id=child_ids[choice.best],
-            metric=metric,
-            best_value=choice.values[choice.best],
-            candidates_wall_s=scored["wall_s"],
-            candidates_span_s=scored["span_s"],
-            fit_s_total=fit_total,
-            dask=plan["sweep.dask"],
-            workers=None if dask_address else workers,
+        ran_on = (plan["sweep.dask"], None if dask_address else workers)
+        result = scored_result = _record_scored(
+            client, exp_id, parent_id, tags, candidates, grid, metric, scored, ran_on
         )
         if apply:
             result = _apply(paths, params, uri, client, result, (params_text, identity))
@@ -311,12 +278,64 @@ def sweep(
     get_run_logger().info(
         "sweep %s: winner candidate %s %s (validation %s %s)",
         parent_id,
-        choice.best,
-        choice.winner,
+        scored_result.winner,
+        scored_result.winner_hyperparams,
         metric,
-        choice.values[choice.best],
+        scored_result.best_value,
     )
     return result
+
+
+def _record_scored(
+    client,
+    exp_id: str,
+    parent_id: str,
+    tags: dict,
+    candidates: list[dict],
+    grid: dict,
+    metric: str,
+    scored: dict,
+    ran_on: tuple[str, int | None],
+) -> SweepResult:
+    """The scored candidates recorded (a child run each, the choice on the parent, an event, the Prefect
+    table); returns the sweep's result before any apply. `ran_on`: (where candidates ran, workers)."""
+    results = sorted(scored.pop("results"), key=lambda r: r["index"])
+    choice = choose(candidates, grid, results, metric)
+    child_ids = record_candidates(client, exp_id, parent_id, candidates, results, tags)
+    fit_total = round(sum(r.get("fit_s", 0) for r in results), 3)
+    figures = {
+        "candidates_wall_s": scored["wall_s"],
+        "fit_s_total": fit_total,
+        "candidates_span_s": scored["span_s"],
+        "rows_fit": scored["rows_fit"],
+        "rows_validation": scored["rows_validation"],
+    }
+    record_choice(client, parent_id, choice, metric, figures, grid, child_ids)
+    event(
+        "sweep_winner",
+        candidate=choice.best,
+        **choice.winner,
+        **{f"val_{metric}": choice.values[choice.best]},
+    )
+    create_table_artifact(
+        choice.rows,
+        key="sweep-candidates",
+        description=f"Validation {metric} per candidate; winner {choice.best}",
+    )
+    return SweepResult(
+        run_id=parent_id,
+        candidates=choice.rows,
+        winner=choice.best,
+        winner_hyperparams=choice.winner,
+        winner_run_id=child_ids[choice.best],
+        metric=metric,
+        best_value=choice.values[choice.best],
+        candidates_wall_s=scored["wall_s"],
+        candidates_span_s=scored["span_s"],
+        fit_s_total=fit_total,
+        dask=ran_on[0],
+        workers=ran_on[1],
+    )
 
 
 def _apply(

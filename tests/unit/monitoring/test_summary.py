@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlpipe.monitoring.summary import summary_lines, summary_markdown, verdict_word
+from mlpipe.monitoring.summary import MonitorResult, summary_lines, summary_markdown, verdict_word
 
 BASE = {
     "judged": True,
@@ -27,6 +27,16 @@ BASE = {
     "version_lines": ["v2: 300 rows"],
 }
 
+LANDED = {
+    "waiting": [],
+    "feedback": ["b"],
+    "period": None,
+    "nothing": [],
+    "batches": ["b"],
+    "line": "landed b",
+}
+NOTHING_NEW = {"waiting": [], "feedback": [], "period": None, "nothing": ["no labels"], "line": "nothing new"}
+
 
 @pytest.mark.parametrize(
     ("changes", "word"),
@@ -35,27 +45,29 @@ BASE = {
         ({"judged": False, "retire": True}, "no verdict yet"),
         ({"retire": True, "retrain": True}, "RETIRE"),
         ({"retrain": True}, "retrain"),
-        ({"retrain": True, "new_data": {"batches": ["b"], "line": "landed b"}}, "retrain"),
+        ({"retrain": True, "new_data": LANDED}, "retrain"),
         (
-            {"retrain": True, "new_data": {"batches": [], "line": "nothing new"}},
+            {"retrain": True, "new_data": NOTHING_NEW},
             "retrain wanted, nothing new to train on",
         ),
     ],
 )
 def test_the_verdict_word(changes, word):
-    r = BASE | changes
+    r = MonitorResult.from_dict(BASE | changes)
     assert verdict_word(r) == word
     assert summary_markdown(r).startswith(f"# Monitor: {word}\n")
     assert summary_lines(r)[0].startswith(f"mlpipe monitor: {word}; 800 rows in window")
 
 
 def test_the_terminal_lines_name_reasons_versions_new_data_and_the_retrain_run():
-    r = BASE | {
+    as_dict = BASE | {
         "retrain": True,
         "reasons": ["input drift 0.4 > 0.3"],
-        "new_data": {"batches": ["b"], "line": "landed b"},
-        "retrain_run": {"state": "Completed"},
+        "new_data": LANDED,
+        "retrain_run": {"state": "Completed", "summary": {"run_id": "r2"}},
     }
+    r = MonitorResult.from_dict(as_dict)
+    assert r.as_dict() == as_dict, "what --json prints and the Retire state carries reads back the same"
     assert summary_lines(r)[1:] == [
         "  v1 (champion): 500 rows",
         "  reason: input drift 0.4 > 0.3",
